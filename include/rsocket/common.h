@@ -70,23 +70,23 @@ typedef enum rs_error {
   RS_ERR_FRAME_TOO_LARGE = -512, /* over 16,777,215 bytes or a configured limit */
   RS_ERR_BAD_LENGTH = -513,      /* a length field points past the end or does not add up */
   RS_ERR_BAD_STREAM_ID = -514,   /* stream id not allowed for the frame type, or top bit set */
-  RS_ERR_BAD_FLAGS = -515,       /* a flag combination the spec forbids (e.g. PAYLOAD, no N, no C) */
-  RS_ERR_BAD_VALUE = -516,       /* a field out of range (request-n 0, keepalive 0, top bit set) */
+  RS_ERR_BAD_FLAGS = -515, /* a flag combination the spec forbids (e.g. PAYLOAD, no N, no C) */
+  RS_ERR_BAD_VALUE = -516, /* a field out of range (request-n 0, keepalive 0, top bit set) */
   RS_ERR_UNKNOWN_FRAME_TYPE = -517, /* reserved or unassigned frame type */
   RS_ERR_BAD_VERSION = -518,        /* protocol version we do not speak */
   RS_ERR_MALFORMED = -519,          /* any other malformed input (extensions, metadata) */
   /* Protocol engine (stream and connection level). */
-  RS_ERR_STREAM_CLOSED = -530,  /* the stream has ended or never existed */
-  RS_ERR_NO_CREDIT = -531,      /* the peer has not granted request(n) for this */
-  RS_ERR_NO_LEASE = -532,       /* no valid lease allows a new request */
+  RS_ERR_STREAM_CLOSED = -530, /* the stream has ended or never existed */
+  RS_ERR_NO_CREDIT = -531,     /* the peer has not granted request(n) for this */
+  RS_ERR_NO_LEASE = -532,      /* no valid lease allows a new request */
   RS_ERR_TOO_MANY_STREAMS = -533,
-  RS_ERR_FLOODED = -534,        /* the peer queued too many control frames */
-  RS_ERR_TOO_BIG = -535,        /* reassembled payload over the configured maximum */
-  RS_ERR_REJECTED = -536,       /* the peer refused (setup, resume or a request) */
+  RS_ERR_FLOODED = -534,  /* the peer queued too many control frames */
+  RS_ERR_TOO_BIG = -535,  /* reassembled payload over the configured maximum */
+  RS_ERR_REJECTED = -536, /* the peer refused (setup, resume or a request) */
   RS_ERR_CANCELED = -537,
-  RS_ERR_PROTOCOL = -538,       /* the peer broke the protocol */
+  RS_ERR_PROTOCOL = -538, /* the peer broke the protocol */
   RS_ERR_TIMEOUT = -539,
-  RS_ERR_CLOSED = -540,         /* the connection is closed or closing */
+  RS_ERR_CLOSED = -540, /* the connection is closed or closing */
   /* Fatal: the object is unusable afterwards. */
   RS_ERR_FATAL = -900,
   RS_ERR_NOMEM = -901, /* an allocation failed */
