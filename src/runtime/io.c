@@ -1,0 +1,491 @@
+/* libuv plumbing: read → session, session output → one gathered write per loop iteration. */
+#include "runtime/io.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define READ_BUF_SIZE (64 * 1024)
+/* Plaintext encrypted per flush before writing; bounds the ciphertext buffer of a busy conn. */
+#define TLS_FLUSH_MAX (256 * 1024)
+/* Synchronous write rounds per flush before handing the rest to an async write (fairness). */
+#define FLUSH_ROUNDS 8
+
+struct rs_io_loop {
+  uv_loop_t *uv;
+  uv_prepare_t prepare;
+  rs_io_conn *dirty; /* doubly linked list of conns to flush */
+  uint8_t rbuf[READ_BUF_SIZE];
+  uint8_t pbuf[READ_BUF_SIZE]; /* decrypted bytes */
+  bool rbuf_busy;
+  int nconns;
+};
+
+struct rs_io_conn {
+  rs_io_loop *loop;
+  uv_tcp_t *tcp;
+  uv_timer_t timer;
+  uv_write_t wreq;
+  rs_tls *tls;
+  const rs_io_session_ops *ops;
+  void *session;
+  rs_io_conn *dnext, *dprev;
+  bool dirty;
+  bool writing;     /* an async write is in flight */
+  size_t inflight;  /* plaintext bytes of that write (plain mode) */
+  uint8_t *tls_out; /* ciphertext being written (TLS mode) */
+  size_t tls_out_len, tls_out_cap;
+  bool reading, paused;
+  bool close_after_flush;
+  bool closing;
+  int open_handles;
+  int close_err;
+  char close_reason[160];
+  char peer[64];
+};
+
+static void conn_flush(rs_io_conn *c);
+static void conn_do_close(rs_io_conn *c, int err, const char *reason);
+
+/* ---- loop ---- */
+
+static void on_prepare(uv_prepare_t *p) {
+  rs_io_loop *l = p->data;
+  /* Flushing may wake other conns (or this one again); drain until the list is empty. */
+  while (l->dirty) {
+    rs_io_conn *c = l->dirty;
+    l->dirty = c->dnext;
+    if (l->dirty) l->dirty->dprev = NULL;
+    c->dnext = c->dprev = NULL;
+    c->dirty = false;
+    if (!c->closing) conn_flush(c);
+  }
+}
+
+rs_io_loop *rs_io_loop_new(uv_loop_t *uv) {
+  rs_io_loop *l = calloc(1, sizeof *l);
+  if (!l) return NULL;
+  l->uv = uv;
+  uv_prepare_init(uv, &l->prepare);
+  l->prepare.data = l;
+  uv_prepare_start(&l->prepare, on_prepare);
+  uv_unref((uv_handle_t *)&l->prepare); /* the prepare alone does not keep the loop alive */
+  return l;
+}
+
+static void free_after_close(uv_handle_t *h) {
+  free(h->data);
+}
+
+void rs_io_loop_free(rs_io_loop *l) {
+  if (!l) return;
+  uv_prepare_stop(&l->prepare);
+  l->prepare.data = l;
+  uv_close((uv_handle_t *)&l->prepare, free_after_close);
+}
+
+uv_loop_t *rs_io_loop_uv(rs_io_loop *l) {
+  return l->uv;
+}
+
+/* ---- connection ---- */
+
+static void dirty_unlink(rs_io_conn *c) {
+  if (!c->dirty) return;
+  if (c->dprev)
+    c->dprev->dnext = c->dnext;
+  else
+    c->loop->dirty = c->dnext;
+  if (c->dnext) c->dnext->dprev = c->dprev;
+  c->dnext = c->dprev = NULL;
+  c->dirty = false;
+}
+
+void rs_io_conn_wake(rs_io_conn *c) {
+  if (c->dirty || c->closing) return;
+  c->dirty = true;
+  c->dprev = NULL;
+  c->dnext = c->loop->dirty;
+  if (c->dnext) c->dnext->dprev = c;
+  c->loop->dirty = c;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  rs_io_conn *c = h->data;
+  /* Reads are processed synchronously in on_read, so one buffer per loop serves every conn. */
+  if (c->loop->rbuf_busy) {
+    buf->base = NULL;
+    buf->len = 0;
+    return;
+  }
+  c->loop->rbuf_busy = true;
+  buf->base = (char *)c->loop->rbuf;
+  buf->len = sizeof c->loop->rbuf;
+}
+
+static int deliver(rs_io_conn *c, const uint8_t *p, size_t n) {
+  if (!c->ops || c->closing) return 0;
+  return c->ops->recv(c->session, p, n, uv_now(c->loop->uv));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  rs_io_conn *c = s->data;
+  if (buf->base == (char *)c->loop->rbuf) c->loop->rbuf_busy = false;
+  if (c->closing) return;
+  if (nread < 0) {
+    if (nread == UV_EOF)
+      conn_do_close(c, 0, "connection closed by peer");
+    else
+      conn_do_close(c, RS_ERR_IO, uv_strerror((int)nread));
+    return;
+  }
+  if (nread == 0) return;
+  int rc = 0;
+  if (!c->tls) {
+    rc = deliver(c, (const uint8_t *)buf->base, (size_t)nread);
+  } else {
+    if (rs_tls_feed(c->tls, (const uint8_t *)buf->base, (size_t)nread) != 0) {
+      conn_do_close(c, RS_ERR_NOMEM, "out of memory");
+      return;
+    }
+    for (;;) {
+      rs_ssize n = rs_tls_read(c->tls, c->loop->pbuf, sizeof c->loop->pbuf);
+      if (n == RS_ERR_WOULD_BLOCK) break;
+      if (n == 0) {
+        rs_io_conn_close(c); /* TLS close_notify */
+        return;
+      }
+      if (n < 0) {
+        conn_do_close(c, RS_ERR_PROTOCOL, rs_tls_error(c->tls));
+        return;
+      }
+      rc = deliver(c, c->loop->pbuf, (size_t)n);
+      if (rc < 0 || c->closing) break;
+    }
+  }
+  if (c->closing) return;
+  if (rc < 0) {
+    c->close_err = rc;
+    snprintf(c->close_reason, sizeof c->close_reason, "%s", rs_strerror(rc));
+    c->close_after_flush = true;
+  }
+  rs_io_conn_wake(c);
+}
+
+static void on_timer(uv_timer_t *t) {
+  rs_io_conn *c = t->data;
+  if (c->closing || !c->ops) return;
+  c->ops->expire(c->session, uv_now(c->loop->uv));
+  rs_io_conn_wake(c);
+}
+
+static void arm_timer(rs_io_conn *c) {
+  if (!c->ops) return;
+  uint64_t d = c->ops->next_deadline(c->session);
+  if (d == RS_IO_NO_DEADLINE) {
+    uv_timer_stop(&c->timer);
+    return;
+  }
+  uint64_t now = uv_now(c->loop->uv);
+  uv_timer_start(&c->timer, on_timer, d > now ? d - now : 0, 0);
+}
+
+static void start_reading(rs_io_conn *c) {
+  if (c->reading || c->paused || c->closing || !c->ops) return;
+  if (uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read) == 0) c->reading = true;
+}
+
+rs_io_conn *rs_io_conn_new(rs_io_loop *l, uv_tcp_t *tcp, rs_tls *tls) {
+  rs_io_conn *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->loop = l;
+  c->tcp = tcp;
+  c->tls = tls;
+  tcp->data = c;
+  uv_timer_init(l->uv, &c->timer);
+  c->timer.data = c;
+  c->open_handles = 2;
+  uv_tcp_nodelay(tcp, 1);
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0) {
+    char host[INET6_ADDRSTRLEN] = "";
+    int port = 0;
+    if (ss.ss_family == AF_INET) {
+      struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+      uv_ip4_name(a, host, sizeof host);
+      port = ntohs(a->sin_port);
+      snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
+    } else if (ss.ss_family == AF_INET6) {
+      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+      uv_ip6_name(a, host, sizeof host);
+      port = ntohs(a->sin6_port);
+      snprintf(c->peer, sizeof c->peer, "[%s]:%d", host, port);
+    }
+  }
+  l->nconns++;
+  return c;
+}
+
+void rs_io_conn_set_session(rs_io_conn *c, const rs_io_session_ops *ops, void *session) {
+  c->ops = ops;
+  c->session = session;
+  start_reading(c);
+  rs_io_conn_wake(c); /* a client session may have SETUP to send; TLS its ClientHello */
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  rs_io_conn *c = h->data;
+  if (--c->open_handles > 0) return;
+  if (c->ops && c->ops->closed) c->ops->closed(c->session, c->close_err, c->close_reason);
+  c->loop->nconns--;
+  rs_tls_free(c->tls);
+  free(c->tls_out);
+  free(c->tcp);
+  free(c);
+}
+
+static void conn_do_close(rs_io_conn *c, int err, const char *reason) {
+  if (c->closing) return;
+  c->closing = true;
+  if (!c->close_err) c->close_err = err;
+  if (!c->close_reason[0] && reason)
+    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+  dirty_unlink(c);
+  uv_timer_stop(&c->timer);
+  uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+  uv_close((uv_handle_t *)c->tcp,
+           on_handle_closed); /* cancels a pending write (cb gets an error) */
+}
+
+void rs_io_conn_close(rs_io_conn *c) {
+  if (c->closing) return;
+  c->close_after_flush = true;
+  if (c->tls) rs_tls_shutdown(c->tls);
+  rs_io_conn_wake(c);
+}
+
+void rs_io_conn_abort(rs_io_conn *c, int err, const char *reason) {
+  conn_do_close(c, err, reason);
+}
+
+size_t rs_io_conn_write_backlog(const rs_io_conn *c) {
+  return c->tls ? c->tls_out_len : c->inflight;
+}
+
+void rs_io_conn_pause_reading(rs_io_conn *c, bool paused) {
+  c->paused = paused;
+  if (paused && c->reading) {
+    uv_read_stop((uv_stream_t *)c->tcp);
+    c->reading = false;
+  } else if (!paused) {
+    start_reading(c);
+  }
+}
+
+const char *rs_io_conn_peer(const rs_io_conn *c) {
+  return c->peer;
+}
+
+static void on_write_done(uv_write_t *req, int status) {
+  rs_io_conn *c = req->data;
+  c->writing = false;
+  if (c->closing) return;
+  if (status < 0) {
+    conn_do_close(c, RS_ERR_IO, uv_strerror(status));
+    return;
+  }
+  if (c->tls) {
+    c->tls_out_len = 0;
+  } else {
+    size_t n = c->inflight;
+    c->inflight = 0;
+    c->ops->consumed(c->session, n);
+  }
+  rs_io_conn_wake(c);
+}
+
+/* Plain TCP: write the session's iovecs directly (no copy). */
+static void flush_plain(rs_io_conn *c) {
+  rs_io_vec iov[RS_IO_MAX_IOV];
+  uv_buf_t bufs[RS_IO_MAX_IOV];
+  for (int round = 0; round < FLUSH_ROUNDS; round++) {
+    int n = c->ops->pending(c->session, iov, RS_IO_MAX_IOV);
+    if (n <= 0) return;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+      bufs[i] = uv_buf_init((char *)(uintptr_t)iov[i].base, (unsigned)iov[i].len);
+      total += iov[i].len;
+    }
+    int w = uv_try_write((uv_stream_t *)c->tcp, bufs, (unsigned)n);
+    if (w == UV_EAGAIN) w = 0;
+    if (w < 0) {
+      conn_do_close(c, RS_ERR_IO, uv_strerror(w));
+      return;
+    }
+    if ((size_t)w == total) {
+      c->ops->consumed(c->session, total);
+      continue;
+    }
+    /* Partial: the rest goes out asynchronously straight from the session's buffers. */
+    size_t skip = (size_t)w;
+    int first = 0;
+    while (skip >= bufs[first].len) skip -= bufs[first++].len;
+    bufs[first].base += skip;
+    bufs[first].len -= skip;
+    c->ops->consumed(c->session, (size_t)w);
+    c->inflight = total - (size_t)w;
+    c->writing = true;
+    c->wreq.data = c;
+    int rc = uv_write(&c->wreq, (uv_stream_t *)c->tcp, bufs + first, (unsigned)(n - first),
+                      on_write_done);
+    if (rc < 0) {
+      c->writing = false;
+      conn_do_close(c, RS_ERR_IO, uv_strerror(rc));
+    }
+    return;
+  }
+  /* Still more after FLUSH_ROUNDS: come back next iteration so other conns get a turn. The
+   * idle-free way: a zero-delay write of nothing is not possible, so re-arm via the timer. */
+  uv_timer_start(&c->timer, on_timer, 0, 0);
+}
+
+/* TLS: encrypt pending plaintext, then write the ciphertext buffer. */
+static void flush_tls(rs_io_conn *c) {
+  rs_io_vec iov[RS_IO_MAX_IOV];
+  size_t budget = TLS_FLUSH_MAX;
+  while (budget > 0 && rs_tls_handshake_done(c->tls)) {
+    int n = c->ops->pending(c->session, iov, RS_IO_MAX_IOV);
+    if (n <= 0) break;
+    size_t done = 0;
+    for (int i = 0; i < n; i++) {
+      rs_ssize w = rs_tls_write(c->tls, iov[i].base, iov[i].len);
+      if (w < 0 && w != RS_ERR_WOULD_BLOCK) {
+        conn_do_close(c, RS_ERR_PROTOCOL, rs_tls_error(c->tls));
+        return;
+      }
+      if (w <= 0) break;
+      done += (size_t)w;
+      if ((size_t)w < iov[i].len) break;
+    }
+    if (done == 0) break;
+    c->ops->consumed(c->session, done);
+    budget = done >= budget ? 0 : budget - done;
+  }
+  size_t pend = rs_tls_pending(c->tls);
+  if (pend == 0) return;
+  if (pend > c->tls_out_cap) {
+    uint8_t *nb = realloc(c->tls_out, pend);
+    if (!nb) {
+      conn_do_close(c, RS_ERR_NOMEM, "out of memory");
+      return;
+    }
+    c->tls_out = nb;
+    c->tls_out_cap = pend;
+  }
+  c->tls_out_len = rs_tls_take(c->tls, c->tls_out, pend);
+  uv_buf_t b = uv_buf_init((char *)c->tls_out, (unsigned)c->tls_out_len);
+  int w = uv_try_write((uv_stream_t *)c->tcp, &b, 1);
+  if (w == UV_EAGAIN) w = 0;
+  if (w < 0) {
+    conn_do_close(c, RS_ERR_IO, uv_strerror(w));
+    return;
+  }
+  if ((size_t)w == c->tls_out_len) {
+    c->tls_out_len = 0;
+    if (budget == 0) rs_io_conn_wake(c); /* more plaintext may wait: next round */
+    return;
+  }
+  b.base += w;
+  b.len -= (unsigned)w;
+  c->writing = true;
+  c->wreq.data = c;
+  int rc = uv_write(&c->wreq, (uv_stream_t *)c->tcp, &b, 1, on_write_done);
+  if (rc < 0) {
+    c->writing = false;
+    conn_do_close(c, RS_ERR_IO, uv_strerror(rc));
+  }
+}
+
+static void conn_flush(rs_io_conn *c) {
+  if (c->closing || !c->ops) return;
+  if (!c->writing) {
+    if (c->tls)
+      flush_tls(c);
+    else
+      flush_plain(c);
+    if (c->closing) return;
+  }
+  arm_timer(c);
+  if (!c->writing && (c->close_after_flush || c->ops->want_close(c->session))) {
+    bool drained = c->tls ? rs_tls_pending(c->tls) == 0 : true;
+    rs_io_vec probe;
+    if (drained && c->ops->pending(c->session, &probe, 1) == 0) {
+      conn_do_close(c, c->close_err, c->close_reason[0] ? c->close_reason : "closed");
+    } else {
+      rs_io_conn_wake(c);
+    }
+  }
+}
+
+/* ---- listening ---- */
+
+int rs_io_listen(uv_loop_t *loop, const char *host, int port, bool reuseport, int backlog,
+                 uv_tcp_t *out, uv_connection_cb on_connection, char *err, size_t errlen) {
+  char portstr[16];
+  snprintf(portstr, sizeof portstr, "%d", port);
+  struct addrinfo hints = {0}, *res = NULL;
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  int gai = getaddrinfo(host, portstr, &hints, &res);
+  if (gai != 0) {
+    snprintf(err, errlen, "%s: %s", host, gai_strerror(gai));
+    return RS_ERR_IO;
+  }
+  int fd = -1, e = 0;
+  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) {
+      e = errno;
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
+    e = errno;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (fd < 0) {
+    snprintf(err, errlen, "%s:%d: %s", host, port, strerror(e));
+    return RS_ERR_IO;
+  }
+  uv_tcp_init(loop, out);
+  int rc = uv_tcp_open(out, fd);
+  if (rc == 0) rc = uv_listen((uv_stream_t *)out, backlog > 0 ? backlog : 511, on_connection);
+  if (rc < 0) {
+    snprintf(err, errlen, "%s:%d: %s", host, port, uv_strerror(rc));
+    uv_close((uv_handle_t *)out, NULL);
+    return RS_ERR_IO;
+  }
+  return 0;
+}
+
+int rs_io_bound_port(const uv_tcp_t *tcp) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  if (uv_tcp_getsockname(tcp, (struct sockaddr *)&ss, &len) != 0) return -1;
+  if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  if (ss.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+  return -1;
+}

@@ -1,0 +1,96 @@
+/*
+ * libuv plumbing shared by every transport: one TCP connection (optionally under TLS) driving a
+ * sans-I/O "session" (the RSocket engine, or a WebSocket layer stacked on it).
+ *
+ * The session never sees a socket. The connection feeds it what the socket gave, asks it for its
+ * pending output as iovecs, writes them with one writev per loop iteration (a uv_prepare handle
+ * flushes every connection that produced output since the loop last slept), tells it how much was
+ * written, and arms one timer at the deadline it asks for.
+ */
+#ifndef RS_RUNTIME_IO_H
+#define RS_RUNTIME_IO_H
+
+#include <uv.h>
+
+#include "rsocket/common.h"
+#include "runtime/tls.h"
+
+/* A gather-write element (same shape as the engine's output iovecs). */
+typedef struct rs_io_vec {
+  const uint8_t *base;
+  size_t len;
+} rs_io_vec;
+
+#define RS_IO_NO_DEADLINE UINT64_MAX
+#define RS_IO_MAX_IOV     64
+
+/*
+ * What a connection needs from the protocol above it. All callbacks receive the session pointer
+ * given to rs_io_conn_set_session(). Times are milliseconds of the loop's clock (uv_now).
+ */
+typedef struct rs_io_session_ops {
+  /* Bytes received. Returns 0, or a negative rs_error: the connection then flushes what is
+   * pending and closes. */
+  int (*recv)(void *s, const uint8_t *buf, size_t len, uint64_t now_ms);
+  /* Fills up to `max` iovecs with output; returns how many (0 when nothing is pending). The bytes
+   * must stay valid until consumed() covers them. */
+  int (*pending)(void *s, rs_io_vec *iov, int max);
+  /* `n` bytes of the output handed out by pending() were written. */
+  void (*consumed)(void *s, size_t n);
+  /* The next time expire() must be called, or RS_IO_NO_DEADLINE. */
+  uint64_t (*next_deadline)(void *s);
+  void (*expire)(void *s, uint64_t now_ms);
+  /* True when the session is finished: the connection closes once output is drained. */
+  bool (*want_close)(void *s);
+  /* The transport is gone (err 0 for an orderly close). The session must not be touched by the
+   * connection afterwards; it is the session's to free. */
+  void (*closed)(void *s, int err, const char *reason);
+} rs_io_session_ops;
+
+typedef struct rs_io_conn rs_io_conn;
+typedef struct rs_io_loop rs_io_loop;
+
+/* Per-loop state: the flush list and the shared read buffer. One per uv_loop_t (per thread). */
+rs_io_loop *rs_io_loop_new(uv_loop_t *loop);
+/* Frees it; every connection on it must be closed first. */
+void rs_io_loop_free(rs_io_loop *l);
+uv_loop_t *rs_io_loop_uv(rs_io_loop *l);
+
+/*
+ * Wraps an accepted or connected socket handle (already initialised on `l`'s loop; the connection
+ * takes it over and closes it). `tls` (may be NULL) is a fresh session in the right role; the
+ * connection owns it. Reading starts when a session is set.
+ */
+rs_io_conn *rs_io_conn_new(rs_io_loop *l, uv_tcp_t *tcp, rs_tls *tls);
+void rs_io_conn_set_session(rs_io_conn *c, const rs_io_session_ops *ops, void *session);
+
+/* Marks the connection as having output or a new deadline: it is flushed before the loop next
+ * sleeps. Call after acting on the session from outside its callbacks. */
+void rs_io_conn_wake(rs_io_conn *c);
+
+/* Flushes what is pending, then closes. The session's closed() is called once, later. */
+void rs_io_conn_close(rs_io_conn *c);
+/* Closes at once without flushing. */
+void rs_io_conn_abort(rs_io_conn *c, int err, const char *reason);
+
+/* Bytes handed to the kernel but not yet confirmed written (back-pressure signal). */
+size_t rs_io_conn_write_backlog(const rs_io_conn *c);
+/* Stops or restarts reading from the socket (back-pressure toward the peer). */
+void rs_io_conn_pause_reading(rs_io_conn *c, bool paused);
+
+/* The peer's address as "host:port" (empty if unknown). */
+const char *rs_io_conn_peer(const rs_io_conn *c);
+
+/*
+ * Opens a listening TCP socket on host:port (numeric address or name) with SO_REUSEADDR and, if
+ * `reuseport`, SO_REUSEPORT so several loops (threads) can accept on the same port. Returns 0 and
+ * the handle in *out (initialised on `loop`), or a negative rs_error (RS_ERR_IO, with `err`
+ * filled: e.g. "127.0.0.1:7878: address already in use").
+ */
+int rs_io_listen(uv_loop_t *loop, const char *host, int port, bool reuseport, int backlog,
+                 uv_tcp_t *out, uv_connection_cb on_connection, char *err, size_t errlen);
+
+/* The port a listening handle is bound to (useful after binding port 0), or -1. */
+int rs_io_bound_port(const uv_tcp_t *tcp);
+
+#endif
