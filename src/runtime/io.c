@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,8 @@ struct rs_io_loop {
   uint8_t pbuf[READ_BUF_SIZE]; /* decrypted bytes */
   bool rbuf_busy;
   int nconns;
+  rs_io_loop *shared_next; /* rs_io_loop_get list */
+  int shared_refs;
 };
 
 struct rs_io_conn {
@@ -92,6 +95,35 @@ void rs_io_loop_free(rs_io_loop *l) {
 
 uv_loop_t *rs_io_loop_uv(rs_io_loop *l) {
   return l->uv;
+}
+
+/* Shared per-loop instances for clients: a short list, looked up under a lock. */
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static rs_io_loop *shared_loops;
+
+rs_io_loop *rs_io_loop_get(uv_loop_t *loop) {
+  pthread_mutex_lock(&shared_lock);
+  rs_io_loop *l = shared_loops;
+  while (l && l->uv != loop) l = l->shared_next;
+  if (!l && (l = rs_io_loop_new(loop)) != NULL) {
+    l->shared_next = shared_loops;
+    shared_loops = l;
+  }
+  if (l) l->shared_refs++;
+  pthread_mutex_unlock(&shared_lock);
+  return l;
+}
+
+void rs_io_loop_put(rs_io_loop *l) {
+  if (!l) return;
+  pthread_mutex_lock(&shared_lock);
+  if (--l->shared_refs == 0) {
+    rs_io_loop **pp = &shared_loops;
+    while (*pp != l) pp = &(*pp)->shared_next;
+    *pp = l->shared_next;
+    rs_io_loop_free(l);
+  }
+  pthread_mutex_unlock(&shared_lock);
 }
 
 /* ---- connection ---- */

@@ -56,6 +56,12 @@ rs_io_loop *rs_io_loop_new(uv_loop_t *loop);
 void rs_io_loop_free(rs_io_loop *l);
 uv_loop_t *rs_io_loop_uv(rs_io_loop *l);
 
+/* The shared rs_io_loop of `loop`, made on first use and reference-counted (thread-safe):
+ * every client on one uv loop uses the same one. NULL on allocation failure. */
+rs_io_loop *rs_io_loop_get(uv_loop_t *loop);
+/* Drops a reference taken with rs_io_loop_get (NULL is ignored). */
+void rs_io_loop_put(rs_io_loop *l);
+
 /*
  * Wraps an accepted or connected socket handle (already initialised on `l`'s loop; the connection
  * takes it over and closes it). `tls` (may be NULL) is a fresh session in the right role; the

@@ -1,0 +1,154 @@
+/*
+ * rsocket-c runtime: the RSocket engine (rsocket/conn.h) on real networks, with libuv.
+ *
+ * A server listens on a URI (tcp://, tls://, ws://, wss://) with one or more worker loops (one
+ * thread each, SO_REUSEPORT); a client connects to one, reconnects with jittered exponential
+ * backoff and resumes its session when resumption is on. The engine's whole API stays reachable:
+ * callbacks receive the rs_conn, and every rs_conn_* call works on it (flow control, lease,
+ * resume, availability).
+ *
+ * Threading: everything about one connection happens on its loop's thread. Calls on an rs_conn
+ * made outside its callbacks (from a timer, another stream's callback, …) must be followed by
+ * rs_runtime_wake(conn) so the output is written; inside callbacks it happens by itself.
+ */
+#ifndef RSOCKET_RUNTIME_H
+#define RSOCKET_RUNTIME_H
+
+#include <uv.h>
+
+#include "rsocket/conn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rs_server rs_server;
+typedef struct rs_client rs_client;
+
+/* Asks the runtime to write `conn`'s pending output and re-arm its timers before the loop
+ * sleeps. Cheap; call it after any rs_conn_* call made outside a callback of that connection. */
+RS_EXPORT void rs_runtime_wake(rs_conn *conn);
+
+/* The per-connection user pointer the application chose (server: returned by on_connect;
+ * client: rs_client_options.user). */
+RS_EXPORT void *rs_runtime_user(rs_conn *conn);
+
+/* The peer's address ("127.0.0.1:50000"), or "" when not connected. */
+RS_EXPORT const char *rs_runtime_peer(rs_conn *conn);
+
+/* WebSocket transport options (ws:// and wss://). */
+typedef struct rs_ws_transport_options {
+  size_t max_message;      /* largest inbound message; 0 = 16 MiB + 16 */
+  bool deflate;            /* offer (client) or accept (server) permessage-deflate */
+  const char *subprotocol; /* client: offer it; server: accept only clients offering it (NULL:
+                              none asked, any offer is declined) */
+  /* Server: return true to accept a browser's Origin (NULL origin: no header). NULL = accept all.
+   */
+  bool (*origin_allowed)(const char *origin, void *user);
+} rs_ws_transport_options;
+
+#define RS_SERVER_OPTIONS_VERSION 1
+
+typedef struct rs_server_options {
+  size_t struct_size;          /* sizeof(rs_server_options) */
+  const char *uri;             /* where to listen, e.g. "tcp://127.0.0.1:7878" (port 0: any) */
+  int workers;                 /* worker loops (threads); 1 uses only the caller's loop */
+  const char *cert_file;       /* tls:// and wss://: PEM certificate chain */
+  const char *key_file;        /* and its private key */
+  rs_conn_settings settings;   /* for every accepted connection (role is forced to server) */
+  rs_conn_callbacks callbacks; /* their `user` argument is the per-connection user */
+  /* A connection was accepted (on its worker's thread). Returns its user pointer. May be NULL. */
+  void *(*on_connect)(rs_server *server, rs_conn *conn, void *server_user);
+  /* The connection is gone (after on_close); release the per-connection user. May be NULL. */
+  void (*on_disconnect)(rs_server *server, rs_conn *conn, void *conn_user, void *server_user);
+  void *user;             /* server_user */
+  size_t max_connections; /* per worker; 0 = unlimited. Over it new connections are closed. */
+  rs_ws_transport_options ws;
+} rs_server_options;
+
+/* Fills defaults: workers 1, settings = rs_conn_settings_default(server), everything else 0. */
+RS_EXPORT void rs_server_options_default(rs_server_options *o);
+
+/*
+ * Starts listening on `loop` (and `workers`-1 more loops on their own threads). Returns 0, or
+ * RS_ERR_INVALID_ARGUMENT (bad URI, missing certificate for tls/wss, ws not built) or RS_ERR_IO
+ * (cannot bind), with a one-line reason in `err`.
+ */
+RS_EXPORT int rs_server_start(rs_server **out, uv_loop_t *loop, const rs_server_options *o,
+                              char *err, size_t errlen);
+
+/* The TCP port the server listens on (useful with port 0). */
+RS_EXPORT int rs_server_port(const rs_server *s);
+
+/* The URI it listens on, with the real port ("tcp://127.0.0.1:7878"). */
+RS_EXPORT const char *rs_server_uri(const rs_server *s);
+
+/* Connections currently open (all workers). */
+RS_EXPORT size_t rs_server_connection_count(const rs_server *s);
+
+/*
+ * Stops accepting. With `graceful`, open connections get CONNECTION_CLOSE and finish their
+ * streams; otherwise they are aborted. `on_stopped` (may be NULL) runs on the caller's loop when
+ * every connection is gone and the worker threads have ended; the server is freed right after.
+ * Call from the thread of the loop given to rs_server_start.
+ */
+RS_EXPORT void rs_server_stop(rs_server *s, bool graceful, void (*on_stopped)(void *arg),
+                              void *arg);
+
+typedef enum rs_client_event {
+  RS_CLIENT_CONNECTED,    /* transport up; SETUP (or RESUME) sent */
+  RS_CLIENT_DISCONNECTED, /* transport lost; `message` says why */
+  RS_CLIENT_RESUMED,      /* RESUME_OK received: streams go on */
+  RS_CLIENT_RECONNECTING, /* next attempt scheduled */
+  RS_CLIENT_CLOSED,       /* finished for good (closed, rejected, attempts exhausted): the client
+                             is freed after this callback returns */
+} rs_client_event;
+
+#define RS_CLIENT_OPTIONS_VERSION 1
+
+typedef struct rs_client_options {
+  size_t struct_size;          /* sizeof(rs_client_options) */
+  const char *uri;             /* "tcp://127.0.0.1:7878", "wss://host/path", … */
+  rs_conn_settings settings;   /* role is forced to client */
+  rs_conn_callbacks callbacks; /* their `user` argument is `user` below */
+  void *user;
+  const char *ca_file;         /* tls/wss: extra trusted CA (PEM) */
+  bool insecure;               /* tls/wss: skip certificate verification (tests only) */
+  uint32_t connect_timeout_ms; /* per attempt; 0 = 10 s */
+  /* Reconnect after a lost transport (with resumption the session continues; without it a new
+   * connection and engine are made and the old streams ended with RS_ERR_CLOSED). */
+  bool reconnect;
+  uint32_t backoff_min_ms; /* first delay (jittered ±50%); 0 = 100 ms */
+  uint32_t backoff_max_ms; /* cap; 0 = 16 s */
+  int max_attempts;        /* consecutive failed attempts before giving up; 0 = unlimited */
+  void (*on_event)(rs_client *c, rs_client_event ev, const char *message, void *user);
+  rs_ws_transport_options ws;
+} rs_client_options;
+
+/* Fills defaults: settings = rs_conn_settings_default(client), everything else 0. */
+RS_EXPORT void rs_client_options_default(rs_client_options *o);
+
+/*
+ * Creates the engine at once (so requests can be queued before the transport is up; they go out
+ * after SETUP) and starts connecting. Returns 0, or RS_ERR_INVALID_ARGUMENT (bad URI or
+ * settings) with a reason in `err`, RS_ERR_NOMEM. Connection failures are reported through
+ * on_event, not here.
+ */
+RS_EXPORT int rs_client_start(rs_client **out, uv_loop_t *loop, const rs_client_options *o,
+                              char *err, size_t errlen);
+
+/* The engine. Stable for the client's life when resumption is on; otherwise it changes on
+ * reconnect (RS_CLIENT_CONNECTED tells). */
+RS_EXPORT rs_conn *rs_client_conn(rs_client *c);
+
+/* True while a transport is up. */
+RS_EXPORT bool rs_client_connected(const rs_client *c);
+
+/* Closes: graceful sends CONNECTION_CLOSE and waits for open streams; otherwise aborts. The
+ * client is freed after on_event(RS_CLIENT_CLOSED). */
+RS_EXPORT void rs_client_close(rs_client *c, bool graceful);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,59 @@
+/* Internals shared by the runtime's server, client and transport files. */
+#ifndef RS_RUNTIME_RT_INTERNAL_H
+#define RS_RUNTIME_RT_INTERNAL_H
+
+#include "rsocket/runtime.h"
+#include "runtime/io.h"
+#include "runtime/tls.h"
+#include "runtime/uri.h"
+
+typedef struct rt_worker rt_worker;
+
+/*
+ * The glue of one engine to its transport. The engine's user pointer is this struct; the
+ * application's callbacks are forwarded with the application's user pointer.
+ */
+typedef struct rt_conn {
+  rs_conn *conn;
+  rs_io_conn *io; /* NULL while no transport is attached */
+  uv_loop_t *loop;
+  uv_timer_t timer;             /* drives the engine's timers while detached */
+  const rs_conn_callbacks *app; /* the application's callbacks (owned by server or client) */
+  void *app_user;
+  rs_server *server; /* server side */
+  rt_worker *worker;
+  rs_client *client;           /* client side */
+  struct rt_conn *next, *prev; /* worker's list */
+  bool closed;                 /* on_close was delivered */
+  bool timer_closing;
+  bool ws;        /* the transport is WebSocket (message framing) */
+  void *ws_layer; /* the WebSocket session stacked between io and engine */
+} rt_conn;
+
+/* Engine callbacks that forward to rt_conn.app (runtime_conn.c). */
+extern const rs_conn_callbacks rt_forward_callbacks;
+
+/* Session ops that drive an engine in length-prefixed framing (runtime_conn.c). */
+extern const rs_io_session_ops rt_engine_ops;
+
+/* Attaches `io` to `rc` (plain or WebSocket per rc->ws). 0 or a negative rs_error. */
+int rt_conn_attach_io(rt_conn *rc, rs_io_conn *io, const rs_uri *uri,
+                      const rs_ws_transport_options *ws, bool server);
+
+/* The transport of `rc` went away (called by the session ops' closed hook). */
+void rt_conn_transport_closed(rt_conn *rc, int err, const char *reason);
+
+/* Server/client hooks called by rt_conn_transport_closed. */
+void rt_server_conn_gone(rt_conn *rc, int err, const char *reason);
+void rt_client_transport_gone(rt_conn *rc, int err, const char *reason);
+/* The client's engine went from RESUMING to ESTABLISHED. */
+void rt_client_resumed(rt_conn *rc);
+
+/* Starts the detached-timer of `rc` at the engine's deadline (or stops it). */
+void rt_conn_arm_detached_timer(rt_conn *rc);
+
+/* Frees the engine and the glue (the transport must be gone). Deferred until the timer handle
+ * has closed. */
+void rt_conn_destroy(rt_conn *rc);
+
+#endif

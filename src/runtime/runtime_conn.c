@@ -1,0 +1,277 @@
+/* The glue between one engine and its transport: callback forwarding, session ops, detach. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/rt_internal.h"
+
+static rt_conn *rt_of(rs_conn *conn) {
+  return rs_conn_user(conn);
+}
+
+void rs_runtime_wake(rs_conn *conn) {
+  rt_conn *rc = conn ? rt_of(conn) : NULL;
+  if (!rc) return;
+  if (rc->io)
+    rs_io_conn_wake(rc->io);
+  else
+    rt_conn_arm_detached_timer(rc);
+}
+
+void *rs_runtime_user(rs_conn *conn) {
+  rt_conn *rc = conn ? rt_of(conn) : NULL;
+  return rc ? rc->app_user : NULL;
+}
+
+const char *rs_runtime_peer(rs_conn *conn) {
+  rt_conn *rc = conn ? rt_of(conn) : NULL;
+  return rc && rc->io ? rs_io_conn_peer(rc->io) : "";
+}
+
+/* ---- forwarding callbacks ---- */
+
+static int fw_setup(rs_conn *conn, const rs_setup_info *setup, void *user) {
+  rt_conn *rc = user;
+  return rc->app->on_setup ? rc->app->on_setup(conn, setup, rc->app_user) : 0;
+}
+
+static void fw_close(rs_conn *conn, const rs_close_info *info, void *user) {
+  rt_conn *rc = user;
+  rc->closed = true;
+  if (rc->app->on_close) rc->app->on_close(conn, info, rc->app_user);
+}
+
+static int fw_request(rs_conn *conn, const rs_request *req, void *user) {
+  rt_conn *rc = user;
+  return rc->app->on_request ? rc->app->on_request(conn, req, rc->app_user) : -1;
+}
+
+static void fw_payload(rs_conn *conn, uint32_t sid, void *su, const rs_payload *p, unsigned flags,
+                       void *user) {
+  rt_conn *rc = user;
+  if (rc->app->on_payload) rc->app->on_payload(conn, sid, su, p, flags, rc->app_user);
+}
+
+static void fw_request_n(rs_conn *conn, uint32_t sid, void *su, uint64_t n, void *user) {
+  rt_conn *rc = user;
+  if (rc->app->on_request_n) rc->app->on_request_n(conn, sid, su, n, rc->app_user);
+}
+
+static void fw_cancel(rs_conn *conn, uint32_t sid, void *su, void *user) {
+  rt_conn *rc = user;
+  if (rc->app->on_cancel) rc->app->on_cancel(conn, sid, su, rc->app_user);
+}
+
+static void fw_error(rs_conn *conn, uint32_t sid, void *su, const rs_stream_error *e, void *user) {
+  rt_conn *rc = user;
+  if (rc->app->on_error) rc->app->on_error(conn, sid, su, e, rc->app_user);
+}
+
+static void fw_stream_closed(rs_conn *conn, uint32_t sid, void *su, void *user) {
+  rt_conn *rc = user;
+  if (rc->app->on_stream_closed) rc->app->on_stream_closed(conn, sid, su, rc->app_user);
+}
+
+static void fw_metadata_push(rs_conn *conn, rs_bytes md, void *user) {
+  rt_conn *rc = user;
+  if (rc->app->on_metadata_push) rc->app->on_metadata_push(conn, md, rc->app_user);
+}
+
+static void fw_lease(rs_conn *conn, uint32_t ttl, uint32_t n, const rs_bytes *md, void *user) {
+  rt_conn *rc = user;
+  if (rc->app->on_lease) rc->app->on_lease(conn, ttl, n, md, rc->app_user);
+}
+
+/* A session that ignores everything: given to a transport we are abandoning. */
+static int null_recv(void *s, const uint8_t *b, size_t n, uint64_t now) {
+  (void)s, (void)b, (void)n, (void)now;
+  return 0;
+}
+static int null_pending(void *s, rs_io_vec *iov, int max) {
+  (void)s, (void)iov, (void)max;
+  return 0;
+}
+static void null_consumed(void *s, size_t n) {
+  (void)s, (void)n;
+}
+static uint64_t null_deadline(void *s) {
+  (void)s;
+  return RS_IO_NO_DEADLINE;
+}
+static void null_expire(void *s, uint64_t now) {
+  (void)s, (void)now;
+}
+static bool null_want_close(void *s) {
+  (void)s;
+  return true;
+}
+static void null_closed(void *s, int err, const char *reason) {
+  (void)s, (void)err, (void)reason;
+}
+static const rs_io_session_ops null_ops = {null_recv,     null_pending, null_consumed,
+                                           null_deadline, null_expire,  null_want_close,
+                                           null_closed};
+
+static void drop_transport(rt_conn *rc) {
+  if (!rc->io) return;
+  rs_io_conn_set_session(rc->io, &null_ops, NULL);
+  rs_io_conn_abort(rc->io, RS_ERR_CLOSED, "session resumed elsewhere");
+  rc->io = NULL;
+}
+
+static void fw_detached(rs_conn *conn, void *user) {
+  (void)conn;
+  drop_transport(user); /* a RESUME on a new transport took this session over */
+}
+
+const rs_conn_callbacks rt_forward_callbacks = {
+    sizeof(rs_conn_callbacks),
+    fw_setup,
+    fw_close,
+    fw_request,
+    fw_payload,
+    fw_request_n,
+    fw_cancel,
+    fw_error,
+    fw_stream_closed,
+    fw_metadata_push,
+    fw_lease,
+    fw_detached,
+};
+
+/* ---- engine as an io session (length-prefixed framing) ---- */
+
+static int eng_recv(void *s, const uint8_t *buf, size_t len, uint64_t now) {
+  rt_conn *rc = s;
+  bool resuming = rs_conn_get_state(rc->conn) == RS_CONN_STATE_RESUMING;
+  rs_ssize n = rs_conn_recv(rc->conn, buf, len, now);
+  if (n < 0) return (int)n;
+  if (resuming && rc->client && rs_conn_get_state(rc->conn) == RS_CONN_STATE_ESTABLISHED)
+    rt_client_resumed(rc);
+  if ((size_t)n < len || rs_conn_get_state(rc->conn) == RS_CONN_STATE_HANDED_OFF) {
+    /* Server: this transport's RESUME resumed another session. Hand the transport over. */
+    rs_conn *other = rs_conn_resumed_session(rc->conn);
+    if (!other) return RS_ERR_INTERNAL;
+    rt_conn *orc = rt_of(other);
+    drop_transport(orc);
+    orc->io = rc->io;
+    rc->io = NULL;
+    uv_timer_stop(&orc->timer);
+    rs_io_conn_set_session(orc->io, &rt_engine_ops, orc);
+    if ((size_t)n < len) {
+      rs_ssize m = rs_conn_recv(other, buf + n, len - (size_t)n, now);
+      if (m < 0) return (int)m;
+    }
+    /* The handed-off engine has nothing more to do: free it once we are off its stack. */
+    rt_conn_transport_closed(rc, 0, "handed off");
+  }
+  return 0;
+}
+
+static int eng_pending(void *s, rs_io_vec *iov, int max) {
+  rt_conn *rc = s;
+  return rs_conn_pending_output(rc->conn, (rs_iov *)iov, max);
+}
+
+static void eng_consumed(void *s, size_t n) {
+  rt_conn *rc = s;
+  rs_conn_consumed(rc->conn, n);
+}
+
+static uint64_t eng_deadline(void *s) {
+  rt_conn *rc = s;
+  return rs_conn_next_deadline(rc->conn);
+}
+
+static void eng_expire(void *s, uint64_t now) {
+  rt_conn *rc = s;
+  rs_conn_handle_expiry(rc->conn, now);
+}
+
+static bool eng_want_close(void *s) {
+  rt_conn *rc = s;
+  return rs_conn_want_close(rc->conn);
+}
+
+static void eng_closed(void *s, int err, const char *reason) {
+  rt_conn *rc = s;
+  rc->io = NULL;
+  rt_conn_transport_closed(rc, err, reason);
+}
+
+const rs_io_session_ops rt_engine_ops = {eng_recv,   eng_pending,    eng_consumed, eng_deadline,
+                                         eng_expire, eng_want_close, eng_closed};
+
+int rt_conn_attach_io(rt_conn *rc, rs_io_conn *io, const rs_uri *uri,
+                      const rs_ws_transport_options *ws, bool server) {
+  (void)ws, (void)server;
+  if (uri->websocket) return RS_ERR_INVALID_ARGUMENT; /* the WebSocket layer attaches itself */
+  rc->io = io;
+  uv_timer_stop(&rc->timer);
+  rs_io_conn_set_session(io, &rt_engine_ops, rc);
+  return 0;
+}
+
+/* ---- detached life ---- */
+
+static void on_detached_timer(uv_timer_t *t) {
+  rt_conn *rc = t->data;
+  rs_conn_handle_expiry(rc->conn, uv_now(rc->loop));
+  if (rc->io) {
+    rs_io_conn_wake(rc->io);
+    return;
+  }
+  if (rs_conn_get_state(rc->conn) == RS_CONN_STATE_CLOSED) {
+    if (rc->server)
+      rt_server_conn_gone(rc, RS_ERR_CLOSED, "closed");
+    else
+      rt_client_transport_gone(rc, RS_ERR_CLOSED, "closed");
+    return;
+  }
+  rt_conn_arm_detached_timer(rc);
+}
+
+void rt_conn_arm_detached_timer(rt_conn *rc) {
+  if (rc->timer_closing || rc->io) return;
+  uint64_t d = rs_conn_next_deadline(rc->conn);
+  if (d == UINT64_MAX) {
+    uv_timer_stop(&rc->timer);
+    return;
+  }
+  uint64_t now = uv_now(rc->loop);
+  uv_timer_start(&rc->timer, on_detached_timer, d > now ? d - now : 0, 0);
+}
+
+void rt_conn_transport_closed(rt_conn *rc, int err, const char *reason) {
+  uint64_t now = uv_now(rc->loop);
+  rs_conn_state st = rs_conn_get_state(rc->conn);
+  if (st != RS_CONN_STATE_CLOSED && st != RS_CONN_STATE_HANDED_OFF &&
+      st != RS_CONN_STATE_DISCONNECTED) {
+    rs_conn_detach(rc->conn, now);
+  }
+  rs_conn_handle_expiry(rc->conn, now); /* delivers on_close when the session cannot wait */
+  st = rs_conn_get_state(rc->conn);
+  if (st == RS_CONN_STATE_CLOSED || st == RS_CONN_STATE_HANDED_OFF) {
+    if (rc->server)
+      rt_server_conn_gone(rc, err, reason);
+    else
+      rt_client_transport_gone(rc, err, reason);
+    return;
+  }
+  /* Detached and resumable: keep the session, drive its timers (session timeout). */
+  rt_conn_arm_detached_timer(rc);
+  if (rc->client) rt_client_transport_gone(rc, err, reason);
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  rt_conn *rc = h->data;
+  rs_conn_free(rc->conn);
+  free(rc);
+}
+
+void rt_conn_destroy(rt_conn *rc) {
+  if (rc->timer_closing) return;
+  rc->timer_closing = true;
+  drop_transport(rc);
+  uv_timer_stop(&rc->timer);
+  uv_close((uv_handle_t *)&rc->timer, on_timer_closed);
+}

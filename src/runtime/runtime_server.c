@@ -1,0 +1,335 @@
+/* rs_server: listeners on one or more worker loops, each accepting and running connections. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/rt_internal.h"
+
+struct rt_worker {
+  rs_server *server;
+  int index;
+  uv_loop_t own_loop; /* workers > 0 */
+  uv_loop_t *loop;
+  rs_io_loop *io;
+  uv_tcp_t listener;
+  bool listening;
+  uv_async_t stop_async;
+  pthread_t thread;
+  rt_conn *conns; /* list */
+  size_t nconns;
+  bool stopping, graceful, finished;
+};
+
+struct rs_server {
+  rs_server_options opt;
+  rs_uri uri;
+  char uri_text[1400];
+  int port;
+  rs_tls_ctx *tls;
+  rs_resume_store *store; /* shared by the workers' connections: resumption needs one worker */
+  rt_worker *workers;
+  int nworkers;
+  uv_loop_t *loop;
+  uv_async_t done_async; /* workers > 0 signal the main loop when they finish */
+  atomic_size_t nconns;
+  atomic_int finished;
+  void (*on_stopped)(void *);
+  void *stopped_arg;
+  bool stopping;
+};
+
+void rs_server_options_default(rs_server_options *o) {
+  memset(o, 0, sizeof *o);
+  o->struct_size = sizeof *o;
+  o->workers = 1;
+  rs_conn_settings_default(&o->settings, RS_CONN_SERVER);
+}
+
+static void worker_maybe_finish(rt_worker *w);
+
+static void conn_unlink(rt_worker *w, rt_conn *rc) {
+  if (rc->prev)
+    rc->prev->next = rc->next;
+  else if (w->conns == rc)
+    w->conns = rc->next;
+  if (rc->next) rc->next->prev = rc->prev;
+  rc->next = rc->prev = NULL;
+  w->nconns--;
+  atomic_fetch_sub(&w->server->nconns, 1);
+}
+
+void rt_server_conn_gone(rt_conn *rc, int err, const char *reason) {
+  (void)err, (void)reason;
+  rt_worker *w = rc->worker;
+  rs_server *s = rc->server;
+  if (s->opt.on_disconnect) s->opt.on_disconnect(s, rc->conn, rc->app_user, s->opt.user);
+  conn_unlink(w, rc);
+  rt_conn_destroy(rc);
+  worker_maybe_finish(w);
+}
+
+static void on_connection(uv_stream_t *listener, int status) {
+  rt_worker *w = listener->data;
+  rs_server *s = w->server;
+  if (status < 0 || w->stopping) return;
+  uv_tcp_t *tcp = malloc(sizeof *tcp);
+  if (!tcp) return;
+  uv_tcp_init(w->loop, tcp);
+  if (uv_accept(listener, (uv_stream_t *)tcp) != 0) {
+    uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+    return;
+  }
+  if (s->opt.max_connections && w->nconns >= s->opt.max_connections) {
+    uv_close((uv_handle_t *)tcp, (uv_close_cb)free); /* over the limit: refuse at once */
+    return;
+  }
+  rs_tls *tls = NULL;
+  if (s->tls && !(tls = rs_tls_new(s->tls, true, NULL))) {
+    uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+    return;
+  }
+  rs_io_conn *io = rs_io_conn_new(w->io, tcp, tls);
+  rt_conn *rc = calloc(1, sizeof *rc);
+  rs_conn_settings st = s->opt.settings;
+  st.role = RS_CONN_SERVER;
+  st.framing = s->uri.websocket ? RS_FRAMING_MESSAGE : RS_FRAMING_LENGTH_PREFIXED;
+  if (st.resume && !st.resume_store) st.resume_store = s->store;
+  if (!io || !rc || rs_conn_new(&rc->conn, &st, &rt_forward_callbacks, rc, NULL, uv_now(w->loop))) {
+    if (io)
+      rs_io_conn_abort(io, RS_ERR_NOMEM, "out of memory");
+    else {
+      rs_tls_free(tls);
+      uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+    }
+    free(rc);
+    return;
+  }
+  rc->loop = w->loop;
+  uv_timer_init(w->loop, &rc->timer);
+  rc->timer.data = rc;
+  rc->app = &s->opt.callbacks;
+  rc->server = s;
+  rc->worker = w;
+  rc->ws = s->uri.websocket;
+  rc->next = w->conns;
+  if (w->conns) w->conns->prev = rc;
+  w->conns = rc;
+  w->nconns++;
+  atomic_fetch_add(&s->nconns, 1);
+  if (s->opt.on_connect) rc->app_user = s->opt.on_connect(s, rc->conn, s->opt.user);
+  if (rt_conn_attach_io(rc, io, &s->uri, &s->opt.ws, true) != 0) {
+    rs_io_conn_abort(io, RS_ERR_INVALID_ARGUMENT, "transport not supported");
+  }
+}
+
+static void worker_close_listener(rt_worker *w) {
+  if (!w->listening) return;
+  w->listening = false;
+  uv_close((uv_handle_t *)&w->listener, NULL);
+}
+
+static void on_stop_async(uv_async_t *a) {
+  rt_worker *w = a->data;
+  w->stopping = true;
+  worker_close_listener(w);
+  for (rt_conn *rc = w->conns, *next; rc; rc = next) {
+    next = rc->next;
+    if (w->graceful && rc->io) {
+      rs_conn_close(rc->conn, rs_bytes_str("server shutting down"));
+      rs_io_conn_wake(rc->io);
+    } else if (rc->io) {
+      rs_io_conn_abort(rc->io, RS_ERR_CLOSED, "server stopped");
+    } else {
+      rt_server_conn_gone(rc, RS_ERR_CLOSED, "server stopped"); /* a detached session */
+    }
+  }
+  worker_maybe_finish(w);
+}
+
+static void server_maybe_done(rs_server *s);
+
+static void worker_maybe_finish(rt_worker *w) {
+  if (!w->stopping || w->nconns > 0 || w->finished) return;
+  w->finished = true;
+  uv_close((uv_handle_t *)&w->stop_async, NULL);
+  rs_io_loop_free(w->io);
+  w->io = NULL;
+  if (w->index == 0) {
+    atomic_fetch_add(&w->server->finished, 1);
+    server_maybe_done(w->server);
+  }
+  /* Threads: their loop runs out of handles and uv_run returns (see worker_main). */
+}
+
+static void *worker_main(void *arg) {
+  rt_worker *w = arg;
+  uv_run(w->loop, UV_RUN_DEFAULT);
+  uv_loop_close(w->loop);
+  atomic_fetch_add(&w->server->finished, 1);
+  uv_async_send(&w->server->done_async);
+  return NULL;
+}
+
+static void server_free(rs_server *s) {
+  rs_tls_ctx_free(s->tls);
+  rs_resume_store_free(s->store);
+  free(s->workers);
+  free(s);
+}
+
+static void on_done_closed(uv_handle_t *h) {
+  rs_server *s = h->data;
+  void (*cb)(void *) = s->on_stopped;
+  void *arg = s->stopped_arg;
+  server_free(s);
+  if (cb) cb(arg);
+}
+
+static void server_maybe_done(rs_server *s) {
+  if (!s->stopping || atomic_load(&s->finished) < s->nworkers) return;
+  for (int i = 1; i < s->nworkers; i++) pthread_join(s->workers[i].thread, NULL);
+  s->nworkers = 0; /* join once */
+  uv_close((uv_handle_t *)&s->done_async, on_done_closed);
+}
+
+static void on_done_async(uv_async_t *a) {
+  server_maybe_done(a->data);
+}
+
+static int worker_init(rs_server *s, rt_worker *w, int index, uv_loop_t *loop, char *err,
+                       size_t errlen) {
+  w->server = s;
+  w->index = index;
+  if (loop) {
+    w->loop = loop;
+  } else {
+    if (uv_loop_init(&w->own_loop) != 0) {
+      snprintf(err, errlen, "cannot create an event loop");
+      return RS_ERR_IO;
+    }
+    w->loop = &w->own_loop;
+  }
+  w->io = rs_io_loop_new(w->loop);
+  if (!w->io) return RS_ERR_NOMEM;
+  int rc = rs_io_listen(w->loop, s->uri.host, s->port, s->nworkers > 1, 1024, &w->listener,
+                        on_connection, err, errlen);
+  if (rc != 0) {
+    rs_io_loop_free(w->io);
+    return rc;
+  }
+  w->listening = true;
+  w->listener.data = w;
+  if (s->port == 0) s->port = rs_io_bound_port(&w->listener);
+  uv_async_init(w->loop, &w->stop_async, on_stop_async);
+  w->stop_async.data = w;
+  return 0;
+}
+
+int rs_server_start(rs_server **out, uv_loop_t *loop, const rs_server_options *o, char *err,
+                    size_t errlen) {
+  char scratch[256];
+  if (!err || !errlen) err = scratch, errlen = sizeof scratch;
+  if (!out || !loop || !o || !o->uri) {
+    snprintf(err, errlen, "rs_server_start: missing argument");
+    return RS_ERR_INVALID_ARGUMENT;
+  }
+  rs_server *s = calloc(1, sizeof *s);
+  if (!s) return RS_ERR_NOMEM;
+  rs_server_options_default(&s->opt);
+  memcpy(&s->opt, o, o->struct_size && o->struct_size < sizeof *o ? o->struct_size : sizeof *o);
+  s->opt.struct_size = sizeof s->opt;
+  s->loop = loop;
+  int rc = rs_uri_parse(o->uri, &s->uri, err, errlen);
+  if (rc != 0) goto fail;
+  s->port = s->uri.port;
+  if (s->uri.secure) {
+    s->tls = rs_tls_ctx_server_files(o->cert_file, o->key_file, err);
+    if (!s->tls) {
+      rc = RS_ERR_INVALID_ARGUMENT;
+      goto fail;
+    }
+  }
+  if (s->opt.settings.resume && !s->opt.settings.resume_store) {
+    s->store = rs_resume_store_new(NULL);
+    if (!s->store) {
+      rc = RS_ERR_NOMEM;
+      goto fail;
+    }
+  }
+  s->nworkers = o->workers > 0 ? o->workers : 1;
+  if (s->nworkers > 1 && s->opt.settings.resume) {
+    /* Sessions live in one loop's memory; a RESUME landing on another thread cannot reach them. */
+    snprintf(err, errlen, "resumption needs a single worker (workers=%d)", s->nworkers);
+    rc = RS_ERR_INVALID_ARGUMENT;
+    goto fail;
+  }
+  s->workers = calloc((size_t)s->nworkers, sizeof *s->workers);
+  if (!s->workers) {
+    rc = RS_ERR_NOMEM;
+    goto fail;
+  }
+  uv_async_init(loop, &s->done_async, on_done_async);
+  s->done_async.data = s;
+  for (int i = 0; i < s->nworkers; i++) {
+    rc = worker_init(s, &s->workers[i], i, i == 0 ? loop : NULL, err, errlen);
+    if (rc != 0) {
+      /* Unwind the workers made so far (their threads have not started). */
+      for (int j = 0; j < i; j++) {
+        rt_worker *w = &s->workers[j];
+        worker_close_listener(w);
+        uv_close((uv_handle_t *)&w->stop_async, NULL);
+        rs_io_loop_free(w->io);
+        if (j > 0) {
+          uv_run(w->loop, UV_RUN_DEFAULT);
+          uv_loop_close(w->loop);
+        }
+      }
+      uv_close((uv_handle_t *)&s->done_async, NULL);
+      uv_run(loop, UV_RUN_NOWAIT);
+      s->nworkers = 0;
+      goto fail;
+    }
+  }
+  for (int i = 1; i < s->nworkers; i++) {
+    if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
+      snprintf(err, errlen, "cannot start worker thread %d", i);
+      s->nworkers = i; /* the rest never ran; stop what did */
+      rs_server_stop(s, false, NULL, NULL);
+      *out = NULL;
+      return RS_ERR_IO;
+    }
+  }
+  snprintf(s->uri_text, sizeof s->uri_text, "%s://%s%s%s:%d%s", rs_uri_scheme_name(s->uri.scheme),
+           strchr(s->uri.host, ':') ? "[" : "", s->uri.host, strchr(s->uri.host, ':') ? "]" : "",
+           s->port, s->uri.websocket ? s->uri.path : "");
+  *out = s;
+  return 0;
+fail:
+  server_free(s);
+  return rc;
+}
+
+int rs_server_port(const rs_server *s) {
+  return s->port;
+}
+
+const char *rs_server_uri(const rs_server *s) {
+  return s->uri_text;
+}
+
+size_t rs_server_connection_count(const rs_server *s) {
+  return atomic_load(&((rs_server *)s)->nconns);
+}
+
+void rs_server_stop(rs_server *s, bool graceful, void (*on_stopped)(void *), void *arg) {
+  if (!s || s->stopping) return;
+  s->stopping = true;
+  s->on_stopped = on_stopped;
+  s->stopped_arg = arg;
+  for (int i = 0; i < s->nworkers; i++) {
+    s->workers[i].graceful = graceful;
+    uv_async_send(&s->workers[i].stop_async);
+  }
+}
