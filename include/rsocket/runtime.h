@@ -123,6 +123,8 @@ typedef struct rs_client_options {
   int max_attempts;        /* consecutive failed attempts before giving up; 0 = unlimited */
   void (*on_event)(rs_client *c, rs_client_event ev, const char *message, void *user);
   rs_ws_transport_options ws;
+  /* Optional frame tap, as in rs_server_options (`user` is the client's user pointer). */
+  void (*on_frame)(rs_conn *conn, bool outbound, const uint8_t *frame, size_t len, void *user);
 } rs_client_options;
 
 /* Fills defaults: settings = rs_conn_settings_default(client), everything else 0. */

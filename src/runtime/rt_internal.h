@@ -2,6 +2,7 @@
 #ifndef RS_RUNTIME_RT_INTERNAL_H
 #define RS_RUNTIME_RT_INTERNAL_H
 
+#include "rsocket/frame.h"
 #include "rsocket/runtime.h"
 #include "runtime/io.h"
 #include "runtime/tls.h"
@@ -51,6 +52,11 @@ void rt_client_resumed(rt_conn *rc);
 
 /* Starts the detached-timer of `rc` at the engine's deadline (or stops it). */
 void rt_conn_arm_detached_timer(rt_conn *rc);
+
+/* Sets up the frame tap of `rc` (fn may be NULL). */
+void rt_conn_set_tap(rt_conn *rc, void (*fn)(rs_conn *, bool, const uint8_t *, size_t, void *));
+/* Feeds bytes (length-prefixed) or one frame (message framing) to the tap. */
+void rt_conn_tap(rt_conn *rc, bool outbound, const uint8_t *buf, size_t len);
 
 /* Frees the engine and the glue (the transport must be gone). Deferred until the timer handle
  * has closed. */

@@ -56,6 +56,7 @@ static int new_engine(rs_client *c, char *err, size_t errlen) {
   rc->app_user = c->opt.user;
   rc->client = c;
   rc->ws = c->uri.websocket;
+  rt_conn_set_tap(rc, c->opt.on_frame);
   c->rc = rc;
   return 0;
 }

@@ -140,8 +140,34 @@ const rs_conn_callbacks rt_forward_callbacks = {
 
 /* ---- engine as an io session (length-prefixed framing) ---- */
 
+void rt_conn_set_tap(rt_conn *rc, void (*fn)(rs_conn *, bool, const uint8_t *, size_t, void *)) {
+  rc->tap = fn;
+  if (fn) {
+    rs_frame_reader_init(&rc->tap_in, NULL, 0);
+    rs_frame_reader_init(&rc->tap_out, NULL, 0);
+  }
+}
+
+void rt_conn_tap(rt_conn *rc, bool outbound, const uint8_t *buf, size_t len) {
+  if (!rc->tap) return;
+  if (rc->ws) {
+    rc->tap(rc->conn, outbound, buf, len, rc->app_user);
+    return;
+  }
+  rs_frame_reader *r = outbound ? &rc->tap_out : &rc->tap_in;
+  while (len > 0) {
+    rs_bytes frame;
+    rs_ssize n = rs_frame_reader_next(r, buf, len, &frame);
+    if (n < 0) return; /* the engine reports broken framing itself */
+    if (frame.ptr) rc->tap(rc->conn, outbound, frame.ptr, frame.len, rc->app_user);
+    buf += n;
+    len -= (size_t)n;
+  }
+}
+
 static int eng_recv(void *s, const uint8_t *buf, size_t len, uint64_t now) {
   rt_conn *rc = s;
+  rt_conn_tap(rc, false, buf, len);
   bool resuming = rs_conn_get_state(rc->conn) == RS_CONN_STATE_RESUMING;
   rs_ssize n = rs_conn_recv(rc->conn, buf, len, now);
   if (n < 0) return (int)n;
@@ -174,6 +200,16 @@ static int eng_pending(void *s, rs_io_vec *iov, int max) {
 
 static void eng_consumed(void *s, size_t n) {
   rt_conn *rc = s;
+  if (rc->tap) {
+    rs_iov iov[RS_IO_MAX_IOV];
+    int cnt = rs_conn_pending_output(rc->conn, iov, RS_IO_MAX_IOV);
+    size_t left = n;
+    for (int i = 0; i < cnt && left > 0; i++) {
+      size_t take = iov[i].len < left ? iov[i].len : left;
+      rt_conn_tap(rc, true, iov[i].base, take);
+      left -= take;
+    }
+  }
   rs_conn_consumed(rc->conn, n);
 }
 
@@ -264,6 +300,10 @@ void rt_conn_transport_closed(rt_conn *rc, int err, const char *reason) {
 
 static void on_timer_closed(uv_handle_t *h) {
   rt_conn *rc = h->data;
+  if (rc->tap) {
+    rs_frame_reader_free(&rc->tap_in);
+    rs_frame_reader_free(&rc->tap_out);
+  }
   rs_conn_free(rc->conn);
   free(rc);
 }
