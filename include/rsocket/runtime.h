@@ -33,6 +33,9 @@ RS_EXPORT void rs_runtime_wake(rs_conn *conn);
  * client: rs_client_options.user). */
 RS_EXPORT void *rs_runtime_user(rs_conn *conn);
 
+/* The libuv loop `conn` runs on (a server's worker loop, or the client's). */
+RS_EXPORT uv_loop_t *rs_runtime_loop(rs_conn *conn);
+
 /* The peer's address ("127.0.0.1:50000"), or "" when not connected. */
 RS_EXPORT const char *rs_runtime_peer(rs_conn *conn);
 
@@ -64,6 +67,9 @@ typedef struct rs_server_options {
   void *user;             /* server_user */
   size_t max_connections; /* per worker; 0 = unlimited. Over it new connections are closed. */
   rs_ws_transport_options ws;
+  /* Optional tap: every whole frame received (outbound false) or written (true), without any
+   * transport prefix. For logging and debugging; it costs a second pass over the bytes. */
+  void (*on_frame)(rs_conn *conn, bool outbound, const uint8_t *frame, size_t len, void *user);
 } rs_server_options;
 
 /* Fills defaults: workers 1, settings = rs_conn_settings_default(server), everything else 0. */

@@ -22,6 +22,11 @@ void *rs_runtime_user(rs_conn *conn) {
   return rc ? rc->app_user : NULL;
 }
 
+uv_loop_t *rs_runtime_loop(rs_conn *conn) {
+  rt_conn *rc = conn ? rt_of(conn) : NULL;
+  return rc ? rc->loop : NULL;
+}
+
 const char *rs_runtime_peer(rs_conn *conn) {
   rt_conn *rc = conn ? rt_of(conn) : NULL;
   return rc && rc->io ? rs_io_conn_peer(rc->io) : "";
