@@ -27,7 +27,10 @@ typedef struct rt_conn {
   struct rt_conn *next, *prev; /* worker's list */
   bool closed;                 /* on_close was delivered */
   bool timer_closing;
-  bool ws;        /* the transport is WebSocket (message framing) */
+  bool ws; /* the transport is WebSocket (message framing) */
+  /* Frame tap (debugging): whole frames in and out. */
+  void (*tap)(rs_conn *conn, bool outbound, const uint8_t *frame, size_t len, void *user);
+  rs_frame_reader tap_in, tap_out;
   void *ws_layer; /* the WebSocket session stacked between io and engine */
 } rt_conn;
 
