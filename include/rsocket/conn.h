@@ -129,6 +129,7 @@ typedef struct rs_conn_settings {
   /* Limits. */
   uint32_t max_frame_size;     /* largest inbound frame accepted (6..16,777,215) */
   size_t max_reassembly_size;  /* largest reassembled inbound payload (metadata + data) */
+  size_t max_reassembly_total; /* reassembly buffers of all streams together */
   uint32_t max_streams;        /* concurrent streams, both directions together */
   uint32_t max_queued_control; /* control frames queued in reply to the peer and not yet sent */
   size_t output_block_size;    /* granularity of the output buffer (bytes) */
@@ -143,6 +144,7 @@ typedef struct rs_conn_settings {
  *   resume_buffer_size = 1 MiB; resume_session_timeout_ms = 120000;
  *   server_keepalive = false; setup_timeout_ms = 60000;
  *   mtu = 0 (no fragmentation); max_frame_size = 16,777,215; max_reassembly_size = 16 MiB;
+ *   max_reassembly_total = 64 MiB;
  *   max_streams = 65536; max_queued_control = 1024; output_block_size = 64 KiB.
  */
 RS_EXPORT void rs_conn_settings_default(rs_conn_settings *s, rs_conn_role role);

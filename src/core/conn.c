@@ -29,6 +29,7 @@ void rs_conn_settings_default(rs_conn_settings *s, rs_conn_role role) {
   s->mtu = 0;
   s->max_frame_size = RS_FRAME_MAX_SIZE;
   s->max_reassembly_size = 16u << 20;
+  s->max_reassembly_total = 64u << 20;
   s->max_streams = 65536;
   s->max_queued_control = 1024;
   s->output_block_size = 64u << 10;

@@ -52,6 +52,7 @@ struct rs_conn {
   rs_stream_map streams;
   rs_stream *closed_head, *closed_tail; /* ended streams awaiting on_stream_closed */
   uint32_t next_stream_id;
+  size_t reasm_bytes; /* reassembly buffers allocated, all streams */
 
   /* Negotiated by SETUP. */
   uint32_t keepalive_ms, lifetime_ms;

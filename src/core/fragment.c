@@ -9,7 +9,9 @@
  * frames with N always set, F on all but the last, and C on the last if the original had it.
  *
  * Receiving gathers metadata and data of the fragments in two growing buffers up to
- * max_reassembly_size, accepting continuations with or without N.
+ * max_reassembly_size per payload and max_reassembly_total for the whole connection (so many
+ * streams each holding a partial payload cannot exhaust memory), accepting continuations with or
+ * without N.
  */
 #include <string.h>
 
@@ -90,13 +92,17 @@ int rs__send_payload_frames(rs_conn *c, uint8_t type, uint32_t stream_id, uint16
   }
 }
 
-static int append(const rs_mem *mem, uint8_t **buf, size_t *len, size_t *cap, rs_bytes b) {
+static int append(rs_conn *c, uint8_t **buf, size_t *len, size_t *cap, rs_bytes b) {
   if (!b.len) return 0;
   if (*cap - *len < b.len) {
     size_t ncap = *cap ? *cap : 256;
     while (ncap - *len < b.len) ncap *= 2;
-    uint8_t *nb = mem->realloc(*buf, ncap, mem->user);
+    /* Grow to what is needed when doubling would overrun the limits. */
+    if (ncap > c->s.max_reassembly_size) ncap = *len + b.len;
+    if (c->reasm_bytes - *cap + ncap > c->s.max_reassembly_total) return RS_ERR_TOO_BIG;
+    uint8_t *nb = c->mem.realloc(*buf, ncap, c->mem.user);
     if (!nb) return RS_ERR_NOMEM;
+    c->reasm_bytes += ncap - *cap;
     *buf = nb;
     *cap = ncap;
   }
@@ -112,10 +118,10 @@ static int add_fragment(rs_conn *c, rs_reasm *r, const rs_frame *f) {
   if (total > max || md > max - total || f->data.len > max - total - md) return RS_ERR_TOO_BIG;
   if (f->has_metadata) {
     r->has_md = true;
-    int rc = append(&c->mem, &r->md, &r->md_len, &r->md_cap, f->metadata);
+    int rc = append(c, &r->md, &r->md_len, &r->md_cap, f->metadata);
     if (rc) return rc;
   }
-  return append(&c->mem, &r->data, &r->data_len, &r->data_cap, f->data);
+  return append(c, &r->data, &r->data_len, &r->data_cap, f->data);
 }
 
 int rs__reasm_start(rs_conn *c, rs_stream *s, const rs_frame *f) {
@@ -127,6 +133,7 @@ int rs__reasm_start(rs_conn *c, rs_stream *s, const rs_frame *f) {
   if (!r) return RS_ERR_NOMEM;
   r->type = f->type;
   r->flags = f->flags;
+  r->budget = &c->reasm_bytes;
   if (f->type == RS_FRAME_REQUEST_STREAM || f->type == RS_FRAME_REQUEST_CHANNEL) {
     r->initial_n = f->u.request.initial_request_n;
   }

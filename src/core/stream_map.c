@@ -11,6 +11,7 @@ void rs__smap_init(rs_stream_map *m, const rs_mem *mem, uint32_t free_max) {
 
 void rs__reasm_free(const rs_mem *mem, rs_reasm *r) {
   if (!r) return;
+  if (r->budget) *r->budget -= r->md_cap + r->data_cap;
   mem->free(r->md, mem->user);
   mem->free(r->data, mem->user);
   mem->free(r, mem->user);

@@ -23,6 +23,7 @@ typedef struct rs_reasm {
   uint8_t type;       /* type of the first fragment */
   uint16_t flags;     /* flags of the first fragment; C is or'ed in from the last */
   uint32_t initial_n; /* REQUEST_STREAM / REQUEST_CHANNEL */
+  size_t *budget;     /* the connection's count of reassembly bytes allocated */
 } rs_reasm;
 
 typedef struct rs_stream {
