@@ -288,6 +288,18 @@ static inline void h_start(h_pair *h) {
   assert_int_equal(h_new_server(h), 0);
 }
 
+/* Server side of a resumption: when the connection that got RESUME handed off to the session it
+ * resumed, the session takes over the transport (and the fresh connection is freed). */
+static inline bool h_follow_handoff(h_peer *to) {
+  if (rs_conn_get_state(to->conn) != RS_CONN_STATE_HANDED_OFF) return false;
+  rs_conn *session = rs_conn_resumed_session(to->conn);
+  assert_non_null(session);
+  assert_true(rs_conn_want_close(to->conn));
+  rs_conn_free(to->conn);
+  to->conn = session;
+  return true;
+}
+
 static inline size_t h_next_chunk(h_pair *h, size_t left) {
   size_t n = h->chunk;
   if (n == H_RANDOM_CHUNK) n = 1 + (size_t)(tu_rand(&h->rng) % 97);
@@ -308,6 +320,7 @@ static inline long h_move(h_pair *h, h_peer *from, h_peer *to) {
         if (h->ss.framing == RS_FRAMING_MESSAGE) {
           int rc = rs_conn_recv_frame(to->conn, iov[i].base, iov[i].len, h->now);
           if (rc < 0) return rc;
+          h_follow_handoff(to);
         } else {
           size_t off = 0;
           while (off < iov[i].len) {
@@ -315,7 +328,8 @@ static inline long h_move(h_pair *h, h_peer *from, h_peer *to) {
             rs_ssize r = rs_conn_recv(to->conn, iov[i].base + off, k, h->now);
             if (r < 0) return (long)r;
             off += (size_t)r;
-            if ((size_t)r < k) break; /* handed off: the rest is for another connection */
+            /* Handed off: the rest goes to the resumed session. */
+            if (!h_follow_handoff(to) && (size_t)r < k) break;
           }
         }
       }
