@@ -100,6 +100,8 @@ static void on_error(rs_conn *conn, uint32_t sid, void *su, const rs_stream_erro
   if (e->remote) {
     print_error(e->code, e->message);
     finish(st, EXIT_APPLICATION);
+  } else if (!st->connected_once && e->err == RS_ERR_CLOSED) {
+    return; /* never connected: on_event(CLOSED) says why */
   } else {
     fprintf(stderr, "error: %.*s (%s)\n", (int)e->message.len, (const char *)e->message.ptr,
             rs_strerror(e->err));
@@ -111,6 +113,7 @@ static void on_close(rs_conn *conn, const rs_close_info *info, void *user) {
   (void)conn;
   client_state *st = user;
   if (st->finished && info->err == RS_ERR_CLOSED) return;
+  if (!st->connected_once && !info->remote) return; /* on_event(CLOSED) says why */
   if (info->remote && info->code)
     print_error(info->code, info->message);
   else
@@ -375,6 +378,7 @@ static void on_event(rs_client *c, rs_client_event ev, const char *msg, void *us
   client_state *st = user;
   switch (ev) {
   case RS_CLIENT_CONNECTED:
+    st->connected_once = true;
     if (st->o->debug) fprintf(stderr, "* connected to %s\n", msg);
     break;
   case RS_CLIENT_DISCONNECTED:

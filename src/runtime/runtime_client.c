@@ -32,6 +32,7 @@ void rs_client_options_default(rs_client_options *o) {
 
 static void start_attempt(rs_client *c);
 static void finish(rs_client *c, const char *message);
+static void client_unref(rs_client *c);
 
 static void emit(rs_client *c, rs_client_event ev, const char *msg) {
   if (c->opt.on_event) c->opt.on_event(c, ev, msg ? msg : "", c->opt.user);
@@ -171,6 +172,11 @@ static void on_connected(uv_connect_t *req, int status) {
     return;
   }
   emit(c, RS_CLIENT_CONNECTED, rs_io_conn_peer(io));
+  if (c->closing && c->rc) {
+    /* rs_client_close(graceful) came while connecting: deliver what was queued, then close. */
+    rs_conn_close(c->rc->conn, rs_bytes_str("client closing"));
+    rs_runtime_wake(c->rc->conn);
+  }
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
@@ -178,8 +184,10 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
   c->resolving = false;
   if (c->finished) {
     uv_freeaddrinfo(res);
+    client_unref(c); /* the reference taken for the look-up */
     return;
   }
+  client_unref(c);
   if (status < 0 || !res) {
     char why[300];
     snprintf(why, sizeof why, "cannot resolve %s: %s", c->uri.host, uv_strerror(status));
@@ -219,9 +227,11 @@ static void start_attempt(rs_client *c) {
   hints.ai_socktype = SOCK_STREAM;
   c->gai.data = c;
   c->resolving = true;
+  c->open_handles++; /* the client outlives the look-up */
   int rc = uv_getaddrinfo(c->loop, &c->gai, on_resolved, c->uri.host, port, &hints);
   if (rc < 0) {
     c->resolving = false;
+    c->open_handles--;
     char why[300];
     snprintf(why, sizeof why, "cannot resolve %s: %s", c->uri.host, uv_strerror(rc));
     retry_or_finish(c, why);
@@ -256,12 +266,15 @@ void rt_client_resumed(rt_conn *rc) {
   emit(rc->client, RS_CLIENT_RESUMED, "session resumed");
 }
 
-static void on_client_handle_closed(uv_handle_t *h) {
-  rs_client *c = h->data;
+static void client_unref(rs_client *c) {
   if (--c->open_handles > 0) return;
   rs_io_loop_put(c->io);
   rs_tls_ctx_free(c->tls);
   free(c);
+}
+
+static void on_client_handle_closed(uv_handle_t *h) {
+  client_unref(h->data);
 }
 
 static void finish(rs_client *c, const char *message) {
@@ -336,7 +349,8 @@ void rs_client_close(rs_client *c, bool graceful) {
   if (!c || c->closing || c->finished) return;
   c->closing = true;
   if (!c->connected || !c->rc) {
-    finish(c, "closed");
+    /* Graceful: connect first so that what was queued (SETUP, a fire-and-forget, …) goes out. */
+    if (!graceful || !c->rc || (!c->resolving && !c->connecting)) finish(c, "closed");
     return;
   }
   if (graceful)
