@@ -15,8 +15,9 @@ typedef struct client_state {
   uv_timer_t timeout;
   int exit_code;
   bool exit_set;
-  bool started;  /* the request was issued */
-  bool finished; /* the interaction is over; closing */
+  bool started;        /* the request was issued */
+  bool finished;       /* the interaction is over; closing */
+  bool connected_once; /* local errors before this are reported by the CLOSED event */
   uint32_t sid;
   uint64_t received;
   uint64_t requested;
