@@ -72,6 +72,7 @@ typedef struct h_pair {
   bool hold_srv;
   tu_alloc alloc;
   bool use_alloc;
+  bool lenient; /* callbacks tolerate API errors (failing-allocator runs) */
   rs_conn_settings cs, ss;
   rs_resume_store *store;
 } h_pair;
@@ -124,7 +125,8 @@ static inline int h_on_setup(rs_conn *c, const rs_setup_info *s, void *user) {
   h_set_payload(e, &s->payload);
   if (p->setup_result && p->reject_msg) rs_conn_reject_setup(c, rs_bytes_str(p->reject_msg));
   if (!p->setup_result && p->lease_on_setup) {
-    assert_int_equal(rs_conn_send_lease(c, p->lease_ttl, p->lease_on_setup, NULL), 0);
+    int rc = rs_conn_send_lease(c, p->lease_ttl, p->lease_on_setup, NULL);
+    if (!p->pair->lenient) assert_int_equal(rc, 0);
   }
   h_run_hook(p);
   return p->setup_result;
@@ -151,7 +153,8 @@ static inline int h_on_request(rs_conn *c, const rs_request *r, void *user) {
   h_set_payload(e, &r->payload);
   if (p->request_result) return p->request_result;
   if (p->echo && r->type == RS_FRAME_REQUEST_RESPONSE) {
-    assert_int_equal(rs_conn_send_payload(c, r->stream_id, &r->payload, true), 0);
+    int rc = rs_conn_send_payload(c, r->stream_id, &r->payload, true);
+    if (!p->pair->lenient) assert_int_equal(rc, 0);
   }
   h_run_hook(p);
   return 0;
