@@ -342,9 +342,7 @@ int rs_trace_decode(rs_trace *out, const uint8_t *buf, size_t len) {
 
 rs_ssize rs_trace_encode(uint8_t *buf, size_t cap, const rs_trace *t) {
   if (!t) return RS_ERR_INVALID_ARGUMENT;
-  /* Without IDs, the 128-bit and parent flags describe nothing and would make the size lie. */
-  if (!(t->flags & RS_TRACE_IDS) && (t->flags & (RS_TRACE_ID128 | RS_TRACE_PARENT)))
-    return RS_ERR_INVALID_ARGUMENT;
+  /* Without IDs the 128-bit and parent flags describe nothing: one flag byte, as decoded. */
   size_t total = trace_size(t->flags);
   if (!buf && cap == 0) return (rs_ssize)total;
   if (!buf || cap < total) return RS_ERR_BUFFER_TOO_SMALL;
