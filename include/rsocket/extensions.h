@@ -47,11 +47,11 @@ RS_EXPORT int rs_mime_id(const char *name, size_t len);
 /* ---- Composite metadata ---- */
 
 typedef struct rs_composite_entry {
-  bool well_known;   /* the MIME type was sent as a 7-bit id */
-  uint8_t mime_id;   /* the id when well_known (may be an id this library has no name for) */
-  rs_bytes mime;     /* the MIME type string: the table's name when well_known (empty if the
-                        id is unassigned), else a view into the input */
-  rs_bytes content;  /* the entry's metadata bytes */
+  bool well_known;  /* the MIME type was sent as a 7-bit id */
+  uint8_t mime_id;  /* the id when well_known (may be an id this library has no name for) */
+  rs_bytes mime;    /* the MIME type string: the table's name when well_known (empty if the
+                       id is unassigned), else a view into the input */
+  rs_bytes content; /* the entry's metadata bytes */
 } rs_composite_entry;
 
 typedef struct rs_composite_iter {
@@ -62,8 +62,8 @@ typedef struct rs_composite_iter {
 
 RS_EXPORT void rs_composite_iter_init(rs_composite_iter *it, const uint8_t *buf, size_t len);
 /*
- * Next entry. Returns 1 with *entry filled, 0 at the end, or RS_ERR_MALFORMED (sticky) when an entry
- * is cut short or a length points past the end.
+ * Next entry. Returns 1 with *entry filled, 0 at the end, or RS_ERR_MALFORMED (sticky) when an
+ * entry is cut short or a length points past the end.
  */
 RS_EXPORT int rs_composite_next(rs_composite_iter *it, rs_composite_entry *entry);
 
@@ -106,8 +106,9 @@ RS_EXPORT int rs_auth_decode(rs_auth *out, const uint8_t *buf, size_t len);
 /* Splits a simple-auth payload into user and password. 0 or RS_ERR_MALFORMED. */
 RS_EXPORT int rs_auth_simple_decode(rs_bytes payload, rs_bytes *user, rs_bytes *password);
 /* Simple auth: user of at most 65,535 bytes. */
-RS_EXPORT rs_ssize rs_auth_encode_simple(uint8_t *buf, size_t cap, const char *user, size_t user_len,
-                                         const char *password, size_t password_len);
+RS_EXPORT rs_ssize rs_auth_encode_simple(uint8_t *buf, size_t cap, const char *user,
+                                         size_t user_len, const char *password,
+                                         size_t password_len);
 RS_EXPORT rs_ssize rs_auth_encode_bearer(uint8_t *buf, size_t cap, const char *token,
                                          size_t token_len);
 /* Custom auth type (1..128 bytes; "simple"/"bearer" are sent as their ids). */

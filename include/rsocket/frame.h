@@ -3,7 +3,8 @@
  *
  * Decode is zero-copy: every rs_bytes in a decoded rs_frame points into the caller's buffer and is
  * valid as long as that buffer is. Encode writes into a caller buffer; reserve RS_FRAME_LENGTH_SIZE
- * bytes of headroom in front of it and a TCP transport can prepend the 24-bit length without a copy.
+ * bytes of headroom in front of it and a TCP transport can prepend the 24-bit length without a
+ * copy.
  *
  * A frame here is always the bytes *after* any transport length prefix: exactly what a WebSocket
  * binary message carries, and what follows the 3-byte length on TCP.
@@ -38,8 +39,9 @@ typedef enum rs_frame_type {
 } rs_frame_type;
 
 /* Flags: the low 10 bits of the type/flags word. Some bits mean different things per type. */
-#define RS_FLAG_IGNORE   0x200u /* I: ignore the frame if not understood */
-#define RS_FLAG_METADATA 0x100u /* M: metadata present (maintained by the encoder from has_metadata) */
+#define RS_FLAG_IGNORE 0x200u /* I: ignore the frame if not understood */
+#define RS_FLAG_METADATA                                                                           \
+  0x100u /* M: metadata present (maintained by the encoder from has_metadata) */
 #define RS_FLAG_FOLLOWS  0x080u /* F: more fragments follow (REQUEST_*, PAYLOAD) */
 #define RS_FLAG_RESUME   0x080u /* R: resume enabled (SETUP) */
 #define RS_FLAG_RESPOND  0x080u /* R: please respond (KEEPALIVE) */
@@ -82,8 +84,8 @@ typedef enum rs_frame_type {
  */
 typedef struct rs_frame {
   uint32_t stream_id;
-  uint8_t type;    /* rs_frame_type */
-  uint16_t flags;  /* as received (decode) or requested (encode); see rs_frame_encode */
+  uint8_t type;   /* rs_frame_type */
+  uint16_t flags; /* as received (decode) or requested (encode); see rs_frame_encode */
   bool has_metadata;
   rs_bytes metadata;
   rs_bytes data;
@@ -129,14 +131,14 @@ typedef struct rs_frame {
 
 /*
  * Why a frame was refused, for the peer and for people. `code` is the RSocket error code the spec
- * implies for this violation (INVALID_SETUP for a broken SETUP/RESUME handshake frame, INVALID for a
- * malformed request on a stream, CONNECTION_ERROR otherwise); `offset` is the byte offset in the frame
- * of the offending field; `message` is a static, human-readable sentence.
+ * implies for this violation (INVALID_SETUP for a broken SETUP/RESUME handshake frame, INVALID for
+ * a malformed request on a stream, CONNECTION_ERROR otherwise); `offset` is the byte offset in the
+ * frame of the offending field; `message` is a static, human-readable sentence.
  */
 typedef struct rs_frame_error {
-  int err;           /* rs_error (negative) */
-  uint32_t code;     /* RS_ERROR_* to send */
-  size_t offset;     /* byte offset of the problem inside the frame */
+  int err;       /* rs_error (negative) */
+  uint32_t code; /* RS_ERROR_* to send */
+  size_t offset; /* byte offset of the problem inside the frame */
   const char *message;
 } rs_frame_error;
 
@@ -147,9 +149,9 @@ RS_EXPORT void rs_frame_init(rs_frame *f, rs_frame_type type, uint32_t stream_id
  * Decodes one frame of `len` bytes (no transport length prefix). Every view in `out` points into
  * `buf`. Unknown flag bits are kept in out->flags and otherwise ignored.
  *
- * On RS_ERR_UNKNOWN_FRAME_TYPE and RS_ERR_BAD_STREAM_ID the header fields of `out` (stream_id, type,
- * flags) are still filled in, so a caller can apply the spec's "ignore" rules (I flag, PAYLOAD or
- * CANCEL on stream 0, METADATA_PUSH on a stream). `err` may be NULL.
+ * On RS_ERR_UNKNOWN_FRAME_TYPE and RS_ERR_BAD_STREAM_ID the header fields of `out` (stream_id,
+ * type, flags) are still filled in, so a caller can apply the spec's "ignore" rules (I flag,
+ * PAYLOAD or CANCEL on stream 0, METADATA_PUSH on a stream). `err` may be NULL.
  *
  * Returns 0, or: RS_ERR_FRAME_TOO_SHORT, RS_ERR_FRAME_TOO_LARGE, RS_ERR_BAD_LENGTH,
  * RS_ERR_BAD_STREAM_ID, RS_ERR_BAD_FLAGS, RS_ERR_BAD_VALUE, RS_ERR_UNKNOWN_FRAME_TYPE,
@@ -170,9 +172,10 @@ RS_EXPORT int rs_frame_decode_header(const uint8_t *buf, size_t len, uint32_t *s
 RS_EXPORT rs_ssize rs_frame_encoded_size(const rs_frame *f);
 
 /*
- * Size of the head of `f`: every byte before its metadata bytes (header, fixed fields, SETUP strings,
- * the 24-bit metadata length when present). The frame on the wire is head, metadata, data. This lets
- * a sender write the head into a small buffer and gather the payload bytes with writev, no copy.
+ * Size of the head of `f`: every byte before its metadata bytes (header, fixed fields, SETUP
+ * strings, the 24-bit metadata length when present). The frame on the wire is head, metadata, data.
+ * This lets a sender write the head into a small buffer and gather the payload bytes with writev,
+ * no copy.
  */
 RS_EXPORT rs_ssize rs_frame_head_size(const rs_frame *f);
 
@@ -189,10 +192,12 @@ RS_EXPORT rs_ssize rs_frame_encode_head(const rs_frame *f, uint8_t *buf, size_t 
  */
 RS_EXPORT rs_ssize rs_frame_encode(const rs_frame *f, uint8_t *buf, size_t cap);
 
-/* Writes the 24-bit big-endian length prefix for a frame of `frame_len` bytes (<= RS_FRAME_MAX_SIZE). */
+/* Writes the 24-bit big-endian length prefix for a frame of `frame_len` bytes (<=
+ * RS_FRAME_MAX_SIZE). */
 RS_EXPORT void rs_frame_put_length(uint8_t out[RS_FRAME_LENGTH_SIZE], size_t frame_len);
 
-/* Spec names: "REQUEST_STREAM", "APPLICATION_ERROR"; "UNKNOWN" / "APPLICATION_DEFINED" otherwise. */
+/* Spec names: "REQUEST_STREAM", "APPLICATION_ERROR"; "UNKNOWN" / "APPLICATION_DEFINED" otherwise.
+ */
 RS_EXPORT const char *rs_frame_type_name(uint8_t type);
 RS_EXPORT const char *rs_error_code_name(uint32_t code);
 
@@ -203,21 +208,21 @@ RS_EXPORT bool rs_frame_type_is_resumable(uint8_t type);
 /*
  * Length-prefixed frame reader for byte-stream transports (TCP, TLS). Feed it what the socket gave;
  * it hands out whole frames. When a frame lies entirely inside the bytes fed, the view points into
- * them (zero-copy); a frame split across reads is gathered in an internal buffer that grows up to the
- * frame size, allocated through `mem`.
+ * them (zero-copy); a frame split across reads is gathered in an internal buffer that grows up to
+ * the frame size, allocated through `mem`.
  *
  * The struct is public so it can be embedded; its fields are private.
  */
 typedef struct rs_frame_reader {
   const rs_mem *mem;
-  size_t max_frame;     /* frames longer than this are refused */
-  uint8_t hdr[3];       /* partial length prefix */
+  size_t max_frame; /* frames longer than this are refused */
+  uint8_t hdr[3];   /* partial length prefix */
   size_t hdr_have;
-  size_t need;          /* length of the frame being gathered (0 if none) */
-  uint8_t *buf;         /* gathering buffer */
+  size_t need;  /* length of the frame being gathered (0 if none) */
+  uint8_t *buf; /* gathering buffer */
   size_t buf_len, buf_cap;
-  bool frame_out;       /* the gathering buffer was handed out; reset on the next call */
-  int error;            /* sticky error */
+  bool frame_out; /* the gathering buffer was handed out; reset on the next call */
+  int error;      /* sticky error */
 } rs_frame_reader;
 
 /*
