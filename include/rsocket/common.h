@@ -86,7 +86,7 @@ typedef enum rs_error {
   RS_ERR_CANCELED = -537,
   RS_ERR_PROTOCOL = -538, /* the peer broke the protocol */
   RS_ERR_TIMEOUT = -539,
-  RS_ERR_CLOSED = -540, /* the connection is closed or closing */
+  RS_ERR_CLOSED = -540,      /* the connection is closed or closing */
   RS_ERR_APPLICATION = -541, /* the peer's application failed the stream (APPLICATION_ERROR) */
   /* Fatal: the object is unusable afterwards. */
   RS_ERR_FATAL = -900,
