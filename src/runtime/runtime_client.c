@@ -21,7 +21,7 @@ struct rs_client {
   bool resolving, connecting, connected, had_transport;
   bool closing, finished;
   int open_handles;
-  char last_error[256];
+  char last_error[512];
 };
 
 void rs_client_options_default(rs_client_options *o) {
@@ -88,7 +88,7 @@ static void retry_or_finish(rs_client *c, const char *why) {
     return;
   }
   uint32_t d = backoff_delay(c);
-  char msg[320];
+  char msg[600];
   snprintf(msg, sizeof msg, "%s; retrying in %u ms", why, d);
   emit(c, RS_CLIENT_RECONNECTING, msg);
   uv_timer_start(&c->timer, on_backoff, d, 0);
