@@ -119,7 +119,7 @@ typedef struct rs_conn_settings {
 
   /* Server: also send KEEPALIVE(respond) at the client's interval (what rsocket-java does). */
   bool server_keepalive;
-  /* Server: how long to wait for the first frame (SETUP or RESUME) before closing. */
+  /* Server: how long to wait for the first frame (SETUP or RESUME) before closing; 0: forever. */
   uint32_t setup_timeout_ms;
 
   /* Fragmentation: 0 sends every frame whole; otherwise frames over `mtu` bytes (counting the
@@ -268,7 +268,9 @@ typedef struct rs_iov {
  *
  * Returns 0 and the connection in *out, or RS_ERR_INVALID_ARGUMENT (out NULL, a setting out of
  * range: keepalive or lifetime 0 or over 2^31-1, MIME over 255 bytes, mtu between 1 and 63,
- * resume without token (client) or store (server), token over 65535 bytes), RS_ERR_NOMEM.
+ * max_streams 0 or over 2^29, max_frame_size under 6, max_queued_control 0, resume without token
+ * (client) or store (server), token over 65535 bytes; callbacks with struct_size unset),
+ * RS_ERR_NOMEM.
  */
 RS_EXPORT int rs_conn_new(rs_conn **out, const rs_conn_settings *settings,
                           const rs_conn_callbacks *callbacks, void *user, const rs_mem *mem,

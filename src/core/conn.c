@@ -61,7 +61,8 @@ static int validate_settings(const rs_conn_settings *s) {
   if (s->max_frame_size < RS_FRAME_HEADER_SIZE || s->max_frame_size > RS_FRAME_MAX_SIZE) {
     return RS_ERR_INVALID_ARGUMENT;
   }
-  if (s->max_streams == 0 || s->max_streams > (1u << 30)) return RS_ERR_INVALID_ARGUMENT;
+  /* Below the 2^30 ids of one parity, so a free id always exists. */
+  if (s->max_streams == 0 || s->max_streams > (1u << 29)) return RS_ERR_INVALID_ARGUMENT;
   if (s->max_queued_control == 0) return RS_ERR_INVALID_ARGUMENT;
   if (s->resume) {
     if (s->role == RS_CONN_CLIENT &&
@@ -315,6 +316,10 @@ int rs_conn_new(rs_conn **out, const rs_conn_settings *settings, const rs_conn_c
   if (!c) return RS_ERR_NOMEM;
   c->mem = *mem;
   c->s = s;
+  if (callbacks && callbacks->struct_size < sizeof(size_t) + sizeof(void *)) {
+    mem->free(c, mem->user);
+    return RS_ERR_INVALID_ARGUMENT; /* struct_size not set */
+  }
   if (callbacks) {
     size_t n = callbacks->struct_size < sizeof(c->cb) ? callbacks->struct_size : sizeof(c->cb);
     memcpy(&c->cb, callbacks, n);
@@ -351,7 +356,7 @@ int rs_conn_new(rs_conn **out, const rs_conn_settings *settings, const rs_conn_c
   } else {
     c->next_stream_id = 2;
     c->state = RS_CONN_STATE_SETUP;
-    c->setup_deadline = now_ms + s.setup_timeout_ms;
+    c->setup_deadline = s.setup_timeout_ms ? now_ms + s.setup_timeout_ms : RS_NO_DEADLINE;
   }
   *out = c;
   return 0;

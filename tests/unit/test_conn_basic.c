@@ -191,7 +191,20 @@ static void test_settings_validation(void **state) {
   rs_conn_settings_default(&s, RS_CONN_SERVER);
   s.resume = true; /* no store */
   assert_int_equal(rs_conn_new(&c, &s, NULL, NULL, NULL, 0), RS_ERR_INVALID_ARGUMENT);
+  rs_conn_settings_default(&s, RS_CONN_SERVER);
+  rs_conn_callbacks cb;
+  memset(&cb, 0, sizeof(cb)); /* struct_size forgotten */
+  assert_int_equal(rs_conn_new(&c, &s, &cb, NULL, NULL, 0), RS_ERR_INVALID_ARGUMENT);
+  s.max_streams = 1u << 30;
+  assert_int_equal(rs_conn_new(&c, &s, NULL, NULL, NULL, 0), RS_ERR_INVALID_ARGUMENT);
   assert_null(c);
+  /* setup_timeout_ms 0: a server waits forever. */
+  rs_conn_settings_default(&s, RS_CONN_SERVER);
+  s.setup_timeout_ms = 0;
+  assert_int_equal(rs_conn_new(&c, &s, NULL, NULL, NULL, 0), 0);
+  assert_true(rs_conn_next_deadline(c) == UINT64_MAX);
+  rs_conn_free(c);
+  c = NULL;
   /* An older caller's smaller struct gets defaults for the rest. */
   rs_conn_settings_default(&s, RS_CONN_SERVER);
   s.struct_size = offsetof(rs_conn_settings, keepalive_interval_ms);
@@ -974,6 +987,111 @@ static void test_control_flood(void **state) {
   h_free(&h);
 }
 
+/* A peer that opens and cancels streams in a loop costs no memory growth. */
+static void test_cancel_churn_bounded(void **state) {
+  (void)state;
+  h_pair h;
+  h_init(&h);
+  tu_alloc_init(&h.alloc, 0);
+  h.use_alloc = true;
+  h.srv.echo = false;
+  assert_int_equal(h_new_server(&h), 0);
+  assert_true(
+      h_feed_hex(&h.srv,
+                 "00 00 16 00 00 00 00 04 00 00 01 00 00 00 00 01 F4 00 00 05 DC 01 61 01 62",
+                 h.now) > 0);
+  uint8_t pair[3 + 11 + 3 + 6];
+  long live_after_warmup = 0;
+  for (uint32_t i = 0; i < 20000; i++) {
+    uint32_t id = 1 + 2 * i;
+    uint8_t *p = pair;
+    rs_frame_put_length(p, 11);
+    p[3] = (uint8_t)(id >> 24), p[4] = (uint8_t)(id >> 16), p[5] = (uint8_t)(id >> 8),
+    p[6] = (uint8_t)id;
+    p[7] = 0x18, p[8] = 0x00, p[9] = 0, p[10] = 0, p[11] = 0, p[12] = 5, p[13] = 'x';
+    p += 14;
+    rs_frame_put_length(p, 6);
+    p[3] = (uint8_t)(id >> 24), p[4] = (uint8_t)(id >> 16), p[5] = (uint8_t)(id >> 8),
+    p[6] = (uint8_t)id;
+    p[7] = 0x24, p[8] = 0x00;
+    assert_int_equal(rs_conn_recv(h.srv.conn, pair, sizeof(pair), h.now), (rs_ssize)sizeof(pair));
+    if (i == 100) live_after_warmup = h.alloc.live;
+    if (i % 1000 == 0) h_clear_events(&h.srv);
+  }
+  assert_int_equal(h.alloc.live, live_after_warmup);
+  assert_int_equal(rs_conn_stream_count(h.srv.conn), 0);
+  assert_int_equal(rs_conn_pending_bytes(h.srv.conn), 0);
+  h_free(&h);
+  assert_int_equal(h.alloc.live, 0);
+}
+
+/* Requests refused in bulk (over max_streams) count as replies the peer provoked. */
+static void test_refusal_flood(void **state) {
+  (void)state;
+  h_pair h;
+  h_init(&h);
+  h.ss.max_streams = 1;
+  h.ss.max_queued_control = 16;
+  h.srv.echo = false;
+  assert_int_equal(h_new_server(&h), 0);
+  assert_true(
+      h_feed_hex(&h.srv,
+                 "00 00 16 00 00 00 00 04 00 00 01 00 00 00 00 01 F4 00 00 05 DC 01 61 01 62",
+                 h.now) > 0);
+  uint8_t req[3 + 7];
+  for (uint32_t id = 1; id < 200 && rs_conn_get_state(h.srv.conn) != RS_CONN_STATE_CLOSED;
+       id += 2) {
+    rs_frame_put_length(req, 7);
+    req[3] = 0, req[4] = 0, req[5] = (uint8_t)(id >> 8), req[6] = (uint8_t)id;
+    req[7] = 0x10, req[8] = 0x00, req[9] = 'x';
+    assert_true(rs_conn_recv(h.srv.conn, req, sizeof(req), h.now) > 0);
+  }
+  /* One stream taken, 16 refusals queued, the 17th closes the connection. */
+  assert_int_equal(h_find(&h.srv, EV_CLOSE, 0, 0)->err, RS_ERR_FLOODED);
+  assert_int_equal(h_count(&h.srv, EV_REQUEST, UINT32_MAX), 1);
+  h_free(&h);
+}
+
+/* Stream error codes as the requester sees them. */
+static void test_stream_error_codes(void **state) {
+  (void)state;
+  h_pair h;
+  start_pair(&h);
+  h.srv.echo = false;
+  const struct {
+    uint32_t code;
+    int err;
+  } cases[] = {
+      {RS_ERROR_APPLICATION_ERROR, RS_ERR_APPLICATION},
+      {RS_ERROR_REJECTED, RS_ERR_REJECTED},
+      {RS_ERROR_CANCELED, RS_ERR_CANCELED},
+      {RS_ERROR_INVALID, RS_ERR_PROTOCOL},
+      {0x00000301u, RS_ERR_APPLICATION},
+      {0xFFFFFFFEu, RS_ERR_APPLICATION},
+  };
+  rs_payload p = h_pl(NULL, "q");
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    uint32_t id = (uint32_t)rs_conn_request_stream(h.cli.conn, &p, 1, NULL);
+    h_pump_ok(&h);
+    assert_int_equal(rs_conn_send_error(h.srv.conn, id, cases[i].code, rs_bytes_str("why")), 0);
+    h_pump_ok(&h);
+    const h_event *e = h_find(&h.cli, EV_ERROR, id, 0);
+    assert_int_equal(e->code, cases[i].code);
+    assert_int_equal(e->err, cases[i].err);
+    assert_string_equal((char *)e->data, "why");
+  }
+  uint32_t id = (uint32_t)rs_conn_request_stream(h.cli.conn, &p, 1, NULL);
+  h_pump_ok(&h);
+  assert_int_equal(rs_conn_send_error(h.srv.conn, id, RS_ERROR_RESERVED_EXT, rs_bytes_str("")),
+                   RS_ERR_INVALID_ARGUMENT);
+  assert_int_equal(rs_conn_send_error(h.srv.conn, id, RS_ERROR_REJECTED_SETUP, rs_bytes_str("")),
+                   RS_ERR_INVALID_ARGUMENT);
+  /* The requester of a stream cancels; it cannot send ERROR. */
+  assert_int_equal(rs_conn_send_error(h.cli.conn, id, RS_ERROR_APPLICATION_ERROR, rs_bytes_str("")),
+                   RS_ERR_INVALID_STATE);
+  h_free(&h);
+}
+
 static void test_callbacks_not_reentered(void **state) {
   (void)state;
   h_pair h;
@@ -1050,6 +1168,9 @@ int main(void) {
       cmocka_unit_test(test_keepalive_exchange),
       cmocka_unit_test(test_keepalive_timeout),
       cmocka_unit_test(test_control_flood),
+      cmocka_unit_test(test_cancel_churn_bounded),
+      cmocka_unit_test(test_refusal_flood),
+      cmocka_unit_test(test_stream_error_codes),
       cmocka_unit_test(test_callbacks_not_reentered),
       cmocka_unit_test(test_message_framing),
   };
