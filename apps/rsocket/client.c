@@ -15,9 +15,11 @@ typedef struct client_state {
   uv_timer_t timeout;
   int exit_code;
   bool exit_set;
-  bool started;        /* the request was issued */
-  bool finished;       /* the interaction is over; closing */
-  bool connected_once; /* local errors before this are reported by the CLOSED event */
+  bool started;              /* the request was issued */
+  bool finished;             /* the interaction is over; closing */
+  bool connected_once;       /* local errors before this are reported by the CLOSED event */
+  char transport_error[300]; /* why the transport went away (TLS failure, reset, …) */
+  bool printed;              /* an error line was written */
   uint32_t sid;
   uint64_t received;
   uint64_t requested;
@@ -89,7 +91,8 @@ static void on_payload(rs_conn *conn, uint32_t sid, void *su, const rs_payload *
   }
 }
 
-static void print_error(uint32_t code, rs_bytes msg) {
+static void print_error(client_state *st, uint32_t code, rs_bytes msg) {
+  st->printed = true;
   fprintf(stderr, "error: %s (0x%X): %.*s\n", rs_error_code_name(code), code, (int)msg.len,
           msg.ptr ? (const char *)msg.ptr : "");
 }
@@ -99,10 +102,12 @@ static void on_error(rs_conn *conn, uint32_t sid, void *su, const rs_stream_erro
   client_state *st = user;
   if (sid != st->sid || st->finished) return;
   if (e->remote) {
-    print_error(e->code, e->message);
+    print_error(st, e->code, e->message);
     finish(st, EXIT_APPLICATION);
-  } else if (!st->connected_once && e->err == RS_ERR_CLOSED) {
-    return; /* never connected: on_event(CLOSED) says why */
+  } else if (e->err == RS_ERR_CLOSED) {
+    set_exit(st, EXIT_CONNECT); /* the transport went away: on_event(CLOSED) says why */
+    st->finished = true;
+    return;
   } else {
     fprintf(stderr, "error: %.*s (%s)\n", (int)e->message.len, (const char *)e->message.ptr,
             rs_strerror(e->err));
@@ -114,12 +119,14 @@ static void on_close(rs_conn *conn, const rs_close_info *info, void *user) {
   (void)conn;
   client_state *st = user;
   if (st->finished && info->err == RS_ERR_CLOSED) return;
-  if (!st->connected_once && !info->remote) return; /* on_event(CLOSED) says why */
+  if (!info->remote && info->err == RS_ERR_CLOSED) return; /* on_event(CLOSED) says why */
   if (info->remote && info->code)
-    print_error(info->code, info->message);
-  else
+    print_error(st, info->code, info->message);
+  else {
+    st->printed = true;
     fprintf(stderr, "error: connection closed: %.*s\n", (int)info->message.len,
             info->message.ptr ? (const char *)info->message.ptr : rs_strerror(info->err));
+  }
   int code = info->err == RS_ERR_REJECTED || info->err == RS_ERR_PROTOCOL ? EXIT_PROTOCOL
              : info->err == RS_ERR_TIMEOUT                                ? EXIT_TIMEOUT
                                                                           : EXIT_CONNECT;
@@ -383,6 +390,7 @@ static void on_event(rs_client *c, rs_client_event ev, const char *msg, void *us
     if (st->o->debug) fprintf(stderr, "* connected to %s\n", msg);
     break;
   case RS_CLIENT_DISCONNECTED:
+    snprintf(st->transport_error, sizeof st->transport_error, "%s", msg);
     if (st->o->debug) fprintf(stderr, "* disconnected: %s\n", msg);
     break;
   case RS_CLIENT_RESUMED:
@@ -390,8 +398,8 @@ static void on_event(rs_client *c, rs_client_event ev, const char *msg, void *us
     break;
   case RS_CLIENT_RECONNECTING: fprintf(stderr, "rsocket: %s\n", msg); break;
   case RS_CLIENT_CLOSED:
-    if (!st->exit_set) {
-      fprintf(stderr, "error: %s\n", msg);
+    if (!st->exit_set || (st->exit_code == EXIT_CONNECT && !st->printed)) {
+      fprintf(stderr, "error: %s\n", st->transport_error[0] ? st->transport_error : msg);
       set_exit(st, EXIT_CONNECT);
     }
     st->finished = true;
