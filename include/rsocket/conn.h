@@ -223,7 +223,8 @@ typedef struct rs_conn_callbacks {
   void (*on_payload)(rs_conn *conn, uint32_t stream_id, void *stream_user, const rs_payload *p,
                      unsigned flags, void *user);
 
-  /* The peer granted `n` more elements for our side of a stream or channel. */
+  /* The peer granted `n` more elements for our side of a stream or channel
+   * (RS_CREDIT_UNBOUNDED for REQUEST_N(2^31-1)). */
   void (*on_request_n)(rs_conn *conn, uint32_t stream_id, void *stream_user, uint64_t n,
                        void *user);
 
@@ -407,9 +408,10 @@ RS_EXPORT int rs_conn_send_error(rs_conn *conn, uint32_t stream_id, uint32_t cod
 
 /*
  * Grants the peer `n` more elements on the stream we receive (REQUEST_N). Credit is 64-bit and
- * saturating; once 2^31-1 or more is outstanding it is unbounded, REQUEST_N(2^31-1) is sent once
- * and later calls send nothing. Returns 0, the common errors, RS_ERR_INVALID_ARGUMENT (n == 0),
- * RS_ERR_INVALID_STATE (request-response, or we are a stream's responder).
+ * saturating; once 2^31-1 or more is outstanding it is unbounded: the call that gets there sends
+ * REQUEST_N(2^31-1) (unbounded for every peer) and later calls send nothing. Returns 0, the common
+ * errors, RS_ERR_INVALID_ARGUMENT (n == 0), RS_ERR_INVALID_STATE (request-response, or we are a
+ * stream's responder).
  */
 RS_EXPORT int rs_conn_request_n(rs_conn *conn, uint32_t stream_id, uint64_t n);
 

@@ -244,12 +244,15 @@ int rs_conn_request_n(rs_conn *c, uint32_t id, uint64_t n) {
   }
   if (s->flags & RS_ST_IN_DONE) return RS_ERR_STREAM_CLOSED;
   if (s->in_credit == RS_CREDIT_UNBOUNDED) return 0; /* the peer may already send everything */
+  uint64_t credit = credit_add(s->in_credit, credit_of(n));
   rs_frame f;
   rs_frame_init(&f, RS_FRAME_REQUEST_N, id);
-  f.u.request_n.n = wire_n(n);
+  /* Becoming unbounded: say so with 2^31-1, which every peer reads as unbounded, so the peer's
+   * count (which lags ours by what is in flight) cannot stay finite while we stop asking. */
+  f.u.request_n.n = credit == RS_CREDIT_UNBOUNDED ? RS_REQUEST_N_MAX : wire_n(n);
   rc = rs__send_frame(c, &f);
   if (rc) return rc;
-  s->in_credit = credit_add(s->in_credit, credit_of(n));
+  s->in_credit = credit;
   return 0;
 }
 
