@@ -249,7 +249,8 @@ typedef struct rs_conn_callbacks {
                    void *user);
 
   /* Server: a RESUME on another transport took this session over while its transport still
-   * looked alive. Close that old transport; stop feeding it to this connection. */
+   * looked alive. Close that old transport and stop feeding it to this connection; output handed
+   * out by rs_conn_pending_output is dropped when this returns. */
   void (*on_detached)(rs_conn *conn, void *user);
 } rs_conn_callbacks;
 

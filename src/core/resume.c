@@ -303,13 +303,14 @@ void rs__on_resume(rs_conn *c, const rs_frame *f) {
   }
   if (old->now < c->now) old->now = c->now;
   if (old->state == RS_CONN_STATE_ESTABLISHED) {
-    /* The old transport still looked alive: it is taken over. */
-    detach_transport(old);
+    /* The old transport still looked alive: it is taken over. The runtime hears it first, so it
+     * stops writing the output it holds before that output is dropped. */
     if (old->cb.on_detached) {
       old->in_callback++;
       old->cb.on_detached(old, old->user);
       old->in_callback--;
     }
+    detach_transport(old);
   }
   old->state = RS_CONN_STATE_ESTABLISHED;
   old->session_deadline = RS_NO_DEADLINE;
