@@ -83,8 +83,6 @@ typedef enum rs_conn_state {
   RS_CONN_STATE_CLOSED,       /* finished; flush the output, then close the transport */
 } rs_conn_state;
 
-#define RS_CONN_SETTINGS_VERSION 1
-
 /*
  * Connection settings. Fill with rs_conn_settings_default(), then change fields. `struct_size`
  * lets later versions add fields at the end: a caller built against an older header passes its
@@ -193,8 +191,6 @@ typedef struct rs_close_info {
 /* on_payload flags. */
 #define RS_PAYLOAD_NEXT     0x1u /* the payload carries an element (onNext) */
 #define RS_PAYLOAD_COMPLETE 0x2u /* the peer's half of the stream is complete (onComplete) */
-
-#define RS_CONN_CALLBACKS_VERSION 1
 
 /*
  * Callbacks. Any may be NULL (the event is then dropped, except on_setup: NULL accepts every
@@ -401,8 +397,9 @@ RS_EXPORT int rs_conn_send_complete(rs_conn *conn, uint32_t stream_id);
 /*
  * Ends the stream with ERROR[`code`] (APPLICATION_ERROR, REJECTED, CANCELED, INVALID, or an
  * application code >= 0x301) and `message` (UTF-8, copied). Both halves end. A requester may only
- * send APPLICATION_ERROR on a channel (use rs_conn_cancel otherwise). Returns 0, the common
- * errors, RS_ERR_INVALID_ARGUMENT (a connection-level or reserved code), RS_ERR_INVALID_STATE.
+ * send an error on a channel (use rs_conn_cancel otherwise). Returns 0, the common errors,
+ * RS_ERR_INVALID_ARGUMENT (a connection-level or reserved code), RS_ERR_INVALID_STATE,
+ * RS_ERR_FRAME_TOO_LARGE (message over one frame).
  */
 RS_EXPORT int rs_conn_send_error(rs_conn *conn, uint32_t stream_id, uint32_t code,
                                  rs_bytes message);
