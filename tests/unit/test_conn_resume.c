@@ -10,9 +10,11 @@ typedef struct rtest {
   rs_conn *session; /* the server's resumable session */
 } rtest;
 
-static void resume_pair(rtest *t, size_t buffer) {
+static void resume_pair_framed(rtest *t, size_t buffer, rs_conn_framing framing) {
   h_pair *h = &t->h;
   h_init(h);
+  h->cs.framing = h->ss.framing = framing;
+  if (framing == RS_FRAMING_MESSAGE) h->cs.mtu = h->ss.mtu = 64;
   h->store = rs_resume_store_new(NULL);
   assert_non_null(h->store);
   h->cs.resume = true;
@@ -30,11 +32,26 @@ static void resume_pair(rtest *t, size_t buffer) {
   assert_int_equal(h_find(&h->srv, EV_SETUP, 0, 0)->flags, 2); /* resume asked */
 }
 
+static void resume_pair(rtest *t, size_t buffer) {
+  resume_pair_framed(t, buffer, RS_FRAMING_LENGTH_PREFIXED);
+}
+
 /* Delivers at most `budget` bytes of `from`'s output to `to`; the rest dies with the transport. */
 static void deliver_partial(h_pair *h, h_peer *from, h_peer *to, size_t budget) {
   rs_iov iov[16];
   int n = rs_conn_pending_output(from->conn, iov, 16);
   size_t done = 0;
+  if (h->ss.framing == RS_FRAMING_MESSAGE) {
+    /* Messages arrive whole or not at all. */
+    for (int i = 0; i < n && iov[i].len <= budget; i++) {
+      assert_int_equal(rs_conn_recv_frame(to->conn, iov[i].base, iov[i].len, h->now), 0);
+      h_follow_handoff(to);
+      budget -= iov[i].len;
+      done += iov[i].len;
+    }
+    if (done) assert_int_equal(rs_conn_consumed(from->conn, done), 0);
+    return;
+  }
   for (int i = 0; i < n && budget; i++) {
     size_t k = iov[i].len < budget ? iov[i].len : budget;
     size_t off = 0;
@@ -90,9 +107,9 @@ static void check_sequence(const h_peer *p, uint32_t sid, const char *prefix, in
   assert_int_equal(k, count);
 }
 
-static void random_cuts(uint64_t seed, size_t buffer, int items) {
+static void random_cuts(uint64_t seed, size_t buffer, int items, rs_conn_framing framing) {
   rtest t;
-  resume_pair(&t, buffer);
+  resume_pair_framed(&t, buffer, framing);
   h_pair *h = &t.h;
   uint64_t rng = seed;
   h->chunk = H_RANDOM_CHUNK;
@@ -107,17 +124,18 @@ static void random_cuts(uint64_t seed, size_t buffer, int items) {
   h_pump_ok(h);
   int sent_s = 0, sent_c = 0, sent_cs = 0, cuts = 0;
   char buf[32];
+  static const char pad[] = "padding-padding-padding-padding-padding-padding-padding-padding";
   while (sent_s < items || sent_c < items || sent_cs < items) {
     int k = (int)(tu_rand(&rng) % 8);
     for (int i = 0; i < k && sent_s < items; i++, sent_s++) {
       snprintf(buf, sizeof(buf), "s%05d", sent_s);
-      rs_payload e = h_pl(NULL, buf);
+      rs_payload e = h_pl(pad, buf);
       assert_int_equal(rs_conn_send_payload(t.session, sid, &e, false), 0);
     }
     k = (int)(tu_rand(&rng) % 8);
     for (int i = 0; i < k && sent_c < items; i++, sent_c++) {
       snprintf(buf, sizeof(buf), "c%05d", sent_c);
-      rs_payload e = h_pl(NULL, buf);
+      rs_payload e = h_pl(pad, buf);
       assert_int_equal(rs_conn_send_payload(h->cli.conn, cid, &e, false), 0);
     }
     k = (int)(tu_rand(&rng) % 8);
@@ -161,13 +179,24 @@ static void random_cuts(uint64_t seed, size_t buffer, int items) {
 
 static void test_resume_random_cuts(void **state) {
   (void)state;
-  for (uint64_t seed = 1; seed <= 40; seed++) random_cuts(seed, 1u << 20, 200);
+  for (uint64_t seed = 1; seed <= 40; seed++) {
+    random_cuts(seed, 1u << 20, 200, RS_FRAMING_LENGTH_PREFIXED);
+  }
 }
 
 /* A retained-frame buffer smaller than the whole exchange: KEEPALIVE positions trim it. */
 static void test_resume_random_cuts_small_buffer(void **state) {
   (void)state;
-  for (uint64_t seed = 100; seed <= 110; seed++) random_cuts(seed, 4096, 300);
+  for (uint64_t seed = 100; seed <= 110; seed++) {
+    random_cuts(seed, 4096, 300, RS_FRAMING_LENGTH_PREFIXED);
+  }
+}
+
+/* The same over a message transport (WebSocket), with fragmentation at MTU 64 on top. */
+static void test_resume_random_cuts_message_framing(void **state) {
+  (void)state;
+  for (uint64_t seed = 200; seed <= 215; seed++)
+    random_cuts(seed, 1u << 20, 150, RS_FRAMING_MESSAGE);
 }
 
 static void test_resume_requests_while_disconnected(void **state) {
@@ -385,6 +414,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_resume_random_cuts),
       cmocka_unit_test(test_resume_random_cuts_small_buffer),
+      cmocka_unit_test(test_resume_random_cuts_message_framing),
       cmocka_unit_test(test_resume_requests_while_disconnected),
       cmocka_unit_test(test_resume_unknown_token_rejected),
       cmocka_unit_test(test_resume_positions_unavailable),
