@@ -121,8 +121,9 @@ typedef struct rs_client_options {
   const char *ca_file;         /* tls/wss: extra trusted CA (PEM) */
   bool insecure;               /* tls/wss: skip certificate verification (tests only) */
   uint32_t connect_timeout_ms; /* per attempt; 0 = 10 s */
-  /* Reconnect after a lost transport (with resumption the session continues; without it a new
-   * connection and engine are made and the old streams ended with RS_ERR_CLOSED). */
+  /* Reconnect after a transport that was up is lost (with resumption the session continues
+   * until resume_session_timeout_ms runs out; without it a new engine is made and the old
+   * streams end with RS_ERR_CLOSED). A first connection that fails is not retried. */
   bool reconnect;
   uint32_t backoff_min_ms; /* first delay (jittered ±50%); 0 = 100 ms */
   uint32_t backoff_max_ms; /* cap; 0 = 16 s */

@@ -82,7 +82,8 @@ static void on_backoff(uv_timer_t *t) {
 static void retry_or_finish(rs_client *c, const char *why) {
   snprintf(c->last_error, sizeof c->last_error, "%s", why);
   c->attempts++;
-  if (c->closing || !c->opt.reconnect ||
+  /* Reconnection is for transports that were up; a first connection that fails is reported. */
+  if (c->closing || !c->opt.reconnect || !c->had_transport ||
       (c->opt.max_attempts > 0 && c->attempts >= c->opt.max_attempts)) {
     finish(c, why);
     return;
@@ -249,8 +250,10 @@ void rt_client_transport_gone(rt_conn *rc, int err, const char *reason) {
   c->connected = false;
   if (was_connected) emit(c, RS_CLIENT_DISCONNECTED, reason);
   rs_conn_state st = rs_conn_get_state(rc->conn);
-  if (st == RS_CONN_STATE_CLOSED && (c->closing || !c->opt.reconnect)) {
-    finish(c, reason);
+  /* A closed session ends the client unless reconnecting without resumption (then a new session
+   * starts on the next transport). A resumable session that closed has expired or was refused. */
+  if (st == RS_CONN_STATE_CLOSED && (c->closing || !c->opt.reconnect || c->opt.settings.resume)) {
+    finish(c, was_connected || !c->opt.settings.resume ? reason : "resumable session expired");
     return;
   }
   if (c->closing) {

@@ -1,0 +1,48 @@
+// A TCP proxy for resumption tests: forwards 127.0.0.1:PORT → --target HOST:PORT and, once the
+// server→client direction has carried --cut-after bytes, destroys every open connection (once),
+// as a network failure would. Later connections are forwarded untouched. SIGUSR1 cuts at once.
+// Prints "proxy listening on PORT". Usage: node cut_proxy.mjs --target 127.0.0.1:7878 [--cut-after N]
+import net from "net";
+
+const args = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : def;
+};
+const [thost, tport] = opt("--target", "127.0.0.1:7878").split(":");
+let cutAfter = Number(opt("--cut-after", "0"));
+let cutDone = false;
+const live = new Set();
+let forwarded = 0;
+
+function cutAll(reason) {
+  cutDone = true;
+  console.log(`cut: ${reason}`);
+  for (const s of live) s.destroy();
+  live.clear();
+}
+
+const server = net.createServer((client) => {
+  const upstream = net.connect(Number(tport), thost);
+  live.add(client);
+  live.add(upstream);
+  client.on("data", (d) => upstream.write(d));
+  upstream.on("data", (d) => {
+    client.write(d);
+    forwarded += d.length;
+    if (!cutDone && cutAfter > 0 && forwarded >= cutAfter) cutAll(`after ${forwarded} bytes`);
+  });
+  const end = () => {
+    client.destroy();
+    upstream.destroy();
+    live.delete(client);
+    live.delete(upstream);
+  };
+  client.on("close", end);
+  upstream.on("close", end);
+  client.on("error", end);
+  upstream.on("error", end);
+});
+server.listen(0, "127.0.0.1", () => console.log(`proxy listening on ${server.address().port}`));
+process.on("SIGUSR1", () => cutAll("signal"));
+process.on("SIGTERM", () => process.exit(0));
