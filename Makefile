@@ -1,6 +1,7 @@
 # rsocket-c top-level entry points. Every target installs what it needs (scripts/deps).
 #   make         release build into build/ (executables in build/bin/)
-#   make test    every test, then the unit tests again under ASan+UBSan, then a short fuzz run
+#   make test    every test, then unit and integration tests again under ASan+UBSan, then a short
+#                run of every fuzzer
 #   make demo    the main job: see README.md
 #   make bench   benchmarks (release build)
 #   make fuzz    long fuzz run (FUZZ_SECONDS per target, default 300)
@@ -40,7 +41,7 @@ test-asan:
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DRS_SANITIZE=ON >/dev/null
 	@cmake --build build-asan -j $(JOBS)
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		ctest --output-on-failure -j $(JOBS) -L unit
+		ctest --output-on-failure -j $(JOBS) -L 'unit|integration'
 
 .PHONY: build-fuzz
 build-fuzz:
