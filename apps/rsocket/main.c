@@ -52,7 +52,7 @@ static void usage(FILE *f) {
       "  --server                serve the echo contract on URI (prints 'listening on URI')\n"
       "  -d DATA                 answer request-response with DATA; with -d @FILE streams emit\n"
       "                          each line of FILE, then complete\n"
-      "  --lease N               grant N requests per second (lease)\n"
+      "  --lease N               grant N requests per second (LEASE every second, TTL 2 s)\n"
       "  --workers N             worker threads (default 1)\n"
       "\n"
       "  -h, --help              this help;  -v, --version: print the version\n"

@@ -191,13 +191,20 @@ static void deactivate(echo_stream *es) {
 
 /* ---- callbacks ---- */
 
+/* Every second a new lease of N requests replaces the previous one. Its TTL is two seconds so a
+ * requester never sees a gap between two leases (unused permits still vanish on replacement, so
+ * the rate stays at N per second). */
 static void grant_lease(conn_state *cs) {
-  rs_conn_send_lease(cs->conn, 1000, cs->srv->o->lease_per_second, NULL);
+  rs_conn_send_lease(cs->conn, 2000, cs->srv->o->lease_per_second, NULL);
   rs_runtime_wake(cs->conn);
 }
 
 static void on_lease_timer(uv_timer_t *t) {
-  grant_lease(t->data);
+  conn_state *cs = t->data;
+  /* The engine reads time only when given it: bring its clock to now before granting, or the
+   * lease would be timed from its last input. */
+  rs_conn_handle_expiry(cs->conn, uv_now(rs_runtime_loop(cs->conn)));
+  grant_lease(cs);
 }
 
 static int on_setup(rs_conn *conn, const rs_setup_info *setup, void *user) {

@@ -3,7 +3,7 @@
 #   1. rsocket-js client → our server (`rsocket --server`): every scenario of peers/js_client.mjs
 #      (request-response, fnf, stream with request(n) and cancel, channel, 5 MiB payloads,
 #      2,000 concurrent requests on one connection), then again with fragmentation at MTU 64 on
-#      both sides.
+#      both sides, then lease: our server grants 100 requests/s and the js requester honours it.
 #   2. our client (`rsocket`) → rsocket-js server (peers/js_echo_server.mjs): every model, MTU 64
 #      both ways, a 5 MiB payload, keepalive across an idle period longer than the max lifetime.
 set -euo pipefail
@@ -49,6 +49,13 @@ if node "$here/peers/js_client.mjs" --uri "$URI" --fragment 64 \
     >"$work/js2.log" 2>&1; then passes=$((passes + 1)); else
   fails=$((fails + 1)); echo "FAIL js client → our server, MTU 64:"; cat "$work/js2.log"; fi
 grep -E '^(ok|FAIL) ' "$work/js2.log" | sed 's/^/  js→c tcp mtu64: /'
+"$bin/rsocket" --server --lease 100 tcp://127.0.0.1:0 >"$work/lease.out" 2>&1 &
+pids+=($!)
+wait_listening "$work/lease.out"
+if node "$here/peers/js_client.mjs" --uri "$URI" --lease --only lease_250,request_stream_take \
+    >"$work/js3.log" 2>&1; then passes=$((passes + 1)); else
+  fails=$((fails + 1)); echo "FAIL js client with lease → our lease server:"; cat "$work/js3.log"; fi
+grep -E '^(ok|FAIL) ' "$work/js3.log" | sed 's/^/  js→c tcp lease: /'
 grep -q '^fnf fnf-data$' "$work/ours.out" && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL our server did not print the js fnf"; }
 
 # ---- 2. our client → rsocket-js server ----

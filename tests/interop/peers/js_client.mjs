@@ -17,6 +17,7 @@ const uri = new URL(opt("--uri", "tcp://127.0.0.1:7878"));
 const mtu = Number(opt("--fragment", "0"));
 const only = opt("--only", "");
 const timeoutMs = Number(opt("--timeout-ms", "20000"));
+const lease = args.includes("--lease");
 
 function makeTransport() {
   if (uri.protocol === "tcp:") {
@@ -33,6 +34,7 @@ async function connect(extra = {}) {
     setup: { keepAlive: 2000, lifetime: 30000, dataMimeType: "application/octet-stream",
              metadataMimeType: "application/octet-stream", ...extra.setup },
     fragmentation: mtu > 0 ? { maxOutboundFragmentSize: mtu } : undefined,
+    lease: lease ? { maxPendingRequests: 1000 } : undefined,
     transport: makeTransport(),
   });
   return connector.connect();
@@ -158,6 +160,16 @@ const scenarios = {
     eq(p.data, data, "data");
     eq(p.metadata, md, "metadata");
   },
+  // With --lease against a server granting 100 requests per second: 250 requests need at least
+  // two lease renewals, so they take over 1.5 s; all must succeed (none rejected).
+  async lease_250(rs) {
+    const t0 = Date.now();
+    const all = [];
+    for (let i = 0; i < 250; i++) all.push(rr(rs, { data: enc(`l${i}`) }).then((p) => eq(p.data, enc(`l${i}`), `l${i}`)));
+    await Promise.all(all);
+    const ms = Date.now() - t0;
+    if (ms < 1500) throw new Error(`250 requests under a 100/s lease took only ${ms} ms`);
+  },
   async concurrent_2000(rs) {
     const all = [];
     for (let i = 0; i < 2000; i++) all.push(rr(rs, { data: enc(`r${i}`) }).then((p) => eq(p.data, enc(`r${i}`), `r${i}`)));
@@ -165,7 +177,7 @@ const scenarios = {
   },
 };
 
-const names = only ? only.split(",") : Object.keys(scenarios);
+const names = only ? only.split(",") : Object.keys(scenarios).filter((n) => n !== "lease_250");
 let passed = 0;
 let failed = 0;
 let rs;
