@@ -1,0 +1,177 @@
+/*
+ * rsocket-c: sans-I/O WebSocket (RFC 6455) building blocks: the frame header codec, masking,
+ * incremental UTF-8 validation, close codes, and the HTTP/1.1 upgrade handshake for servers and
+ * clients. No sockets, no clocks: bytes in, bytes out.
+ */
+#ifndef RSOCKET_WS_H
+#define RSOCKET_WS_H
+
+#include "rsocket/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+  RS_WS_OP_CONTINUATION = 0x0,
+  RS_WS_OP_TEXT = 0x1,
+  RS_WS_OP_BINARY = 0x2,
+  RS_WS_OP_CLOSE = 0x8,
+  RS_WS_OP_PING = 0x9,
+  RS_WS_OP_PONG = 0xA,
+};
+
+/* Close codes we send or check. */
+enum {
+  RS_WS_CLOSE_NORMAL = 1000,
+  RS_WS_CLOSE_GOING_AWAY = 1001,
+  RS_WS_CLOSE_PROTOCOL = 1002,
+  RS_WS_CLOSE_UNSUPPORTED = 1003,
+  RS_WS_CLOSE_NO_STATUS = 1005, /* never sent: "no code in the close frame" */
+  RS_WS_CLOSE_ABNORMAL = 1006,  /* never sent: "closed without a close frame" */
+  RS_WS_CLOSE_INVALID_DATA = 1007,
+  RS_WS_CLOSE_POLICY = 1008,
+  RS_WS_CLOSE_TOO_BIG = 1009,
+  RS_WS_CLOSE_EXTENSION = 1010,
+  RS_WS_CLOSE_INTERNAL = 1011,
+  RS_WS_CLOSE_TRY_AGAIN = 1013,
+};
+
+#define RS_WS_MAX_HEADER  14u  /* 2 + 8 (length) + 4 (mask) */
+#define RS_WS_MAX_CONTROL 125u /* control frame payload limit */
+
+/* A parsed frame header. */
+typedef struct rs_ws_frame_header {
+  bool fin;
+  bool rsv1, rsv2, rsv3;
+  uint8_t opcode;
+  bool masked;
+  uint8_t mask[4];
+  uint64_t payload_len;
+  size_t header_len; /* bytes of header (2..14) */
+} rs_ws_frame_header;
+
+/*
+ * Parses the frame header at the start of `buf`. Returns the header length (> 0) with *h filled,
+ * 0 when more bytes are needed, or RS_ERR_MALFORMED when the 64-bit length has its top bit set.
+ * Semantic checks (masking direction, reserved bits, opcodes, control frame rules) are the
+ * caller's: see rs_ws_frame_header_check.
+ */
+RS_EXPORT rs_ssize rs_ws_frame_header_parse(rs_ws_frame_header *h, const uint8_t *buf, size_t len);
+
+/*
+ * The protocol checks for a received header. `from_client` says who sent it (clients must mask,
+ * servers must not); `rsv1_allowed` when permessage-deflate was negotiated (and then only on the
+ * first frame of a data message: the caller passes `in_message`, true when a fragmented data
+ * message is open). Returns 0 or the close code to fail with (1002), and a static reason.
+ */
+RS_EXPORT int rs_ws_frame_header_check(const rs_ws_frame_header *h, bool from_client,
+                                       bool rsv1_allowed, bool in_message, const char **reason);
+
+/*
+ * Writes a frame header for a payload of `len` bytes into `out` (at least RS_WS_MAX_HEADER
+ * bytes) using the shortest length form. `mask` (4 bytes) is written when not NULL. Returns the
+ * header length.
+ */
+RS_EXPORT size_t rs_ws_frame_header_write(uint8_t *out, bool fin, uint8_t opcode, bool rsv1,
+                                          const uint8_t *mask, uint64_t len);
+
+/* The header length rs_ws_frame_header_write would use. */
+RS_EXPORT size_t rs_ws_frame_header_size(bool masked, uint64_t len);
+
+/*
+ * XORs `len` bytes with the masking key, 8 bytes at a time. `offset` is the position of
+ * data[0] within the frame payload (the key rotates with it), so a payload can be unmasked in
+ * pieces as it arrives. Masking and unmasking are the same operation.
+ */
+RS_EXPORT void rs_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t offset);
+
+/* Incremental UTF-8 validation (fail fast: invalid as soon as no continuation could be valid). */
+typedef struct rs_ws_utf8 {
+  uint32_t state;
+} rs_ws_utf8;
+
+#define RS_WS_UTF8_ACCEPT 0u /* at a code point boundary */
+#define RS_WS_UTF8_REJECT 1u /* invalid, for good */
+
+static inline void rs_ws_utf8_init(rs_ws_utf8 *u) {
+  u->state = RS_WS_UTF8_ACCEPT;
+}
+/* Feeds bytes; returns the new state: RS_WS_UTF8_ACCEPT, RS_WS_UTF8_REJECT or another value
+ * meaning "inside a code point". Once REJECT, it stays REJECT. */
+RS_EXPORT uint32_t rs_ws_utf8_feed(rs_ws_utf8 *u, const uint8_t *p, size_t n);
+/* Validates a whole buffer. */
+RS_EXPORT bool rs_ws_utf8_valid(const uint8_t *p, size_t n);
+
+/* True for close codes a peer may send: 1000-1003, 1007-1014, 3000-4999. */
+RS_EXPORT bool rs_ws_close_code_valid(unsigned code);
+
+/* ---- Handshake ---- */
+
+/* Sec-WebSocket-Accept for a key: base64(SHA-1(key + GUID)), 28 characters + NUL in `out`. */
+RS_EXPORT int rs_ws_accept_key(const char *key, size_t key_len, char out[29]);
+
+#define RS_WS_MAX_HANDSHAKE 16384u /* request or response head, bytes */
+#define RS_WS_MAX_HEADERS   64u
+
+/* What the server needs from an upgrade request. Views point into the caller's buffer. */
+typedef struct rs_ws_request {
+  rs_bytes method, path, host, key, version, origin, protocols, extensions;
+  bool upgrade_websocket;  /* Upgrade has the "websocket" token */
+  bool connection_upgrade; /* Connection has the "upgrade" token */
+  int http_minor;          /* HTTP/1.x */
+} rs_ws_request;
+
+/*
+ * Parses an HTTP/1.1 request head in buf[0..len). Returns the head's length (through the empty
+ * line) with *req filled; 0 when incomplete (more bytes needed; the caller must give up beyond
+ * RS_WS_MAX_HANDSHAKE); RS_ERR_MALFORMED for a broken request line or header, or too many
+ * headers, or a head longer than RS_WS_MAX_HANDSHAKE. Bytes after the head are not touched.
+ */
+RS_EXPORT rs_ssize rs_ws_request_parse(rs_ws_request *req, const uint8_t *buf, size_t len);
+
+/*
+ * Checks an upgrade request. Returns 0 if it is a valid WebSocket upgrade, else the HTTP status
+ * to answer (400, or 426 for a version other than 13, or 405 for a method other than GET) with a
+ * static reason.
+ */
+RS_EXPORT int rs_ws_request_check(const rs_ws_request *req, const char **reason);
+
+/*
+ * True when `list` (a comma-separated header value) contains `token`, case-insensitively.
+ */
+RS_EXPORT bool rs_ws_header_has_token(rs_bytes list, const char *token);
+
+/*
+ * Writes the 101 response for `req` (its key), with `protocol` (NULL: none) into out. Returns the
+ * length or RS_ERR_BUFFER_TOO_SMALL.
+ */
+RS_EXPORT rs_ssize rs_ws_response_101(char *out, size_t cap, const rs_ws_request *req,
+                                      const char *protocol);
+
+/* Writes an error response (status 400, 403, 405, 426…) with a plain-text body `reason`. */
+RS_EXPORT rs_ssize rs_ws_response_error(char *out, size_t cap, int status, const char *reason);
+
+/*
+ * Client: writes an upgrade request for `host` (with port when not default) and `path`, with
+ * `key` (24 base64 characters, e.g. from rs_ws_client_key) and an optional subprotocol.
+ */
+RS_EXPORT rs_ssize rs_ws_client_request(char *out, size_t cap, const char *host, const char *path,
+                                        const char *key, const char *protocol);
+
+/* Client: a fresh random key (24 base64 characters + NUL). 0 or RS_ERR_INTERNAL. */
+RS_EXPORT int rs_ws_client_key(char out[25]);
+
+/*
+ * Client: checks the server's response head in buf[0..len). Returns the head's length when it is
+ * a valid 101 for `key` (and any subprotocol is the one offered), 0 when incomplete, or
+ * RS_ERR_REJECTED (with a reason: not 101, bad accept value, unexpected extension or protocol)
+ * or RS_ERR_MALFORMED.
+ */
+RS_EXPORT rs_ssize rs_ws_client_response_check(const uint8_t *buf, size_t len, const char *key,
+                                               const char *protocol, const char **reason);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
