@@ -171,6 +171,58 @@ RS_EXPORT int rs_ws_client_key(char out[25]);
 RS_EXPORT rs_ssize rs_ws_client_response_check(const uint8_t *buf, size_t len, const char *key,
                                                const char *protocol, const char **reason);
 
+/* ---- Connection (after the handshake) ---- */
+
+typedef struct rs_ws_conn rs_ws_conn;
+
+typedef struct rs_ws_callbacks {
+  /* A whole message (text already validated as UTF-8). `data` is valid during the call. */
+  void (*on_message)(rs_ws_conn *c, int opcode, const uint8_t *data, size_t len, void *user);
+  /* A ping arrived (the pong is already queued when auto_pong). */
+  void (*on_ping)(rs_ws_conn *c, const uint8_t *data, size_t len, void *user);
+  /* The close handshake finished or the connection failed: `code` is the peer's code (1005 when
+   * it sent none) or the one we failed with; `remote` tells which. */
+  void (*on_close)(rs_ws_conn *c, unsigned code, rs_bytes reason, bool remote, void *user);
+} rs_ws_callbacks;
+
+typedef struct rs_ws_options {
+  bool server;               /* server role: expects masked frames, sends unmasked */
+  size_t max_message;        /* largest inbound message; larger: close 1009 (0 = 16 MiB) */
+  uint32_t close_timeout_ms; /* wait for the peer's close after ours (0 = 5000) */
+  size_t max_queued; /* output bytes queued before sends fail with WOULD_BLOCK (0 = 64 MiB) */
+} rs_ws_options;
+
+/* Creates a connection. NULL on allocation failure. `mem` may be NULL. */
+RS_EXPORT rs_ws_conn *rs_ws_conn_new(const rs_ws_options *o, const rs_ws_callbacks *cb, void *user,
+                                     const rs_mem *mem);
+RS_EXPORT void rs_ws_conn_free(rs_ws_conn *c);
+
+/*
+ * Feeds received bytes. Protocol violations queue a close frame with the right code (1002, 1007,
+ * 1009) and call on_close; they are not errors of this call. Returns 0, or RS_ERR_NOMEM (fatal).
+ */
+RS_EXPORT int rs_ws_conn_recv(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t now_ms);
+
+/* Queues a message (copied; masked in the client role). Returns 0, RS_ERR_CLOSED (closing),
+ * RS_ERR_WOULD_BLOCK (over max_queued), RS_ERR_INVALID_ARGUMENT, RS_ERR_NOMEM. */
+RS_EXPORT int rs_ws_conn_send(rs_ws_conn *c, int opcode, const uint8_t *data, size_t len);
+
+/* Starts the close handshake with `code` and `reason` (at most 123 bytes). */
+RS_EXPORT int rs_ws_conn_close(rs_ws_conn *c, unsigned code, const char *reason, uint64_t now_ms);
+
+/* Output: one buffer of queued bytes (returns 0 or 1), then consumed(n). */
+RS_EXPORT int rs_ws_conn_pending(rs_ws_conn *c, rs_bytes *out);
+RS_EXPORT void rs_ws_conn_consumed(rs_ws_conn *c, size_t n);
+RS_EXPORT size_t rs_ws_conn_queued(const rs_ws_conn *c);
+
+/* True when the close handshake is over (or timed out) and all output was consumed: close the
+ * transport. */
+RS_EXPORT bool rs_ws_conn_want_close(const rs_ws_conn *c);
+/* True once a close frame was sent or received. */
+RS_EXPORT bool rs_ws_conn_closing(const rs_ws_conn *c);
+RS_EXPORT uint64_t rs_ws_conn_next_deadline(const rs_ws_conn *c);
+RS_EXPORT void rs_ws_conn_handle_expiry(rs_ws_conn *c, uint64_t now_ms);
+
 #ifdef __cplusplus
 }
 #endif

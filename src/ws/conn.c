@@ -1,0 +1,317 @@
+/*
+ * A WebSocket connection after the handshake (RFC 6455 sections 5-7), sans-I/O: incremental frame
+ * parsing, unmasking, message assembly with a size limit, fail-fast UTF-8 on text, automatic pong,
+ * and the close handshake with a timeout.
+ *
+ * Output is one growable byte queue: messages are sent whole (one frame each), so a control frame
+ * queued after a large message waits for it.
+ */
+#include <openssl/rand.h>
+#include <string.h>
+
+#include "rsocket/ws.h"
+
+#define DEFAULT_MAX_MESSAGE (16u * 1024u * 1024u + 16u)
+#define DEFAULT_MAX_QUEUED  (64u * 1024u * 1024u)
+#define DEFAULT_CLOSE_MS    5000u
+
+enum { ST_OPEN, ST_CLOSE_SENT, ST_CLOSED };
+
+struct rs_ws_conn {
+  rs_ws_options o;
+  rs_ws_callbacks cb;
+  void *user;
+  const rs_mem *mem;
+  int state;
+  bool close_received;
+  bool failed; /* we closed because of a protocol error: drop further input */
+  uint64_t close_deadline;
+  /* input: frame header being read */
+  uint8_t hdr[RS_WS_MAX_HEADER];
+  size_t hdr_have;
+  rs_ws_frame_header h;
+  bool in_frame;
+  uint64_t frame_done; /* payload bytes of the current frame read so far */
+  /* the data message being assembled */
+  bool in_message;
+  uint8_t msg_opcode;
+  uint8_t *msg;
+  size_t msg_len, msg_cap;
+  rs_ws_utf8 utf8;
+  /* the control frame being read */
+  uint8_t ctl[RS_WS_MAX_CONTROL];
+  /* output */
+  uint8_t *out;
+  size_t out_len, out_off, out_cap;
+};
+
+rs_ws_conn *rs_ws_conn_new(const rs_ws_options *o, const rs_ws_callbacks *cb, void *user,
+                           const rs_mem *mem) {
+  if (!mem) mem = rs_mem_default();
+  rs_ws_conn *c = mem->calloc(1, sizeof *c, mem->user);
+  if (!c) return NULL;
+  if (o) c->o = *o;
+  if (!c->o.max_message) c->o.max_message = DEFAULT_MAX_MESSAGE;
+  if (!c->o.max_queued) c->o.max_queued = DEFAULT_MAX_QUEUED;
+  if (!c->o.close_timeout_ms) c->o.close_timeout_ms = DEFAULT_CLOSE_MS;
+  if (cb) c->cb = *cb;
+  c->user = user;
+  c->mem = mem;
+  c->state = ST_OPEN;
+  return c;
+}
+
+void rs_ws_conn_free(rs_ws_conn *c) {
+  if (!c) return;
+  c->mem->free(c->msg, c->mem->user);
+  c->mem->free(c->out, c->mem->user);
+  c->mem->free(c, c->mem->user);
+}
+
+/* ---- output ---- */
+
+static int out_reserve(rs_ws_conn *c, size_t add) {
+  if (c->out_off > 0 && c->out_off == c->out_len) c->out_off = c->out_len = 0;
+  if (c->out_len + add <= c->out_cap) return 0;
+  if (c->out_off > 0 && c->out_off >= c->out_len / 2) {
+    /* Slide the unsent bytes to the front instead of growing. */
+    memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+    c->out_len -= c->out_off;
+    c->out_off = 0;
+    if (c->out_len + add <= c->out_cap) return 0;
+  }
+  size_t cap = c->out_cap ? c->out_cap * 2 : 4096;
+  while (cap < c->out_len + add) cap *= 2;
+  uint8_t *nb = c->mem->realloc(c->out, cap, c->mem->user);
+  if (!nb) return RS_ERR_NOMEM;
+  c->out = nb;
+  c->out_cap = cap;
+  return 0;
+}
+
+static int queue_frame(rs_ws_conn *c, int opcode, const uint8_t *a, size_t alen, const uint8_t *b,
+                       size_t blen) {
+  size_t len = alen + blen;
+  bool mask = !c->o.server;
+  if (out_reserve(c, RS_WS_MAX_HEADER + len) != 0) return RS_ERR_NOMEM;
+  uint8_t key[4] = {0, 0, 0, 0};
+  if (mask && RAND_bytes(key, 4) != 1) return RS_ERR_INTERNAL;
+  uint8_t *p = c->out + c->out_len;
+  size_t hl = rs_ws_frame_header_write(p, true, (uint8_t)opcode, false, mask ? key : NULL, len);
+  if (alen) memcpy(p + hl, a, alen);
+  if (blen) memcpy(p + hl + alen, b, blen);
+  if (mask) rs_ws_mask(p + hl, len, key, 0);
+  c->out_len += hl + len;
+  return 0;
+}
+
+int rs_ws_conn_send(rs_ws_conn *c, int opcode, const uint8_t *data, size_t len) {
+  if (!c || (len && !data)) return RS_ERR_INVALID_ARGUMENT;
+  if (opcode != RS_WS_OP_TEXT && opcode != RS_WS_OP_BINARY && opcode != RS_WS_OP_PING &&
+      opcode != RS_WS_OP_PONG)
+    return RS_ERR_INVALID_ARGUMENT;
+  if ((opcode & 8) && len > RS_WS_MAX_CONTROL) return RS_ERR_INVALID_ARGUMENT;
+  if (c->state != ST_OPEN) return RS_ERR_CLOSED;
+  if (rs_ws_conn_queued(c) + len > c->o.max_queued) return RS_ERR_WOULD_BLOCK;
+  return queue_frame(c, opcode, data, len, NULL, 0);
+}
+
+static int send_close(rs_ws_conn *c, unsigned code, const char *reason, size_t rlen, uint64_t now) {
+  if (c->state != ST_OPEN) return RS_ERR_CLOSED;
+  uint8_t cp[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+  if (rlen > RS_WS_MAX_CONTROL - 2) rlen = RS_WS_MAX_CONTROL - 2;
+  int rc = code == RS_WS_CLOSE_NO_STATUS
+               ? queue_frame(c, RS_WS_OP_CLOSE, NULL, 0, NULL, 0)
+               : queue_frame(c, RS_WS_OP_CLOSE, cp, 2, (const uint8_t *)reason, rlen);
+  c->state = c->close_received ? ST_CLOSED : ST_CLOSE_SENT;
+  c->close_deadline = now + c->o.close_timeout_ms;
+  return rc;
+}
+
+int rs_ws_conn_close(rs_ws_conn *c, unsigned code, const char *reason, uint64_t now_ms) {
+  if (!c) return RS_ERR_INVALID_ARGUMENT;
+  return send_close(c, code, reason, reason ? strlen(reason) : 0, now_ms);
+}
+
+int rs_ws_conn_pending(rs_ws_conn *c, rs_bytes *out) {
+  if (c->out_off == c->out_len) return 0;
+  out->ptr = c->out + c->out_off;
+  out->len = c->out_len - c->out_off;
+  return 1;
+}
+
+void rs_ws_conn_consumed(rs_ws_conn *c, size_t n) {
+  c->out_off += n;
+  if (c->out_off >= c->out_len) c->out_off = c->out_len = 0;
+}
+
+size_t rs_ws_conn_queued(const rs_ws_conn *c) {
+  return c->out_len - c->out_off;
+}
+
+bool rs_ws_conn_want_close(const rs_ws_conn *c) {
+  return c->state == ST_CLOSED && c->out_off == c->out_len;
+}
+
+bool rs_ws_conn_closing(const rs_ws_conn *c) {
+  return c->state != ST_OPEN;
+}
+
+uint64_t rs_ws_conn_next_deadline(const rs_ws_conn *c) {
+  return c->state == ST_CLOSE_SENT ? c->close_deadline : UINT64_MAX;
+}
+
+void rs_ws_conn_handle_expiry(rs_ws_conn *c, uint64_t now_ms) {
+  if (c->state == ST_CLOSE_SENT && now_ms >= c->close_deadline) c->state = ST_CLOSED;
+}
+
+/* ---- input ---- */
+
+/* Fails the connection: close frame with `code`, drop further input. */
+static void fail(rs_ws_conn *c, unsigned code, const char *why, uint64_t now) {
+  if (c->failed) return;
+  c->failed = true;
+  send_close(c, code, why, strlen(why), now);
+  c->state = ST_CLOSED; /* we do not wait for the peer after failing it */
+  if (c->cb.on_close) c->cb.on_close(c, code, rs_bytes_str(why), false, c->user);
+}
+
+static void on_control(rs_ws_conn *c, uint64_t now) {
+  size_t n = (size_t)c->h.payload_len;
+  switch (c->h.opcode) {
+  case RS_WS_OP_PING:
+    if (c->state == ST_OPEN) queue_frame(c, RS_WS_OP_PONG, c->ctl, n, NULL, 0);
+    if (c->cb.on_ping) c->cb.on_ping(c, c->ctl, n, c->user);
+    break;
+  case RS_WS_OP_PONG: break; /* unsolicited pongs are fine */
+  case RS_WS_OP_CLOSE: {
+    unsigned code = RS_WS_CLOSE_NO_STATUS;
+    rs_bytes reason = {NULL, 0};
+    if (n == 1) return fail(c, RS_WS_CLOSE_PROTOCOL, "close frame with a 1-byte payload", now);
+    if (n >= 2) {
+      code = (unsigned)c->ctl[0] << 8 | c->ctl[1];
+      if (!rs_ws_close_code_valid(code))
+        return fail(c, RS_WS_CLOSE_PROTOCOL, "invalid close code", now);
+      reason.ptr = c->ctl + 2;
+      reason.len = n - 2;
+      if (!rs_ws_utf8_valid(reason.ptr, reason.len))
+        return fail(c, RS_WS_CLOSE_INVALID_DATA, "close reason is not UTF-8", now);
+    }
+    c->close_received = true;
+    if (c->state == ST_OPEN) {
+      /* Echo the peer's code (1000 when it gave none). */
+      unsigned echo = code == RS_WS_CLOSE_NO_STATUS ? RS_WS_CLOSE_NORMAL : code;
+      send_close(c, echo, NULL, 0, now);
+    }
+    c->state = ST_CLOSED;
+    if (c->cb.on_close) c->cb.on_close(c, code, reason, true, c->user);
+    break;
+  }
+  default: break;
+  }
+}
+
+static int msg_append(rs_ws_conn *c, const uint8_t *p, size_t n) {
+  if (c->msg_len + n > c->msg_cap) {
+    size_t cap = c->msg_cap ? c->msg_cap : 4096;
+    while (cap < c->msg_len + n) cap *= 2;
+    if (cap > c->o.max_message) cap = c->o.max_message;
+    uint8_t *nb = c->mem->realloc(c->msg, cap, c->mem->user);
+    if (!nb) return RS_ERR_NOMEM;
+    c->msg = nb;
+    c->msg_cap = cap;
+  }
+  memcpy(c->msg + c->msg_len, p, n);
+  c->msg_len += n;
+  return 0;
+}
+
+int rs_ws_conn_recv(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t now) {
+  size_t off = 0;
+  while (off < len) {
+    if (c->failed || (c->state == ST_CLOSED && c->close_received)) return 0; /* ignore the rest */
+    if (!c->in_frame) {
+      size_t take = RS_WS_MAX_HEADER - c->hdr_have;
+      if (take > len - off) take = len - off;
+      memcpy(c->hdr + c->hdr_have, buf + off, take);
+      rs_ssize hl = rs_ws_frame_header_parse(&c->h, c->hdr, c->hdr_have + take);
+      if (hl < 0) {
+        fail(c, RS_WS_CLOSE_PROTOCOL, "frame length has its top bit set", now);
+        return 0;
+      }
+      if (hl == 0) {
+        c->hdr_have += take;
+        off += take;
+        continue;
+      }
+      off += (size_t)hl - c->hdr_have;
+      c->hdr_have = 0;
+      const char *why = NULL;
+      if (rs_ws_frame_header_check(&c->h, c->o.server, false, c->in_message, &why) != 0) {
+        fail(c, RS_WS_CLOSE_PROTOCOL, why, now);
+        return 0;
+      }
+      bool control = c->h.opcode & 8;
+      if (!control) {
+        uint64_t total = (c->in_message ? c->msg_len : 0) + c->h.payload_len;
+        if (total > c->o.max_message) {
+          fail(c, RS_WS_CLOSE_TOO_BIG, "message too big", now);
+          return 0;
+        }
+        if (!c->in_message) {
+          c->in_message = true;
+          c->msg_opcode = c->h.opcode;
+          c->msg_len = 0;
+          rs_ws_utf8_init(&c->utf8);
+        }
+      }
+      c->in_frame = true;
+      c->frame_done = 0;
+    }
+    /* Payload bytes of the current frame. */
+    bool control = c->h.opcode & 8;
+    uint64_t left = c->h.payload_len - c->frame_done;
+    size_t n = left < len - off ? (size_t)left : len - off;
+    if (n > 0) {
+      uint8_t *dst;
+      if (control) {
+        dst = c->ctl + c->frame_done;
+        memcpy(dst, buf + off, n);
+      } else {
+        if (msg_append(c, buf + off, n) != 0) return RS_ERR_NOMEM;
+        dst = c->msg + c->msg_len - n;
+      }
+      if (c->h.masked) rs_ws_mask(dst, n, c->h.mask, c->frame_done);
+      if (!control && c->msg_opcode == RS_WS_OP_TEXT &&
+          rs_ws_utf8_feed(&c->utf8, dst, n) == RS_WS_UTF8_REJECT) {
+        fail(c, RS_WS_CLOSE_INVALID_DATA, "text message is not valid UTF-8", now);
+        return 0;
+      }
+      off += n;
+      c->frame_done += n;
+    }
+    if (c->frame_done < c->h.payload_len) continue;
+    /* The frame is complete. */
+    c->in_frame = false;
+    if (control) {
+      on_control(c, now);
+      continue;
+    }
+    if (!c->h.fin) continue;
+    c->in_message = false;
+    if (c->msg_opcode == RS_WS_OP_TEXT && c->utf8.state != RS_WS_UTF8_ACCEPT) {
+      fail(c, RS_WS_CLOSE_INVALID_DATA, "text message ends inside a UTF-8 sequence", now);
+      return 0;
+    }
+    if (c->state != ST_OPEN) continue; /* after our close, data is dropped */
+    if (c->cb.on_message) c->cb.on_message(c, c->msg_opcode, c->msg, c->msg_len, c->user);
+    /* Release a large assembly buffer so idle connections stay small. */
+    if (c->msg_cap > 65536) {
+      c->mem->free(c->msg, c->mem->user);
+      c->msg = NULL;
+      c->msg_cap = 0;
+    }
+    c->msg_len = 0;
+  }
+  return 0;
+}

@@ -1,0 +1,274 @@
+/* WebSocket connection: message assembly, control frames, UTF-8, limits, close handshake, fed in
+ * 1-byte, 7-byte and random chunks. */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rsocket/ws.h"
+
+typedef struct events {
+  char log[4096];
+  size_t n;
+  unsigned close_code;
+  bool close_remote;
+  int closes;
+} events;
+
+static void logf_(events *e, const char *s, size_t len) {
+  if (e->n + len + 2 < sizeof e->log) {
+    memcpy(e->log + e->n, s, len);
+    e->n += len;
+    e->log[e->n++] = '|';
+    e->log[e->n] = '\0';
+  }
+}
+
+static void on_message(rs_ws_conn *c, int op, const uint8_t *d, size_t len, void *user) {
+  (void)c;
+  char buf[600];
+  int n = snprintf(buf, sizeof buf, "%s:%.*s", op == RS_WS_OP_TEXT ? "T" : "B",
+                   (int)(len > 500 ? 500 : len), (const char *)d);
+  logf_(user, buf, (size_t)n);
+}
+
+static void on_ping(rs_ws_conn *c, const uint8_t *d, size_t len, void *user) {
+  (void)c;
+  char buf[200];
+  int n = snprintf(buf, sizeof buf, "ping:%.*s", (int)len, (const char *)d);
+  logf_(user, buf, (size_t)n);
+}
+
+static void on_close(rs_ws_conn *c, unsigned code, rs_bytes reason, bool remote, void *user) {
+  (void)c, (void)reason;
+  events *e = user;
+  e->close_code = code;
+  e->close_remote = remote;
+  e->closes++;
+}
+
+static const rs_ws_callbacks cbs = {on_message, on_ping, on_close};
+
+/* Appends one masked client frame to buf. */
+static size_t frame(uint8_t *buf, bool fin, int op, const char *payload, size_t len) {
+  static const uint8_t key[4] = {0xA1, 0xB2, 0xC3, 0xD4};
+  size_t hl = rs_ws_frame_header_write(buf, fin, (uint8_t)op, false, key, len);
+  memcpy(buf + hl, payload, len);
+  rs_ws_mask(buf + hl, len, key, 0);
+  return hl + len;
+}
+
+/* Feeds `in` to a fresh server connection in chunks of `chunk` (0 = random); returns it. */
+static rs_ws_conn *feed(const uint8_t *in, size_t len, size_t chunk, events *e, size_t max_msg) {
+  memset(e, 0, sizeof *e);
+  rs_ws_options o = {.server = true, .max_message = max_msg};
+  rs_ws_conn *c = rs_ws_conn_new(&o, &cbs, e, NULL);
+  assert_non_null(c);
+  uint64_t seed = 77;
+  size_t off = 0;
+  while (off < len) {
+    size_t n = chunk ? chunk : 1 + tu_rand(&seed) % 13;
+    if (n > len - off) n = len - off;
+    assert_int_equal(rs_ws_conn_recv(c, in + off, n, 0), 0);
+    off += n;
+  }
+  return c;
+}
+
+static void all_chunkings(const uint8_t *in, size_t len, size_t max_msg, const char *want_log,
+                          unsigned want_close) {
+  const size_t chunks[] = {1, 7, 0, 100000};
+  for (size_t i = 0; i < 4; i++) {
+    events e;
+    rs_ws_conn *c = feed(in, len, chunks[i], &e, max_msg);
+    if (strcmp(e.log, want_log) != 0)
+      fail_msg("chunk %zu: log '%s', want '%s'", chunks[i], e.log, want_log);
+    assert_int_equal(e.close_code, want_close);
+    rs_ws_conn_free(c);
+  }
+}
+
+static void test_fragmented_with_ping(void **state) {
+  (void)state;
+  uint8_t in[512];
+  size_t n = 0;
+  n += frame(in + n, false, RS_WS_OP_TEXT, "Hel", 3);
+  n += frame(in + n, true, RS_WS_OP_PING, "p1", 2); /* between fragments */
+  n += frame(in + n, false, RS_WS_OP_CONTINUATION, "lo ", 3);
+  n += frame(in + n, true, RS_WS_OP_CONTINUATION, "world", 5);
+  n += frame(in + n, true, RS_WS_OP_BINARY, "bin", 3);
+  n += frame(in + n, true, RS_WS_OP_PONG, "x", 1); /* unsolicited pong: ignored */
+  n += frame(in + n, true, RS_WS_OP_TEXT, "", 0);
+  all_chunkings(in, n, 0, "ping:p1|T:Hello world|B:bin|T:|", 0);
+  /* The pong went out, unmasked (server role), with the ping's payload. */
+  events e;
+  rs_ws_conn *c = feed(in, n, 0, &e, 0);
+  rs_bytes out;
+  assert_int_equal(rs_ws_conn_pending(c, &out), 1);
+  tu_assert_hex(out.ptr, out.len, "8A 02 70 31");
+  rs_ws_conn_free(c);
+}
+
+static void test_utf8_fails_fast(void **state) {
+  (void)state;
+  uint8_t in[256];
+  size_t n = 0;
+  n += frame(in + n, false, RS_WS_OP_TEXT, "ok \xce\xba", 5);
+  n += frame(in + n, false, RS_WS_OP_CONTINUATION, "\xed\xa0\x80", 3); /* a surrogate */
+  size_t cut = n;
+  n += frame(in + n, true, RS_WS_OP_CONTINUATION, "end", 3);
+  /* The failure comes with the bad fragment, before the message would end. */
+  events e;
+  rs_ws_conn *c = feed(in, cut, 1, &e, 0);
+  assert_int_equal(e.close_code, RS_WS_CLOSE_INVALID_DATA);
+  assert_true(rs_ws_conn_want_close(c) == false); /* the close frame waits to be written */
+  rs_bytes out;
+  assert_int_equal(rs_ws_conn_pending(c, &out), 1);
+  assert_int_equal(out.ptr[0], 0x88);
+  assert_int_equal(out.ptr[2] << 8 | out.ptr[3], 1007);
+  rs_ws_conn_consumed(c, out.len);
+  assert_true(rs_ws_conn_want_close(c));
+  rs_ws_conn_free(c);
+  all_chunkings(in, n, 0, "", RS_WS_CLOSE_INVALID_DATA);
+  /* Truncated at the end of a message. */
+  n = frame(in, true, RS_WS_OP_TEXT, "ab\xe2\x82", 4);
+  all_chunkings(in, n, 0, "", RS_WS_CLOSE_INVALID_DATA);
+}
+
+static void test_protocol_errors(void **state) {
+  (void)state;
+  uint8_t in[256];
+  size_t n;
+  /* Unmasked frame from a client. */
+  in[0] = 0x82, in[1] = 0x01, in[2] = 'x';
+  all_chunkings(in, 3, 0, "", RS_WS_CLOSE_PROTOCOL);
+  /* Continuation without a message. */
+  n = frame(in, true, RS_WS_OP_CONTINUATION, "x", 1);
+  all_chunkings(in, n, 0, "", RS_WS_CLOSE_PROTOCOL);
+  /* Reserved opcode. */
+  n = frame(in, true, 3, "x", 1);
+  all_chunkings(in, n, 0, "", RS_WS_CLOSE_PROTOCOL);
+  /* Close with a 1-byte payload, and with an invalid code. */
+  n = frame(in, true, RS_WS_OP_CLOSE, "\x03", 1);
+  all_chunkings(in, n, 0, "", RS_WS_CLOSE_PROTOCOL);
+  n = frame(in, true, RS_WS_OP_CLOSE, "\x03\xed", 2); /* 1005 */
+  all_chunkings(in, n, 0, "", RS_WS_CLOSE_PROTOCOL);
+  /* Over the message limit, across fragments. */
+  n = frame(in, false, RS_WS_OP_BINARY, "0123456789", 10);
+  n += frame(in + n, true, RS_WS_OP_CONTINUATION, "0123456789", 10);
+  all_chunkings(in, n, 15, "", RS_WS_CLOSE_TOO_BIG);
+  all_chunkings(in, n, 20, "B:01234567890123456789|", 0);
+}
+
+static void test_close_handshake(void **state) {
+  (void)state;
+  /* Peer closes with 1001 "bye": we echo 1001, then want to close once written. */
+  uint8_t in[64];
+  size_t n = frame(in, true, RS_WS_OP_CLOSE,
+                   "\x03\xe9"
+                   "bye",
+                   5);
+  n += frame(in + n, true, RS_WS_OP_TEXT, "late", 4); /* after close: ignored */
+  events e;
+  rs_ws_conn *c = feed(in, n, 0, &e, 0);
+  assert_int_equal(e.close_code, 1001);
+  assert_true(e.close_remote);
+  assert_string_equal(e.log, "");
+  rs_bytes out;
+  assert_int_equal(rs_ws_conn_pending(c, &out), 1);
+  tu_assert_hex(out.ptr, out.len, "88 02 03 E9");
+  assert_false(rs_ws_conn_want_close(c));
+  rs_ws_conn_consumed(c, out.len);
+  assert_true(rs_ws_conn_want_close(c));
+  assert_int_equal(rs_ws_conn_send(c, RS_WS_OP_TEXT, (const uint8_t *)"x", 1), RS_ERR_CLOSED);
+  rs_ws_conn_free(c);
+
+  /* We close first: wait for the peer's close, or give up at the timeout. */
+  rs_ws_options o = {.server = true, .close_timeout_ms = 100};
+  c = rs_ws_conn_new(&o, &cbs, &e, NULL);
+  assert_int_equal(rs_ws_conn_close(c, 1000, "done", 50), 0);
+  assert_int_equal(rs_ws_conn_pending(c, &out), 1);
+  tu_assert_hex(out.ptr, out.len, "88 06 03 E8 64 6F 6E 65");
+  rs_ws_conn_consumed(c, out.len);
+  assert_false(rs_ws_conn_want_close(c));
+  assert_int_equal(rs_ws_conn_next_deadline(c), 150);
+  rs_ws_conn_handle_expiry(c, 149);
+  assert_false(rs_ws_conn_want_close(c));
+  rs_ws_conn_handle_expiry(c, 150);
+  assert_true(rs_ws_conn_want_close(c));
+  rs_ws_conn_free(c);
+  /* ... and when the peer's close comes back, done. */
+  c = rs_ws_conn_new(&o, &cbs, &e, NULL);
+  rs_ws_conn_close(c, 1000, NULL, 0);
+  rs_ws_conn_pending(c, &out);
+  rs_ws_conn_consumed(c, out.len);
+  n = frame(in, true, RS_WS_OP_CLOSE, "\x03\xe8", 2);
+  assert_int_equal(rs_ws_conn_recv(c, in, n, 10), 0);
+  assert_true(rs_ws_conn_want_close(c));
+  rs_ws_conn_free(c);
+}
+
+static void test_client_masks(void **state) {
+  (void)state;
+  events e;
+  memset(&e, 0, sizeof e);
+  rs_ws_options o = {.server = false};
+  rs_ws_conn *c = rs_ws_conn_new(&o, &cbs, &e, NULL);
+  assert_int_equal(rs_ws_conn_send(c, RS_WS_OP_BINARY, (const uint8_t *)"hello", 5), 0);
+  rs_bytes out;
+  assert_int_equal(rs_ws_conn_pending(c, &out), 1);
+  rs_ws_frame_header h;
+  assert_int_equal(rs_ws_frame_header_parse(&h, out.ptr, out.len), 6);
+  assert_true(h.masked);
+  uint8_t p[5];
+  memcpy(p, out.ptr + 6, 5);
+  rs_ws_mask(p, 5, h.mask, 0);
+  assert_memory_equal(p, "hello", 5);
+  /* A server frame that is masked is refused by a client. */
+  uint8_t in[16];
+  size_t n = frame(in, true, RS_WS_OP_TEXT, "x", 1);
+  assert_int_equal(rs_ws_conn_recv(c, in, n, 0), 0);
+  assert_int_equal(e.close_code, RS_WS_CLOSE_PROTOCOL);
+  rs_ws_conn_free(c);
+}
+
+static void test_large_message_and_alloc_failures(void **state) {
+  (void)state;
+  size_t big = 300000;
+  char *payload = malloc(big);
+  for (size_t i = 0; i < big; i++) payload[i] = (char)('a' + i % 26);
+  uint8_t *in = malloc(big + 64);
+  size_t n = frame(in, true, RS_WS_OP_TEXT, payload, big);
+  events e;
+  rs_ws_conn *c = feed(in, n, 0, &e, 0);
+  assert_int_equal(e.n, 503); /* "T:" + 500 logged bytes + "|" */
+  rs_ws_conn_free(c);
+  /* Allocation failures anywhere give RS_ERR_NOMEM and no leak. */
+  for (long k = 1; k < 12; k++) {
+    tu_alloc a;
+    tu_alloc_init(&a, k);
+    rs_ws_options o = {.server = true};
+    rs_ws_conn *d = rs_ws_conn_new(&o, &cbs, &e, &a.mem);
+    if (d) {
+      int rc = rs_ws_conn_recv(d, in, n, 0);
+      assert_true(rc == 0 || rc == RS_ERR_NOMEM);
+      rs_ws_conn_free(d);
+    }
+    assert_int_equal(a.live, 0);
+  }
+  free(in);
+  free(payload);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_fragmented_with_ping),
+      cmocka_unit_test(test_utf8_fails_fast),
+      cmocka_unit_test(test_protocol_errors),
+      cmocka_unit_test(test_close_handshake),
+      cmocka_unit_test(test_client_masks),
+      cmocka_unit_test(test_large_message_and_alloc_failures),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
