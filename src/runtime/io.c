@@ -322,6 +322,10 @@ void rs_io_conn_pause_reading(rs_io_conn *c, bool paused) {
   }
 }
 
+uv_loop_t *rs_io_conn_uv(const rs_io_conn *c) {
+  return c->loop->uv;
+}
+
 const char *rs_io_conn_peer(const rs_io_conn *c) {
   return c->peer;
 }

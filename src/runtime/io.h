@@ -84,6 +84,9 @@ size_t rs_io_conn_write_backlog(const rs_io_conn *c);
 /* Stops or restarts reading from the socket (back-pressure toward the peer). */
 void rs_io_conn_pause_reading(rs_io_conn *c, bool paused);
 
+/* The libuv loop of the connection. */
+uv_loop_t *rs_io_conn_uv(const rs_io_conn *c);
+
 /* The peer's address as "host:port" (empty if unknown). */
 const char *rs_io_conn_peer(const rs_io_conn *c);
 

@@ -1,8 +1,10 @@
 /* The glue between one engine and its transport: callback forwarding, session ops, detach. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime/rt_internal.h"
+#include "runtime/ws_transport.h"
 
 static rt_conn *rt_of(rs_conn *conn) {
   return rs_conn_user(conn);
@@ -116,9 +118,16 @@ static const rs_io_session_ops null_ops = {null_recv,     null_pending, null_con
                                            null_deadline, null_expire,  null_want_close,
                                            null_closed};
 
+static const rt_ws_inner_ops null_inner;
+
 static void drop_transport(rt_conn *rc) {
   if (!rc->io) return;
-  rs_io_conn_set_session(rc->io, &null_ops, NULL);
+  if (rc->ws_layer) {
+    rt_ws_set_inner(rc->ws_layer, &null_inner, NULL); /* the WebSocket frees itself on close */
+    rc->ws_layer = NULL;
+  } else {
+    rs_io_conn_set_session(rc->io, &null_ops, NULL);
+  }
   rs_io_conn_abort(rc->io, RS_ERR_CLOSED, "session resumed elsewhere");
   rc->io = NULL;
 }
@@ -242,13 +251,123 @@ static void eng_closed(void *s, int err, const char *reason) {
 const rs_io_session_ops rt_engine_ops = {eng_recv,   eng_pending,    eng_consumed, eng_deadline,
                                          eng_expire, eng_want_close, eng_closed};
 
+/* ---- engine over WebSocket (one RSocket frame per binary message) ---- */
+
+static void ni_open(void *inner, rt_ws *ws) {
+  (void)inner, (void)ws;
+}
+static int ni_message(void *inner, rt_ws *ws, int op, const uint8_t *d, size_t n, uint64_t now) {
+  (void)inner, (void)ws, (void)op, (void)d, (void)n, (void)now;
+  return 0;
+}
+static void ni_pull(void *inner, rt_ws *ws) {
+  (void)inner, (void)ws;
+}
+static uint64_t ni_deadline(void *inner) {
+  (void)inner;
+  return UINT64_MAX;
+}
+static void ni_expire(void *inner, uint64_t now) {
+  (void)inner, (void)now;
+}
+static bool ni_want_close(void *inner) {
+  (void)inner;
+  return true;
+}
+static void ni_closed(void *inner, int err, const char *reason) {
+  (void)inner, (void)err, (void)reason;
+}
+static const rt_ws_inner_ops null_inner = {ni_open,   ni_message,    ni_pull,  ni_deadline,
+                                           ni_expire, ni_want_close, ni_closed};
+
+static const rt_ws_inner_ops engine_inner;
+
+static void wi_open(void *inner, rt_ws *ws) {
+  (void)inner, (void)ws;
+}
+
+static int wi_message(void *inner, rt_ws *ws, int op, const uint8_t *d, size_t n, uint64_t now) {
+  rt_conn *rc = inner;
+  if (op != RS_WS_OP_BINARY) return -1; /* RSocket frames travel in binary messages */
+  rt_conn_tap(rc, false, d, n);
+  int r = rs_conn_recv_frame(rc->conn, d, n, now);
+  if (r < 0) return 0; /* the engine closes itself; the WebSocket follows */
+  if (rs_conn_get_state(rc->conn) == RS_CONN_STATE_HANDED_OFF) {
+    /* Server: this RESUME resumed another session; the WebSocket now carries that one. */
+    rs_conn *other = rs_conn_resumed_session(rc->conn);
+    if (!other) return 0;
+    rt_conn *orc = rt_of(other);
+    drop_transport(orc);
+    uv_timer_stop(&orc->timer);
+    orc->io = rc->io;
+    orc->ws_layer = ws;
+    orc->ws = true;
+    rt_ws_set_inner(ws, &engine_inner, orc);
+    rc->io = NULL;
+    rc->ws_layer = NULL;
+    rt_conn_transport_closed(rc, 0, "handed off");
+  }
+  return 0;
+}
+
+static void wi_pull(void *inner, rt_ws *ws) {
+  rt_conn *rc = inner;
+  rs_iov iov[32];
+  for (;;) {
+    int n = rs_conn_pending_output(rc->conn, iov, 32);
+    if (n <= 0) return;
+    for (int i = 0; i < n; i++) {
+      int r = rt_ws_send(ws, RS_WS_OP_BINARY, iov[i].base, iov[i].len);
+      if (r != 0) return; /* full (try again when it drains) or closing */
+      rt_conn_tap(rc, true, iov[i].base, iov[i].len);
+      rs_conn_consumed(rc->conn, iov[i].len);
+    }
+  }
+}
+
+static uint64_t wi_deadline(void *inner) {
+  return rs_conn_next_deadline(((rt_conn *)inner)->conn);
+}
+
+static void wi_expire(void *inner, uint64_t now) {
+  rs_conn_handle_expiry(((rt_conn *)inner)->conn, now);
+}
+
+static bool wi_want_close(void *inner) {
+  return rs_conn_want_close(((rt_conn *)inner)->conn);
+}
+
+static void wi_closed(void *inner, int err, const char *reason) {
+  rt_conn *rc = inner;
+  rc->io = NULL;
+  rc->ws_layer = NULL;
+  rt_conn_transport_closed(rc, err, reason);
+}
+
+static const rt_ws_inner_ops engine_inner = {wi_open,   wi_message,    wi_pull,  wi_deadline,
+                                             wi_expire, wi_want_close, wi_closed};
+
 int rt_conn_attach_io(rt_conn *rc, rs_io_conn *io, const rs_uri *uri,
                       const rs_ws_transport_options *ws, bool server) {
-  (void)ws, (void)server;
-  if (uri->websocket) return RS_ERR_INVALID_ARGUMENT; /* the WebSocket layer attaches itself */
-  rc->io = io;
   uv_timer_stop(&rc->timer);
-  rs_io_conn_set_session(io, &rt_engine_ops, rc);
+  rc->io = io;
+  if (!uri->websocket) {
+    rs_io_conn_set_session(io, &rt_engine_ops, rc);
+    return 0;
+  }
+  char host[300];
+  bool default_port = uri->port == (uri->secure ? 443 : 80);
+  bool v6 = strchr(uri->host, ':') != NULL;
+  if (default_port)
+    snprintf(host, sizeof host, v6 ? "[%s]" : "%s", uri->host);
+  else
+    snprintf(host, sizeof host, v6 ? "[%s]:%d" : "%s:%d", uri->host, uri->port);
+  rt_ws *w = rt_ws_attach(io, server, ws, host, uri->path, &engine_inner, rc);
+  if (!w) {
+    rc->io = NULL;
+    return RS_ERR_NOMEM;
+  }
+  rc->ws_layer = w;
   return 0;
 }
 

@@ -1,0 +1,279 @@
+/* WebSocket as a runtime session: handshake, then frames, then the inner protocol. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/ws_transport.h"
+
+#define HANDSHAKE_TIMEOUT_MS 10000u
+#define PULL_HIGH_WATER      (1u << 20) /* stop moving inner output while this much is queued */
+
+enum { HS_SERVER_WAIT, HS_CLIENT_WAIT, HS_DONE, HS_REJECTED };
+
+struct rt_ws {
+  rs_io_conn *io;
+  bool server;
+  rs_ws_transport_options o;
+  const rt_ws_inner_ops *ops;
+  void *inner;
+  rs_ws_conn *ws;
+  int hs;
+  uint8_t *hsbuf; /* request or response head being read */
+  size_t hs_len;
+  char hs_out[2048]; /* handshake bytes to send */
+  size_t hs_out_len, hs_out_off;
+  char key[25];
+  char protocol[128]; /* chosen (server) or offered (client); "" for none */
+  uint64_t hs_deadline;
+  uint64_t now;
+  bool failed_inner;
+};
+
+static void ws_on_message(rs_ws_conn *c, int op, const uint8_t *d, size_t len, void *user) {
+  rt_ws *w = user;
+  if (w->ops->on_message(w->inner, w, op, d, len, w->now) != 0 && !rs_ws_conn_closing(c))
+    rs_ws_conn_close(c, RS_WS_CLOSE_UNSUPPORTED, "unsupported message", w->now);
+}
+
+static void ws_on_close(rs_ws_conn *c, unsigned code, rs_bytes reason, bool remote, void *user) {
+  (void)c, (void)code, (void)reason, (void)remote, (void)user;
+}
+
+static const rs_ws_callbacks ws_cbs = {ws_on_message, NULL, ws_on_close};
+
+static int make_ws(rt_ws *w) {
+  rs_ws_options wo = {.server = w->server, .max_message = w->o.max_message};
+  w->ws = rs_ws_conn_new(&wo, &ws_cbs, w, NULL);
+  return w->ws ? 0 : RS_ERR_NOMEM;
+}
+
+static void reject(rt_ws *w, int status, const char *reason) {
+  rs_ssize n = rs_ws_response_error(w->hs_out, sizeof w->hs_out, status, reason);
+  w->hs_out_len = n > 0 ? (size_t)n : 0;
+  w->hs_out_off = 0;
+  w->hs = HS_REJECTED;
+}
+
+/* Server: chooses the subprotocol (the configured one, if the client offered it). */
+static void choose_protocol(rt_ws *w, const rs_ws_request *req) {
+  w->protocol[0] = '\0';
+  if (w->o.subprotocol && req->protocols.ptr &&
+      rs_ws_header_has_token(req->protocols, w->o.subprotocol))
+    snprintf(w->protocol, sizeof w->protocol, "%s", w->o.subprotocol);
+}
+
+static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
+  *used = 0;
+  size_t room = RS_WS_MAX_HANDSHAKE - w->hs_len;
+  size_t take = len < room ? len : room;
+  memcpy(w->hsbuf + w->hs_len, buf, take);
+  size_t have = w->hs_len + take;
+  if (w->hs == HS_SERVER_WAIT) {
+    rs_ws_request req;
+    rs_ssize hl = rs_ws_request_parse(&req, w->hsbuf, have);
+    if (hl == 0) {
+      w->hs_len = have;
+      *used = take;
+      if (have == RS_WS_MAX_HANDSHAKE) reject(w, 431, "request head too large");
+      return 0;
+    }
+    if (hl < 0) {
+      reject(w, 400, "malformed HTTP request");
+      return 0;
+    }
+    const char *why = NULL;
+    int status = rs_ws_request_check(&req, &why);
+    if (status) {
+      reject(w, status, why);
+      return 0;
+    }
+    if (w->o.origin_allowed) {
+      char origin[512];
+      snprintf(origin, sizeof origin, "%.*s", (int)req.origin.len,
+               req.origin.ptr ? (const char *)req.origin.ptr : "");
+      if (!w->o.origin_allowed(req.origin.ptr ? origin : NULL, NULL)) {
+        reject(w, 403, "origin not allowed");
+        return 0;
+      }
+    }
+    choose_protocol(w, &req);
+    rs_ssize n =
+        rs_ws_response_101(w->hs_out, sizeof w->hs_out, &req, w->protocol[0] ? w->protocol : NULL);
+    if (n < 0 || make_ws(w) != 0) return RS_ERR_NOMEM;
+    w->hs_out_len = (size_t)n;
+    w->hs_out_off = 0;
+    w->hs = HS_DONE;
+    *used = (size_t)hl - w->hs_len;
+  } else {
+    const char *why = NULL;
+    rs_ssize hl = rs_ws_client_response_check(w->hsbuf, have, w->key,
+                                              w->protocol[0] ? w->protocol : NULL, &why);
+    if (hl == 0) {
+      w->hs_len = have;
+      *used = take;
+      return have == RS_WS_MAX_HANDSHAKE ? RS_ERR_PROTOCOL : 0;
+    }
+    if (hl < 0) {
+      rs_io_conn_abort(w->io, RS_ERR_PROTOCOL, why ? why : "bad WebSocket handshake response");
+      return RS_ERR_PROTOCOL;
+    }
+    if (make_ws(w) != 0) return RS_ERR_NOMEM;
+    w->hs = HS_DONE;
+    *used = (size_t)hl - w->hs_len;
+  }
+  free(w->hsbuf);
+  w->hsbuf = NULL;
+  w->hs_len = 0;
+  w->ops->on_open(w->inner, w);
+  return 0;
+}
+
+/* ---- io session ops ---- */
+
+static int s_recv(void *s, const uint8_t *buf, size_t len, uint64_t now) {
+  rt_ws *w = s;
+  w->now = now;
+  if (w->hs == HS_REJECTED) return 0;
+  if (w->hs != HS_DONE) {
+    size_t used;
+    int rc = handshake(w, buf, len, &used);
+    if (rc < 0) return rc;
+    if (w->hs != HS_DONE) return 0;
+    buf += used;
+    len -= used;
+    if (len == 0) return 0;
+  }
+  return rs_ws_conn_recv(w->ws, buf, len, now);
+}
+
+static int s_pending(void *s, rs_io_vec *iov, int max) {
+  rt_ws *w = s;
+  int n = 0;
+  if (max < 1) return 0;
+  if (w->hs_out_off < w->hs_out_len) {
+    iov[n].base = (const uint8_t *)w->hs_out + w->hs_out_off;
+    iov[n].len = w->hs_out_len - w->hs_out_off;
+    n++;
+  }
+  if (w->hs != HS_DONE || n == max) return n;
+  if (!rs_ws_conn_closing(w->ws) && rs_ws_conn_queued(w->ws) < PULL_HIGH_WATER)
+    w->ops->pull(w->inner, w);
+  if (!rs_ws_conn_closing(w->ws) && w->ops->want_close(w->inner))
+    rs_ws_conn_close(w->ws, RS_WS_CLOSE_NORMAL, NULL, w->now);
+  rs_bytes out;
+  if (rs_ws_conn_pending(w->ws, &out)) {
+    iov[n].base = out.ptr;
+    iov[n].len = out.len;
+    n++;
+  }
+  return n;
+}
+
+static void s_consumed(void *s, size_t n) {
+  rt_ws *w = s;
+  size_t hs = w->hs_out_len - w->hs_out_off;
+  if (hs) {
+    size_t k = n < hs ? n : hs;
+    w->hs_out_off += k;
+    n -= k;
+  }
+  if (n && w->ws) rs_ws_conn_consumed(w->ws, n);
+}
+
+static uint64_t s_deadline(void *s) {
+  rt_ws *w = s;
+  if (w->hs == HS_SERVER_WAIT || w->hs == HS_CLIENT_WAIT) return w->hs_deadline;
+  uint64_t d = w->ops->next_deadline(w->inner);
+  if (w->ws) {
+    uint64_t e = rs_ws_conn_next_deadline(w->ws);
+    if (e < d) d = e;
+  }
+  return d;
+}
+
+static void s_expire(void *s, uint64_t now) {
+  rt_ws *w = s;
+  w->now = now;
+  if ((w->hs == HS_SERVER_WAIT || w->hs == HS_CLIENT_WAIT) && now >= w->hs_deadline) {
+    rs_io_conn_abort(w->io, RS_ERR_TIMEOUT, "WebSocket handshake timed out");
+    return;
+  }
+  w->ops->expire(w->inner, now);
+  if (w->ws) rs_ws_conn_handle_expiry(w->ws, now);
+}
+
+static bool s_want_close(void *s) {
+  rt_ws *w = s;
+  if (w->hs == HS_REJECTED) return w->hs_out_off == w->hs_out_len;
+  if (w->hs != HS_DONE) return false;
+  return rs_ws_conn_want_close(w->ws);
+}
+
+static void s_closed(void *s, int err, const char *reason) {
+  rt_ws *w = s;
+  w->ops->closed(w->inner, err, reason);
+  rs_ws_conn_free(w->ws);
+  free(w->hsbuf);
+  free(w);
+}
+
+static const rs_io_session_ops ws_session_ops = {s_recv,   s_pending,    s_consumed, s_deadline,
+                                                 s_expire, s_want_close, s_closed};
+
+rt_ws *rt_ws_attach(rs_io_conn *io, bool server, const rs_ws_transport_options *o, const char *host,
+                    const char *path, const rt_ws_inner_ops *ops, void *inner) {
+  rt_ws *w = calloc(1, sizeof *w);
+  if (!w) return NULL;
+  w->hsbuf = malloc(RS_WS_MAX_HANDSHAKE);
+  if (!w->hsbuf) {
+    free(w);
+    return NULL;
+  }
+  w->io = io;
+  w->server = server;
+  if (o) w->o = *o;
+  w->ops = ops;
+  w->inner = inner;
+  w->hs = server ? HS_SERVER_WAIT : HS_CLIENT_WAIT;
+  w->hs_deadline = uv_now(rs_io_conn_uv(io)) + HANDSHAKE_TIMEOUT_MS;
+  if (!server) {
+    if (w->o.subprotocol) snprintf(w->protocol, sizeof w->protocol, "%s", w->o.subprotocol);
+    rs_ssize n = -1;
+    if (rs_ws_client_key(w->key) == 0)
+      n = rs_ws_client_request(w->hs_out, sizeof w->hs_out, host, path, w->key,
+                               w->protocol[0] ? w->protocol : NULL);
+    if (n < 0) {
+      free(w->hsbuf);
+      free(w);
+      return NULL;
+    }
+    w->hs_out_len = (size_t)n;
+  }
+  rs_io_conn_set_session(io, &ws_session_ops, w);
+  return w;
+}
+
+int rt_ws_send(rt_ws *w, int opcode, const uint8_t *data, size_t len) {
+  if (!w->ws) return RS_ERR_INVALID_STATE;
+  int rc = rs_ws_conn_send(w->ws, opcode, data, len);
+  if (rc == 0) rs_io_conn_wake(w->io); /* cheap; a no-op while the connection is being flushed */
+  return rc;
+}
+
+size_t rt_ws_queued(const rt_ws *w) {
+  return w->ws ? rs_ws_conn_queued(w->ws) : 0;
+}
+
+void rt_ws_set_inner(rt_ws *w, const rt_ws_inner_ops *ops, void *inner) {
+  w->ops = ops;
+  w->inner = inner;
+}
+
+rs_io_conn *rt_ws_io(rt_ws *w) {
+  return w->io;
+}
+
+void rt_ws_close(rt_ws *w, unsigned code, const char *reason) {
+  if (w->ws) rs_ws_conn_close(w->ws, code, reason, w->now);
+  rs_io_conn_wake(w->io);
+}

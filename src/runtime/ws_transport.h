@@ -1,0 +1,44 @@
+/* WebSocket over a runtime connection: the opening handshake, then rs_ws_conn, with an "inner"
+ * protocol on top (the RSocket engine in message framing, or a plain message handler). */
+#ifndef RS_RUNTIME_WS_TRANSPORT_H
+#define RS_RUNTIME_WS_TRANSPORT_H
+
+#include "rsocket/runtime.h"
+#include "rsocket/ws.h"
+#include "runtime/io.h"
+
+typedef struct rt_ws rt_ws;
+
+typedef struct rt_ws_inner_ops {
+  /* The handshake is done; messages may flow. */
+  void (*on_open)(void *inner, rt_ws *ws);
+  /* A whole message. Return non-zero to fail the connection (1003 for a wrong message type). */
+  int (*on_message)(void *inner, rt_ws *ws, int opcode, const uint8_t *data, size_t len,
+                    uint64_t now);
+  /* Move outbound messages into the WebSocket with rt_ws_send while it has room. */
+  void (*pull)(void *inner, rt_ws *ws);
+  uint64_t (*next_deadline)(void *inner);
+  void (*expire)(void *inner, uint64_t now);
+  /* The inner protocol is finished: the WebSocket closes (1000). */
+  bool (*want_close)(void *inner);
+  /* The transport is gone. */
+  void (*closed)(void *inner, int err, const char *reason);
+} rt_ws_inner_ops;
+
+/* Creates the session and attaches it to `io` (server or client role). `host`/`path` are for the
+ * client's request. NULL on allocation failure. */
+rt_ws *rt_ws_attach(rs_io_conn *io, bool server, const rs_ws_transport_options *o, const char *host,
+                    const char *path, const rt_ws_inner_ops *ops, void *inner);
+
+/* Queues a message. Returns 0, RS_ERR_WOULD_BLOCK (the WebSocket's queue is full: try later),
+ * RS_ERR_CLOSED. */
+int rt_ws_send(rt_ws *ws, int opcode, const uint8_t *data, size_t len);
+/* Bytes queued and not yet written. */
+size_t rt_ws_queued(const rt_ws *ws);
+/* Replaces the inner protocol (a server resumption hands the transport to another session). */
+void rt_ws_set_inner(rt_ws *ws, const rt_ws_inner_ops *ops, void *inner);
+rs_io_conn *rt_ws_io(rt_ws *ws);
+/* Starts the close handshake. */
+void rt_ws_close(rt_ws *ws, unsigned code, const char *reason);
+
+#endif
