@@ -47,6 +47,8 @@ struct rs_io_conn {
   bool reading, paused;
   bool close_after_flush;
   bool closing;
+  bool lingering; /* write side shut down; draining input before closing */
+  uv_shutdown_t sreq;
   int open_handles;
   int close_err;
   char close_reason[160];
@@ -55,6 +57,9 @@ struct rs_io_conn {
 
 static void conn_flush(rs_io_conn *c);
 static void conn_do_close(rs_io_conn *c, int err, const char *reason);
+
+/* How long a lingering close drains input before closing anyway. */
+#define LINGER_MS 2000
 
 /* ---- loop ---- */
 
@@ -140,7 +145,7 @@ static void dirty_unlink(rs_io_conn *c) {
 }
 
 void rs_io_conn_wake(rs_io_conn *c) {
-  if (c->dirty || c->closing) return;
+  if (c->dirty || c->closing || c->lingering) return;
   c->dirty = true;
   c->dprev = NULL;
   c->dnext = c->loop->dirty;
@@ -171,6 +176,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   rs_io_conn *c = s->data;
   if (buf->base == (char *)c->loop->rbuf) c->loop->rbuf_busy = false;
   if (c->closing) return;
+  if (c->lingering) { /* discard what the peer still sends; its EOF ends the linger */
+    if (nread < 0) conn_do_close(c, c->close_err, c->close_reason);
+    return;
+  }
   if (nread < 0) {
     if (nread == UV_EOF)
       conn_do_close(c, 0, "connection closed by peer");
@@ -213,6 +222,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 
 static void on_timer(uv_timer_t *t) {
   rs_io_conn *c = t->data;
+  if (c->lingering) {
+    conn_do_close(c, c->close_err, c->close_reason);
+    return;
+  }
   if (c->closing || !c->ops) return;
   c->ops->expire(c->session, uv_now(c->loop->uv));
   rs_io_conn_wake(c);
@@ -288,7 +301,7 @@ static void conn_do_close(rs_io_conn *c, int err, const char *reason) {
   if (c->closing) return;
   c->closing = true;
   if (!c->close_err) c->close_err = err;
-  if (!c->close_reason[0] && reason)
+  if (!c->close_reason[0] && reason && reason != c->close_reason)
     snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
   dirty_unlink(c);
   uv_timer_stop(&c->timer);
@@ -450,8 +463,38 @@ static void flush_tls(rs_io_conn *c) {
   }
 }
 
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  rs_io_conn *c = req->data;
+  if (c->closing) return;
+  if (status < 0) conn_do_close(c, c->close_err, c->close_reason);
+}
+
+/*
+ * Closes after our last bytes are written without losing them: a close with unread input makes
+ * the kernel send RST, which can destroy data the peer has not read yet (a WebSocket close frame,
+ * an RSocket ERROR). So shut the write side down, drain input until the peer's EOF, and close
+ * then (or after LINGER_MS). TLS sessions close at once: their close_notify already went out.
+ */
+static void conn_linger(rs_io_conn *c) {
+  if (c->tls || c->paused) {
+    conn_do_close(c, c->close_err, c->close_reason[0] ? c->close_reason : "closed");
+    return;
+  }
+  if (!c->close_reason[0]) snprintf(c->close_reason, sizeof c->close_reason, "closed");
+  c->lingering = true;
+  dirty_unlink(c);
+  c->sreq.data = c;
+  if (uv_shutdown(&c->sreq, (uv_stream_t *)c->tcp, on_shutdown) != 0) {
+    conn_do_close(c, c->close_err, c->close_reason);
+    return;
+  }
+  if (!c->reading && uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read) == 0)
+    c->reading = true;
+  uv_timer_start(&c->timer, on_timer, LINGER_MS, 0);
+}
+
 static void conn_flush(rs_io_conn *c) {
-  if (c->closing || !c->ops) return;
+  if (c->closing || c->lingering || !c->ops) return;
   if (!c->writing) {
     if (c->tls)
       flush_tls(c);
@@ -464,7 +507,7 @@ static void conn_flush(rs_io_conn *c) {
     bool drained = c->tls ? rs_tls_pending(c->tls) == 0 : true;
     rs_io_vec probe;
     if (drained && c->ops->pending(c->session, &probe, 1) == 0) {
-      conn_do_close(c, c->close_err, c->close_reason[0] ? c->close_reason : "closed");
+      conn_linger(c);
     } else {
       rs_io_conn_wake(c);
     }

@@ -1,0 +1,206 @@
+/*
+ * ws-echo-server: a plain WebSocket echo server (text as text, binary as binary) on our own
+ * RFC 6455 stack — the target of the conformance tests and the WebSocket benchmark.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/io.h"
+#include "runtime/ws_transport.h"
+
+typedef struct server {
+  uv_loop_t *loop;
+  rs_io_loop *io;
+  uv_tcp_t listener;
+  uv_signal_t sigint, sigterm;
+  rs_ws_transport_options wo;
+  struct echo *conns;
+  bool stopping;
+} server;
+
+typedef struct echo {
+  server *srv;
+  rt_ws *ws;
+  struct echo *next, *prev;
+} echo;
+
+static void e_open(void *inner, rt_ws *ws) {
+  (void)inner, (void)ws;
+}
+
+static int e_message(void *inner, rt_ws *ws, int op, const uint8_t *d, size_t n, uint64_t now) {
+  (void)inner, (void)now;
+  int rc = rt_ws_send(ws, op, d, n);
+  if (rc == RS_ERR_WOULD_BLOCK) rt_ws_close(ws, RS_WS_CLOSE_TRY_AGAIN, "echo queue full");
+  return 0;
+}
+
+static void e_pull(void *inner, rt_ws *ws) {
+  (void)inner, (void)ws;
+}
+
+static uint64_t e_deadline(void *inner) {
+  (void)inner;
+  return UINT64_MAX;
+}
+
+static void e_expire(void *inner, uint64_t now) {
+  (void)inner, (void)now;
+}
+
+static bool e_want_close(void *inner) {
+  (void)inner;
+  return false;
+}
+
+static void e_closed(void *inner, int err, const char *reason) {
+  (void)err, (void)reason;
+  echo *e = inner;
+  server *s = e->srv;
+  if (e->prev)
+    e->prev->next = e->next;
+  else
+    s->conns = e->next;
+  if (e->next) e->next->prev = e->prev;
+  free(e);
+  if (s->stopping && !s->conns) rs_io_loop_free(s->io), s->io = NULL;
+}
+
+static const rt_ws_inner_ops echo_ops = {e_open,   e_message,    e_pull,  e_deadline,
+                                         e_expire, e_want_close, e_closed};
+
+static void on_connection(uv_stream_t *l, int status) {
+  server *s = l->data;
+  if (status < 0 || s->stopping) return;
+  uv_tcp_t *tcp = malloc(sizeof *tcp);
+  if (!tcp) return;
+  uv_tcp_init(s->loop, tcp);
+  if (uv_accept(l, (uv_stream_t *)tcp) != 0) {
+    uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+    return;
+  }
+  rs_io_conn *io = rs_io_conn_new(s->io, tcp, NULL);
+  echo *e = calloc(1, sizeof *e);
+  if (!io || !e) {
+    free(e);
+    if (io)
+      rs_io_conn_abort(io, RS_ERR_NOMEM, "out of memory");
+    else
+      uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+    return;
+  }
+  e->srv = s;
+  e->next = s->conns;
+  if (s->conns) s->conns->prev = e;
+  s->conns = e;
+  e->ws = rt_ws_attach(io, true, &s->wo, NULL, NULL, &echo_ops, e);
+  if (!e->ws) {
+    s->conns = e->next;
+    if (s->conns) s->conns->prev = NULL;
+    free(e);
+    rs_io_conn_abort(io, RS_ERR_NOMEM, "out of memory");
+  }
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  (void)signum;
+  server *s = h->data;
+  s->stopping = true;
+  uv_close((uv_handle_t *)&s->listener, NULL);
+  uv_close((uv_handle_t *)&s->sigint, NULL);
+  uv_close((uv_handle_t *)&s->sigterm, NULL);
+  if (!s->conns) {
+    rs_io_loop_free(s->io);
+    s->io = NULL;
+    return;
+  }
+  for (echo *e = s->conns; e; e = e->next)
+    rt_ws_close(e->ws, RS_WS_CLOSE_GOING_AWAY, "server stopping");
+}
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: ws-echo-server [--host HOST] [--port PORT] [--max-message BYTES] [--deflate]\n"
+             "\n"
+             "A WebSocket echo server: every text message comes back as text, every binary one as\n"
+             "binary. Prints 'listening on ws://HOST:PORT' when ready; SIGINT/SIGTERM close every\n"
+             "connection with 1001 and exit.\n"
+             "\n"
+             "  --host HOST          address to bind (default 127.0.0.1)\n"
+             "  --port PORT          port (default 9001; 0 picks a free one)\n"
+             "  --max-message BYTES  largest message accepted; larger ones close with 1009\n"
+             "                       (default 16 MiB)\n"
+             "  --deflate            negotiate permessage-deflate (RFC 7692)\n"
+             "  -h, --help           this help\n");
+}
+
+int main(int argc, char **argv) {
+  const char *host = "127.0.0.1";
+  long port = 9001;
+  unsigned long long max_message = 0;
+  static const struct option opts[] = {
+      {"host", required_argument, NULL, 'H'},
+      {"port", required_argument, NULL, 'p'},
+      {"max-message", required_argument, NULL, 'm'},
+      {"deflate", no_argument, NULL, 'd'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  int c;
+  char *end;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'H': host = optarg; break;
+    case 'p':
+      port = strtol(optarg, &end, 10);
+      if (*end || port < 0 || port > 65535) {
+        fprintf(stderr, "ws-echo-server: bad port '%s'\n", optarg);
+        return 2;
+      }
+      break;
+    case 'm':
+      max_message = strtoull(optarg, &end, 10);
+      if (*end || max_message == 0 || optarg[0] == '-') {
+        fprintf(stderr, "ws-echo-server: bad --max-message '%s'\n", optarg);
+        return 2;
+      }
+      break;
+    case 'd':
+      fprintf(stderr, "ws-echo-server: permessage-deflate is not implemented yet\n");
+      return 2;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (optind < argc) {
+    usage(stderr);
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  server s;
+  memset(&s, 0, sizeof s);
+  s.loop = &loop;
+  s.io = rs_io_loop_new(&loop);
+  s.wo.max_message = (size_t)max_message;
+  char err[256];
+  if (rs_io_listen(&loop, host, (int)port, false, 1024, &s.listener, on_connection, err,
+                   sizeof err) != 0) {
+    fprintf(stderr, "ws-echo-server: cannot listen: %s\n", err);
+    return 3;
+  }
+  s.listener.data = &s;
+  uv_signal_init(&loop, &s.sigint);
+  uv_signal_init(&loop, &s.sigterm);
+  s.sigint.data = s.sigterm.data = &s;
+  uv_signal_start(&s.sigint, on_signal, SIGINT);
+  uv_signal_start(&s.sigterm, on_signal, SIGTERM);
+  printf("listening on ws://%s:%d\n", host, rs_io_bound_port(&s.listener));
+  fflush(stdout);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  return 0;
+}
