@@ -140,6 +140,7 @@ int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
   long port = 9001;
   unsigned long long max_message = 0;
+  bool deflate = false;
   static const struct option opts[] = {
       {"host", required_argument, NULL, 'H'},
       {"port", required_argument, NULL, 'p'},
@@ -167,9 +168,7 @@ int main(int argc, char **argv) {
         return 2;
       }
       break;
-    case 'd':
-      fprintf(stderr, "ws-echo-server: permessage-deflate is not implemented yet\n");
-      return 2;
+    case 'd': deflate = true; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -186,6 +185,7 @@ int main(int argc, char **argv) {
   s.loop = &loop;
   s.io = rs_io_loop_new(&loop);
   s.wo.max_message = (size_t)max_message;
+  s.wo.deflate = deflate;
   char err[256];
   if (rs_io_listen(&loop, host, (int)port, false, 1024, &s.listener, on_connection, err,
                    sizeof err) != 0) {

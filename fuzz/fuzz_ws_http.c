@@ -22,12 +22,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int st = rs_ws_request_check(&r, &why);
     if (st == 0) {
       char resp[1024];
-      if (rs_ws_response_101(resp, sizeof resp, &r, NULL) <= 0) abort();
+      if (rs_ws_response_101(resp, sizeof resp, &r, NULL, NULL) <= 0) abort();
     } else if (st != 400 && st != 426) {
       abort();
     }
   }
   const char *why;
-  (void)rs_ws_client_response_check(data, size, "dGhlIHNhbXBsZSBub25jZQ==", "rsocket", &why);
+  rs_bytes ext;
+  (void)rs_ws_client_response_check(data, size, "dGhlIHNhbXBsZSBub25jZQ==", "rsocket", &ext, &why);
+  rs_ws_deflate d;
+  char resp[256];
+  (void)rs_ws_deflate_negotiate((rs_bytes){data, size}, &d, resp, sizeof resp);
+  (void)rs_ws_deflate_client_accept((rs_bytes){data, size}, &d);
   return 0;
 }

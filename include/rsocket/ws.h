@@ -147,17 +147,18 @@ RS_EXPORT bool rs_ws_header_has_token(rs_bytes list, const char *token);
  * length or RS_ERR_BUFFER_TOO_SMALL.
  */
 RS_EXPORT rs_ssize rs_ws_response_101(char *out, size_t cap, const rs_ws_request *req,
-                                      const char *protocol);
+                                      const char *protocol, const char *extensions);
 
 /* Writes an error response (status 400, 403, 405, 426…) with a plain-text body `reason`. */
 RS_EXPORT rs_ssize rs_ws_response_error(char *out, size_t cap, int status, const char *reason);
 
 /*
  * Client: writes an upgrade request for `host` (with port when not default) and `path`, with
- * `key` (24 base64 characters, e.g. from rs_ws_client_key) and an optional subprotocol.
+ * `key` (24 base64 characters, e.g. from rs_ws_client_key), an optional subprotocol, and an offer
+ * of permessage-deflate when `offer_deflate`.
  */
 RS_EXPORT rs_ssize rs_ws_client_request(char *out, size_t cap, const char *host, const char *path,
-                                        const char *key, const char *protocol);
+                                        const char *key, const char *protocol, bool offer_deflate);
 
 /* Client: a fresh random key (24 base64 characters + NUL). 0 or RS_ERR_INTERNAL. */
 RS_EXPORT int rs_ws_client_key(char out[25]);
@@ -165,11 +166,36 @@ RS_EXPORT int rs_ws_client_key(char out[25]);
 /*
  * Client: checks the server's response head in buf[0..len). Returns the head's length when it is
  * a valid 101 for `key` (and any subprotocol is the one offered), 0 when incomplete, or
+ * (`extensions`: where to return the Sec-WebSocket-Extensions value when we offered one; NULL
+ * refuses any extension)
  * RS_ERR_REJECTED (with a reason: not 101, bad accept value, unexpected extension or protocol)
  * or RS_ERR_MALFORMED.
  */
 RS_EXPORT rs_ssize rs_ws_client_response_check(const uint8_t *buf, size_t len, const char *key,
-                                               const char *protocol, const char **reason);
+                                               const char *protocol, rs_bytes *extensions,
+                                               const char **reason);
+
+/* ---- permessage-deflate (RFC 7692) ---- */
+
+typedef struct rs_ws_deflate {
+  bool enabled;
+  bool server_no_context_takeover;
+  bool client_no_context_takeover;
+  int server_max_window_bits; /* 9..15 (15 when not negotiated) */
+  int client_max_window_bits; /* 8..15 */
+} rs_ws_deflate;
+
+/*
+ * Server: picks the first acceptable permessage-deflate offer in a Sec-WebSocket-Extensions
+ * value. Offers with unknown or repeated parameters or out-of-range values are declined (RFC
+ * 7692 5.1), as is server_max_window_bits=8 (zlib cannot compress with a 256-byte window).
+ * Returns true with *out and the response header value in `resp`; false to decline them all.
+ */
+RS_EXPORT bool rs_ws_deflate_negotiate(rs_bytes offers, rs_ws_deflate *out, char *resp, size_t cap);
+
+/* Client: reads the server's Sec-WebSocket-Extensions answer to our offer of
+ * "permessage-deflate; client_max_window_bits". 0 or RS_ERR_REJECTED. */
+RS_EXPORT int rs_ws_deflate_client_accept(rs_bytes value, rs_ws_deflate *out);
 
 /* ---- Connection (after the handshake) ---- */
 
@@ -189,7 +215,8 @@ typedef struct rs_ws_options {
   bool server;               /* server role: expects masked frames, sends unmasked */
   size_t max_message;        /* largest inbound message; larger: close 1009 (0 = 16 MiB) */
   uint32_t close_timeout_ms; /* wait for the peer's close after ours (0 = 5000) */
-  size_t max_queued; /* output bytes queued before sends fail with WOULD_BLOCK (0 = 64 MiB) */
+  size_t max_queued;     /* output bytes queued before sends fail with WOULD_BLOCK (0 = 64 MiB) */
+  rs_ws_deflate deflate; /* negotiated permessage-deflate (enabled false: none) */
 } rs_ws_options;
 
 /* Creates a connection. NULL on allocation failure. `mem` may be NULL. */

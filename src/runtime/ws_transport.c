@@ -26,6 +26,7 @@ struct rt_ws {
   char protocol[128]; /* chosen (server) or offered (client); "" for none */
   uint64_t hs_deadline;
   uint64_t now;
+  rs_ws_deflate deflate; /* negotiated */
   bool failed_inner;
 };
 
@@ -42,7 +43,7 @@ static void ws_on_close(rs_ws_conn *c, unsigned code, rs_bytes reason, bool remo
 static const rs_ws_callbacks ws_cbs = {ws_on_message, NULL, ws_on_close};
 
 static int make_ws(rt_ws *w) {
-  rs_ws_options wo = {.server = w->server, .max_message = w->o.max_message};
+  rs_ws_options wo = {.server = w->server, .max_message = w->o.max_message, .deflate = w->deflate};
   w->ws = rs_ws_conn_new(&wo, &ws_cbs, w, NULL);
   return w->ws ? 0 : RS_ERR_NOMEM;
 }
@@ -97,8 +98,11 @@ static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
       }
     }
     choose_protocol(w, &req);
-    rs_ssize n =
-        rs_ws_response_101(w->hs_out, sizeof w->hs_out, &req, w->protocol[0] ? w->protocol : NULL);
+    char ext[160];
+    bool deflate =
+        w->o.deflate && rs_ws_deflate_negotiate(req.extensions, &w->deflate, ext, sizeof ext);
+    rs_ssize n = rs_ws_response_101(w->hs_out, sizeof w->hs_out, &req,
+                                    w->protocol[0] ? w->protocol : NULL, deflate ? ext : NULL);
     if (n < 0 || make_ws(w) != 0) return RS_ERR_NOMEM;
     w->hs_out_len = (size_t)n;
     w->hs_out_off = 0;
@@ -106,8 +110,14 @@ static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
     *used = (size_t)hl - w->hs_len;
   } else {
     const char *why = NULL;
-    rs_ssize hl = rs_ws_client_response_check(w->hsbuf, have, w->key,
-                                              w->protocol[0] ? w->protocol : NULL, &why);
+    rs_bytes ext = {NULL, 0};
+    rs_ssize hl =
+        rs_ws_client_response_check(w->hsbuf, have, w->key, w->protocol[0] ? w->protocol : NULL,
+                                    w->o.deflate ? &ext : NULL, &why);
+    if (hl > 0 && rs_ws_deflate_client_accept(ext, &w->deflate) != 0) {
+      why = "server answered permessage-deflate with parameters we cannot use";
+      hl = RS_ERR_REJECTED;
+    }
     if (hl == 0) {
       w->hs_len = have;
       *used = take;
@@ -241,7 +251,7 @@ rt_ws *rt_ws_attach(rs_io_conn *io, bool server, const rs_ws_transport_options *
     rs_ssize n = -1;
     if (rs_ws_client_key(w->key) == 0)
       n = rs_ws_client_request(w->hs_out, sizeof w->hs_out, host, path, w->key,
-                               w->protocol[0] ? w->protocol : NULL);
+                               w->protocol[0] ? w->protocol : NULL, w->o.deflate);
     if (n < 0) {
       free(w->hsbuf);
       free(w);

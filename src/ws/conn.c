@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "rsocket/ws.h"
+#include "ws/deflate_internal.h"
 
 #define DEFAULT_MAX_MESSAGE (16u * 1024u * 1024u + 16u)
 #define DEFAULT_MAX_QUEUED  (64u * 1024u * 1024u)
@@ -40,6 +41,10 @@ struct rs_ws_conn {
   rs_ws_utf8 utf8;
   /* the control frame being read */
   uint8_t ctl[RS_WS_MAX_CONTROL];
+  /* permessage-deflate */
+  rs_ws_z z;
+  bool deflate;
+  bool msg_compressed; /* the message being assembled had RSV1 on its first frame */
   /* output */
   uint8_t *out;
   size_t out_len, out_off, out_cap;
@@ -58,11 +63,19 @@ rs_ws_conn *rs_ws_conn_new(const rs_ws_options *o, const rs_ws_callbacks *cb, vo
   c->user = user;
   c->mem = mem;
   c->state = ST_OPEN;
+  if (c->o.deflate.enabled) {
+    if (rs__ws_z_init(&c->z, &c->o.deflate, c->o.server) != 0) {
+      mem->free(c, mem->user);
+      return NULL;
+    }
+    c->deflate = true;
+  }
   return c;
 }
 
 void rs_ws_conn_free(rs_ws_conn *c) {
   if (!c) return;
+  rs__ws_z_free(&c->z);
   c->mem->free(c->msg, c->mem->user);
   c->mem->free(c->out, c->mem->user);
   c->mem->free(c, c->mem->user);
@@ -89,20 +102,25 @@ static int out_reserve(rs_ws_conn *c, size_t add) {
   return 0;
 }
 
-static int queue_frame(rs_ws_conn *c, int opcode, const uint8_t *a, size_t alen, const uint8_t *b,
-                       size_t blen) {
+static int queue_frame_rsv(rs_ws_conn *c, int opcode, bool rsv1, const uint8_t *a, size_t alen,
+                           const uint8_t *b, size_t blen) {
   size_t len = alen + blen;
   bool mask = !c->o.server;
   if (out_reserve(c, RS_WS_MAX_HEADER + len) != 0) return RS_ERR_NOMEM;
   uint8_t key[4] = {0, 0, 0, 0};
   if (mask && RAND_bytes(key, 4) != 1) return RS_ERR_INTERNAL;
   uint8_t *p = c->out + c->out_len;
-  size_t hl = rs_ws_frame_header_write(p, true, (uint8_t)opcode, false, mask ? key : NULL, len);
+  size_t hl = rs_ws_frame_header_write(p, true, (uint8_t)opcode, rsv1, mask ? key : NULL, len);
   if (alen) memcpy(p + hl, a, alen);
   if (blen) memcpy(p + hl + alen, b, blen);
   if (mask) rs_ws_mask(p + hl, len, key, 0);
   c->out_len += hl + len;
   return 0;
+}
+
+static int queue_frame(rs_ws_conn *c, int opcode, const uint8_t *a, size_t alen, const uint8_t *b,
+                       size_t blen) {
+  return queue_frame_rsv(c, opcode, false, a, alen, b, blen);
 }
 
 int rs_ws_conn_send(rs_ws_conn *c, int opcode, const uint8_t *data, size_t len) {
@@ -113,6 +131,16 @@ int rs_ws_conn_send(rs_ws_conn *c, int opcode, const uint8_t *data, size_t len) 
   if ((opcode & 8) && len > RS_WS_MAX_CONTROL) return RS_ERR_INVALID_ARGUMENT;
   if (c->state != ST_OPEN) return RS_ERR_CLOSED;
   if (rs_ws_conn_queued(c) + len > c->o.max_queued) return RS_ERR_WOULD_BLOCK;
+  /* Empty messages go uncompressed (RSV1 clear): zlib has nothing to flush for them. */
+  if (c->deflate && !(opcode & 8) && len > 0) {
+    uint8_t *z;
+    size_t zlen;
+    int rc = rs__ws_z_compress(&c->z, data, len, &z, &zlen, c->mem);
+    if (rc != 0) return rc;
+    rc = queue_frame_rsv(c, opcode, true, z, zlen, NULL, 0);
+    c->mem->free(z, c->mem->user);
+    return rc;
+  }
   return queue_frame(c, opcode, data, len, NULL, 0);
 }
 
@@ -247,7 +275,7 @@ int rs_ws_conn_recv(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t now)
       off += (size_t)hl - c->hdr_have;
       c->hdr_have = 0;
       const char *why = NULL;
-      if (rs_ws_frame_header_check(&c->h, c->o.server, false, c->in_message, &why) != 0) {
+      if (rs_ws_frame_header_check(&c->h, c->o.server, c->deflate, c->in_message, &why) != 0) {
         fail(c, RS_WS_CLOSE_PROTOCOL, why, now);
         return 0;
       }
@@ -260,6 +288,7 @@ int rs_ws_conn_recv(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t now)
         }
         if (!c->in_message) {
           c->in_message = true;
+          c->msg_compressed = c->h.rsv1;
           c->msg_opcode = c->h.opcode;
           c->msg_len = 0;
           rs_ws_utf8_init(&c->utf8);
@@ -282,7 +311,7 @@ int rs_ws_conn_recv(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t now)
         dst = c->msg + c->msg_len - n;
       }
       if (c->h.masked) rs_ws_mask(dst, n, c->h.mask, c->frame_done);
-      if (!control && c->msg_opcode == RS_WS_OP_TEXT &&
+      if (!control && c->msg_opcode == RS_WS_OP_TEXT && !c->msg_compressed &&
           rs_ws_utf8_feed(&c->utf8, dst, n) == RS_WS_UTF8_REJECT) {
         fail(c, RS_WS_CLOSE_INVALID_DATA, "text message is not valid UTF-8", now);
         return 0;
@@ -299,12 +328,36 @@ int rs_ws_conn_recv(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t now)
     }
     if (!c->h.fin) continue;
     c->in_message = false;
+    const uint8_t *data = c->msg;
+    size_t dlen = c->msg_len;
+    uint8_t *inflated = NULL;
+    if (c->msg_compressed) {
+      int zr =
+          rs__ws_z_inflate(&c->z, c->msg, c->msg_len, c->o.max_message, &inflated, &dlen, c->mem);
+      if (zr == RS_ERR_NOMEM) return zr;
+      if (zr == RS_ERR_TOO_BIG) {
+        fail(c, RS_WS_CLOSE_TOO_BIG, "message too big once inflated", now);
+        return 0;
+      }
+      if (zr != 0) {
+        fail(c, RS_WS_CLOSE_INVALID_DATA, "invalid compressed data", now);
+        return 0;
+      }
+      data = inflated;
+      if (c->msg_opcode == RS_WS_OP_TEXT) rs_ws_utf8_feed(&c->utf8, data, dlen);
+    }
     if (c->msg_opcode == RS_WS_OP_TEXT && c->utf8.state != RS_WS_UTF8_ACCEPT) {
-      fail(c, RS_WS_CLOSE_INVALID_DATA, "text message ends inside a UTF-8 sequence", now);
+      c->mem->free(inflated, c->mem->user);
+      fail(c, RS_WS_CLOSE_INVALID_DATA, "text message is not valid UTF-8", now);
       return 0;
     }
-    if (c->state != ST_OPEN) continue; /* after our close, data is dropped */
-    if (c->cb.on_message) c->cb.on_message(c, c->msg_opcode, c->msg, c->msg_len, c->user);
+    if (c->state == ST_OPEN && c->cb.on_message)
+      c->cb.on_message(c, c->msg_opcode, data, dlen, c->user);
+    c->mem->free(inflated, c->mem->user);
+    if (c->state != ST_OPEN) {
+      c->msg_len = 0;
+      continue; /* after our close, data is dropped */
+    }
     /* Release a large assembly buffer so idle connections stay small. */
     if (c->msg_cap > 65536) {
       c->mem->free(c->msg, c->mem->user);

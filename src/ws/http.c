@@ -181,16 +181,20 @@ int rs_ws_request_check(const rs_ws_request *r, const char **reason) {
   return why ? status : 0;
 }
 
-rs_ssize rs_ws_response_101(char *out, size_t cap, const rs_ws_request *req, const char *protocol) {
+rs_ssize rs_ws_response_101(char *out, size_t cap, const rs_ws_request *req, const char *protocol,
+                            const char *extensions) {
   char accept[29];
   if (rs_ws_accept_key((const char *)req->key.ptr, req->key.len, accept) != 0)
     return RS_ERR_INVALID_ARGUMENT;
-  int n =
-      snprintf(out, cap,
-               "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
-               accept, protocol ? "Sec-WebSocket-Protocol: " : "", protocol ? protocol : "",
-               protocol ? "\r\n" : "");
+  int n = snprintf(out, cap,
+                   "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n",
+                   accept);
+  if (n >= 0 && (size_t)n < cap && protocol)
+    n += snprintf(out + n, cap - (size_t)n, "Sec-WebSocket-Protocol: %s\r\n", protocol);
+  if (n >= 0 && (size_t)n < cap && extensions)
+    n += snprintf(out + n, cap - (size_t)n, "Sec-WebSocket-Extensions: %s\r\n", extensions);
+  if (n >= 0 && (size_t)n < cap) n += snprintf(out + n, cap - (size_t)n, "\r\n");
   if (n < 0 || (size_t)n >= cap) return RS_ERR_BUFFER_TOO_SMALL;
   return n;
 }
@@ -222,13 +226,17 @@ rs_ssize rs_ws_response_error(char *out, size_t cap, int status, const char *rea
 }
 
 rs_ssize rs_ws_client_request(char *out, size_t cap, const char *host, const char *path,
-                              const char *key, const char *protocol) {
-  int n =
-      snprintf(out, cap,
-               "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s%s%s\r\n",
-               path && *path ? path : "/", host, key, protocol ? "Sec-WebSocket-Protocol: " : "",
-               protocol ? protocol : "", protocol ? "\r\n" : "");
+                              const char *key, const char *protocol, bool offer_deflate) {
+  int n = snprintf(out, cap,
+                   "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n",
+                   path && *path ? path : "/", host, key);
+  if (n >= 0 && (size_t)n < cap && protocol)
+    n += snprintf(out + n, cap - (size_t)n, "Sec-WebSocket-Protocol: %s\r\n", protocol);
+  if (n >= 0 && (size_t)n < cap && offer_deflate)
+    n += snprintf(out + n, cap - (size_t)n,
+                  "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n");
+  if (n >= 0 && (size_t)n < cap) n += snprintf(out + n, cap - (size_t)n, "\r\n");
   if (n < 0 || (size_t)n >= cap) return RS_ERR_BUFFER_TOO_SMALL;
   return n;
 }
@@ -260,7 +268,8 @@ static void response_header(void *ctx, rs_bytes name, rs_bytes value) {
 }
 
 rs_ssize rs_ws_client_response_check(const uint8_t *buf, size_t len, const char *key,
-                                     const char *protocol, const char **reason) {
+                                     const char *protocol, rs_bytes *extensions,
+                                     const char **reason) {
   const char *why = NULL;
   rs_ssize hl = head_length(buf, len);
   if (hl <= 0) {
@@ -292,11 +301,12 @@ rs_ssize rs_ws_client_response_check(const uint8_t *buf, size_t len, const char 
     why = "response lacks 'Connection: Upgrade'";
   else if (r.accept.len != 28 || memcmp(r.accept.ptr, accept, 28) != 0)
     why = "wrong Sec-WebSocket-Accept";
-  else if (r.extensions.ptr && r.extensions.len)
+  else if (r.extensions.ptr && r.extensions.len && !extensions)
     why = "server chose an extension we did not offer";
   else if (r.protocol.ptr && (!protocol || r.protocol.len != strlen(protocol) ||
                               memcmp(r.protocol.ptr, protocol, r.protocol.len) != 0))
     why = "server chose a subprotocol we did not offer";
   if (reason) *reason = why;
+  if (!why && extensions) *extensions = r.extensions;
   return why ? RS_ERR_REJECTED : hl;
 }

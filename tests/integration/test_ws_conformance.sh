@@ -37,6 +37,27 @@ async def main(uri):
 asyncio.run(main(sys.argv[1]))
 PY
 cat "$work/py.log"
+
+# permessage-deflate with python websockets (it offers the extension by default).
+"$bin/ws-echo-server" --port 0 --deflate >"$work/dout" 2>&1 &
+dpid=$!
+for _ in $(seq 1 100); do grep -q '^listening on ' "$work/dout" && break; sleep 0.05; done
+dport=$(awk '/^listening on /{print $3; exit}' "$work/dout"); dport=${dport##*:}
+timeout 60 /usr/bin/python3 - "ws://127.0.0.1:$dport" >"$work/pyd.log" 2>&1 <<'PY' || fails=$((fails + 1))
+import asyncio, sys, websockets
+async def main(uri):
+    async with websockets.connect(uri, max_size=None) as ws:
+        ext = ws.response_headers.get("Sec-WebSocket-Extensions", "")
+        assert ext.startswith("permessage-deflate"), ext
+        for msg in ["", b"", "héllo " * 1000, b"\x00" * 1000000, bytes(range(256)) * 100, "x"]:
+            await ws.send(msg)
+            got = await asyncio.wait_for(ws.recv(), 5)
+            assert got == msg, len(got)
+    print("python websockets client with permessage-deflate: ok")
+asyncio.run(main(sys.argv[1]))
+PY
+cat "$work/pyd.log"
+kill "$dpid" 2>/dev/null || true
 kill -TERM "$pid"
 set +e
 wait "$pid"

@@ -44,12 +44,12 @@ static void test_parse_good(void **state) {
   assert_int_equal(rs_ws_request_check(&r, &why), 0);
 
   char resp[512];
-  rs_ssize n = rs_ws_response_101(resp, sizeof resp, &r, "rsocket");
+  rs_ssize n = rs_ws_response_101(resp, sizeof resp, &r, "rsocket", NULL);
   assert_true(n > 0);
   assert_non_null(strstr(resp, "HTTP/1.1 101 Switching Protocols\r\n"));
   assert_non_null(strstr(resp, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
   assert_non_null(strstr(resp, "Sec-WebSocket-Protocol: rsocket\r\n"));
-  assert_int_equal(rs_ws_response_101(resp, 20, &r, NULL), RS_ERR_BUFFER_TOO_SMALL);
+  assert_int_equal(rs_ws_response_101(resp, 20, &r, NULL, NULL), RS_ERR_BUFFER_TOO_SMALL);
   /* Every prefix is incomplete. */
   for (size_t k = 0; k < len; k++)
     assert_int_equal(rs_ws_request_parse(&r, (const uint8_t *)GOOD, k), 0);
@@ -143,39 +143,42 @@ static void test_client_side(void **state) {
   assert_int_equal(rs_ws_client_key(key), 0);
   assert_int_equal(strlen(key), 24);
   char req[512];
-  assert_true(rs_ws_client_request(req, sizeof req, "localhost:9", "/x", key, "rsocket") > 0);
+  assert_true(rs_ws_client_request(req, sizeof req, "localhost:9", "/x", key, "rsocket", false) >
+              0);
   /* Our own server side accepts our client's request. */
   rs_ws_request r;
   rs_ssize hl = rs_ws_request_parse(&r, (const uint8_t *)req, strlen(req));
   assert_int_equal(hl, (rs_ssize)strlen(req));
   assert_int_equal(rs_ws_request_check(&r, NULL), 0);
   char resp[512];
-  rs_ssize n = rs_ws_response_101(resp, sizeof resp, &r, "rsocket");
+  rs_ssize n = rs_ws_response_101(resp, sizeof resp, &r, "rsocket", NULL);
   const char *why = NULL;
   assert_int_equal(
-      rs_ws_client_response_check((const uint8_t *)resp, (size_t)n, key, "rsocket", &why), n);
+      rs_ws_client_response_check((const uint8_t *)resp, (size_t)n, key, "rsocket", NULL, &why), n);
   assert_int_equal(
-      rs_ws_client_response_check((const uint8_t *)resp, (size_t)n - 1, key, "rsocket", &why), 0);
+      rs_ws_client_response_check((const uint8_t *)resp, (size_t)n - 1, key, "rsocket", NULL, &why),
+      0);
   /* A subprotocol we did not offer, a wrong accept, a refusal. */
-  assert_int_equal(rs_ws_client_response_check((const uint8_t *)resp, (size_t)n, key, NULL, &why),
-                   RS_ERR_REJECTED);
+  assert_int_equal(
+      rs_ws_client_response_check((const uint8_t *)resp, (size_t)n, key, NULL, NULL, &why),
+      RS_ERR_REJECTED);
   assert_non_null(strstr(why, "subprotocol"));
   char other[25];
   assert_int_equal(rs_ws_client_key(other), 0);
   assert_int_equal(
-      rs_ws_client_response_check((const uint8_t *)resp, (size_t)n, other, "rsocket", &why),
+      rs_ws_client_response_check((const uint8_t *)resp, (size_t)n, other, "rsocket", NULL, &why),
       RS_ERR_REJECTED);
   assert_non_null(strstr(why, "Accept"));
   const char *refused = "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
   assert_int_equal(
-      rs_ws_client_response_check((const uint8_t *)refused, strlen(refused), key, NULL, &why),
+      rs_ws_client_response_check((const uint8_t *)refused, strlen(refused), key, NULL, NULL, &why),
       RS_ERR_REJECTED);
   assert_non_null(strstr(why, "101"));
   char ext[600];
   snprintf(ext, sizeof ext, "%.*sSec-WebSocket-Extensions: permessage-deflate\r\n\r\n", (int)n - 2,
            resp);
   assert_int_equal(
-      rs_ws_client_response_check((const uint8_t *)ext, strlen(ext), key, "rsocket", &why),
+      rs_ws_client_response_check((const uint8_t *)ext, strlen(ext), key, "rsocket", NULL, &why),
       RS_ERR_REJECTED);
   assert_non_null(strstr(why, "extension"));
 }
