@@ -83,7 +83,21 @@ if command -v openssl >/dev/null; then
   set -e
   grep -qi 'certificate' "$work/tls.err" && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL untrusted cert message:"; cat "$work/tls.err"; }
   check "tls insecure" "x" "$("$bin/rsocket" -k -d x "tls://localhost:$port")"
+  # RSocket over WebSocket over TLS.
+  start_server "$work/wss.out" wss://127.0.0.1:0/rs --cert "$work/cert.pem" --key "$work/key.pem"
+  wport=${URI##*:}; wport=${wport%%/*}
+  run_models wss "wss://localhost:$wport/rs" --ca "$work/cert.pem"
 fi
+
+# Plain WebSocket, and a server on 3 worker threads (SO_REUSEPORT) serving many clients.
+start_server "$work/ws.out" ws://127.0.0.1:0/rsocket
+run_models ws "$URI"
+start_server "$work/workers.out" --workers 3 tcp://127.0.0.1:0
+wpids=()
+for i in $(seq 1 12); do "$bin/rsocket" --timeout 10s -d "w$i" "$URI" > "$work/w$i" & wpids+=($!); done
+wait "${wpids[@]}"
+ok=0; for i in $(seq 1 12); do [ "$(cat "$work/w$i")" = "w$i" ] && ok=$((ok + 1)); done
+check "12 clients on 3 workers" "12" "$ok"
 
 # ---- errors and exit codes ----
 set +e
