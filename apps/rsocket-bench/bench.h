@@ -1,0 +1,100 @@
+/* rsocket-bench: a load generator for RSocket (and plain WebSocket) servers. Internal header. */
+#ifndef RSOCKET_BENCH_H
+#define RSOCKET_BENCH_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+/* ---- latency histogram: log-linear buckets, under 1% relative error, values in ns ---- */
+
+#define HIST_SUB_BITS 6
+#define HIST_SUB      (1u << HIST_SUB_BITS) /* sub-buckets per power of two */
+#define HIST_BUCKETS  (2 * HIST_SUB + (64 - HIST_SUB_BITS - 1) * HIST_SUB)
+
+typedef struct hist {
+  uint64_t count;
+  uint64_t min, max;
+  double sum;
+  uint64_t buckets[HIST_BUCKETS];
+} hist;
+
+void hist_init(hist *h);
+void hist_record(hist *h, uint64_t v);
+void hist_merge(hist *into, const hist *from);
+/* The value at quantile q in [0, 1] (the upper edge of its bucket, clamped to max). */
+uint64_t hist_quantile(const hist *h, double q);
+double hist_mean(const hist *h);
+
+/* ---- configuration ---- */
+
+typedef enum bench_model {
+  MODEL_RR,
+  MODEL_FNF,
+  MODEL_STREAM,
+  MODEL_CHANNEL,
+  MODEL_WS, /* plain WebSocket echo of binary messages */
+} bench_model;
+
+typedef struct bench_cfg {
+  const char *uri;
+  bench_model model;
+  int connections;
+  int threads;
+  int in_flight;     /* per connection */
+  uint64_t requests; /* total; 0 when running for a duration */
+  double duration_s; /* when requests == 0 */
+  double warmup_s;   /* with a duration: not measured */
+  size_t size;       /* payload data bytes */
+  uint32_t window;   /* stream: credit window */
+  bool json;
+  bool insecure;
+  bool progress; /* live progress line on stderr */
+  double connect_timeout_s;
+} bench_cfg;
+
+const char *bench_model_name(bench_model m);
+
+/* ---- per-thread worker ---- */
+
+typedef struct worker {
+  int id;
+  const bench_cfg *cfg;
+  uv_loop_t loop;
+  pthread_t thread;
+  int nconns;
+  uint64_t quota; /* requests for this worker (0: duration) */
+  uint64_t start_ns, measure_ns, end_ns;
+  atomic_uint_fast64_t progress; /* completed, for the live line */
+  /* results (read after join) */
+  hist lat;
+  uint64_t completed, errors, bytes_out, bytes_in;
+  int conn_failures;
+  char first_error[200];
+} worker;
+
+/* Monotonic nanoseconds. */
+uint64_t bench_now_ns(void);
+
+/* Runs the RSocket workloads (rr, fnf, stream, channel) of one worker to completion. */
+int rsload_run(worker *w);
+/* Runs the WebSocket echo workload of one worker to completion. */
+int wsload_run(worker *w);
+
+/* Records a failure (keeps the first message). */
+void worker_error(worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- other modes ---- */
+
+/* Codec micro-benchmark: prints a table (or JSON). Returns an exit status. */
+int codec_bench(bool json, double seconds);
+
+/* Opens `n` idle connections (RSocket over tcp:// or ws://) from `sources` 127.0.0.x addresses
+ * and holds them `hold_s` seconds (0: until SIGINT/SIGTERM). With `pid` (0: none), reports
+ * that process's resident memory per connection. Returns an exit status. */
+int idle_run(const char *uri, int n, int sources, double hold_s, bool json, long pid);
+
+#endif

@@ -1,0 +1,432 @@
+/*
+ * rsocket-bench: a load generator for RSocket servers, in the spirit of h2load.
+ *
+ *   rsocket-bench [-c CONNECTIONS] [-n REQUESTS | -D SECONDS] [-m IN_FLIGHT]
+ *                 [--model rr|fnf|stream|channel|ws] [--size BYTES] [--threads N] [--json] URI
+ *   rsocket-bench --codec [-D SECONDS] [--json]
+ *   rsocket-bench --idle N [--sources K] [-D SECONDS] [--json] URI
+ */
+#define _GNU_SOURCE /* pthread_tryjoin_np */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rsocket-bench/bench.h"
+#include "rsocket/runtime.h"
+
+#define BENCH_VERSION "0.1.0"
+
+enum { EXIT_OK = 0, EXIT_ERRORS = 1, EXIT_USAGE = 2, EXIT_CONNECT = 3 };
+
+uint64_t bench_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void worker_error(worker *w, const char *fmt, ...) {
+  if (w->first_error[0]) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(w->first_error, sizeof w->first_error, fmt, ap);
+  va_end(ap);
+}
+
+const char *bench_model_name(bench_model m) {
+  static const char *names[] = {"rr", "fnf", "stream", "channel", "ws"};
+  return names[m];
+}
+
+static void usage(FILE *f) {
+  fprintf(
+      f, "usage: rsocket-bench [options] URI\n"
+         "       rsocket-bench --codec [-D SECONDS] [--json]\n"
+         "       rsocket-bench --idle N [--sources K] [--pid PID] [-D SECONDS] [--json] URI\n"
+         "\n"
+         "Load generator for RSocket servers (tcp://, tls://, ws://, wss://). The server must\n"
+         "implement the echo contract of `rsocket --server` (request-response echoes, streams\n"
+         "repeat the request until cancelled, channels echo every element).\n"
+         "\n"
+         "Load:\n"
+         "  -c, --connections N   connections (default 1)\n"
+         "  -n, --requests N      total requests; for --model stream, items (default 100000)\n"
+         "  -D, --duration S      run for S seconds instead of a request count\n"
+         "      --warmup S        with -D: run S seconds first without measuring (default 0)\n"
+         "  -m, --in-flight N     per connection: requests in flight (rr, ws), channel elements\n"
+         "                        in flight (channel) or concurrent streams (stream); default 1\n"
+         "      --model MODEL     rr (request-response, default), fnf (fire-and-forget, then\n"
+         "                        one request-response to confirm), stream, channel, or ws\n"
+         "                        (plain WebSocket echo of binary messages, ws:// only)\n"
+         "  -s, --size BYTES      payload data size (default 16)\n"
+         "      --window N        stream: credit window, refilled by half (default 4096)\n"
+         "  -t, --threads N       client threads, one event loop each (default 1)\n"
+         "  -k, --insecure        tls/wss: do not verify the server certificate\n"
+         "      --connect-timeout S  per connection (default 10)\n"
+         "\n"
+         "Other modes:\n"
+         "      --codec           frame codec micro-benchmark (encode/decode PAYLOAD frames of\n"
+         "                        0, 64 and 1024 bytes beside memcpy of the same bytes)\n"
+         "      --idle N          open N idle connections (RSocket over tcp:// or ws://) and hold\n"
+         "                        them for -D seconds (default: until SIGINT/SIGTERM), to measure\n"
+         "                        the server's memory per connection\n"
+         "      --sources K       --idle: spread connections over source addresses\n"
+         "                        127.0.0.1 .. 127.0.0.K (default 8)\n"
+         "      --pid PID         --idle: report PID's resident memory per connection (the\n"
+         "                        server's, read from /proc before and after connecting)\n"
+         "\n"
+         "Output:\n"
+         "      --json            one JSON object on stdout instead of the text summary\n"
+         "      --no-progress     no live progress line (it is shown only on a terminal)\n"
+         "  -h, --help            this help\n"
+         "  -v, --version         version\n"
+         "\n"
+         "Latency is measured from sending a request (or channel element) to its answer; for\n"
+         "streams, from granting credit (REQUEST_STREAM or REQUEST_N) to the item that used it.\n"
+         "Exit status: 0 ok, 1 some requests failed, 2 usage, 3 no connection could be made.\n");
+}
+
+static bool parse_u64(const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s || *end || s[0] == '-') return false;
+  *out = v;
+  return true;
+}
+
+static bool parse_double(const char *s, double *out) {
+  char *end;
+  double v = strtod(s, &end);
+  if (end == s || *end || !(v >= 0) || v > 1e7) return false;
+  *out = v;
+  return true;
+}
+
+static int bad(const char *fmt, const char *arg) __attribute__((format(printf, 1, 0)));
+
+static int bad(const char *fmt, const char *arg) {
+  fprintf(stderr, "rsocket-bench: ");
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+  fprintf(stderr, fmt, arg);
+#pragma GCC diagnostic pop
+  fprintf(stderr, "\n(try rsocket-bench --help)\n");
+  return EXIT_USAGE;
+}
+
+static void *worker_main(void *arg) {
+  worker *w = arg;
+  if (w->cfg->model == MODEL_WS)
+    wsload_run(w);
+  else
+    rsload_run(w);
+  return NULL;
+}
+
+static void fmt_count(char *out, size_t cap, double v) {
+  uint64_t n = (uint64_t)(v + 0.5);
+  char digits[32];
+  int len = snprintf(digits, sizeof digits, "%" PRIu64, n);
+  size_t o = 0;
+  for (int i = 0; i < len && o + 2 < cap; i++) {
+    if (i > 0 && (len - i) % 3 == 0) out[o++] = ',';
+    out[o++] = digits[i];
+  }
+  out[o] = 0;
+}
+
+static void raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+int main(int argc, char **argv) {
+  bench_cfg cfg = {.model = MODEL_RR,
+                   .connections = 1,
+                   .threads = 1,
+                   .in_flight = 1,
+                   .size = 16,
+                   .window = 4096,
+                   .connect_timeout_s = 10};
+  bool have_n = false, have_d = false, codec = false, no_progress = false;
+  uint64_t idle = 0, sources = 8, pid = 0;
+  enum {
+    OPT_MODEL = 256,
+    OPT_WARMUP,
+    OPT_WINDOW,
+    OPT_JSON,
+    OPT_CODEC,
+    OPT_IDLE,
+    OPT_SOURCES,
+    OPT_PID,
+    OPT_NO_PROGRESS,
+    OPT_CONNECT_TIMEOUT,
+  };
+  static const struct option longopts[] = {
+      {"connections", required_argument, NULL, 'c'},
+      {"requests", required_argument, NULL, 'n'},
+      {"duration", required_argument, NULL, 'D'},
+      {"warmup", required_argument, NULL, OPT_WARMUP},
+      {"in-flight", required_argument, NULL, 'm'},
+      {"model", required_argument, NULL, OPT_MODEL},
+      {"size", required_argument, NULL, 's'},
+      {"window", required_argument, NULL, OPT_WINDOW},
+      {"threads", required_argument, NULL, 't'},
+      {"insecure", no_argument, NULL, 'k'},
+      {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+      {"json", no_argument, NULL, OPT_JSON},
+      {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+      {"codec", no_argument, NULL, OPT_CODEC},
+      {"idle", required_argument, NULL, OPT_IDLE},
+      {"sources", required_argument, NULL, OPT_SOURCES},
+      {"pid", required_argument, NULL, OPT_PID},
+      {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'v'},
+      {NULL, 0, NULL, 0},
+  };
+  int ch;
+  uint64_t u;
+  opterr = 0;
+  while ((ch = getopt_long(argc, argv, ":c:n:D:m:s:t:khv", longopts, NULL)) != -1) {
+    switch (ch) {
+    case 'c':
+      if (!parse_u64(optarg, &u) || u < 1 || u > 1000000) return bad("bad -c: %s", optarg);
+      cfg.connections = (int)u;
+      break;
+    case 'n':
+      if (!parse_u64(optarg, &u) || u < 1) return bad("bad -n: %s", optarg);
+      cfg.requests = u;
+      have_n = true;
+      break;
+    case 'D':
+      if (!parse_double(optarg, &cfg.duration_s) || cfg.duration_s <= 0)
+        return bad("bad -D: %s", optarg);
+      have_d = true;
+      break;
+    case OPT_WARMUP:
+      if (!parse_double(optarg, &cfg.warmup_s)) return bad("bad --warmup: %s", optarg);
+      break;
+    case 'm':
+      if (!parse_u64(optarg, &u) || u < 1 || u > 1000000) return bad("bad -m: %s", optarg);
+      cfg.in_flight = (int)u;
+      break;
+    case OPT_MODEL:
+      if (!strcmp(optarg, "rr"))
+        cfg.model = MODEL_RR;
+      else if (!strcmp(optarg, "fnf"))
+        cfg.model = MODEL_FNF;
+      else if (!strcmp(optarg, "stream"))
+        cfg.model = MODEL_STREAM;
+      else if (!strcmp(optarg, "channel"))
+        cfg.model = MODEL_CHANNEL;
+      else if (!strcmp(optarg, "ws"))
+        cfg.model = MODEL_WS;
+      else
+        return bad("unknown --model %s (rr, fnf, stream, channel, ws)", optarg);
+      break;
+    case 's':
+      if (!parse_u64(optarg, &u) || u > 16u * 1024 * 1024) return bad("bad --size: %s", optarg);
+      cfg.size = (size_t)u;
+      break;
+    case OPT_WINDOW:
+      if (!parse_u64(optarg, &u) || u < 1 || u > 0x7fffffff) return bad("bad --window: %s", optarg);
+      cfg.window = (uint32_t)u;
+      break;
+    case 't':
+      if (!parse_u64(optarg, &u) || u < 1 || u > 256) return bad("bad --threads: %s", optarg);
+      cfg.threads = (int)u;
+      break;
+    case 'k': cfg.insecure = true; break;
+    case OPT_CONNECT_TIMEOUT:
+      if (!parse_double(optarg, &cfg.connect_timeout_s) || cfg.connect_timeout_s < 0.001)
+        return bad("bad --connect-timeout: %s", optarg);
+      break;
+    case OPT_JSON: cfg.json = true; break;
+    case OPT_NO_PROGRESS: no_progress = true; break;
+    case OPT_CODEC: codec = true; break;
+    case OPT_IDLE:
+      if (!parse_u64(optarg, &idle) || idle < 1 || idle > 1000000)
+        return bad("bad --idle: %s", optarg);
+      break;
+    case OPT_SOURCES:
+      if (!parse_u64(optarg, &sources) || sources < 1 || sources > 254)
+        return bad("bad --sources: %s (1..254)", optarg);
+      break;
+    case OPT_PID:
+      if (!parse_u64(optarg, &pid) || pid < 1 || pid > 0x7fffffff)
+        return bad("bad --pid: %s", optarg);
+      break;
+    case 'h': usage(stdout); return EXIT_OK;
+    case 'v': printf("rsocket-bench %s\n", BENCH_VERSION); return EXIT_OK;
+    case ':': return bad("option %s needs a value", argv[optind - 1]);
+    default: return bad("unknown option %s", argv[optind - 1]);
+    }
+  }
+  if (have_n && have_d) return bad("%s", "-n and -D are exclusive");
+  if (codec) {
+    if (optind != argc) return bad("--codec takes no URI (got %s)", argv[optind]);
+    return codec_bench(cfg.json, have_d ? cfg.duration_s : 0.5);
+  }
+  if (optind >= argc) return bad("%s", "missing URI");
+  if (optind + 1 < argc) return bad("unexpected argument %s", argv[optind + 1]);
+  cfg.uri = argv[optind];
+  signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
+  if (idle)
+    return idle_run(cfg.uri, (int)idle, (int)sources, have_d ? cfg.duration_s : 0, cfg.json,
+                    (long)pid);
+  if (cfg.model == MODEL_WS && strncmp(cfg.uri, "ws://", 5) != 0)
+    return bad("--model ws needs a ws:// URI (got %s)", cfg.uri);
+  if (!have_n && !have_d) cfg.requests = 100000;
+  if (cfg.warmup_s > 0 && !have_d) return bad("%s", "--warmup needs -D");
+  if (cfg.threads > cfg.connections) cfg.threads = cfg.connections;
+  cfg.progress = !no_progress && !cfg.json && isatty(STDERR_FILENO);
+
+  worker *ws = calloc((size_t)cfg.threads, sizeof *ws);
+  if (!ws) return EXIT_ERRORS;
+  for (int i = 0; i < cfg.threads; i++) {
+    worker *w = &ws[i];
+    w->id = i;
+    w->cfg = &cfg;
+    w->nconns = cfg.connections / cfg.threads + (i < cfg.connections % cfg.threads);
+    if (cfg.requests) {
+      /* Share requests in proportion to connections. */
+      w->quota = cfg.requests / (uint64_t)cfg.connections * (uint64_t)w->nconns;
+      if (i == 0) w->quota += cfg.requests % (uint64_t)cfg.connections;
+    }
+    hist_init(&w->lat);
+    atomic_init(&w->progress, 0);
+    uv_loop_init(&w->loop);
+  }
+  uint64_t t0 = bench_now_ns();
+  for (int i = 0; i < cfg.threads; i++) pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]);
+
+  if (cfg.progress) {
+    /* Live line until every worker is done (joined in order; the line runs on this thread). */
+    uint64_t last = 0, last_t = t0;
+    for (;;) {
+      struct timespec ts = {0, 250 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+      bool all_done = true;
+      uint64_t done = 0;
+      for (int i = 0; i < cfg.threads; i++) {
+        done += atomic_load_explicit(&ws[i].progress, memory_order_relaxed);
+        if (pthread_tryjoin_np(ws[i].thread, NULL) != 0)
+          all_done = false;
+        else
+          ws[i].thread = 0;
+      }
+      uint64_t now = bench_now_ns();
+      double rate = (double)(done - last) / ((double)(now - last_t) / 1e9);
+      char a[32], b[32];
+      fmt_count(a, sizeof a, (double)done);
+      fmt_count(b, sizeof b, rate);
+      fprintf(stderr, "\r%7.1f s  %s done  %s/s      ", (double)(now - t0) / 1e9, a, b);
+      last = done, last_t = now;
+      if (all_done) break;
+    }
+    fprintf(stderr, "\r%60s\r", "");
+  }
+  for (int i = 0; i < cfg.threads; i++)
+    if (ws[i].thread) pthread_join(ws[i].thread, NULL);
+
+  hist lat;
+  hist_init(&lat);
+  uint64_t completed = 0, errors = 0, bytes_out = 0, bytes_in = 0, start = UINT64_MAX, end = 0;
+  int conn_failures = 0;
+  const char *first_error = NULL;
+  for (int i = 0; i < cfg.threads; i++) {
+    worker *w = &ws[i];
+    hist_merge(&lat, &w->lat);
+    completed += w->completed;
+    errors += w->errors;
+    bytes_out += w->bytes_out;
+    bytes_in += w->bytes_in;
+    conn_failures += w->conn_failures;
+    if (!first_error && w->first_error[0]) first_error = w->first_error;
+    if (w->start_ns && w->measure_ns < start) start = w->measure_ns;
+    if (w->end_ns > end) end = w->end_ns;
+    uv_loop_close(&w->loop);
+  }
+  double elapsed = (start != UINT64_MAX && end > start) ? (double)(end - start) / 1e9 : 0;
+  double rate = elapsed > 0 ? (double)completed / elapsed : 0;
+  const char *unit = cfg.model == MODEL_STREAM    ? "items"
+                     : cfg.model == MODEL_CHANNEL ? "elements"
+                     : cfg.model == MODEL_WS      ? "messages"
+                                                  : "requests";
+  bool has_latency = lat.count > 0;
+  static const double qs[] = {0.5, 0.9, 0.99, 0.999};
+  static const char *qn[] = {"p50", "p90", "p99", "p99_9"};
+
+  if (cfg.json) {
+    json_t *o = json_object();
+    json_object_set_new(o, "tool", json_string("rsocket-bench " BENCH_VERSION));
+    json_object_set_new(o, "uri", json_string(cfg.uri));
+    json_object_set_new(o, "model", json_string(bench_model_name(cfg.model)));
+    json_object_set_new(o, "connections", json_integer(cfg.connections));
+    json_object_set_new(o, "in_flight", json_integer(cfg.in_flight));
+    json_object_set_new(o, "size", json_integer((json_int_t)cfg.size));
+    json_object_set_new(o, "threads", json_integer(cfg.threads));
+    json_object_set_new(o, "elapsed_s", json_real(elapsed));
+    json_object_set_new(o, "completed", json_integer((json_int_t)completed));
+    json_object_set_new(o, "unit", json_string(unit));
+    json_object_set_new(o, "rate", json_real(rate));
+    json_object_set_new(o, "bytes_out_per_s", json_real(elapsed > 0 ? bytes_out / elapsed : 0));
+    json_object_set_new(o, "bytes_in_per_s", json_real(elapsed > 0 ? bytes_in / elapsed : 0));
+    json_object_set_new(o, "errors", json_integer((json_int_t)errors));
+    json_object_set_new(o, "connect_failures", json_integer(conn_failures));
+    if (first_error) json_object_set_new(o, "first_error", json_string(first_error));
+    if (has_latency) {
+      json_t *l = json_object();
+      json_object_set_new(l, "min", json_real(lat.min / 1e3));
+      json_object_set_new(l, "mean", json_real(hist_mean(&lat) / 1e3));
+      for (int i = 0; i < 4; i++)
+        json_object_set_new(l, qn[i], json_real(hist_quantile(&lat, qs[i]) / 1e3));
+      json_object_set_new(l, "max", json_real(lat.max / 1e3));
+      json_object_set_new(l, "samples", json_integer((json_int_t)lat.count));
+      json_object_set_new(o, "latency_us", l);
+    }
+    char *s = json_dumps(o, JSON_COMPACT);
+    puts(s);
+    free(s);
+    json_decref(o);
+  } else {
+    char a[32], b[32];
+    printf("rsocket-bench %s: %s to %s\n", BENCH_VERSION, bench_model_name(cfg.model), cfg.uri);
+    printf("  %d connection(s), %d in flight each, %zu-byte payloads, %d thread(s)\n",
+           cfg.connections, cfg.in_flight, cfg.size, cfg.threads);
+    fmt_count(a, sizeof a, (double)completed);
+    fmt_count(b, sizeof b, rate);
+    printf("finished in %.3f s: %s %s, %s %s/s, %" PRIu64 " errors\n", elapsed, a, unit, b, unit,
+           errors);
+    printf("traffic (payload data): %.2f MB/s out, %.2f MB/s in\n",
+           elapsed > 0 ? bytes_out / elapsed / 1e6 : 0, elapsed > 0 ? bytes_in / elapsed / 1e6 : 0);
+    if (has_latency) {
+      printf("latency (us): min %.1f  mean %.1f  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max "
+             "%.1f  (%" PRIu64 " samples)\n",
+             lat.min / 1e3, hist_mean(&lat) / 1e3, hist_quantile(&lat, 0.5) / 1e3,
+             hist_quantile(&lat, 0.9) / 1e3, hist_quantile(&lat, 0.99) / 1e3,
+             hist_quantile(&lat, 0.999) / 1e3, lat.max / 1e3, lat.count);
+    }
+    if (first_error) printf("first error: %s\n", first_error);
+  }
+  free(ws);
+  if (conn_failures == cfg.connections) {
+    if (!cfg.json)
+      fprintf(stderr, "rsocket-bench: %s\n", first_error ? first_error : "no connection");
+    return EXIT_CONNECT;
+  }
+  return (errors || conn_failures || first_error) ? EXIT_ERRORS : EXIT_OK;
+}

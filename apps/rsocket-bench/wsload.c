@@ -1,0 +1,346 @@
+/* Plain WebSocket echo workload of rsocket-bench (--model ws): each connection keeps -m binary
+ * messages of --size bytes in flight against an echo server and times each round trip. Uses our
+ * own WebSocket layer (rsocket/ws.h) on libuv, so the same client measures any echo server. */
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rsocket-bench/bench.h"
+#include "rsocket/ws.h"
+#include "runtime/uri.h"
+
+#define HS_MAX   8192
+#define READ_BUF (64 * 1024)
+
+typedef struct wsload wsload;
+
+typedef struct wconn {
+  wsload *L;
+  uv_tcp_t tcp;
+  uv_connect_t creq;
+  uv_write_t wreq;
+  char key[25];
+  char hs[HS_MAX];
+  size_t hs_len;
+  bool upgraded, writing, done, closing, tcp_closed;
+  size_t wlen;
+  rs_ws_conn *ws;
+  uint64_t quota, issued, finished;
+  int inflight;
+  uint64_t *ring;
+  unsigned mask, head, tail;
+} wconn;
+
+struct wsload {
+  worker *w;
+  wconn *conns;
+  rs_uri uri;
+  uint8_t *data;
+  uint8_t rbuf[READ_BUF];
+  int live, upgraded;
+  bool started, stopping;
+  uint64_t deadline_ns;
+  uv_timer_t deadline, progress;
+};
+
+static uint64_t now_ms(void) {
+  return bench_now_ns() / 1000000u;
+}
+
+static void wc_close(wconn *c);
+
+static void flush(wconn *c);
+
+static void on_written(uv_write_t *req, int status) {
+  wconn *c = req->data;
+  c->writing = false;
+  if (status < 0) {
+    worker_error(c->L->w, "write: %s", uv_strerror(status));
+    wc_close(c);
+    return;
+  }
+  rs_ws_conn_consumed(c->ws, c->wlen);
+  flush(c);
+}
+
+static void flush(wconn *c) {
+  if (c->writing || c->tcp_closed || !c->ws) return;
+  rs_bytes out;
+  while (rs_ws_conn_pending(c->ws, &out) > 0 && out.len > 0) {
+    uv_buf_t b = uv_buf_init((char *)out.ptr, (unsigned)out.len);
+    int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (r > 0) {
+      rs_ws_conn_consumed(c->ws, (size_t)r);
+      if ((size_t)r == out.len) continue;
+      continue; /* partial: try again, then fall back to an async write */
+    }
+    if (r != UV_EAGAIN) {
+      worker_error(c->L->w, "write: %s", uv_strerror(r));
+      wc_close(c);
+      return;
+    }
+    c->writing = true;
+    c->wlen = out.len;
+    c->wreq.data = c;
+    uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+    return;
+  }
+  if (rs_ws_conn_want_close(c->ws)) wc_close(c);
+}
+
+static bool measuring(wsload *L, uint64_t now) {
+  return now >= L->w->measure_ns && (L->deadline_ns == 0 || now <= L->deadline_ns);
+}
+
+static void kick(wconn *c) {
+  wsload *L = c->L;
+  worker *w = L->w;
+  if (!c->upgraded || c->done) return;
+  while (c->inflight < w->cfg->in_flight && !L->stopping && c->issued < c->quota) {
+    uint64_t now = bench_now_ns();
+    int rc = rs_ws_conn_send(c->ws, RS_WS_OP_BINARY, L->data, w->cfg->size);
+    if (rc != 0) {
+      worker_error(w, "send: %s", rs_strerror(rc));
+      L->stopping = true;
+      break;
+    }
+    c->ring[c->tail++ & c->mask] = now;
+    c->issued++;
+    c->inflight++;
+    if (measuring(L, now)) w->bytes_out += w->cfg->size;
+  }
+  if (c->inflight == 0 && (L->stopping || c->issued >= c->quota)) {
+    c->done = true;
+    rs_ws_conn_close(c->ws, 1000, "done", now_ms());
+  }
+  flush(c);
+}
+
+static void on_message(rs_ws_conn *ws, int opcode, const uint8_t *data, size_t len, void *user) {
+  (void)ws;
+  (void)opcode;
+  (void)data;
+  wconn *c = user;
+  wsload *L = c->L;
+  worker *w = L->w;
+  uint64_t now = bench_now_ns();
+  if (c->head == c->tail) {
+    worker_error(w, "more messages echoed than sent");
+    return;
+  }
+  uint64_t sent = c->ring[c->head++ & c->mask];
+  c->inflight--;
+  c->finished++;
+  if (measuring(L, now)) {
+    w->completed++;
+    w->bytes_in += len;
+    hist_record(&w->lat, now - sent);
+    if (now > w->end_ns) w->end_ns = now;
+  }
+}
+
+static void on_ws_close(rs_ws_conn *ws, unsigned code, rs_bytes reason, bool remote, void *user) {
+  (void)ws;
+  wconn *c = user;
+  if (!c->done && code != 1000)
+    worker_error(c->L->w, "closed with %u%s%.*s (%s)", code, reason.len ? ": " : "",
+                 (int)reason.len, (const char *)reason.ptr, remote ? "by the server" : "by us");
+  c->done = true;
+}
+
+static void on_tcp_closed(uv_handle_t *h) {
+  wconn *c = h->data;
+  wsload *L = c->L;
+  if (--L->live == 0) {
+    uv_close((uv_handle_t *)&L->deadline, NULL);
+    uv_close((uv_handle_t *)&L->progress, NULL);
+  }
+}
+
+static void wc_close(wconn *c) {
+  if (c->tcp_closed) return;
+  c->tcp_closed = true;
+  if (!c->done) worker_error(c->L->w, "connection closed before the end of the run");
+  c->done = true;
+  uv_close((uv_handle_t *)&c->tcp, on_tcp_closed);
+}
+
+static void on_deadline(uv_timer_t *t) {
+  wsload *L = t->data;
+  L->stopping = true;
+  L->w->end_ns = L->deadline_ns;
+  for (int i = 0; i < L->w->nconns; i++) kick(&L->conns[i]);
+}
+
+static void on_progress(uv_timer_t *t) {
+  wsload *L = t->data;
+  atomic_store_explicit(&L->w->progress, L->w->completed, memory_order_relaxed);
+}
+
+static void start_load(wsload *L) {
+  worker *w = L->w;
+  L->started = true;
+  w->start_ns = w->measure_ns = w->end_ns = bench_now_ns();
+  if (w->cfg->requests == 0) {
+    w->measure_ns += (uint64_t)(w->cfg->warmup_s * 1e9);
+    L->deadline_ns = w->measure_ns + (uint64_t)(w->cfg->duration_s * 1e9);
+    uv_timer_start(&L->deadline, on_deadline, (L->deadline_ns - w->start_ns) / 1000000u, 0);
+  }
+  for (int i = 0; i < w->nconns; i++) kick(&L->conns[i]);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  wconn *c = h->data;
+  *buf = uv_buf_init((char *)c->L->rbuf, READ_BUF);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  wconn *c = s->data;
+  wsload *L = c->L;
+  if (n < 0) {
+    if (!c->done) worker_error(L->w, "read: %s", uv_strerror((int)n));
+    wc_close(c);
+    return;
+  }
+  const uint8_t *p = (const uint8_t *)buf->base;
+  size_t len = (size_t)n;
+  if (!c->upgraded) {
+    size_t take = len < HS_MAX - c->hs_len ? len : HS_MAX - c->hs_len;
+    memcpy(c->hs + c->hs_len, p, take);
+    c->hs_len += take;
+    const char *reason = NULL;
+    rs_ssize head =
+        rs_ws_client_response_check((const uint8_t *)c->hs, c->hs_len, c->key, NULL, NULL, &reason);
+    if (head == 0 && c->hs_len < HS_MAX) return;
+    if (head <= 0) {
+      worker_error(L->w, "WebSocket handshake refused: %s", reason ? reason : "bad response");
+      wc_close(c);
+      return;
+    }
+    rs_ws_options o = {.server = false, .max_message = 64u << 20};
+    rs_ws_callbacks cb = {.on_message = on_message, .on_close = on_ws_close};
+    c->ws = rs_ws_conn_new(&o, &cb, c, NULL);
+    if (!c->ws) {
+      worker_error(L->w, "out of memory");
+      wc_close(c);
+      return;
+    }
+    c->upgraded = true;
+    /* Bytes after the head (already counted in hs) are the first frames. */
+    size_t extra = c->hs_len - (size_t)head;
+    if (extra) rs_ws_conn_recv(c->ws, (const uint8_t *)c->hs + head, extra, now_ms());
+    if (take < len) rs_ws_conn_recv(c->ws, p + take, len - take, now_ms());
+    if (++L->upgraded == L->w->nconns) start_load(L);
+    return;
+  }
+  if (rs_ws_conn_recv(c->ws, p, len, now_ms()) != 0) {
+    worker_error(L->w, "out of memory");
+    wc_close(c);
+    return;
+  }
+  if (L->started)
+    kick(c);
+  else
+    flush(c);
+}
+
+static void on_connect(uv_connect_t *req, int status) {
+  wconn *c = req->data;
+  wsload *L = c->L;
+  if (status < 0) {
+    L->w->conn_failures++;
+    worker_error(L->w, "cannot connect to %s: %s", L->w->cfg->uri, uv_strerror(status));
+    c->done = true;
+    wc_close(c);
+    return;
+  }
+  char req_buf[2048];
+  rs_ws_client_key(c->key);
+  rs_ssize n =
+      rs_ws_client_request(req_buf, sizeof req_buf, L->uri.host, L->uri.path, c->key, NULL, false);
+  if (n <= 0) {
+    worker_error(L->w, "cannot build the upgrade request");
+    wc_close(c);
+    return;
+  }
+  uv_buf_t b = uv_buf_init(req_buf, (unsigned)n);
+  if (uv_try_write((uv_stream_t *)&c->tcp, &b, 1) != n) {
+    worker_error(L->w, "cannot send the upgrade request");
+    wc_close(c);
+    return;
+  }
+  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+int wsload_run(worker *w) {
+  wsload *L = calloc(1, sizeof *L);
+  if (!L) return -1;
+  L->w = w;
+  char err[200];
+  if (rs_uri_parse(w->cfg->uri, &L->uri, err, sizeof err) != 0) {
+    worker_error(w, "%s", err);
+    w->conn_failures = w->nconns;
+    free(L);
+    return -1;
+  }
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+  char port[16];
+  snprintf(port, sizeof port, "%d", L->uri.port);
+  int gai = getaddrinfo(L->uri.host, port, &hints, &ai);
+  if (gai != 0) {
+    worker_error(w, "cannot resolve %s: %s", L->uri.host, gai_strerror(gai));
+    w->conn_failures = w->nconns;
+    free(L);
+    return -1;
+  }
+  L->data = malloc(w->cfg->size ? w->cfg->size : 1);
+  L->conns = calloc((size_t)w->nconns, sizeof *L->conns);
+  unsigned ring = 1;
+  while (ring < (unsigned)w->cfg->in_flight + 1) ring <<= 1;
+  if (!L->data || !L->conns) {
+    worker_error(w, "out of memory");
+    freeaddrinfo(ai);
+    free(L->data);
+    free(L->conns);
+    free(L);
+    return -1;
+  }
+  memset(L->data, 'x', w->cfg->size);
+  uv_timer_init(&w->loop, &L->deadline);
+  uv_timer_init(&w->loop, &L->progress);
+  L->deadline.data = L->progress.data = L;
+  uv_timer_start(&L->progress, on_progress, 200, 200);
+  uv_unref((uv_handle_t *)&L->progress);
+  for (int i = 0; i < w->nconns; i++) {
+    wconn *c = &L->conns[i];
+    c->L = L;
+    c->quota = w->quota
+                   ? w->quota / (uint64_t)w->nconns + ((uint64_t)i < w->quota % (uint64_t)w->nconns)
+                   : UINT64_MAX;
+    c->ring = calloc(ring, sizeof *c->ring);
+    c->mask = ring - 1;
+    uv_tcp_init(&w->loop, &c->tcp);
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->tcp.data = c;
+    c->creq.data = c;
+    L->live++;
+    if (!c->ring || uv_tcp_connect(&c->creq, &c->tcp, ai->ai_addr, on_connect) != 0) {
+      worker_error(w, "cannot start connecting");
+      w->conn_failures++;
+      c->done = true;
+      wc_close(c);
+    }
+  }
+  freeaddrinfo(ai);
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+  for (int i = 0; i < w->nconns; i++) {
+    rs_ws_conn_free(L->conns[i].ws);
+    free(L->conns[i].ring);
+  }
+  free(L->conns);
+  free(L->data);
+  free(L);
+  return 0;
+}
