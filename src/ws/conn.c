@@ -6,6 +6,7 @@
  * Output is one growable byte queue: messages are sent whole (one frame each), so a control frame
  * queued after a large message waits for it.
  */
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <string.h>
 
@@ -15,6 +16,7 @@
 #define DEFAULT_MAX_MESSAGE (16u * 1024u * 1024u + 16u)
 #define DEFAULT_MAX_QUEUED  (64u * 1024u * 1024u)
 #define DEFAULT_CLOSE_MS    5000u
+#define MASK_POOL           512u /* bytes of masking keys drawn at once (client) */
 
 enum { ST_OPEN, ST_CLOSE_SENT, ST_CLOSED };
 
@@ -45,6 +47,10 @@ struct rs_ws_conn {
   rs_ws_z z;
   bool deflate;
   bool msg_compressed; /* the message being assembled had RSV1 on its first frame */
+  /* client: masking keys drawn from OpenSSL's CSPRNG in batches (one RAND_bytes per
+   * MASK_POOL/4 frames instead of one per frame) */
+  uint8_t *keys;
+  unsigned keys_off;
   /* output */
   uint8_t *out;
   size_t out_len, out_off, out_cap;
@@ -78,6 +84,8 @@ void rs_ws_conn_free(rs_ws_conn *c) {
   rs__ws_z_free(&c->z);
   c->mem->free(c->msg, c->mem->user);
   c->mem->free(c->out, c->mem->user);
+  if (c->keys) OPENSSL_cleanse(c->keys, MASK_POOL);
+  c->mem->free(c->keys, c->mem->user);
   c->mem->free(c, c->mem->user);
 }
 
@@ -102,13 +110,32 @@ static int out_reserve(rs_ws_conn *c, size_t add) {
   return 0;
 }
 
+/* A fresh unpredictable masking key (RFC 6455 5.3). */
+static int next_mask_key(rs_ws_conn *c, uint8_t key[4]) {
+  if (!c->keys) {
+    c->keys = c->mem->malloc(MASK_POOL, c->mem->user);
+    if (!c->keys) return RS_ERR_NOMEM;
+    c->keys_off = MASK_POOL;
+  }
+  if (c->keys_off == MASK_POOL) {
+    if (RAND_bytes(c->keys, MASK_POOL) != 1) return RS_ERR_INTERNAL;
+    c->keys_off = 0;
+  }
+  memcpy(key, c->keys + c->keys_off, 4);
+  c->keys_off += 4;
+  return 0;
+}
+
 static int queue_frame_rsv(rs_ws_conn *c, int opcode, bool rsv1, const uint8_t *a, size_t alen,
                            const uint8_t *b, size_t blen) {
   size_t len = alen + blen;
   bool mask = !c->o.server;
   if (out_reserve(c, RS_WS_MAX_HEADER + len) != 0) return RS_ERR_NOMEM;
   uint8_t key[4] = {0, 0, 0, 0};
-  if (mask && RAND_bytes(key, 4) != 1) return RS_ERR_INTERNAL;
+  if (mask) {
+    int rc = next_mask_key(c, key);
+    if (rc) return rc;
+  }
   uint8_t *p = c->out + c->out_len;
   size_t hl = rs_ws_frame_header_write(p, true, (uint8_t)opcode, rsv1, mask ? key : NULL, len);
   if (alen) memcpy(p + hl, a, alen);
