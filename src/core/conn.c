@@ -167,7 +167,8 @@ int rs__send_control(rs_conn *c, const rs_frame *f) {
   }
   uint64_t before = c->out.total_in;
   int rc = rs__send_frame(c, f);
-  if (rc == 0 && c->out.total_in != before) rs__outq_mark_control(&c->out);
+  if (rc == 0 && c->out.total_in != before && rs__outq_mark_control(&c->out) != 0)
+    return rs__fatal(c, RS_ERR_NOMEM);
   return rc;
 }
 

@@ -12,8 +12,8 @@ int rs__outq_init(rs_outq *q, const rs_mem *mem, bool message, size_t block_size
   q->message = message;
   q->block_size = block_size < 256 ? 256 : block_size;
   q->ctl_cap = max_control ? max_control : 1;
-  q->ctl = mem->malloc(sizeof(uint64_t) * q->ctl_cap, mem->user);
-  if (!q->ctl) return RS_ERR_NOMEM;
+  /* The control ring is allocated on first use and grows to ctl_cap: an idle connection holds
+   * no output memory at all. */
   return 0;
 }
 
@@ -35,12 +35,21 @@ void rs__outq_free(rs_outq *q) {
 
 /* Returns a fully consumed block to the spare slot (or frees it). */
 static void release_block(rs_outq *q, rs_outblk *b) {
-  if (!q->spare && b->cap == q->block_size) {
+  if (!q->spare && (b->cap == q->block_size || b->cap == RS_OUTQ_SMALL_BLOCK)) {
     b->next = NULL;
     b->head = b->tail = 0;
     q->spare = b;
   } else {
     q->mem->free(b, q->mem->user);
+  }
+}
+
+/* The queue drained: keep at most a small spare block, so that a connection at rest holds
+ * little memory (a burst pays one malloc of a large block, reused while the burst lasts). */
+static void drained(rs_outq *q) {
+  if (q->spare && q->spare->cap > RS_OUTQ_SMALL_BLOCK) {
+    q->mem->free(q->spare, q->mem->user);
+    q->spare = NULL;
   }
 }
 
@@ -55,6 +64,7 @@ void rs__outq_clear(rs_outq *q) {
   q->total_out = q->total_in;
   q->pending = 0;
   q->ctl_head = q->ctl_count = 0;
+  drained(q);
 }
 
 uint8_t *rs__outq_reserve(rs_outq *q, size_t frame_len) {
@@ -62,11 +72,15 @@ uint8_t *rs__outq_reserve(rs_outq *q, size_t frame_len) {
   size_t need = pre + frame_len;
   rs_outblk *b = q->last;
   if (!b || b->cap - b->tail < need) {
-    if (need <= q->block_size && q->spare) {
+    /* An empty queue starts with a small block; a burst continues with full-size ones. */
+    size_t want = (!q->first && need <= RS_OUTQ_SMALL_BLOCK && q->block_size > RS_OUTQ_SMALL_BLOCK)
+                      ? RS_OUTQ_SMALL_BLOCK
+                      : q->block_size;
+    if (need <= want && q->spare && q->spare->cap >= need) {
       b = q->spare;
       q->spare = NULL;
     } else {
-      size_t cap = need > q->block_size ? need : q->block_size;
+      size_t cap = need > want ? need : want;
       b = q->mem->malloc(sizeof(rs_outblk) + cap, q->mem->user);
       if (!b) return NULL;
       b->cap = cap;
@@ -99,10 +113,23 @@ bool rs__outq_control_full(const rs_outq *q) {
   return q->ctl_count >= q->ctl_cap;
 }
 
-void rs__outq_mark_control(rs_outq *q) {
-  if (q->ctl_count >= q->ctl_cap) return;
-  q->ctl[(q->ctl_head + q->ctl_count) % q->ctl_cap] = q->total_in;
+int rs__outq_mark_control(rs_outq *q) {
+  if (q->ctl_count >= q->ctl_cap) return 0;
+  if (q->ctl_count == q->ctl_alloc) {
+    /* Grow the ring (16, 32, ... up to ctl_cap entries), unrolling it to start at 0. */
+    uint32_t n = q->ctl_alloc ? q->ctl_alloc * 2 : 16;
+    if (n > q->ctl_cap) n = q->ctl_cap;
+    uint64_t *ring = q->mem->malloc(sizeof(uint64_t) * n, q->mem->user);
+    if (!ring) return RS_ERR_NOMEM;
+    for (uint32_t i = 0; i < q->ctl_count; i++) ring[i] = q->ctl[(q->ctl_head + i) % q->ctl_alloc];
+    q->mem->free(q->ctl, q->mem->user);
+    q->ctl = ring;
+    q->ctl_alloc = n;
+    q->ctl_head = 0;
+  }
+  q->ctl[(q->ctl_head + q->ctl_count) % q->ctl_alloc] = q->total_in;
   q->ctl_count++;
+  return 0;
 }
 
 int rs__outq_iov(const rs_outq *q, rs_iov *iov, int max_iov) {
@@ -169,8 +196,9 @@ int rs__outq_consume(rs_outq *q, size_t n) {
   q->pending -= n;
   q->total_out += n;
   while (q->ctl_count && q->ctl[q->ctl_head] <= q->total_out) {
-    q->ctl_head = (q->ctl_head + 1) % q->ctl_cap;
+    q->ctl_head = (q->ctl_head + 1) % q->ctl_alloc;
     q->ctl_count--;
   }
+  if (!q->first) drained(q);
   return 0;
 }

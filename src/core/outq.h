@@ -19,6 +19,8 @@
 
 #define RS_OUTQ_MSG_LEN 4u
 #define RS_OUTQ_MSG_REC (RS_OUTQ_MSG_LEN + RS_CONN_MESSAGE_HEADROOM)
+/* First block of a burst (and the only spare kept once the queue drains). */
+#define RS_OUTQ_SMALL_BLOCK 1024u
 
 typedef struct rs_outblk {
   struct rs_outblk *next;
@@ -38,11 +40,13 @@ typedef struct rs_outq {
   uint64_t total_in, total_out; /* monotonic counts of pending units appended / consumed */
   /* Ring of the total_in value at the end of each unwritten reactive control frame. */
   uint64_t *ctl;
-  uint32_t ctl_cap, ctl_head, ctl_count;
+  uint32_t ctl_cap;   /* limit (max_queued_control) */
+  uint32_t ctl_alloc; /* entries allocated in ctl (grows up to ctl_cap) */
+  uint32_t ctl_head, ctl_count;
 } rs_outq;
 
-/* Prepares an empty queue. `max_control` bounds the reactive control frames (allocated now).
- * Returns 0 or RS_ERR_NOMEM. */
+/* Prepares an empty queue (allocates nothing). `max_control` bounds the reactive control frames.
+ * Returns 0. */
 int rs__outq_init(rs_outq *q, const rs_mem *mem, bool message, size_t block_size,
                   uint32_t max_control);
 
@@ -63,8 +67,8 @@ uint8_t *rs__outq_reserve(rs_outq *q, size_t frame_len);
 bool rs__outq_control_full(const rs_outq *q);
 
 /* Records that the frame just reserved is a reactive control frame. Call only when
- * !rs__outq_control_full(). */
-void rs__outq_mark_control(rs_outq *q);
+ * !rs__outq_control_full(). Returns 0 or RS_ERR_NOMEM. */
+int rs__outq_mark_control(rs_outq *q);
 
 /* Fills iovecs (see rs_conn_pending_output). */
 int rs__outq_iov(const rs_outq *q, rs_iov *iov, int max_iov);

@@ -173,7 +173,8 @@ static void sweep(void (*fn)(run *)) {
   bool nomem;
   long total = run_once(fn, 0, false, &nomem);
   assert_false(nomem);
-  assert_true(total > 10);
+  /* Enough allocation points for the sweep to mean something (outputs allocate lazily). */
+  assert_true(total > 6);
   /* Allocation n fails alone, then allocation n and every later one fail. */
   for (int after = 0; after <= 1; after++) {
     for (long n = 1; n <= total; n++) {
