@@ -44,7 +44,8 @@ typedef struct rs_ws_transport_options {
   size_t max_message;      /* largest inbound message; 0 = 16 MiB + 16 */
   bool deflate;            /* offer (client) or accept (server) permessage-deflate */
   const char *subprotocol; /* client: offer it; server: accept only clients offering it (NULL:
-                              none asked, any offer is declined) */
+                              none asked, any offer is declined). Borrowed: must stay valid
+                              while the server or client runs. */
   /* Server: return true to accept a browser's Origin (NULL origin: no header). NULL = accept all.
    */
   bool (*origin_allowed)(const char *origin, void *user);

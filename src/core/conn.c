@@ -238,6 +238,17 @@ void rs__deliver_events(rs_conn *c) {
   }
 }
 
+/* Keeps up to RS_CLOSE_MSG_MAX bytes of a close message in a buffer allocated on first use (a
+ * connection that never closes holds none). Returns the length kept, or -1 when the buffer
+ * cannot be allocated. */
+static rs_ssize keep_close_msg(rs_conn *c, const uint8_t *msg, size_t len) {
+  if (len > RS_CLOSE_MSG_MAX) len = RS_CLOSE_MSG_MAX;
+  if (len == 0) return 0;
+  if (!c->close_msg && !(c->close_msg = c->mem.malloc(RS_CLOSE_MSG_MAX, c->mem.user))) return -1;
+  if (msg != c->close_msg) memmove(c->close_msg, msg, len);
+  return (rs_ssize)len;
+}
+
 void rs__close(rs_conn *c, int err, uint32_t code, const uint8_t *msg, size_t msg_len, bool remote,
                bool send) {
   if (c->state == RS_CONN_STATE_CLOSED) return;
@@ -251,11 +262,12 @@ void rs__close(rs_conn *c, int err, uint32_t code, const uint8_t *msg, size_t ms
   }
   rs__store_unregister(c);
   c->state = RS_CONN_STATE_CLOSED;
-  if (msg_len > RS_CLOSE_MSG_MAX) msg_len = RS_CLOSE_MSG_MAX;
-  if (msg_len) memmove(c->close_msg, msg, msg_len);
+  rs_ssize kept = keep_close_msg(c, msg, msg_len);
+  if (kept < 0) err = RS_ERR_NOMEM; /* closing anyway; the message is lost */
+  msg_len = kept > 0 ? (size_t)kept : 0;
   c->close_info.err = err;
   c->close_info.code = code;
-  c->close_info.message.ptr = c->close_msg;
+  c->close_info.message.ptr = msg_len ? c->close_msg : (const uint8_t *)"";
   c->close_info.message.len = msg_len;
   c->close_info.remote = remote;
   c->close_pending = true;
@@ -377,6 +389,7 @@ void rs_conn_free(rs_conn *c) {
   rs__outq_free(&c->out);
   rs__retain_free(c);
   c->mem.free(c->reject_msg, c->mem.user);
+  c->mem.free(c->close_msg, c->mem.user);
   c->mem.free(c->token, c->mem.user);
   c->mem.free(c->owned, c->mem.user);
   c->mem.free(c, c->mem.user);
@@ -512,9 +525,12 @@ static void on_connection_error_frame(rs_conn *c, const rs_frame *f) {
   if (code == RS_ERROR_CONNECTION_CLOSE) {
     if (c->state == RS_CONN_STATE_ESTABLISHED) {
       c->state = RS_CONN_STATE_DRAINING;
-      size_t len = f->data.len < RS_CLOSE_MSG_MAX ? f->data.len : RS_CLOSE_MSG_MAX;
-      if (len) memcpy(c->close_msg, f->data.ptr, len);
-      c->drain_len = len;
+      rs_ssize kept = keep_close_msg(c, f->data.ptr, f->data.len);
+      if (kept < 0) {
+        rs__fatal(c, RS_ERR_NOMEM);
+        return;
+      }
+      c->drain_len = (size_t)kept;
       c->close_info.remote = true;
       rs__check_drained(c);
     }
@@ -875,9 +891,9 @@ int rs_conn_close(rs_conn *c, rs_bytes message) {
   int rc = rs__send_frame(c, &f);
   if (rc) return rc;
   c->state = RS_CONN_STATE_DRAINING;
-  size_t len = message.len < RS_CLOSE_MSG_MAX ? message.len : RS_CLOSE_MSG_MAX;
-  if (len) memcpy(c->close_msg, message.ptr, len);
-  c->drain_len = len;
+  rs_ssize kept = keep_close_msg(c, message.ptr, message.len);
+  if (kept < 0) return rs__fatal(c, RS_ERR_NOMEM);
+  c->drain_len = (size_t)kept;
   c->close_info.remote = false;
   rs__check_drained(c);
   return 0;

@@ -6,6 +6,7 @@
 #include "runtime/ws_transport.h"
 
 #define HANDSHAKE_TIMEOUT_MS 10000u
+#define HS_OUT_CAP           2048u
 #define PULL_HIGH_WATER      (1u << 20) /* stop moving inner output while this much is queued */
 
 enum { HS_SERVER_WAIT, HS_CLIENT_WAIT, HS_DONE, HS_REJECTED };
@@ -20,10 +21,10 @@ struct rt_ws {
   int hs;
   uint8_t *hsbuf; /* request or response head being read */
   size_t hs_len;
-  char hs_out[2048]; /* handshake bytes to send */
+  char *hs_out; /* handshake bytes to send (HS_OUT_CAP bytes; freed once written) */
   size_t hs_out_len, hs_out_off;
   char key[25];
-  char protocol[128]; /* chosen (server) or offered (client); "" for none */
+  const char *protocol; /* chosen (server) or offered (client): o.subprotocol, or NULL */
   uint64_t hs_deadline;
   uint64_t now;
   rs_ws_deflate deflate; /* negotiated */
@@ -49,7 +50,12 @@ static int make_ws(rt_ws *w) {
 }
 
 static void reject(rt_ws *w, int status, const char *reason) {
-  rs_ssize n = rs_ws_response_error(w->hs_out, sizeof w->hs_out, status, reason);
+  if (!w->hs_out && !(w->hs_out = malloc(HS_OUT_CAP))) {
+    w->hs_out_len = w->hs_out_off = 0;
+    w->hs = HS_REJECTED;
+    return;
+  }
+  rs_ssize n = rs_ws_response_error(w->hs_out, HS_OUT_CAP, status, reason);
   w->hs_out_len = n > 0 ? (size_t)n : 0;
   w->hs_out_off = 0;
   w->hs = HS_REJECTED;
@@ -57,10 +63,10 @@ static void reject(rt_ws *w, int status, const char *reason) {
 
 /* Server: chooses the subprotocol (the configured one, if the client offered it). */
 static void choose_protocol(rt_ws *w, const rs_ws_request *req) {
-  w->protocol[0] = '\0';
+  w->protocol = NULL;
   if (w->o.subprotocol && req->protocols.ptr &&
       rs_ws_header_has_token(req->protocols, w->o.subprotocol))
-    snprintf(w->protocol, sizeof w->protocol, "%s", w->o.subprotocol);
+    w->protocol = w->o.subprotocol;
 }
 
 static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
@@ -101,8 +107,8 @@ static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
     char ext[160];
     bool deflate =
         w->o.deflate && rs_ws_deflate_negotiate(req.extensions, &w->deflate, ext, sizeof ext);
-    rs_ssize n = rs_ws_response_101(w->hs_out, sizeof w->hs_out, &req,
-                                    w->protocol[0] ? w->protocol : NULL, deflate ? ext : NULL);
+    if (!w->hs_out && !(w->hs_out = malloc(HS_OUT_CAP))) return RS_ERR_NOMEM;
+    rs_ssize n = rs_ws_response_101(w->hs_out, HS_OUT_CAP, &req, w->protocol, deflate ? ext : NULL);
     if (n < 0 || make_ws(w) != 0) return RS_ERR_NOMEM;
     w->hs_out_len = (size_t)n;
     w->hs_out_off = 0;
@@ -111,9 +117,8 @@ static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
   } else {
     const char *why = NULL;
     rs_bytes ext = {NULL, 0};
-    rs_ssize hl =
-        rs_ws_client_response_check(w->hsbuf, have, w->key, w->protocol[0] ? w->protocol : NULL,
-                                    w->o.deflate ? &ext : NULL, &why);
+    rs_ssize hl = rs_ws_client_response_check(w->hsbuf, have, w->key, w->protocol,
+                                              w->o.deflate ? &ext : NULL, &why);
     if (hl > 0 && rs_ws_deflate_client_accept(ext, &w->deflate) != 0) {
       why = "server answered permessage-deflate with parameters we cannot use";
       hl = RS_ERR_REJECTED;
@@ -134,6 +139,11 @@ static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
   free(w->hsbuf);
   w->hsbuf = NULL;
   w->hs_len = 0;
+  if (w->hs_out_off == w->hs_out_len) { /* client: the request was written long ago */
+    free(w->hs_out);
+    w->hs_out = NULL;
+    w->hs_out_len = w->hs_out_off = 0;
+  }
   w->ops->on_open(w->inner, w);
   return 0;
 }
@@ -186,6 +196,11 @@ static void s_consumed(void *s, size_t n) {
     size_t k = n < hs ? n : hs;
     w->hs_out_off += k;
     n -= k;
+    if (w->hs_out_off == w->hs_out_len && w->hs == HS_DONE) {
+      free(w->hs_out); /* an open connection keeps no handshake memory */
+      w->hs_out = NULL;
+      w->hs_out_len = w->hs_out_off = 0;
+    }
   }
   if (n && w->ws) rs_ws_conn_consumed(w->ws, n);
 }
@@ -224,6 +239,7 @@ static void s_closed(void *s, int err, const char *reason) {
   w->ops->closed(w->inner, err, reason);
   rs_ws_conn_free(w->ws);
   free(w->hsbuf);
+  free(w->hs_out);
   free(w);
 }
 
@@ -247,12 +263,14 @@ rt_ws *rt_ws_attach(rs_io_conn *io, bool server, const rs_ws_transport_options *
   w->hs = server ? HS_SERVER_WAIT : HS_CLIENT_WAIT;
   w->hs_deadline = uv_now(rs_io_conn_uv(io)) + HANDSHAKE_TIMEOUT_MS;
   if (!server) {
-    if (w->o.subprotocol) snprintf(w->protocol, sizeof w->protocol, "%s", w->o.subprotocol);
+    w->protocol = w->o.subprotocol;
     rs_ssize n = -1;
-    if (rs_ws_client_key(w->key) == 0)
-      n = rs_ws_client_request(w->hs_out, sizeof w->hs_out, host, path, w->key,
-                               w->protocol[0] ? w->protocol : NULL, w->o.deflate);
+    w->hs_out = malloc(HS_OUT_CAP);
+    if (w->hs_out && rs_ws_client_key(w->key) == 0)
+      n = rs_ws_client_request(w->hs_out, HS_OUT_CAP, host, path, w->key, w->protocol,
+                               w->o.deflate);
     if (n < 0) {
+      free(w->hs_out);
       free(w->hsbuf);
       free(w);
       return NULL;

@@ -16,6 +16,7 @@
 #define DEFAULT_MAX_MESSAGE (16u * 1024u * 1024u + 16u)
 #define DEFAULT_MAX_QUEUED  (64u * 1024u * 1024u)
 #define DEFAULT_CLOSE_MS    5000u
+#define MSG_KEEP            256u /* assembly buffer kept between messages */
 #define MASK_POOL           512u /* bytes of masking keys drawn at once (client) */
 
 enum { ST_OPEN, ST_CLOSE_SENT, ST_CLOSED };
@@ -44,7 +45,7 @@ struct rs_ws_conn {
   /* the control frame being read */
   uint8_t ctl[RS_WS_MAX_CONTROL];
   /* permessage-deflate */
-  rs_ws_z z;
+  rs_ws_z *z; /* allocated only when permessage-deflate was negotiated */
   bool deflate;
   bool msg_compressed; /* the message being assembled had RSV1 on its first frame */
   /* client: masking keys drawn from OpenSSL's CSPRNG in batches (one RAND_bytes per
@@ -70,7 +71,9 @@ rs_ws_conn *rs_ws_conn_new(const rs_ws_options *o, const rs_ws_callbacks *cb, vo
   c->mem = mem;
   c->state = ST_OPEN;
   if (c->o.deflate.enabled) {
-    if (rs__ws_z_init(&c->z, &c->o.deflate, c->o.server) != 0) {
+    c->z = mem->calloc(1, sizeof *c->z, mem->user);
+    if (!c->z || rs__ws_z_init(c->z, &c->o.deflate, c->o.server) != 0) {
+      mem->free(c->z, mem->user);
       mem->free(c, mem->user);
       return NULL;
     }
@@ -81,7 +84,10 @@ rs_ws_conn *rs_ws_conn_new(const rs_ws_options *o, const rs_ws_callbacks *cb, vo
 
 void rs_ws_conn_free(rs_ws_conn *c) {
   if (!c) return;
-  rs__ws_z_free(&c->z);
+  if (c->z) {
+    rs__ws_z_free(c->z);
+    c->mem->free(c->z, c->mem->user);
+  }
   c->mem->free(c->msg, c->mem->user);
   c->mem->free(c->out, c->mem->user);
   if (c->keys) OPENSSL_cleanse(c->keys, MASK_POOL);
@@ -162,7 +168,7 @@ int rs_ws_conn_send(rs_ws_conn *c, int opcode, const uint8_t *data, size_t len) 
   if (c->deflate && !(opcode & 8) && len > 0) {
     uint8_t *z;
     size_t zlen;
-    int rc = rs__ws_z_compress(&c->z, data, len, &z, &zlen, c->mem);
+    int rc = rs__ws_z_compress(c->z, data, len, &z, &zlen, c->mem);
     if (rc != 0) return rc;
     rc = queue_frame_rsv(c, opcode, true, z, zlen, NULL, 0);
     c->mem->free(z, c->mem->user);
@@ -268,7 +274,7 @@ static void on_control(rs_ws_conn *c, uint64_t now) {
 
 static int msg_append(rs_ws_conn *c, const uint8_t *p, size_t n) {
   if (c->msg_len + n > c->msg_cap) {
-    size_t cap = c->msg_cap ? c->msg_cap : 4096;
+    size_t cap = c->msg_cap ? c->msg_cap : MSG_KEEP;
     while (cap < c->msg_len + n) cap *= 2;
     if (cap > c->o.max_message) cap = c->o.max_message;
     uint8_t *nb = c->mem->realloc(c->msg, cap, c->mem->user);
@@ -360,7 +366,7 @@ int rs_ws_conn_recv(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t now)
     uint8_t *inflated = NULL;
     if (c->msg_compressed) {
       int zr =
-          rs__ws_z_inflate(&c->z, c->msg, c->msg_len, c->o.max_message, &inflated, &dlen, c->mem);
+          rs__ws_z_inflate(c->z, c->msg, c->msg_len, c->o.max_message, &inflated, &dlen, c->mem);
       if (zr == RS_ERR_NOMEM) return zr;
       if (zr == RS_ERR_TOO_BIG) {
         fail(c, RS_WS_CLOSE_TOO_BIG, "message too big once inflated", now);
@@ -385,8 +391,8 @@ int rs_ws_conn_recv(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t now)
       c->msg_len = 0;
       continue; /* after our close, data is dropped */
     }
-    /* Release a large assembly buffer so idle connections stay small. */
-    if (c->msg_cap > 65536) {
+    /* Keep only a small assembly buffer between messages, so idle connections stay small. */
+    if (c->msg_cap > MSG_KEEP) {
       c->mem->free(c->msg, c->mem->user);
       c->msg = NULL;
       c->msg_cap = 0;
