@@ -52,7 +52,8 @@ typedef struct bench_cfg {
   uint32_t window;   /* stream: credit window */
   bool json;
   bool insecure;
-  bool progress; /* live progress line on stderr */
+  bool progress;  /* live progress line on stderr */
+  bool busy_poll; /* spin on the event loops instead of sleeping */
   double connect_timeout_s;
 } bench_cfg;
 

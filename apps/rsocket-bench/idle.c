@@ -38,9 +38,9 @@ struct idle_state {
   struct sockaddr_storage dst;
   iconn *conns;
   int n, sources, next, pending, ready, failed, closed;
-  uint8_t setup[64]; /* tcp: length-prefixed SETUP */
+  uint8_t setup[128]; /* tcp: length-prefixed SETUP */
   size_t setup_len;
-  uint8_t setup_frame[64];
+  uint8_t setup_frame[128];
   size_t setup_frame_len;
   char rbuf[4096];
   uv_timer_t hold;
@@ -346,6 +346,7 @@ int idle_run(const char *uri, int n, int sources, double hold_s, bool json, long
   f.u.setup.data_mime = rs_bytes_str("application/octet-stream");
   rs_ssize flen = rs_frame_encode(&f, S->setup_frame, sizeof S->setup_frame);
   if (flen <= 0) {
+    fprintf(stderr, "rsocket-bench: cannot encode SETUP: %s\n", rs_strerror((int)flen));
     free(S);
     return 1;
   }

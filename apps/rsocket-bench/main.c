@@ -171,6 +171,7 @@ int main(int argc, char **argv) {
     OPT_IDLE,
     OPT_SOURCES,
     OPT_PID,
+    OPT_BUSY_POLL,
     OPT_NO_PROGRESS,
     OPT_CONNECT_TIMEOUT,
   };
@@ -192,6 +193,7 @@ int main(int argc, char **argv) {
       {"idle", required_argument, NULL, OPT_IDLE},
       {"sources", required_argument, NULL, OPT_SOURCES},
       {"pid", required_argument, NULL, OPT_PID},
+      {"busy-poll", no_argument, NULL, OPT_BUSY_POLL},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'v'},
       {NULL, 0, NULL, 0},
@@ -264,6 +266,7 @@ int main(int argc, char **argv) {
       if (!parse_u64(optarg, &sources) || sources < 1 || sources > 254)
         return bad("bad --sources: %s (1..254)", optarg);
       break;
+    case OPT_BUSY_POLL: cfg.busy_poll = true; break;
     case OPT_PID:
       if (!parse_u64(optarg, &pid) || pid < 1 || pid > 0x7fffffff)
         return bad("bad --pid: %s", optarg);

@@ -555,7 +555,10 @@ int rsload_run(worker *w) {
     L.live++;
   }
   if (L.live == 0) close_timers(&L);
-  uv_run(&w->loop, UV_RUN_DEFAULT);
+  if (w->cfg->busy_poll)
+    rs_runtime_run_busy(&w->loop);
+  else
+    uv_run(&w->loop, UV_RUN_DEFAULT);
   if (!L.timers_closed) {
     close_timers(&L);
     uv_run(&w->loop, UV_RUN_DEFAULT);

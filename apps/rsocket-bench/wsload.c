@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "rsocket-bench/bench.h"
+#include "rsocket/runtime.h"
 #include "rsocket/ws.h"
 #include "runtime/uri.h"
 
@@ -334,7 +335,10 @@ int wsload_run(worker *w) {
     }
   }
   freeaddrinfo(ai);
-  uv_run(&w->loop, UV_RUN_DEFAULT);
+  if (w->cfg->busy_poll)
+    rs_runtime_run_busy(&w->loop);
+  else
+    uv_run(&w->loop, UV_RUN_DEFAULT);
   for (int i = 0; i < w->nconns; i++) {
     rs_ws_conn_free(L->conns[i].ws);
     free(L->conns[i].ring);

@@ -54,6 +54,8 @@ static void usage(FILE *f) {
       "                          each line of FILE, then complete\n"
       "  --lease N               grant N requests per second (LEASE every second, TTL 2 s)\n"
       "  --workers N             worker threads (default 1)\n"
+      "  --busy-poll             never sleep in the kernel: spin on the event loop (one busy\n"
+      "                          core per worker) for the lowest latency; for benchmarks\n"
       "\n"
       "  -h, --help              this help;  -v, --version: print the version\n"
       "\n"
@@ -86,6 +88,7 @@ enum {
   OPT_SERVER,
   OPT_LEASE,
   OPT_WORKERS,
+  OPT_BUSY_POLL,
   OPT_CERT,
   OPT_KEY,
   OPT_CA,
@@ -122,6 +125,7 @@ static const struct option long_opts[] = {
     {"server", no_argument, NULL, OPT_SERVER},
     {"lease", required_argument, NULL, OPT_LEASE},
     {"workers", required_argument, NULL, OPT_WORKERS},
+    {"busy-poll", no_argument, NULL, OPT_BUSY_POLL},
     {"cert", required_argument, NULL, OPT_CERT},
     {"key", required_argument, NULL, OPT_KEY},
     {"ca", required_argument, NULL, OPT_CA},
@@ -296,6 +300,7 @@ int main(int argc, char **argv) {
       o.lease_per_second = (uint32_t)v;
       break;
     }
+    case OPT_BUSY_POLL: o.busy_poll = true; break;
     case OPT_WORKERS: {
       uint64_t v;
       if (parse_count(optarg, &v) || v == 0 || v > 256)

@@ -413,6 +413,7 @@ int cli_run_server(cli_options *o) {
   rs_server_options_default(&so);
   so.uri = o->uri;
   so.workers = o->workers;
+  so.busy_poll = o->busy_poll;
   so.cert_file = o->cert;
   so.key_file = o->key;
   if (o->mtu) so.settings.mtu = o->mtu;
@@ -451,7 +452,10 @@ int cli_run_server(cli_options *o) {
   signal(SIGPIPE, SIG_IGN);
   printf("listening on %s\n", rs_server_uri(s.server));
   fflush(stdout);
-  uv_run(&loop, UV_RUN_DEFAULT);
+  if (o->busy_poll)
+    rs_runtime_run_busy(&loop);
+  else
+    uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   uv_mutex_destroy(&s.print_lock);
   free(s.lines);

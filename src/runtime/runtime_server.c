@@ -164,9 +164,17 @@ static void worker_maybe_finish(rt_worker *w) {
   /* Threads: their loop runs out of handles and uv_run returns (see worker_main). */
 }
 
+void rs_runtime_run_busy(uv_loop_t *loop) {
+  while (uv_run(loop, UV_RUN_NOWAIT) != 0) {
+  }
+}
+
 static void *worker_main(void *arg) {
   rt_worker *w = arg;
-  uv_run(w->loop, UV_RUN_DEFAULT);
+  if (w->server->opt.busy_poll)
+    rs_runtime_run_busy(w->loop);
+  else
+    uv_run(w->loop, UV_RUN_DEFAULT);
   uv_loop_close(w->loop);
   atomic_fetch_add(&w->server->finished, 1);
   uv_async_send(&w->server->done_async);
