@@ -180,7 +180,40 @@ static int decode_setup(rs_frame *f, const uint8_t *buf, const uint8_t *p, const
   return decode_body(f, buf, p, end, code, e);
 }
 
+/* PAYLOAD fast path of rs_frame_decode: a well-formed PAYLOAD on a stream. Returns false to let
+ * the general path decode (and report) anything else. */
+static bool decode_payload_fast(rs_frame *f, const uint8_t *buf, size_t len) {
+  if (len < RS_FRAME_HEADER_SIZE || len > RS_FRAME_MAX_SIZE) return false;
+  uint32_t raw = rs__get_u32(buf);
+  uint16_t w = rs__get_u16(buf + 4);
+  uint16_t flags = w & 0x3ff;
+  if ((w >> 10) != RS_FRAME_PAYLOAD || raw == 0 || (raw & 0x80000000u) || !(flags & (N | C | F)))
+    return false;
+  const uint8_t *p = buf + RS_FRAME_HEADER_SIZE, *end = buf + len;
+  rs_bytes md = {NULL, 0};
+  if (flags & M) {
+    if (end - p < 3) return false;
+    size_t ml = rs__get_u24(p);
+    p += 3;
+    if ((size_t)(end - p) < ml) return false;
+    md.ptr = p;
+    md.len = ml;
+    p += ml;
+  }
+  /* Same result as the general path: every field written, the union zeroed. */
+  memset(&f->u, 0, sizeof f->u);
+  f->stream_id = raw;
+  f->type = RS_FRAME_PAYLOAD;
+  f->flags = flags;
+  f->has_metadata = (flags & M) != 0;
+  f->metadata = md;
+  f->data.ptr = p;
+  f->data.len = (size_t)(end - p);
+  return true;
+}
+
 int rs_frame_decode(rs_frame *f, const uint8_t *buf, size_t len, rs_frame_error *e) {
+  if (f && buf && decode_payload_fast(f, buf, len)) return 0;
   if (!f || (!buf && len))
     return fail(e, RS_ERR_INVALID_ARGUMENT, RS_ERROR_CONNECTION_ERROR, 0, "no frame given");
   memset(f, 0, sizeof *f);
@@ -465,7 +498,33 @@ rs_ssize rs_frame_encode_head(const rs_frame *f, uint8_t *buf, size_t cap) {
   return head;
 }
 
+/* PAYLOAD, the frame of every response and stream element, without the generic checks' table
+ * lookups and switches. Returns 0 when `f` needs the general path (which reports errors). */
+static rs_ssize encode_payload_fast(const rs_frame *f, uint8_t *buf, size_t cap) {
+  size_t ml = f->has_metadata ? f->metadata.len : 0;
+  if (f->stream_id == 0 || f->stream_id > RS_STREAM_ID_MAX || !(f->flags & (N | C | F)) ||
+      ml > RS_METADATA_LENGTH_MAX || (ml && !f->metadata.ptr) || (f->data.len && !f->data.ptr))
+    return 0;
+  size_t total = RS_FRAME_HEADER_SIZE + (f->has_metadata ? 3 + ml : 0) + f->data.len;
+  if (total > RS_FRAME_MAX_SIZE) return 0;
+  if (!buf || cap < total) return RS_ERR_BUFFER_TOO_SMALL;
+  uint16_t flags = (uint16_t)(f->flags & (I | F | C | N));
+  if (f->has_metadata) flags |= M;
+  uint8_t *p = rs__put_u32(buf, f->stream_id);
+  p = rs__put_u16(p, (uint16_t)((unsigned)RS_FRAME_PAYLOAD << 10 | flags));
+  if (f->has_metadata) {
+    p = rs__put_u24(p, (uint32_t)ml);
+    p = rs__put_bytes(p, f->metadata.ptr, ml);
+  }
+  rs__put_bytes(p, f->data.ptr, f->data.len);
+  return (rs_ssize)total;
+}
+
 rs_ssize rs_frame_encode(const rs_frame *f, uint8_t *buf, size_t cap) {
+  if (f && f->type == RS_FRAME_PAYLOAD) {
+    rs_ssize n = encode_payload_fast(f, buf, cap);
+    if (n != 0) return n;
+  }
   rs_ssize total = rs_frame_encoded_size(f);
   if (total < 0) return total;
   if (!buf || cap < (size_t)total) return RS_ERR_BUFFER_TOO_SMALL;

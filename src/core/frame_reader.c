@@ -53,6 +53,15 @@ rs_ssize rs_frame_reader_next(rs_frame_reader *r, const uint8_t *in, size_t len,
   if (r->error) return r->error;
   if (!in && len) return RS_ERR_INVALID_ARGUMENT;
   if (r->frame_out) reset_frame(r);
+  /* Fast path: at a frame boundary with the whole frame in `in` (the usual case). */
+  if (r->hdr_have == 0 && len >= RS_FRAME_LENGTH_SIZE) {
+    size_t n = rs__get_u24(in);
+    if (n >= RS_FRAME_HEADER_SIZE && n <= r->max_frame && len - RS_FRAME_LENGTH_SIZE >= n) {
+      frame->ptr = in + RS_FRAME_LENGTH_SIZE;
+      frame->len = n;
+      return (rs_ssize)(RS_FRAME_LENGTH_SIZE + n);
+    }
+  }
   size_t used = 0;
   while (r->hdr_have < RS_FRAME_LENGTH_SIZE) {
     if (used == len) return (rs_ssize)used;
