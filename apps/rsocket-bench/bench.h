@@ -93,6 +93,9 @@ void worker_error(worker *w, const char *fmt, ...) __attribute__((format(printf,
 /* Codec micro-benchmark: prints a table (or JSON). Returns an exit status. */
 int codec_bench(bool json, double seconds);
 
+/* Loopback floor: blocking TCP ping-pong between two threads. Returns an exit status. */
+int floor_bench(bool json, double seconds);
+
 /* Opens `n` idle connections (RSocket over tcp:// or ws://) from `sources` 127.0.0.x addresses
  * and holds them `hold_s` seconds (0: until SIGINT/SIGTERM). With `pid` (0: none), reports
  * that process's resident memory per connection. Returns an exit status. */

@@ -50,6 +50,7 @@ static void usage(FILE *f) {
   fprintf(
       f, "usage: rsocket-bench [options] URI\n"
          "       rsocket-bench --codec [-D SECONDS] [--json]\n"
+         "       rsocket-bench --floor [-D SECONDS] [--json]\n"
          "       rsocket-bench --idle N [--sources K] [--pid PID] [-D SECONDS] [--json] URI\n"
          "\n"
          "Load generator for RSocket servers (tcp://, tls://, ws://, wss://). The server must\n"
@@ -75,6 +76,8 @@ static void usage(FILE *f) {
          "Other modes:\n"
          "      --codec           frame codec micro-benchmark (encode/decode PAYLOAD frames of\n"
          "                        0, 64 and 1024 bytes beside memcpy of the same bytes)\n"
+         "      --floor           loopback floor: round trips of 25 bytes over TCP between two\n"
+         "                        threads with blocking read/write (no event loop, no protocol)\n"
          "      --idle N          open N idle connections (RSocket over tcp:// or ws://) and hold\n"
          "                        them for -D seconds (default: until SIGINT/SIGTERM), to measure\n"
          "                        the server's memory per connection\n"
@@ -160,7 +163,7 @@ int main(int argc, char **argv) {
                    .size = 16,
                    .window = 4096,
                    .connect_timeout_s = 10};
-  bool have_n = false, have_d = false, codec = false, no_progress = false;
+  bool have_n = false, have_d = false, codec = false, no_progress = false, floor_mode = false;
   uint64_t idle = 0, sources = 8, pid = 0;
   enum {
     OPT_MODEL = 256,
@@ -172,6 +175,7 @@ int main(int argc, char **argv) {
     OPT_SOURCES,
     OPT_PID,
     OPT_BUSY_POLL,
+    OPT_FLOOR,
     OPT_NO_PROGRESS,
     OPT_CONNECT_TIMEOUT,
   };
@@ -194,6 +198,7 @@ int main(int argc, char **argv) {
       {"sources", required_argument, NULL, OPT_SOURCES},
       {"pid", required_argument, NULL, OPT_PID},
       {"busy-poll", no_argument, NULL, OPT_BUSY_POLL},
+      {"floor", no_argument, NULL, OPT_FLOOR},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'v'},
       {NULL, 0, NULL, 0},
@@ -266,6 +271,7 @@ int main(int argc, char **argv) {
       if (!parse_u64(optarg, &sources) || sources < 1 || sources > 254)
         return bad("bad --sources: %s (1..254)", optarg);
       break;
+    case OPT_FLOOR: floor_mode = true; break;
     case OPT_BUSY_POLL: cfg.busy_poll = true; break;
     case OPT_PID:
       if (!parse_u64(optarg, &pid) || pid < 1 || pid > 0x7fffffff)
@@ -278,6 +284,10 @@ int main(int argc, char **argv) {
     }
   }
   if (have_n && have_d) return bad("%s", "-n and -D are exclusive");
+  if (floor_mode) {
+    if (optind != argc) return bad("--floor takes no URI (got %s)", argv[optind]);
+    return floor_bench(cfg.json, have_d ? cfg.duration_s : 2);
+  }
   if (codec) {
     if (optind != argc) return bad("--codec takes no URI (got %s)", argv[optind]);
     return codec_bench(cfg.json, have_d ? cfg.duration_s : 0.5);
