@@ -277,8 +277,8 @@ static bool ni_want_close(void *inner) {
 static void ni_closed(void *inner, int err, const char *reason) {
   (void)inner, (void)err, (void)reason;
 }
-static const rt_ws_inner_ops null_inner = {ni_open,   ni_message,    ni_pull,  ni_deadline,
-                                           ni_expire, ni_want_close, ni_closed};
+static const rt_ws_inner_ops null_inner = {ni_open,   ni_message,    ni_pull,   ni_deadline,
+                                           ni_expire, ni_want_close, ni_closed, NULL};
 
 static const rt_ws_inner_ops engine_inner;
 
@@ -344,8 +344,8 @@ static void wi_closed(void *inner, int err, const char *reason) {
   rt_conn_transport_closed(rc, err, reason);
 }
 
-static const rt_ws_inner_ops engine_inner = {wi_open,   wi_message,    wi_pull,  wi_deadline,
-                                             wi_expire, wi_want_close, wi_closed};
+static const rt_ws_inner_ops engine_inner = {wi_open,   wi_message,    wi_pull,   wi_deadline,
+                                             wi_expire, wi_want_close, wi_closed, NULL};
 
 int rt_conn_attach_io(rt_conn *rc, rs_io_conn *io, const rs_uri *uri,
                       const rs_ws_transport_options *ws, bool server) {

@@ -38,7 +38,9 @@ static void ws_on_message(rs_ws_conn *c, int op, const uint8_t *d, size_t len, v
 }
 
 static void ws_on_close(rs_ws_conn *c, unsigned code, rs_bytes reason, bool remote, void *user) {
-  (void)c, (void)code, (void)reason, (void)remote, (void)user;
+  (void)c;
+  rt_ws *w = user;
+  if (w->ops->on_ws_close) w->ops->on_ws_close(w->inner, code, reason, remote);
 }
 
 static const rs_ws_callbacks ws_cbs = {ws_on_message, NULL, ws_on_close};

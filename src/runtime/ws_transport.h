@@ -23,6 +23,9 @@ typedef struct rt_ws_inner_ops {
   bool (*want_close)(void *inner);
   /* The transport is gone. */
   void (*closed)(void *inner, int err, const char *reason);
+  /* Optional: the close handshake ended or the WebSocket failed; `code` is the peer's (remote) or
+   * the one we failed with. Called before closed(). */
+  void (*on_ws_close)(void *inner, unsigned code, rs_bytes reason, bool remote);
 } rt_ws_inner_ops;
 
 /* Creates the session and attaches it to `io` (server or client role). `host`/`path` are for the
