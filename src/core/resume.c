@@ -275,7 +275,10 @@ void rs__on_resume(rs_conn *c, const rs_frame *f) {
     reject_resume(c, "resumption is not supported");
     return;
   }
-  if (f->u.resume.major != RS_VERSION_MAJOR) {
+  /* Non-strict on purpose: rsocket-js 1.0.0-alpha.3 swaps major and minor in RESUME (it sends
+   * 0.1 after a 1.0 SETUP), so 0.1 is taken as 1.0. Any other version is refused. */
+  bool js_swapped = f->u.resume.major == RS_VERSION_MINOR && f->u.resume.minor == RS_VERSION_MAJOR;
+  if (f->u.resume.major != RS_VERSION_MAJOR && !js_swapped) {
     reject_resume(c, "unsupported protocol version");
     return;
   }
