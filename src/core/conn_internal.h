@@ -74,7 +74,7 @@ struct rs_conn {
   bool close_done;    /* on_close delivered */
   rs_close_info close_info;
   uint8_t *close_msg; /* RS_CLOSE_MSG_MAX bytes, allocated when a close message is kept */
-  size_t drain_len; /* DRAINING: length of the CONNECTION_CLOSE message in close_msg */
+  size_t drain_len;   /* DRAINING: length of the CONNECTION_CLOSE message in close_msg */
 
   /* Lease. */
   rs_lease_state peer_lease; /* what the peer granted us (our requests) */
