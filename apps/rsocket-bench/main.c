@@ -435,11 +435,12 @@ int main(int argc, char **argv) {
     }
     if (first_error) printf("first error: %s\n", first_error);
   }
-  free(ws);
+  int status = (errors || conn_failures || first_error) ? EXIT_ERRORS : EXIT_OK;
   if (conn_failures == cfg.connections) {
     if (!cfg.json)
       fprintf(stderr, "rsocket-bench: %s\n", first_error ? first_error : "no connection");
-    return EXIT_CONNECT;
+    status = EXIT_CONNECT;
   }
-  return (errors || conn_failures || first_error) ? EXIT_ERRORS : EXIT_OK;
+  free(ws); /* first_error points into it */
+  return status;
 }

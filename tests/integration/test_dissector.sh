@@ -151,7 +151,9 @@ start_capture() { # sets cap_mode, cap, tcp_port, ws_port, res_port (what the cl
   cap_mode=relay
   if [ "${RS_DISSECTOR_CAPTURE:-auto}" != relay ] && command -v dumpcap >/dev/null 2>&1; then
     cap=$work/capture.pcapng
-    dumpcap -i lo -f "tcp port $tcp_srv or tcp port $ws_srv or tcp port $res_srv" -w "$cap" -q \
+    # Only 127.0.0.1 on both ends: tests running in parallel may connect from 127.0.0.x (x > 1)
+    # with a source port equal to one of our server ports, which would add foreign streams.
+    dumpcap -i lo -f "src host 127.0.0.1 and dst host 127.0.0.1 and (tcp port $tcp_srv or tcp port $ws_srv or tcp port $res_srv)" -w "$cap" -q \
       2>"$work/dumpcap.err" &
     dumpcap_pid=$!
     pids+=($dumpcap_pid)
