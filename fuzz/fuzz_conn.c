@@ -21,7 +21,7 @@ typedef struct app {
 
 static int on_setup(rs_conn *c, const rs_setup_info *s, void *user) {
   app *a = user;
-  if (s->lease) rs_conn_send_lease(c, 1000, 3, NULL);
+  if (s->lease) rs_conn_send_lease(c, 1000, 3, NULL, 0);
   return (a->script & 0x40) ? 1 : 0;
 }
 

@@ -39,9 +39,9 @@ typedef struct echo_stream echo_stream;
 typedef struct conn_state {
   srv_state *srv;
   rs_conn *conn;
-  uv_timer_t lease_timer;
+  uv_timer_t *lease_timer; /* --lease only (handles on the heap: idle connections stay small) */
   bool lease_timer_on;
-  uv_idle_t pump;
+  uv_idle_t *pump; /* made when a stream first has something to emit */
   bool pump_init, pump_on;
   echo_stream *active; /* streams with something to emit */
   bool closing;
@@ -88,6 +88,7 @@ static void conn_unref(conn_state *cs) {
 
 static void on_handle_closed(uv_handle_t *h) {
   conn_unref(h->data);
+  free(h);
 }
 
 /* ---- emitting ---- */
@@ -157,7 +158,7 @@ static void on_pump(uv_idle_t *h) {
     emit(es);
   }
   if (!cs->active) {
-    uv_idle_stop(&cs->pump);
+    uv_idle_stop(cs->pump);
     cs->pump_on = false;
   }
 }
@@ -165,17 +166,19 @@ static void on_pump(uv_idle_t *h) {
 static void activate(echo_stream *es) {
   conn_state *cs = es->cs;
   if (es->in_active || cs->closing) return;
-  es->in_active = true;
-  es->next_active = cs->active;
-  cs->active = es;
   if (!cs->pump_init) {
-    uv_idle_init(rs_runtime_loop(cs->conn), &cs->pump);
-    cs->pump.data = cs;
+    /* Out of memory: the stream goes on at its next event (request_n, inbound payload). */
+    if (!(cs->pump = malloc(sizeof *cs->pump))) return;
+    uv_idle_init(rs_runtime_loop(cs->conn), cs->pump);
+    cs->pump->data = cs;
     cs->pump_init = true;
     cs->refs++;
   }
+  es->in_active = true;
+  es->next_active = cs->active;
+  cs->active = es;
   if (!cs->pump_on) {
-    uv_idle_start(&cs->pump, on_pump);
+    uv_idle_start(cs->pump, on_pump);
     cs->pump_on = true;
   }
 }
@@ -195,16 +198,13 @@ static void deactivate(echo_stream *es) {
  * requester never sees a gap between two leases (unused permits still vanish on replacement, so
  * the rate stays at N per second). */
 static void grant_lease(conn_state *cs) {
-  rs_conn_send_lease(cs->conn, 2000, cs->srv->o->lease_per_second, NULL);
+  rs_conn_send_lease(cs->conn, 2000, cs->srv->o->lease_per_second, NULL,
+                     uv_now(rs_runtime_loop(cs->conn)));
   rs_runtime_wake(cs->conn);
 }
 
 static void on_lease_timer(uv_timer_t *t) {
-  conn_state *cs = t->data;
-  /* The engine reads time only when given it: bring its clock to now before granting, or the
-   * lease would be timed from its last input. */
-  rs_conn_handle_expiry(cs->conn, uv_now(rs_runtime_loop(cs->conn)));
-  grant_lease(cs);
+  grant_lease(t->data);
 }
 
 static int on_setup(rs_conn *conn, const rs_setup_info *setup, void *user) {
@@ -212,11 +212,12 @@ static int on_setup(rs_conn *conn, const rs_setup_info *setup, void *user) {
   conn_state *cs = user;
   if (cs->srv->o->lease_per_second && setup->lease) {
     grant_lease(cs);
-    uv_timer_init(rs_runtime_loop(conn), &cs->lease_timer);
-    cs->lease_timer.data = cs;
+    if (!(cs->lease_timer = malloc(sizeof *cs->lease_timer))) return -1;
+    uv_timer_init(rs_runtime_loop(conn), cs->lease_timer);
+    cs->lease_timer->data = cs;
     cs->lease_timer_on = true;
     cs->refs++;
-    uv_timer_start(&cs->lease_timer, on_lease_timer, 1000, 1000);
+    uv_timer_start(cs->lease_timer, on_lease_timer, 1000, 1000);
   }
   return 0;
 }
@@ -353,8 +354,8 @@ static void on_disconnect(rs_server *server, rs_conn *conn, void *conn_user, voi
   conn_state *cs = conn_user;
   if (!cs) return;
   cs->closing = true;
-  if (cs->lease_timer_on) uv_close((uv_handle_t *)&cs->lease_timer, on_handle_closed);
-  if (cs->pump_init) uv_close((uv_handle_t *)&cs->pump, on_handle_closed);
+  if (cs->lease_timer_on) uv_close((uv_handle_t *)cs->lease_timer, on_handle_closed);
+  if (cs->pump_init) uv_close((uv_handle_t *)cs->pump, on_handle_closed);
   conn_unref(cs);
 }
 

@@ -441,14 +441,15 @@ RS_EXPORT size_t rs_conn_stream_count(const rs_conn *conn);
 RS_EXPORT int rs_conn_reject_setup(rs_conn *conn, rs_bytes message);
 
 /*
- * Grants the peer's requester `requests` new requests during `ttl_ms` from now (LEASE frame;
- * either role, only when lease is on). Replaces the previous lease; ttl or requests 0 stop all
- * requests. Over-lease requests are then answered with ERROR[REJECTED] (FNF silently dropped).
- * Returns 0, RS_ERR_INVALID_ARGUMENT (a value over 2^31-1), RS_ERR_INVALID_STATE (lease off, or
- * server before SETUP), RS_ERR_CLOSED, RS_ERR_NOMEM.
+ * Grants the peer's requester `requests` new requests during `ttl_ms` from `now_ms` (LEASE frame;
+ * either role, only when lease is on; a `now_ms` earlier than the connection's clock counts as
+ * its clock, so 0 means "the last time the engine was given"). Replaces the previous lease; ttl or
+ * requests 0 stop all requests. Over-lease requests are then answered with ERROR[REJECTED] (FNF
+ * silently dropped). Returns 0, RS_ERR_INVALID_ARGUMENT (a value over 2^31-1), RS_ERR_INVALID_STATE
+ * (lease off, or server before SETUP), RS_ERR_CLOSED, RS_ERR_NOMEM.
  */
 RS_EXPORT int rs_conn_send_lease(rs_conn *conn, uint32_t ttl_ms, uint32_t requests,
-                                 const rs_bytes *metadata);
+                                 const rs_bytes *metadata, uint64_t now_ms);
 
 /*
  * How available this connection is for new requests, in [0, 1], for load balancers: 0 when not

@@ -44,7 +44,8 @@ void rs__lease_on_frame(rs_conn *c, const rs_frame *f) {
   }
 }
 
-int rs_conn_send_lease(rs_conn *c, uint32_t ttl_ms, uint32_t requests, const rs_bytes *metadata) {
+int rs_conn_send_lease(rs_conn *c, uint32_t ttl_ms, uint32_t requests, const rs_bytes *metadata,
+                       uint64_t now_ms) {
   if (!c || ttl_ms > RS_REQUEST_N_MAX || requests > RS_REQUEST_N_MAX) {
     return RS_ERR_INVALID_ARGUMENT;
   }
@@ -69,7 +70,7 @@ int rs_conn_send_lease(rs_conn *c, uint32_t ttl_ms, uint32_t requests, const rs_
   int rc = rs__send_frame(c, &f);
   if (rc) return rc;
   c->our_lease.valid = true;
-  c->our_lease.expiry = c->now + ttl_ms;
+  c->our_lease.expiry = (now_ms > c->now ? now_ms : c->now) + ttl_ms;
   c->our_lease.granted = requests;
   c->our_lease.remaining = requests;
   return 0;

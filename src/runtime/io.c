@@ -48,10 +48,9 @@ struct rs_io_conn {
   bool close_after_flush;
   bool closing;
   bool lingering; /* write side shut down; draining input before closing */
-  uv_shutdown_t sreq;
   int open_handles;
   int close_err;
-  char close_reason[160];
+  char close_reason[128];
   char peer[64];
 };
 
@@ -465,6 +464,7 @@ static void flush_tls(rs_io_conn *c) {
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
   rs_io_conn *c = req->data;
+  free(req); /* allocated by conn_linger: an open connection holds no shutdown request */
   if (c->closing) return;
   if (status < 0) conn_do_close(c, c->close_err, c->close_reason);
 }
@@ -483,8 +483,10 @@ static void conn_linger(rs_io_conn *c) {
   if (!c->close_reason[0]) snprintf(c->close_reason, sizeof c->close_reason, "closed");
   c->lingering = true;
   dirty_unlink(c);
-  c->sreq.data = c;
-  if (uv_shutdown(&c->sreq, (uv_stream_t *)c->tcp, on_shutdown) != 0) {
+  uv_shutdown_t *sreq = malloc(sizeof *sreq);
+  if (sreq) sreq->data = c;
+  if (!sreq || uv_shutdown(sreq, (uv_stream_t *)c->tcp, on_shutdown) != 0) {
+    free(sreq);
     conn_do_close(c, c->close_err, c->close_reason);
     return;
   }

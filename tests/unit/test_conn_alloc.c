@@ -142,7 +142,7 @@ static void lease_exchange(run *r) {
   rs_payload p = h_pl(NULL, "x");
   check(r, rs_conn_request_response(h->cli.conn, &p, NULL));
   pump(r);
-  check(r, rs_conn_send_lease(h->cli.conn, 1000, 1, NULL));
+  check(r, rs_conn_send_lease(h->cli.conn, 1000, 1, NULL, h->now));
   pump(r);
   h->cli.echo = true;
   check(r, rs_conn_request_response(h->srv.conn, &p, NULL));

@@ -125,7 +125,7 @@ static inline int h_on_setup(rs_conn *c, const rs_setup_info *s, void *user) {
   h_set_payload(e, &s->payload);
   if (p->setup_result && p->reject_msg) rs_conn_reject_setup(c, rs_bytes_str(p->reject_msg));
   if (!p->setup_result && p->lease_on_setup) {
-    int rc = rs_conn_send_lease(c, p->lease_ttl, p->lease_on_setup, NULL);
+    int rc = rs_conn_send_lease(c, p->lease_ttl, p->lease_on_setup, NULL, p->pair->now);
     if (!p->pair->lenient) assert_int_equal(rc, 0);
   }
   h_run_hook(p);

@@ -57,7 +57,7 @@ static void test_lease_expiry_and_renewal(void **state) {
   assert_int_equal(rs_conn_request_response(h.cli.conn, &p, NULL), RS_ERR_NO_LEASE);
   /* Renewal replaces the lease, with metadata this time. */
   rs_bytes md = rs_bytes_str("lease-md");
-  assert_int_equal(rs_conn_send_lease(h.srv.conn, 5000, 4, &md), 0);
+  assert_int_equal(rs_conn_send_lease(h.srv.conn, 5000, 4, &md, h.now), 0);
   h_pump_ok(&h);
   const h_event *l = h_find(&h.cli, EV_LEASE, 0, 1);
   assert_int_equal(l->n, 4);
@@ -69,12 +69,13 @@ static void test_lease_expiry_and_renewal(void **state) {
   h_pump_ok(&h);
   assert_int_equal(h_count(&h.cli, EV_PAYLOAD, UINT32_MAX), 1);
   /* A lease of zero stops all requests. */
-  assert_int_equal(rs_conn_send_lease(h.srv.conn, 5000, 0, NULL), 0);
+  assert_int_equal(rs_conn_send_lease(h.srv.conn, 5000, 0, NULL, h.now), 0);
   h_pump_ok(&h);
   assert_true(rs_conn_availability(h.cli.conn, h.now) == 0.0);
   assert_int_equal(rs_conn_request_response(h.cli.conn, &p, NULL), RS_ERR_NO_LEASE);
   /* Values over 31 bits are refused. */
-  assert_int_equal(rs_conn_send_lease(h.srv.conn, 0x80000000u, 1, NULL), RS_ERR_INVALID_ARGUMENT);
+  assert_int_equal(rs_conn_send_lease(h.srv.conn, 0x80000000u, 1, NULL, h.now),
+                   RS_ERR_INVALID_ARGUMENT);
   h_free(&h);
 }
 
@@ -106,11 +107,23 @@ static void test_lease_enforced_by_responder(void **state) {
   /* An expired lease rejects too. */
   h.now += 2000;
   rs_conn_handle_expiry(h.srv.conn, h.now);
-  assert_int_equal(rs_conn_send_lease(h.srv.conn, 100, 5, NULL), 0);
+  assert_int_equal(rs_conn_send_lease(h.srv.conn, 100, 5, NULL, h.now), 0);
   free(h_take_output(&h.srv, &len));
   assert_true(h_feed_hex(&h.srv, "00 00 07 00 00 00 09 10 00 61", h.now + 100) > 0);
   out = h_take_output(&h.srv, &len);
   tu_assert_hex(out + 9, 4, "00 00 02 02");
+  free(out);
+  /* A lease runs from the time given, not from the engine's last input: granted by a timer 5 s
+   * after the last frame, it must not be expired on arrival. */
+  h.now += 5000;
+  assert_int_equal(rs_conn_send_lease(h.srv.conn, 100, 5, NULL, h.now), 0);
+  free(h_take_output(&h.srv, &len));
+  assert_true(h_feed_hex(&h.srv, "00 00 07 00 00 00 0b 10 00 61", h.now + 50) > 0);
+  out = h_take_output(&h.srv, &len);
+  n = h_split(out, len, fr, fl, 8);
+  assert_int_equal(n, 1);
+  assert_int_equal(h_frame_type(fr[0]), RS_FRAME_PAYLOAD); /* answered, not REJECTED */
+  assert_int_equal(h_frame_sid(fr[0]), 11);
   free(out);
   h_free(&h);
 }
@@ -125,7 +138,7 @@ static void test_lease_server_requester(void **state) {
   rs_payload p = h_pl(NULL, "x");
   assert_int_equal(rs_conn_request_response(h.srv.conn, &p, NULL), RS_ERR_NO_LEASE);
   assert_true(rs_conn_availability(h.srv.conn, h.now) == 0.0);
-  assert_int_equal(rs_conn_send_lease(h.cli.conn, 1000, 3, NULL), 0);
+  assert_int_equal(rs_conn_send_lease(h.cli.conn, 1000, 3, NULL, h.now), 0);
   h_pump_ok(&h);
   assert_int_equal(h_find(&h.srv, EV_LEASE, 0, 0)->n, 3);
   rs_ssize id = rs_conn_request_response(h.srv.conn, &p, NULL);
@@ -163,7 +176,7 @@ static void test_lease_api_states(void **state) {
   h_start(&h);
   h_pump_ok(&h);
   /* Lease off: no LEASE can be sent, and a LEASE received is ignored. */
-  assert_int_equal(rs_conn_send_lease(h.srv.conn, 10, 10, NULL), RS_ERR_INVALID_STATE);
+  assert_int_equal(rs_conn_send_lease(h.srv.conn, 10, 10, NULL, h.now), RS_ERR_INVALID_STATE);
   assert_true(h_feed_hex(&h.cli, "00 00 0E 00 00 00 00 08 00 00 00 03 E8 00 00 00 0A", h.now) > 0);
   assert_int_equal(h_count(&h.cli, EV_LEASE, 0), 0);
   assert_true(rs_conn_availability(h.cli.conn, h.now) == 1.0);
@@ -172,7 +185,7 @@ static void test_lease_api_states(void **state) {
   h_init(&h);
   h.ss.lease = true;
   assert_int_equal(h_new_server(&h), 0);
-  assert_int_equal(rs_conn_send_lease(h.srv.conn, 10, 10, NULL), RS_ERR_INVALID_STATE);
+  assert_int_equal(rs_conn_send_lease(h.srv.conn, 10, 10, NULL, h.now), RS_ERR_INVALID_STATE);
   assert_true(rs_conn_availability(h.srv.conn, h.now) == 0.0);
   /* A server with lease on accepts a client without it: then no lease applies. */
   assert_int_equal(rs_conn_new(&h.cli.conn, &h.cs, &h_callbacks, &h.cli, NULL, h.now), 0);
