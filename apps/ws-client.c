@@ -118,7 +118,8 @@ static void c_closed(void *inner, int err, const char *reason) {
 }
 
 static const rt_ws_inner_ops client_ops = {c_open,   c_message,    c_pull,   c_deadline,
-                                           c_expire, c_want_close, c_closed, c_ws_close};
+                                           c_expire, c_want_close, c_closed, c_ws_close,
+                                           NULL,     NULL};
 
 static void on_timeout(uv_timer_t *t) {
   client *c = t->data;

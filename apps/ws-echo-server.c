@@ -69,8 +69,8 @@ static void e_closed(void *inner, int err, const char *reason) {
   if (s->stopping && !s->conns) rs_io_loop_free(s->io), s->io = NULL;
 }
 
-static const rt_ws_inner_ops echo_ops = {e_open,   e_message,    e_pull,   e_deadline,
-                                         e_expire, e_want_close, e_closed, NULL};
+static const rt_ws_inner_ops echo_ops = {e_open,       e_message, e_pull, e_deadline, e_expire,
+                                         e_want_close, e_closed,  NULL,   NULL,       NULL};
 
 static void on_connection(uv_stream_t *l, int status) {
   server *s = l->data;

@@ -278,7 +278,8 @@ static void ni_closed(void *inner, int err, const char *reason) {
   (void)inner, (void)err, (void)reason;
 }
 static const rt_ws_inner_ops null_inner = {ni_open,   ni_message,    ni_pull,   ni_deadline,
-                                           ni_expire, ni_want_close, ni_closed, NULL};
+                                           ni_expire, ni_want_close, ni_closed, NULL,
+                                           NULL,      NULL};
 
 static const rt_ws_inner_ops engine_inner;
 
@@ -290,8 +291,11 @@ static int wi_message(void *inner, rt_ws *ws, int op, const uint8_t *d, size_t n
   rt_conn *rc = inner;
   if (op != RS_WS_OP_BINARY) return -1; /* RSocket frames travel in binary messages */
   rt_conn_tap(rc, false, d, n);
+  bool resuming = rs_conn_get_state(rc->conn) == RS_CONN_STATE_RESUMING;
   int r = rs_conn_recv_frame(rc->conn, d, n, now);
   if (r < 0) return 0; /* the engine closes itself; the WebSocket follows */
+  if (resuming && rc->client && rs_conn_get_state(rc->conn) == RS_CONN_STATE_ESTABLISHED)
+    rt_client_resumed(rc);
   if (rs_conn_get_state(rc->conn) == RS_CONN_STATE_HANDED_OFF) {
     /* Server: this RESUME resumed another session; the WebSocket now carries that one. */
     rs_conn *other = rs_conn_resumed_session(rc->conn);
@@ -325,6 +329,19 @@ static void wi_pull(void *inner, rt_ws *ws) {
   }
 }
 
+static int wi_direct_pending(void *inner, rs_iov *iov, int max) {
+  return rs_conn_pending_output(((rt_conn *)inner)->conn, iov, max);
+}
+
+static void wi_direct_consumed(void *inner, size_t n) {
+  rt_conn *rc = inner;
+  if (rc->tap) {
+    rs_iov iov[1];
+    if (rs_conn_pending_output(rc->conn, iov, 1) == 1) rt_conn_tap(rc, true, iov[0].base, n);
+  }
+  rs_conn_consumed(rc->conn, n);
+}
+
 static uint64_t wi_deadline(void *inner) {
   return rs_conn_next_deadline(((rt_conn *)inner)->conn);
 }
@@ -344,8 +361,9 @@ static void wi_closed(void *inner, int err, const char *reason) {
   rt_conn_transport_closed(rc, err, reason);
 }
 
-static const rt_ws_inner_ops engine_inner = {wi_open,   wi_message,    wi_pull,   wi_deadline,
-                                             wi_expire, wi_want_close, wi_closed, NULL};
+static const rt_ws_inner_ops engine_inner = {
+    wi_open,       wi_message, wi_pull, wi_deadline,       wi_expire,
+    wi_want_close, wi_closed,  NULL,    wi_direct_pending, wi_direct_consumed};
 
 int rt_conn_attach_io(rt_conn *rc, rs_io_conn *io, const rs_uri *uri,
                       const rs_ws_transport_options *ws, bool server) {

@@ -28,6 +28,13 @@ struct rt_ws {
   uint64_t hs_deadline;
   uint64_t now;
   rs_ws_deflate deflate; /* negotiated */
+  /* Zero-copy output (see rt_ws_inner_ops.direct_pending): the header of each message is written
+   * in its headroom. `direct_off` bytes (header included) of the first message are written;
+   * `lay_ws` bytes of the WebSocket's own queue come after that message and before the others
+   * in the current output layout (see direct_consumed). */
+  bool direct;
+  size_t direct_off;
+  size_t lay_ws;
   bool failed_inner;
 };
 
@@ -45,9 +52,15 @@ static void ws_on_close(rs_ws_conn *c, unsigned code, rs_bytes reason, bool remo
 
 static const rs_ws_callbacks ws_cbs = {ws_on_message, NULL, ws_on_close};
 
+static void choose_direct(rt_ws *w) {
+  w->direct = w->server && !w->deflate.enabled && w->ops->direct_pending && w->ops->direct_consumed;
+  w->direct_off = 0;
+}
+
 static int make_ws(rt_ws *w) {
   rs_ws_options wo = {.server = w->server, .max_message = w->o.max_message, .deflate = w->deflate};
   w->ws = rs_ws_conn_new(&wo, &ws_cbs, w, NULL);
+  choose_direct(w);
   return w->ws ? 0 : RS_ERR_NOMEM;
 }
 
@@ -178,17 +191,82 @@ static int s_pending(void *s, rs_io_vec *iov, int max) {
     n++;
   }
   if (w->hs != HS_DONE || n == max) return n;
-  if (!rs_ws_conn_closing(w->ws) && rs_ws_conn_queued(w->ws) < PULL_HIGH_WATER)
+  if (!w->direct && !rs_ws_conn_closing(w->ws) && rs_ws_conn_queued(w->ws) < PULL_HIGH_WATER)
     w->ops->pull(w->inner, w);
   if (!rs_ws_conn_closing(w->ws) && w->ops->want_close(w->inner))
     rs_ws_conn_close(w->ws, RS_WS_CLOSE_NORMAL, NULL, w->now);
   rs_bytes out;
-  if (rs_ws_conn_pending(w->ws, &out)) {
+  bool have_ws = rs_ws_conn_pending(w->ws, &out) && out.len > 0;
+  if (!w->direct) {
+    if (have_ws) {
+      iov[n].base = out.ptr;
+      iov[n].len = out.len;
+      n++;
+    }
+    return n;
+  }
+  /* Zero-copy: a message already partly written must be finished first; then the WebSocket's
+   * own frames (pongs, close); then whole messages, unless a close frame was queued. */
+  rs_iov fr[RS_IO_MAX_IOV];
+  int k = w->ops->direct_pending(w->inner, fr, max - n < RS_IO_MAX_IOV ? max - n : RS_IO_MAX_IOV);
+  int i = 0;
+  w->lay_ws = 0;
+  if (w->direct_off > 0 && k > 0) {
+    size_t hl = rs_ws_frame_header_size(false, fr[0].len);
+    rs_ws_frame_header_write(fr[0].base - hl, true, RS_WS_OP_BINARY, false, NULL, fr[0].len);
+    iov[n].base = fr[0].base - hl + w->direct_off;
+    iov[n].len = hl + fr[0].len - w->direct_off;
+    n++;
+    i = 1;
+  }
+  if (have_ws && n < max) {
     iov[n].base = out.ptr;
     iov[n].len = out.len;
     n++;
+    w->lay_ws = out.len;
+  }
+  if (rs_ws_conn_closing(w->ws)) return n;
+  for (; i < k && n < max; i++) {
+    size_t hl = rs_ws_frame_header_size(false, fr[i].len);
+    rs_ws_frame_header_write(fr[i].base - hl, true, RS_WS_OP_BINARY, false, NULL, fr[i].len);
+    iov[n].base = fr[i].base - hl;
+    iov[n].len = hl + fr[i].len;
+    n++;
   }
   return n;
+}
+
+/* Zero-copy: `n` more bytes of the current layout were written. The layout is the rest of the
+ * first message when direct_off > 0, then lay_ws bytes of the WebSocket's queue, then whole
+ * messages; a write may stop anywhere and continue later with the same layout (the transport
+ * finishes an async write without asking s_pending again), so the state is kept exact. */
+static void direct_consumed(rt_ws *w, size_t n) {
+  rs_iov fr[RS_IO_MAX_IOV];
+  int k = w->ops->direct_pending(w->inner, fr, RS_IO_MAX_IOV);
+  int i = 0;
+  if (w->direct_off > 0 && k > 0) {
+    size_t total = rs_ws_frame_header_size(false, fr[0].len) + fr[0].len;
+    size_t take = n < total - w->direct_off ? n : total - w->direct_off;
+    w->direct_off += take;
+    n -= take;
+    if (w->direct_off < total) return;
+    w->direct_off = 0;
+    w->ops->direct_consumed(w->inner, fr[0].len);
+    i = 1;
+  }
+  size_t ws = n < w->lay_ws ? n : w->lay_ws;
+  if (ws) rs_ws_conn_consumed(w->ws, ws);
+  n -= ws;
+  w->lay_ws -= ws;
+  for (; i < k && n > 0; i++) {
+    size_t total = rs_ws_frame_header_size(false, fr[i].len) + fr[i].len;
+    if (n < total) {
+      w->direct_off = n; /* the rest of this message comes first from now on */
+      return;
+    }
+    n -= total;
+    w->ops->direct_consumed(w->inner, fr[i].len);
+  }
 }
 
 static void s_consumed(void *s, size_t n) {
@@ -204,7 +282,11 @@ static void s_consumed(void *s, size_t n) {
       w->hs_out_len = w->hs_out_off = 0;
     }
   }
-  if (n && w->ws) rs_ws_conn_consumed(w->ws, n);
+  if (!n || !w->ws) return;
+  if (w->direct)
+    direct_consumed(w, n);
+  else
+    rs_ws_conn_consumed(w->ws, n);
 }
 
 static uint64_t s_deadline(void *s) {
@@ -297,6 +379,9 @@ size_t rt_ws_queued(const rt_ws *w) {
 void rt_ws_set_inner(rt_ws *w, const rt_ws_inner_ops *ops, void *inner) {
   w->ops = ops;
   w->inner = inner;
+  /* The previous inner's unsent output is gone with it (a resumption hand-off happens right
+   * after the RESUME frame, before any reply was written). */
+  if (w->ws) choose_direct(w);
 }
 
 rs_io_conn *rt_ws_io(rt_ws *w) {

@@ -26,6 +26,12 @@ typedef struct rt_ws_inner_ops {
   /* Optional: the close handshake ended or the WebSocket failed; `code` is the peer's (remote) or
    * the one we failed with. Called before closed(). */
   void (*on_ws_close)(void *inner, unsigned code, rs_bytes reason, bool remote);
+  /* Optional zero-copy output, used instead of pull() when the WebSocket neither masks (server
+   * role) nor compresses: whole messages oldest first, each with RS_CONN_MESSAGE_HEADROOM
+   * writable bytes before it, where the frame header is written. direct_consumed() reports the
+   * first `n` bytes of messages (always whole messages) as written. */
+  int (*direct_pending)(void *inner, rs_iov *iov, int max);
+  void (*direct_consumed)(void *inner, size_t n);
 } rt_ws_inner_ops;
 
 /* Creates the session and attaches it to `io` (server or client role). `host`/`path` are for the

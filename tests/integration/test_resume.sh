@@ -51,6 +51,28 @@ for cut in 3000 50000 150000; do
   kill "$proxy" 2>/dev/null || true
 done
 
+# The same over WebSocket (the proxy cuts the TCP connection under it): the server's frames go
+# out zero-copy from the engine, and the resumed session takes the new transport over.
+"$bin/rsocket" --server --resume 30 -d @"$work/lines" ws://127.0.0.1:0 >"$work/srvws.out" 2>&1 &
+pids+=($!)
+wait_for "$work/srvws.out" '^listening on '
+wsport=$(awk '/^listening on /{print $3; exit}' "$work/srvws.out"); wsport=${wsport##*:}; wsport=${wsport%%/*}
+node "$peers/cut_proxy.mjs" --target "127.0.0.1:$wsport" --cut-after 70000 >"$work/proxy.out" 2>&1 &
+proxy=$!
+pids+=($proxy)
+wait_for "$work/proxy.out" '^proxy listening on '
+pport=$(awk '/^proxy listening on /{print $4; exit}' "$work/proxy.out")
+if timeout 60 "$bin/rsocket" --stream --limitRate 64 --resume 30 --debug "ws://127.0.0.1:$pport" \
+    >"$work/got" 2>"$work/client.err" && cmp -s "$work/got" "$work/lines" \
+    && grep -q '^cut: ' "$work/proxy.out" && grep -q 'session resumed' "$work/client.err"; then
+  passes=$((passes + 1))
+else
+  fails=$((fails + 1))
+  echo "FAIL resume over ws: $(wc -l < "$work/got") lines, proxy: $(tr '\n' ' ' < "$work/proxy.out")"
+  grep -v '^[<>]' "$work/client.err" | tail -5
+fi
+kill "$proxy" 2>/dev/null || true
+
 # A first connection that fails is reported at once, resumption or not.
 set +e
 timeout 60 "$bin/rsocket" --stream --resume 2 "tcp://127.0.0.1:1" >/dev/null 2>"$work/gone.err"
