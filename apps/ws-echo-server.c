@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rsocket/runtime.h"
 #include "runtime/io.h"
 #include "runtime/ws_transport.h"
 
@@ -137,6 +138,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+  rs_runtime_tune_malloc(); /* see rsocket/runtime.h */
   const char *host = "127.0.0.1";
   long port = 9001;
   unsigned long long max_message = 0;

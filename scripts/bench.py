@@ -189,6 +189,7 @@ def main():
          ["--model", "channel", "-m", "128"]),
         ("fnf", "fire-and-forget, 1 conn (server prints each)", ["--model", "fnf"]),
         ("rr1k", "request-response, 1 KiB payloads, 128 in flight", ["-m", "128", "-s", "1024"]),
+        ("rr16k", "request-response, 16 KiB payloads, 64 in flight", ["-m", "64", "-s", "16384"]),
     ]
     for key, desc, extra in workloads:
         a = bench(f"{key} ours", ours_uri, *extra)

@@ -156,6 +156,7 @@ static void raise_fd_limit(void) {
 }
 
 int main(int argc, char **argv) {
+  rs_runtime_tune_malloc(); /* see rsocket/runtime.h */
   bench_cfg cfg = {.model = MODEL_RR,
                    .connections = 1,
                    .threads = 1,

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rsocket/runtime.h"
 #include "cli.h"
 
 static void usage(FILE *f) {
@@ -220,6 +221,7 @@ int cli_read_source(const char *arg, cli_buf *out) {
 }
 
 int main(int argc, char **argv) {
+  rs_runtime_tune_malloc(); /* see rsocket/runtime.h */
   cli_options o;
   memset(&o, 0, sizeof o);
   o.model = MODEL_REQUEST;

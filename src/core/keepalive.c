@@ -25,6 +25,8 @@ void rs__keepalive_start(rs_conn *c) {
 
 void rs__keepalive_on_frame(rs_conn *c, const rs_frame *f) {
   if (c->resume_on) rs__retain_trim(c, f->u.keepalive.last_received_position);
+  /* Keepalives are the connection's clock when it is quiet: give spare output memory back. */
+  rs__outq_trim(&c->out);
   if (!(f->flags & RS_FLAG_RESPOND)) return;
   rs_frame r;
   rs_frame_init(&r, RS_FRAME_KEEPALIVE, 0);
@@ -47,6 +49,7 @@ void rs__keepalive_expiry(rs_conn *c) {
     return;
   }
   if (c->state == RS_CONN_STATE_RESUMING || c->now < c->next_keepalive) return;
+  rs__outq_trim(&c->out);
   rs_frame f;
   rs_frame_init(&f, RS_FRAME_KEEPALIVE, 0);
   f.flags = RS_FLAG_RESPOND;

@@ -27,30 +27,45 @@ static void free_chain(const rs_mem *mem, rs_outblk *b) {
 
 void rs__outq_free(rs_outq *q) {
   free_chain(q->mem, q->first);
-  free_chain(q->mem, q->spare);
+  free_chain(q->mem, q->spares);
   q->mem->free(q->ctl, q->mem->user);
-  q->first = q->last = q->spare = NULL;
+  q->first = q->last = q->spares = NULL;
+  q->nspares = 0;
   q->ctl = NULL;
 }
 
-/* Returns a fully consumed block to the spare slot (or frees it). */
+/* Returns a fully consumed block to the spares (or frees it). */
 static void release_block(rs_outq *q, rs_outblk *b) {
-  if (!q->spare && (b->cap == q->block_size || b->cap == RS_OUTQ_SMALL_BLOCK)) {
-    b->next = NULL;
+  if (q->nspares < RS_OUTQ_SPARES && (b->cap == q->block_size || b->cap == RS_OUTQ_SMALL_BLOCK)) {
     b->head = b->tail = 0;
-    q->spare = b;
+    b->next = q->spares;
+    q->spares = b;
+    q->nspares++;
   } else {
     q->mem->free(b, q->mem->user);
   }
 }
 
-/* The queue drained: keep at most a small spare block, so that a connection at rest holds
- * little memory (a burst pays one malloc of a large block, reused while the burst lasts). */
-static void drained(rs_outq *q) {
-  if (q->spare && q->spare->cap > RS_OUTQ_SMALL_BLOCK) {
-    q->mem->free(q->spare, q->mem->user);
-    q->spare = NULL;
+void rs__outq_trim(rs_outq *q) {
+  if (q->first) return;
+  free_chain(q->mem, q->spares);
+  q->spares = NULL;
+  q->nspares = 0;
+}
+
+/* A spare block of at least `need` bytes, preferring one of `want` bytes; NULL if none. */
+static rs_outblk *take_spare(rs_outq *q, size_t need, size_t want) {
+  rs_outblk **best = NULL;
+  for (rs_outblk **pp = &q->spares; *pp; pp = &(*pp)->next) {
+    if ((*pp)->cap < need) continue;
+    if (!best || (*pp)->cap == want) best = pp;
+    if ((*pp)->cap == want) break;
   }
+  if (!best) return NULL;
+  rs_outblk *b = *best;
+  *best = b->next;
+  q->nspares--;
+  return b;
 }
 
 void rs__outq_clear(rs_outq *q) {
@@ -64,7 +79,6 @@ void rs__outq_clear(rs_outq *q) {
   q->total_out = q->total_in;
   q->pending = 0;
   q->ctl_head = q->ctl_count = 0;
-  drained(q);
 }
 
 uint8_t *rs__outq_reserve(rs_outq *q, size_t frame_len) {
@@ -76,10 +90,7 @@ uint8_t *rs__outq_reserve(rs_outq *q, size_t frame_len) {
     size_t want = (!q->first && need <= RS_OUTQ_SMALL_BLOCK && q->block_size > RS_OUTQ_SMALL_BLOCK)
                       ? RS_OUTQ_SMALL_BLOCK
                       : q->block_size;
-    if (need <= want && q->spare && q->spare->cap >= need) {
-      b = q->spare;
-      q->spare = NULL;
-    } else {
+    if (need > want || !(b = take_spare(q, need, want))) {
       size_t cap = need > want ? need : want;
       b = q->mem->malloc(sizeof(rs_outblk) + cap, q->mem->user);
       if (!b) return NULL;
@@ -199,6 +210,5 @@ int rs__outq_consume(rs_outq *q, size_t n) {
     q->ctl_head = (q->ctl_head + 1) % q->ctl_alloc;
     q->ctl_count--;
   }
-  if (!q->first) drained(q);
   return 0;
 }

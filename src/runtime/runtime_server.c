@@ -3,6 +3,9 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 
 #include "runtime/rt_internal.h"
@@ -162,6 +165,13 @@ static void worker_maybe_finish(rt_worker *w) {
     server_maybe_done(w->server);
   }
   /* Threads: their loop runs out of handles and uv_run returns (see worker_main). */
+}
+
+void rs_runtime_tune_malloc(void) {
+#ifdef __GLIBC__
+  mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+  mallopt(M_TOP_PAD, 16 * 1024 * 1024);
+#endif
 }
 
 void rs_runtime_run_busy(uv_loop_t *loop) {
