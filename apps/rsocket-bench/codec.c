@@ -20,17 +20,24 @@ typedef struct result {
   double frames_per_s;
 } result;
 
-/* Runs `body` in batches until `seconds` passed; returns ns per iteration. */
+/* Runs `body` in batches for TRIALS slices of seconds/TRIALS each and returns the best ns per
+ * iteration: the usual defence of a micro-benchmark against a noisy (virtual) machine. */
+#define TRIALS 5
 #define TIMED(seconds, iters_per_batch, body)                                                      \
   ({                                                                                               \
-    uint64_t t0_ = bench_now_ns(), n_ = 0, limit_ = (uint64_t)((seconds)*1e9), el_;                \
-    do {                                                                                           \
-      for (int b_ = 0; b_ < BATCH; b_++) {                                                         \
-        body;                                                                                      \
-      }                                                                                            \
-      n_ += (uint64_t)BATCH * (iters_per_batch);                                                   \
-    } while ((el_ = bench_now_ns() - t0_) < limit_);                                               \
-    (double)el_ / (double)n_;                                                                      \
+    double best_ = 1e30;                                                                           \
+    for (int t_ = 0; t_ < TRIALS; t_++) {                                                          \
+      uint64_t t0_ = bench_now_ns(), n_ = 0, limit_ = (uint64_t)((seconds)*1e9 / TRIALS), el_;     \
+      do {                                                                                         \
+        for (int b_ = 0; b_ < BATCH; b_++) {                                                       \
+          body;                                                                                    \
+        }                                                                                          \
+        n_ += (uint64_t)BATCH * (iters_per_batch);                                                 \
+      } while ((el_ = bench_now_ns() - t0_) < limit_);                                             \
+      double r_ = (double)el_ / (double)n_;                                                        \
+      if (r_ < best_) best_ = r_;                                                                  \
+    }                                                                                              \
+    best_;                                                                                         \
   })
 
 int codec_bench(bool json, double seconds) {
@@ -44,7 +51,9 @@ int codec_bench(bool json, double seconds) {
   memset(data, 'x', 1024);
   json_t *rows = json_array();
   if (!json) {
-    printf("rsocket-bench --codec: PAYLOAD frames (NEXT, stream 1), %.2f s per figure\n", seconds);
+    printf(
+        "rsocket-bench --codec: PAYLOAD frames (NEXT, stream 1), %.2f s per figure (best of %d)\n",
+        seconds, TRIALS);
     printf("%-6s %-7s %14s %14s %14s %14s %9s %9s %9s\n", "data", "frame", "encode/s", "decode/s",
            "read+dec/s", "memcpy/s", "enc/cpy", "dec/cpy", "rd/cpy");
   }
@@ -77,11 +86,11 @@ int codec_bench(bool json, double seconds) {
       if (rs_frame_decode(&out, src, (size_t)flen, NULL) != 0) abort();
       SINK(out.data.ptr);
     });
-    double rd;
-    {
+    double rd = 1e30;
+    for (int t = 0; t < TRIALS; t++) {
       rs_frame_reader r;
       rs_frame_reader_init(&r, NULL, 0);
-      uint64_t t0 = bench_now_ns(), frames = 0, limit = (uint64_t)(seconds * 1e9), el;
+      uint64_t t0 = bench_now_ns(), frames = 0, limit = (uint64_t)(seconds * 1e9 / TRIALS), el;
       do {
         size_t off = 0;
         while (off < count * per) {
@@ -97,7 +106,7 @@ int codec_bench(bool json, double seconds) {
         }
       } while ((el = bench_now_ns() - t0) < limit);
       rs_frame_reader_free(&r);
-      rd = (double)el / (double)frames;
+      if ((double)el / (double)frames < rd) rd = (double)el / (double)frames;
     }
     double cpy = TIMED(seconds, 1, {
       memcpy(dst, src, (size_t)flen);
