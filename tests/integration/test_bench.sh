@@ -6,20 +6,7 @@
 set -euo pipefail
 bin=${RS_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/build/bin}
 bench=$bin/rsocket-bench
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-passes=0
-fails=0
-check() {
-  if [ "$2" == "$3" ]; then passes=$((passes + 1)); else
-    fails=$((fails + 1)); printf 'FAIL %s\n  want: %q\n  got:  %q\n' "$1" "$2" "$3"; fi
-}
+source "$(dirname "$0")/../lib.sh"
 field() { # json → value of a dotted key
   node -e 'const o=JSON.parse(process.argv[1]); const v=process.argv[2].split(".").reduce((a,k)=>a==null?a:a[k],o); console.log(typeof v==="object"?JSON.stringify(v):String(v))' "$1" "$2"
 }
@@ -112,5 +99,4 @@ done
 set -e
 "$bench" --help | grep -q -- "--model MODEL" && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL --help"; }
 
-echo "rsocket-bench: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish rsocket-bench

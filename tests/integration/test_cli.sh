@@ -3,20 +3,7 @@
 # documented output and exit codes, bad usage and unreachable servers.
 set -euo pipefail
 bin=${RS_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/build/bin}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fails=0
-passes=0
-check() { # name expected actual
-  if [ "$2" == "$3" ]; then passes=$((passes + 1)); else
-    fails=$((fails + 1)); printf 'FAIL %s\n  want: %q\n  got:  %q\n' "$1" "$2" "$3"; fi
-}
+source "$(dirname "$0")/../lib.sh"
 
 start_server() { # out-file args... ; sets URI (not in a subshell, so the PID is kept)
   local out=$1; shift

@@ -21,28 +21,11 @@ src=${RS_SRC:-$(cd "$here/../.." && pwd)}
 bin=${RS_BIN:-$src/build/bin}
 lua=$src/tools/wireshark/rsocket.lua
 peers=$src/tests/interop/peers
+source "$src/tests/lib.sh"
 if ! command -v tshark >/dev/null 2>&1; then
-  echo "test_dissector: SKIP: tshark is not installed (scripts/deps test installs it)"
-  exit 77
+  echo "test_dissector: FAIL: tshark is not installed (scripts/deps test installs it)"
+  exit 1
 fi
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-passes=0
-fails=0
-check() { # name expected actual
-  if [ "$2" == "$3" ]; then passes=$((passes + 1)); else
-    fails=$((fails + 1)); printf 'FAIL %s\n  want: %q\n  got:  %q\n' "$1" "$2" "$3"; fi
-}
-wait_for() { # file pattern
-  for _ in $(seq 1 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-  echo "timed out waiting for '$2' in $1"; cat "$1"; exit 1
-}
 hex2bin() {
   node -e 'process.stdout.write(Buffer.from(require("fs").readFileSync(0, "utf8").replace(/\s/g, ""), "hex"))'
 }

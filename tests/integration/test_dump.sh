@@ -4,14 +4,7 @@
 set -euo pipefail
 bin=${RS_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/build/bin}
 dump=$bin/rsocket-dump
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passes=0
-fails=0
-check() {
-  if [ "$2" == "$3" ]; then passes=$((passes + 1)); else
-    fails=$((fails + 1)); printf 'FAIL %s\n  want: %q\n  got:  %q\n' "$1" "$2" "$3"; fi
-}
+source "$(dirname "$0")/../lib.sh"
 field() { # json-line key → value (via node)
   node -e 'const o=JSON.parse(process.argv[1]); const v=process.argv[2].split(".").reduce((a,k)=>a==null?a:a[k],o); console.log(typeof v==="object"?JSON.stringify(v):String(v))' "$1" "$2"
 }

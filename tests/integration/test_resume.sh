@@ -7,20 +7,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${RS_BIN:-$here/../../build/bin}
 peers=$here/../interop/peers
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-passes=0
-fails=0
-wait_for() { # file pattern
-  for _ in $(seq 1 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-  echo "timed out waiting for '$2' in $1"; cat "$1"; exit 1
-}
+source "$here/../lib.sh"
 
 seq 1 20000 | sed 's/^/line-/' > "$work/lines"
 "$bin/rsocket" --server --resume 30 -d @"$work/lines" tcp://127.0.0.1:0 >"$work/srv.out" 2>&1 &
@@ -99,5 +86,4 @@ set -e
 if [ "$rc" -eq 3 ] && grep -Eq 'timed out|expired' "$work/expire.err"; then passes=$((passes + 1)); else
   fails=$((fails + 1)); echo "FAIL session expiry: exit $rc"; cat "$work/expire.err"; fi
 
-echo "test_resume: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish test_resume

@@ -11,24 +11,11 @@ set -euo pipefail
 transport=${1:?usage: js_interop.sh tcp|ws}
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${RS_BIN:-$here/../../build/bin}
+source "$here/../lib.sh"
 if [ ! -d "$here/node_modules/rsocket-core" ]; then
   echo "js_interop: rsocket-js is not installed; run scripts/npm-deps" >&2
   exit 1
 fi
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-passes=0
-fails=0
-check() {
-  if [ "$2" == "$3" ]; then passes=$((passes + 1)); else
-    fails=$((fails + 1)); printf 'FAIL %s\n  want: %.200q\n  got:  %.200q\n' "$1" "$2" "$3"; fi
-}
 wait_listening() { # file → sets URI
   for _ in $(seq 1 200); do grep -q '^listening on ' "$1" 2>/dev/null && break; sleep 0.05; done
   URI=$(awk '/^listening on /{print $3; exit}' "$1")

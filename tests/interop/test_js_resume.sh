@@ -9,20 +9,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${RS_BIN:-$here/../../build/bin}
 peers=$here/peers
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-passes=0
-fails=0
-wait_for() { # file pattern
-  for _ in $(seq 1 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-  echo "timed out waiting for '$2' in $1"; cat "$1"; exit 1
-}
+source "$here/../lib.sh"
 ok() { passes=$((passes + 1)); echo "ok   $1"; }
 bad() { fails=$((fails + 1)); echo "FAIL $1"; shift; for f in "$@"; do echo "--- $f"; tail -5 "$f"; done; }
 proxy_to() { # target port, cut-after → sets $pport, $proxy
@@ -72,5 +59,4 @@ for cut in 20000 120000; do
   kill "$proxy" 2>/dev/null || true
 done
 
-echo "rsocket-js resumption: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish "rsocket-js resumption"
