@@ -52,9 +52,16 @@ struct rs_ws_conn {
    * MASK_POOL/4 frames instead of one per frame) */
   uint8_t *keys;
   unsigned keys_off;
-  /* output */
+  /* output: data frames and close in `out` (in order); pings and pongs in `cq`, which go out at
+   * the next frame boundary of `out`, so a pong never waits behind queued messages.
+   * `frame_start` is where the frame holding out_off begins (out_off > frame_start: that frame
+   * is partly written and must be finished first); `last` is which queue pending() handed out. */
   uint8_t *out;
   size_t out_len, out_off, out_cap;
+  size_t frame_start;
+  uint8_t *cq;
+  size_t cq_len, cq_off, cq_cap;
+  int last; /* 1 data, 2 control */
 };
 
 rs_ws_conn *rs_ws_conn_new(const rs_ws_options *o, const rs_ws_callbacks *cb, void *user,
@@ -90,6 +97,7 @@ void rs_ws_conn_free(rs_ws_conn *c) {
   }
   c->mem->free(c->msg, c->mem->user);
   c->mem->free(c->out, c->mem->user);
+  c->mem->free(c->cq, c->mem->user);
   if (c->keys) OPENSSL_cleanse(c->keys, MASK_POOL);
   c->mem->free(c->keys, c->mem->user);
   c->mem->free(c, c->mem->user);
@@ -98,13 +106,14 @@ void rs_ws_conn_free(rs_ws_conn *c) {
 /* ---- output ---- */
 
 static int out_reserve(rs_ws_conn *c, size_t add) {
-  if (c->out_off > 0 && c->out_off == c->out_len) c->out_off = c->out_len = 0;
+  if (c->out_off > 0 && c->out_off == c->out_len) c->out_off = c->out_len = c->frame_start = 0;
   if (c->out_len + add <= c->out_cap) return 0;
-  if (c->out_off > 0 && c->out_off >= c->out_len / 2) {
-    /* Slide the unsent bytes to the front instead of growing. */
-    memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-    c->out_len -= c->out_off;
-    c->out_off = 0;
+  if (c->frame_start > 0 && c->frame_start >= c->out_len / 2) {
+    /* Slide the unsent bytes (from the start of the frame being written) to the front. */
+    memmove(c->out, c->out + c->frame_start, c->out_len - c->frame_start);
+    c->out_len -= c->frame_start;
+    c->out_off -= c->frame_start;
+    c->frame_start = 0;
     if (c->out_len + add <= c->out_cap) return 0;
   }
   size_t cap = c->out_cap ? c->out_cap * 2 : 4096;
@@ -132,22 +141,40 @@ static int next_mask_key(rs_ws_conn *c, uint8_t key[4]) {
   return 0;
 }
 
+/* Room for a ping or pong in the control queue. */
+static int cq_reserve(rs_ws_conn *c, size_t add) {
+  if (c->cq_off > 0 && c->cq_off == c->cq_len) c->cq_off = c->cq_len = 0;
+  if (c->cq_len + add <= c->cq_cap) return 0;
+  size_t cap = c->cq_cap ? c->cq_cap * 2 : 256;
+  while (cap < c->cq_len + add) cap *= 2;
+  uint8_t *nb = c->mem->realloc(c->cq, cap, c->mem->user);
+  if (!nb) return RS_ERR_NOMEM;
+  c->cq = nb;
+  c->cq_cap = cap;
+  return 0;
+}
+
 static int queue_frame_rsv(rs_ws_conn *c, int opcode, bool rsv1, const uint8_t *a, size_t alen,
                            const uint8_t *b, size_t blen) {
   size_t len = alen + blen;
   bool mask = !c->o.server;
-  if (out_reserve(c, RS_WS_MAX_HEADER + len) != 0) return RS_ERR_NOMEM;
+  bool ctl = opcode == RS_WS_OP_PING || opcode == RS_WS_OP_PONG;
+  if ((ctl ? cq_reserve(c, RS_WS_MAX_HEADER + len) : out_reserve(c, RS_WS_MAX_HEADER + len)) != 0)
+    return RS_ERR_NOMEM;
   uint8_t key[4] = {0, 0, 0, 0};
   if (mask) {
     int rc = next_mask_key(c, key);
     if (rc) return rc;
   }
-  uint8_t *p = c->out + c->out_len;
+  uint8_t *p = ctl ? c->cq + c->cq_len : c->out + c->out_len;
   size_t hl = rs_ws_frame_header_write(p, true, (uint8_t)opcode, rsv1, mask ? key : NULL, len);
   if (alen) memcpy(p + hl, a, alen);
   if (blen) memcpy(p + hl + alen, b, blen);
   if (mask) rs_ws_mask(p + hl, len, key, 0);
-  c->out_len += hl + len;
+  if (ctl)
+    c->cq_len += hl + len;
+  else
+    c->out_len += hl + len;
   return 0;
 }
 
@@ -194,24 +221,57 @@ int rs_ws_conn_close(rs_ws_conn *c, unsigned code, const char *reason, uint64_t 
   return send_close(c, code, reason, reason ? strlen(reason) : 0, now_ms);
 }
 
+/* Bytes of the frame that starts at out[off] (we wrote it, so its header is well formed). */
+static size_t out_frame_size(const rs_ws_conn *c, size_t off) {
+  rs_ws_frame_header h;
+  rs_ssize hl = rs_ws_frame_header_parse(&h, c->out + off, c->out_len - off);
+  return hl > 0 ? (size_t)hl + (size_t)h.payload_len : c->out_len - off;
+}
+
 int rs_ws_conn_pending(rs_ws_conn *c, rs_bytes *out) {
-  if (c->out_off == c->out_len) return 0;
+  bool have_ctl = c->cq_off < c->cq_len;
+  bool have_data = c->out_off < c->out_len;
+  bool data_mid = have_data && c->out_off > c->frame_start;
+  c->last = 0;
+  if (have_ctl && (c->cq_off > 0 || !data_mid)) {
+    out->ptr = c->cq + c->cq_off;
+    out->len = c->cq_len - c->cq_off;
+    c->last = 2;
+    return 1;
+  }
+  if (!have_data) return 0;
   out->ptr = c->out + c->out_off;
-  out->len = c->out_len - c->out_off;
+  /* With control frames waiting, hand out only the rest of the frame being written. */
+  out->len = have_ctl ? c->frame_start + out_frame_size(c, c->frame_start) - c->out_off
+                      : c->out_len - c->out_off;
+  c->last = 1;
   return 1;
 }
 
 void rs_ws_conn_consumed(rs_ws_conn *c, size_t n) {
+  if (c->last == 2) {
+    c->cq_off += n;
+    if (c->cq_off >= c->cq_len) c->cq_off = c->cq_len = 0;
+    return;
+  }
   c->out_off += n;
-  if (c->out_off >= c->out_len) c->out_off = c->out_len = 0;
+  if (c->out_off >= c->out_len) {
+    c->out_off = c->out_len = c->frame_start = 0;
+    return;
+  }
+  while (c->frame_start < c->out_off) {
+    size_t end = c->frame_start + out_frame_size(c, c->frame_start);
+    if (end > c->out_off) break;
+    c->frame_start = end;
+  }
 }
 
 size_t rs_ws_conn_queued(const rs_ws_conn *c) {
-  return c->out_len - c->out_off;
+  return (c->out_len - c->out_off) + (c->cq_len - c->cq_off);
 }
 
 bool rs_ws_conn_want_close(const rs_ws_conn *c) {
-  return c->state == ST_CLOSED && c->out_off == c->out_len;
+  return c->state == ST_CLOSED && c->out_off == c->out_len && c->cq_off == c->cq_len;
 }
 
 bool rs_ws_conn_closing(const rs_ws_conn *c) {

@@ -261,6 +261,64 @@ static void test_large_message_and_alloc_failures(void **state) {
   free(payload);
 }
 
+/* Output drains: everything pending() hands out, `step` bytes at a time, into `dst`. */
+static size_t drain(rs_ws_conn *c, uint8_t *dst, size_t cap, size_t step) {
+  size_t got = 0;
+  rs_bytes out;
+  while (rs_ws_conn_pending(c, &out) && out.len > 0) {
+    size_t n = out.len < step ? out.len : step;
+    assert_true(got + n <= cap);
+    memcpy(dst + got, out.ptr, n);
+    got += n;
+    rs_ws_conn_consumed(c, n);
+  }
+  return got;
+}
+
+/* A pong does not wait behind queued messages: it goes out right after the frame being written
+ * (never inside it), then the remaining messages follow in order. */
+static void test_pong_jumps_queued_messages(void **state) {
+  (void)state;
+  events e;
+  memset(&e, 0, sizeof e);
+  rs_ws_options o = {.server = true};
+  rs_ws_conn *c = rs_ws_conn_new(&o, &cbs, &e, NULL);
+  assert_non_null(c);
+  static uint8_t msg[3][3000];
+  for (int i = 0; i < 3; i++) {
+    memset(msg[i], 'a' + i, sizeof msg[i]);
+    assert_int_equal(rs_ws_conn_send(c, RS_WS_OP_BINARY, msg[i], sizeof msg[i]), 0);
+  }
+  /* 1,000 bytes of the first message are written, then a ping arrives. */
+  rs_bytes out;
+  assert_int_equal(rs_ws_conn_pending(c, &out), 1);
+  rs_ws_conn_consumed(c, 1000);
+  uint8_t ping[16];
+  size_t pl = frame(ping, true, RS_WS_OP_PING, "hi", 2);
+  assert_int_equal(rs_ws_conn_recv(c, ping, pl, 0), 0);
+  static uint8_t wire[10000];
+  size_t n = drain(c, wire, sizeof wire, 700); /* odd steps: partial writes everywhere */
+  /* rest of message 0 (4-byte header + 3000 - 1000 already written), pong, messages 1 and 2 */
+  size_t first_rest = 4 + 3000 - 1000;
+  assert_int_equal(n, first_rest + 4 + 2 * (4 + 3000));
+  assert_int_equal(wire[first_rest - 1], 'a');
+  assert_int_equal(wire[first_rest], 0x8A); /* FIN | PONG */
+  assert_int_equal(wire[first_rest + 1], 2);
+  assert_memory_equal(wire + first_rest + 2, "hi", 2);
+  assert_int_equal(wire[first_rest + 4], 0x82); /* FIN | BINARY: message 1 */
+  assert_int_equal(wire[first_rest + 4 + 4], 'b');
+  assert_int_equal(wire[n - 1], 'c');
+  assert_int_equal(rs_ws_conn_queued(c), 0);
+  /* A close stays behind the data queued before it. */
+  assert_int_equal(rs_ws_conn_send(c, RS_WS_OP_TEXT, (const uint8_t *)"last", 4), 0);
+  assert_int_equal(rs_ws_conn_close(c, 1000, NULL, 0), 0);
+  n = drain(c, wire, sizeof wire, 3);
+  assert_int_equal(n, 6 + 4);
+  assert_int_equal(wire[0], 0x81);
+  assert_int_equal(wire[6], 0x88);
+  rs_ws_conn_free(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fragmented_with_ping),
@@ -269,6 +327,7 @@ int main(void) {
       cmocka_unit_test(test_close_handshake),
       cmocka_unit_test(test_client_masks),
       cmocka_unit_test(test_large_message_and_alloc_failures),
+      cmocka_unit_test(test_pong_jumps_queued_messages),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
