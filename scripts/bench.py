@@ -415,6 +415,19 @@ def report(rows, results, codec, idle, elapsed):
     doc.append("|---|---|---|")
     doc.extend(targets)
     doc.append("")
+    doc.append("Notes:")
+    doc.append("")
+    doc.append("- Latency with 1 in flight is bounded by the machine: the loopback floor row is a "
+               "blocking 25-byte ping-pong between two threads with no event loop and no protocol. "
+               "On virtual machines most of it is the scheduler waking a sleeping thread; "
+               "`--busy-poll` (server and client) removes that wake-up at the cost of a busy core.")
+    doc.append("- The rsocket-js server's channel echo is slow whoever the client is: an rsocket-js "
+               "client with 1 element in flight saw about 640 elements/s from it and about 6,200/s "
+               "from ours, so the channel ratio describes rsocket-js's server.")
+    doc.append("- rsocket-js as the *client* is the bottleneck of its rows: both servers wait on it.")
+    doc.append("- Fire-and-forget is bounded by the servers printing (and flushing) one line per "
+               "request, as their echo contract says.")
+    doc.append("")
     doc.append("## Codec micro-benchmark")
     doc.append("")
     doc.append("`rsocket-bench --codec`: PAYLOAD frames (NEXT, stream 1) encoded into a buffer, "
