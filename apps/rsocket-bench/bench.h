@@ -69,6 +69,8 @@ typedef struct worker {
   int nconns;
   uint64_t quota; /* requests for this worker (0: duration) */
   uint64_t start_ns, measure_ns, end_ns;
+  uint64_t deadline_ns;          /* end of the measured window with -D; 0 with -n */
+  uv_timer_t progress_timer;     /* copies `completed` into `progress` for the live line */
   atomic_uint_fast64_t progress; /* completed, for the live line */
   /* results (read after join) */
   hist lat;
@@ -84,6 +86,20 @@ uint64_t bench_now_ns(void);
 int rsload_run(worker *w);
 /* Runs the WebSocket echo workload of one worker to completion. */
 int wsload_run(worker *w);
+
+/* Starts the worker's clock once its connections are up: start, measured window (after the
+ * warm-up) and, with -D, deadline_ns. Returns the milliseconds until the deadline (0 with -n). */
+uint64_t worker_start_clock(worker *w);
+/* True when a completion at `now` falls inside the measured window. */
+bool worker_measuring(const worker *w, uint64_t now);
+/* The live-line timer on the worker's loop (unreferenced: it never keeps the loop alive). */
+void worker_progress_start(worker *w);
+void worker_progress_stop(worker *w);
+
+/* Resolves host:port (first address) into `out`. 0, or -1 with a message in `err`. */
+struct sockaddr_storage;
+int bench_resolve(const char *host, int port, struct sockaddr_storage *out, char *err,
+                  size_t errlen);
 
 /* Records a failure (keeps the first message). */
 void worker_error(worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -5,7 +5,6 @@
  * (one small struct per connection) so that 10,000 connections are cheap to hold. */
 #include <arpa/inet.h>
 #include <jansson.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,17 +325,11 @@ int idle_run(const char *uri, int n, int sources, double hold_s, bool json, long
     free(S);
     return 2;
   }
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
-  char port[16];
-  snprintf(port, sizeof port, "%d", S->uri.port);
-  int gai = getaddrinfo(S->uri.host, port, &hints, &ai);
-  if (gai != 0) {
-    fprintf(stderr, "rsocket-bench: cannot resolve %s: %s\n", S->uri.host, gai_strerror(gai));
+  if (bench_resolve(S->uri.host, S->uri.port, &S->dst, err, sizeof err) != 0) {
+    fprintf(stderr, "rsocket-bench: %s\n", err);
     free(S);
     return 3;
   }
-  memcpy(&S->dst, ai->ai_addr, ai->ai_addrlen);
-  freeaddrinfo(ai);
   /* SETUP: keepalive 10 minutes, lifetime ~24 days, so idle connections stay up. */
   rs_frame f;
   rs_frame_init(&f, RS_FRAME_SETUP, 0);

@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,6 +40,49 @@ void worker_error(worker *w, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(w->first_error, sizeof w->first_error, fmt, ap);
   va_end(ap);
+}
+
+uint64_t worker_start_clock(worker *w) {
+  w->start_ns = w->measure_ns = w->end_ns = bench_now_ns();
+  if (w->cfg->requests) return 0;
+  w->measure_ns += (uint64_t)(w->cfg->warmup_s * 1e9);
+  w->deadline_ns = w->measure_ns + (uint64_t)(w->cfg->duration_s * 1e9);
+  return (w->deadline_ns - w->start_ns) / 1000000u;
+}
+
+bool worker_measuring(const worker *w, uint64_t now) {
+  return now >= w->measure_ns && (w->deadline_ns == 0 || now <= w->deadline_ns);
+}
+
+static void on_progress(uv_timer_t *t) {
+  worker *w = t->data;
+  atomic_store_explicit(&w->progress, w->completed, memory_order_relaxed);
+}
+
+void worker_progress_start(worker *w) {
+  uv_timer_init(&w->loop, &w->progress_timer);
+  w->progress_timer.data = w;
+  uv_timer_start(&w->progress_timer, on_progress, 200, 200);
+  uv_unref((uv_handle_t *)&w->progress_timer);
+}
+
+void worker_progress_stop(worker *w) {
+  uv_close((uv_handle_t *)&w->progress_timer, NULL);
+}
+
+int bench_resolve(const char *host, int port, struct sockaddr_storage *out, char *err,
+                  size_t errlen) {
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+  char p[16];
+  snprintf(p, sizeof p, "%d", port);
+  int gai = getaddrinfo(host, p, &hints, &ai);
+  if (gai != 0) {
+    snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(gai));
+    return -1;
+  }
+  memcpy(out, ai->ai_addr, ai->ai_addrlen);
+  freeaddrinfo(ai);
+  return 0;
 }
 
 const char *bench_model_name(bench_model m) {

@@ -61,17 +61,12 @@ typedef struct rsload {
   int connected; /* connections up */
   bool started, stopping;
   uint8_t *data;
-  uv_timer_t deadline, progress;
+  uv_timer_t deadline;
   bool timers_closed;
-  uint64_t deadline_ns; /* end of the measured window in duration mode */
 } rsload;
 
 static rsload *load_of(bconn *bc) {
   return bc->w->loop.data;
-}
-
-static bool measuring(rsload *L, uint64_t now) {
-  return now >= L->w->measure_ns && (L->deadline_ns == 0 || now <= L->deadline_ns);
 }
 
 static bool can_issue(bconn *bc) {
@@ -82,7 +77,7 @@ static void complete_one(bconn *bc, uint64_t sent_at, uint64_t now, size_t bytes
   rsload *L = load_of(bc);
   worker *w = bc->w;
   bc->finished++;
-  if (!measuring(L, now)) return;
+  if (!worker_measuring(L->w, now)) return;
   w->completed++;
   w->bytes_in += bytes_in;
   if (sent_at) hist_record(&w->lat, now - sent_at);
@@ -110,7 +105,7 @@ static void rr_kick(bconn *bc) {
     }
     bc->issued++;
     bc->inflight++;
-    if (measuring(L, now)) bc->w->bytes_out += L->w->cfg->size;
+    if (worker_measuring(L->w, now)) bc->w->bytes_out += L->w->cfg->size;
   }
   maybe_finish(bc);
 }
@@ -135,7 +130,7 @@ static void fnf_kick(bconn *bc) {
     bc->issued++;
     uint64_t now = bench_now_ns();
     complete_one(bc, 0, now, 0);
-    if (measuring(L, now)) bc->w->bytes_out += L->w->cfg->size;
+    if (worker_measuring(L->w, now)) bc->w->bytes_out += L->w->cfg->size;
   }
   rs_runtime_wake(bc->conn);
   if (can_issue(bc)) {
@@ -244,7 +239,7 @@ static void chan_kick(bconn *bc) {
     bc->issued++;
     bc->inflight++;
     bc->ring[bc->ring_tail++ & bc->ring_mask] = now;
-    if (measuring(L, now)) bc->w->bytes_out += L->w->cfg->size;
+    if (worker_measuring(L->w, now)) bc->w->bytes_out += L->w->cfg->size;
     return;
   }
   while (bc->inflight < L->w->cfg->in_flight && bc->chan_credit > 0 && can_issue(bc)) {
@@ -258,7 +253,7 @@ static void chan_kick(bconn *bc) {
     bc->issued++;
     bc->inflight++;
     bc->ring[bc->ring_tail++ & bc->ring_mask] = now;
-    if (measuring(L, now)) bc->w->bytes_out += L->w->cfg->size;
+    if (worker_measuring(L->w, now)) bc->w->bytes_out += L->w->cfg->size;
   }
   if (!can_issue(bc) && bc->inflight == 0 && !bc->chan_completed) {
     bc->chan_completed = true;
@@ -398,7 +393,7 @@ static void close_timers(rsload *L) {
   if (L->timers_closed) return;
   L->timers_closed = true;
   uv_close((uv_handle_t *)&L->deadline, NULL);
-  uv_close((uv_handle_t *)&L->progress, NULL);
+  worker_progress_stop(L->w);
 }
 
 static void on_deadline(uv_timer_t *t);
@@ -407,33 +402,21 @@ static void start_load(rsload *L) {
   worker *w = L->w;
   const bench_cfg *cfg = w->cfg;
   L->started = true;
-  w->start_ns = bench_now_ns();
-  w->measure_ns = w->start_ns;
-  w->end_ns = w->start_ns;
-  if (cfg->requests == 0) {
-    uint64_t warm = (uint64_t)(cfg->warmup_s * 1e9);
-    w->measure_ns = w->start_ns + warm;
-    L->deadline_ns = w->measure_ns + (uint64_t)(cfg->duration_s * 1e9);
-    uv_timer_start(&L->deadline, on_deadline, (L->deadline_ns - w->start_ns) / 1000000u, 0);
-  }
+  uint64_t ms = worker_start_clock(w);
+  if (cfg->requests == 0) uv_timer_start(&L->deadline, on_deadline, ms, 0);
   for (int i = 0; i < w->nconns; i++) kick(&L->conns[i]);
 }
 
 static void on_deadline(uv_timer_t *t) {
   rsload *L = t->data;
   L->stopping = true;
-  L->w->end_ns = L->deadline_ns;
+  L->w->end_ns = L->w->deadline_ns;
   for (int i = 0; i < L->w->nconns; i++) {
     bconn *bc = &L->conns[i];
     if (!bc->connected || bc->done) continue;
     if (bc->w->cfg->model == MODEL_STREAM) stream_stop_all(bc);
     kick(bc);
   }
-}
-
-static void on_progress(uv_timer_t *t) {
-  rsload *L = t->data;
-  atomic_store_explicit(&L->w->progress, L->w->completed, memory_order_relaxed);
 }
 
 static void on_event(rs_client *c, rs_client_event ev, const char *msg, void *user) {
@@ -490,10 +473,8 @@ int rsload_run(worker *w) {
   }
   memset(L.data, 'x', cfg->size);
   uv_timer_init(&w->loop, &L.deadline);
-  uv_timer_init(&w->loop, &L.progress);
-  L.deadline.data = L.progress.data = &L;
-  uv_timer_start(&L.progress, on_progress, 200, 200);
-  uv_unref((uv_handle_t *)&L.progress);
+  L.deadline.data = &L;
+  worker_progress_start(w);
 
   unsigned ring = 1;
   while (ring < (unsigned)cfg->in_flight + 1) ring <<= 1;

@@ -1,7 +1,6 @@
 /* Plain WebSocket echo workload of rsocket-bench (--model ws): each connection keeps -m binary
  * messages of --size bytes in flight against an echo server and times each round trip. Uses our
  * own WebSocket layer (rsocket/ws.h) on libuv, so the same client measures any echo server. */
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +40,7 @@ struct wsload {
   uint8_t rbuf[READ_BUF];
   int live, upgraded;
   bool started, stopping;
-  uint64_t deadline_ns;
-  uv_timer_t deadline, progress;
+  uv_timer_t deadline;
 };
 
 static uint64_t now_ms(void) {
@@ -90,10 +88,6 @@ static void flush(wconn *c) {
   if (rs_ws_conn_want_close(c->ws)) wc_close(c);
 }
 
-static bool measuring(wsload *L, uint64_t now) {
-  return now >= L->w->measure_ns && (L->deadline_ns == 0 || now <= L->deadline_ns);
-}
-
 static void kick(wconn *c) {
   wsload *L = c->L;
   worker *w = L->w;
@@ -109,7 +103,7 @@ static void kick(wconn *c) {
     c->ring[c->tail++ & c->mask] = now;
     c->issued++;
     c->inflight++;
-    if (measuring(L, now)) w->bytes_out += w->cfg->size;
+    if (worker_measuring(L->w, now)) w->bytes_out += w->cfg->size;
   }
   if (c->inflight == 0 && (L->stopping || c->issued >= c->quota)) {
     c->done = true;
@@ -133,7 +127,7 @@ static void on_message(rs_ws_conn *ws, int opcode, const uint8_t *data, size_t l
   uint64_t sent = c->ring[c->head++ & c->mask];
   c->inflight--;
   c->finished++;
-  if (measuring(L, now)) {
+  if (worker_measuring(L->w, now)) {
     w->completed++;
     w->bytes_in += len;
     hist_record(&w->lat, now - sent);
@@ -155,7 +149,7 @@ static void on_tcp_closed(uv_handle_t *h) {
   wsload *L = c->L;
   if (--L->live == 0) {
     uv_close((uv_handle_t *)&L->deadline, NULL);
-    uv_close((uv_handle_t *)&L->progress, NULL);
+    worker_progress_stop(L->w);
   }
 }
 
@@ -170,24 +164,15 @@ static void wc_close(wconn *c) {
 static void on_deadline(uv_timer_t *t) {
   wsload *L = t->data;
   L->stopping = true;
-  L->w->end_ns = L->deadline_ns;
+  L->w->end_ns = L->w->deadline_ns;
   for (int i = 0; i < L->w->nconns; i++) kick(&L->conns[i]);
-}
-
-static void on_progress(uv_timer_t *t) {
-  wsload *L = t->data;
-  atomic_store_explicit(&L->w->progress, L->w->completed, memory_order_relaxed);
 }
 
 static void start_load(wsload *L) {
   worker *w = L->w;
   L->started = true;
-  w->start_ns = w->measure_ns = w->end_ns = bench_now_ns();
-  if (w->cfg->requests == 0) {
-    w->measure_ns += (uint64_t)(w->cfg->warmup_s * 1e9);
-    L->deadline_ns = w->measure_ns + (uint64_t)(w->cfg->duration_s * 1e9);
-    uv_timer_start(&L->deadline, on_deadline, (L->deadline_ns - w->start_ns) / 1000000u, 0);
-  }
+  uint64_t ms = worker_start_clock(w);
+  if (w->cfg->requests == 0) uv_timer_start(&L->deadline, on_deadline, ms, 0);
   for (int i = 0; i < w->nconns; i++) kick(&L->conns[i]);
 }
 
@@ -286,12 +271,9 @@ int wsload_run(worker *w) {
     free(L);
     return -1;
   }
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
-  char port[16];
-  snprintf(port, sizeof port, "%d", L->uri.port);
-  int gai = getaddrinfo(L->uri.host, port, &hints, &ai);
-  if (gai != 0) {
-    worker_error(w, "cannot resolve %s: %s", L->uri.host, gai_strerror(gai));
+  struct sockaddr_storage dst;
+  if (bench_resolve(L->uri.host, L->uri.port, &dst, err, sizeof err) != 0) {
+    worker_error(w, "%s", err);
     w->conn_failures = w->nconns;
     free(L);
     return -1;
@@ -302,7 +284,6 @@ int wsload_run(worker *w) {
   while (ring < (unsigned)w->cfg->in_flight + 1) ring <<= 1;
   if (!L->data || !L->conns) {
     worker_error(w, "out of memory");
-    freeaddrinfo(ai);
     free(L->data);
     free(L->conns);
     free(L);
@@ -310,10 +291,8 @@ int wsload_run(worker *w) {
   }
   memset(L->data, 'x', w->cfg->size);
   uv_timer_init(&w->loop, &L->deadline);
-  uv_timer_init(&w->loop, &L->progress);
-  L->deadline.data = L->progress.data = L;
-  uv_timer_start(&L->progress, on_progress, 200, 200);
-  uv_unref((uv_handle_t *)&L->progress);
+  L->deadline.data = L;
+  worker_progress_start(w);
   for (int i = 0; i < w->nconns; i++) {
     wconn *c = &L->conns[i];
     c->L = L;
@@ -327,14 +306,13 @@ int wsload_run(worker *w) {
     c->tcp.data = c;
     c->creq.data = c;
     L->live++;
-    if (!c->ring || uv_tcp_connect(&c->creq, &c->tcp, ai->ai_addr, on_connect) != 0) {
+    if (!c->ring || uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&dst, on_connect) != 0) {
       worker_error(w, "cannot start connecting");
       w->conn_failures++;
       c->done = true;
       wc_close(c);
     }
   }
-  freeaddrinfo(ai);
   if (w->cfg->busy_poll)
     rs_runtime_run_busy(&w->loop);
   else
