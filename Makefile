@@ -1,63 +1,89 @@
-# rsocket-c top-level entry points. Every target installs what it needs (scripts/deps).
-#   make         release build into build/ (executables in build/bin/)
-#   make test    every test, then unit and integration tests again under ASan+UBSan, then a short
-#                run of every fuzzer
-#   make demo    the main job: see README.md
-#   make bench   benchmarks (release build)
-#   make fuzz    long fuzz run (FUZZ_SECONDS per target, default 300)
+# rsocket-c top-level entry points. Every target installs the Debian packages it needs
+# (scripts/deps TARGET says which) and configures CMake only with what it needs.
+#   make           release build into build/ (programs in build/bin/, libraries in build/lib/)
+#   make demo      the main job: see README.md (needs only the build packages)
+#   make test      every test (unit, integration, interop), then unit and integration tests again
+#                  under ASan+UBSan, then a short run of every fuzzer
+#   make install   PREFIX=/usr/local (default) and DESTDIR: headers, librsocket.so/.a, librsocket.pc,
+#                  the CMake package, the programs and their man pages
+#   make bench     benchmarks side by side with rsocket-js and node ws (docs/BENCHMARKS.md)
+#   make fuzz      long fuzz run (FUZZ_SECONDS per target, default 300)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 FUZZ_SECONDS ?= 300
 FUZZ_SMOKE_SECONDS ?= 10
+PREFIX ?= /usr/local
 CMAKE_FLAGS ?=
+MAKEFLAGS += --no-print-directory
 
-.PHONY: all build deps test test-release test-asan test-fuzz demo bench fuzz format format-check npm-deps clean
+# $(call configure,DIR,FLAGS): quiet when it works; on failure, CMake's error (which names the
+# missing package and the Debian package to install) and where the whole log is.
+define configure
+	@mkdir -p $(1)
+	@cmake -S . -B $(1) $(2) >$(1)/configure.log 2>&1 || { \
+	  sed -n '/CMake Error/,$$p' $(1)/configure.log >&2; \
+	  echo "make: configuring $(1) failed (full log: $(1)/configure.log)" >&2; exit 1; }
+endef
+
+.PHONY: all build configure test test-release test-asan test-fuzz build-fuzz demo bench fuzz install \
+	format format-check npm-deps clean
 
 all: build
 
-deps:
+build:
 	@scripts/deps build
-
-build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	$(call configure,$(BUILD),-DCMAKE_BUILD_TYPE=Release -DRS_TESTS=OFF $(CMAKE_FLAGS))
 	@cmake --build $(BUILD) -j $(JOBS)
+
+install:
+	@scripts/deps build
+	$(call configure,$(BUILD),-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS))
+	@cmake --build $(BUILD) -j $(JOBS)
+	@DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 
 npm-deps:
 	@scripts/npm-deps
 
 test:
-	@scripts/deps all
-	@$(MAKE) --no-print-directory npm-deps
-	@$(MAKE) --no-print-directory format-check
-	@$(MAKE) --no-print-directory test-release
-	@$(MAKE) --no-print-directory test-asan
-	@$(MAKE) --no-print-directory test-fuzz
+	@scripts/deps test
+	@$(MAKE) npm-deps
+	@$(MAKE) format-check
+	@$(MAKE) test-release
+	@$(MAKE) test-asan
+	@$(MAKE) test-fuzz
 	@echo "make test: all suites passed"
 
-test-release: build
+test-release:
+	$(call configure,$(BUILD),-DCMAKE_BUILD_TYPE=Release -DRS_TESTS=ON $(CMAKE_FLAGS))
+	@cmake --build $(BUILD) -j $(JOBS)
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 test-asan:
-	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DRS_SANITIZE=ON >/dev/null
+	$(call configure,build-asan,-DCMAKE_BUILD_TYPE=Debug -DRS_SANITIZE=ON -DRS_TESTS=ON)
 	@cmake --build build-asan -j $(JOBS)
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --output-on-failure -j $(JOBS) -L 'unit|integration'
 
-.PHONY: build-fuzz
 build-fuzz:
-	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRS_FUZZ=ON -DRS_TESTS=OFF >/dev/null
+	$(call configure,build-fuzz,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DRS_FUZZ=ON -DRS_TESTS=OFF -DCMAKE_C_COMPILER=clang)
 	@cmake --build build-fuzz -j $(JOBS)
 
 test-fuzz: build-fuzz
 	@scripts/run-fuzz build-fuzz $(FUZZ_SMOKE_SECONDS)
 
-fuzz: deps build-fuzz
+fuzz:
+	@scripts/deps fuzz
+	@$(MAKE) build-fuzz
 	@scripts/run-fuzz build-fuzz $(FUZZ_SECONDS)
 
-demo: build
+demo:
+	@scripts/deps demo
+	@$(MAKE) build
 	@scripts/demo
 
-bench: build
+bench:
+	@scripts/deps bench
+	@$(MAKE) build
 	@scripts/bench
 
 format:
