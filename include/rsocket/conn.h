@@ -248,6 +248,15 @@ typedef struct rs_conn_callbacks {
    * looked alive. Close that old transport and stop feeding it to this connection; output handed
    * out by rs_conn_pending_output is dropped when this returns. */
   void (*on_detached)(rs_conn *conn, void *user);
+
+  /* For the event loop driving the connection (hiredis' addWrite): output appeared in an empty
+   * queue, or the next deadline moved earlier (a stream ended or the connection closed), through
+   * an API call made outside rs_conn_recv*() and rs_conn_handle_expiry() (after those, the driver
+   * flushes and re-reads the deadline anyway). Called from inside the API call that caused it,
+   * also from inside other callbacks; it must not call into the engine (read-only calls such as
+   * rs_conn_next_deadline aside): schedule a flush. Idempotent scheduling is expected: it may be
+   * called again before the flush happens. The runtime sets it; rs_runtime users need nothing. */
+  void (*on_wake)(rs_conn *conn, void *user);
 } rs_conn_callbacks;
 
 /* An output buffer: same layout as struct iovec and libuv's uv_buf_t on Unix. */
@@ -453,7 +462,8 @@ RS_EXPORT int rs_conn_send_lease(rs_conn *conn, uint32_t ttl_ms, uint32_t reques
 
 /*
  * How available this connection is for new requests, in [0, 1], for load balancers: 0 when not
- * established (setup pending, resuming, detached), draining or closed; without lease 1;
+ * established (setup pending, resuming, detached; a client whose SETUP no transport has written
+ * yet, i.e. rs_conn_consumed has not covered it), draining or closed; without lease 1;
  * with lease remaining/granted requests of the current lease, 0 once it expired at `now_ms`.
  */
 RS_EXPORT double rs_conn_availability(const rs_conn *conn, uint64_t now_ms);

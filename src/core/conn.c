@@ -115,9 +115,11 @@ static bool gated(const rs_conn *c) {
 }
 
 int rs__send_raw(rs_conn *c, const uint8_t *frame, size_t len) {
+  bool was_empty = c->out.pending == 0;
   uint8_t *p = rs__outq_reserve(&c->out, len);
   if (!p) return rs__fatal(c, RS_ERR_NOMEM);
   memcpy(p, frame, len);
+  if (was_empty) rs__wake(c);
   return 0;
 }
 
@@ -125,9 +127,11 @@ int rs__send_direct(rs_conn *c, const rs_frame *f) {
   if (c->fatal) return c->fatal;
   rs_ssize n = rs_frame_encoded_size(f);
   if (n < 0) return (int)n;
+  bool was_empty = c->out.pending == 0;
   uint8_t *p = rs__outq_reserve(&c->out, (size_t)n);
   if (!p) return rs__fatal(c, RS_ERR_NOMEM);
   if (rs_frame_encode(f, p, (size_t)n) != n) return rs__fatal(c, RS_ERR_INTERNAL);
+  if (was_empty) rs__wake(c);
   return 0;
 }
 
@@ -148,6 +152,7 @@ int rs__send_frame(rs_conn *c, const rs_frame *f) {
     if (rc == RS_ERR_INTERNAL) return rs__fatal(c, rc);
     return rc;
   }
+  bool was_empty = c->out.pending == 0;
   uint8_t *p = rs__outq_reserve(&c->out, (size_t)n);
   if (!p) return rs__fatal(c, RS_ERR_NOMEM);
   rs_ssize w = rs_frame_encode(f, p, (size_t)n);
@@ -155,6 +160,7 @@ int rs__send_frame(rs_conn *c, const rs_frame *f) {
     /* rs_frame_encoded_size accepted it, so this cannot happen; the queue now holds garbage. */
     return rs__fatal(c, RS_ERR_INTERNAL);
   }
+  if (was_empty) rs__wake(c);
   if (resumable) return rs__retain_frame(c, p, (size_t)n);
   return 0;
 }
@@ -202,6 +208,7 @@ void rs__stream_end(rs_conn *c, rs_stream *s) {
       c->closed_head = s;
     }
     c->closed_tail = s;
+    rs__wake(c); /* on_stream_closed is owed: the deadline is now */
   }
   if (c->state == RS_CONN_STATE_DRAINING) rs__check_drained(c);
 }
@@ -271,6 +278,7 @@ void rs__close(rs_conn *c, int err, uint32_t code, const uint8_t *msg, size_t ms
   c->close_info.message.len = msg_len;
   c->close_info.remote = remote;
   c->close_pending = true;
+  rs__wake(c); /* on_close is owed: the deadline is now */
 }
 
 void rs__conn_error(rs_conn *c, int err, uint32_t code, const char *msg) {
@@ -365,12 +373,14 @@ int rs_conn_new(rs_conn **out, const rs_conn_settings *settings, const rs_conn_c
       rs_conn_free(c);
       return rc;
     }
+    c->setup_end = c->out.total_in;
     rs__keepalive_start(c);
   } else {
     c->next_stream_id = 2;
     c->state = RS_CONN_STATE_SETUP;
     c->setup_deadline = s.setup_timeout_ms ? now_ms + s.setup_timeout_ms : RS_NO_DEADLINE;
   }
+  c->wake_ready = true;
   *out = c;
   return 0;
 }

@@ -46,6 +46,7 @@ struct rs_conn {
   int fatal;        /* sticky fatal error (RS_ERR_NOMEM) */
   int in_callback;  /* >0 while an application callback runs */
   bool in_dispatch; /* inside rs_conn_recv* / rs_conn_handle_expiry */
+  bool wake_ready;  /* rs_conn_new has returned: on_wake may be called */
 
   rs_frame_reader reader;
   rs_outq out;
@@ -58,6 +59,8 @@ struct rs_conn {
   uint32_t keepalive_ms, lifetime_ms;
   bool lease_on, resume_on;
   bool setup_confirmed; /* client: the server showed it accepted our SETUP */
+  uint64_t setup_end;   /* client: out.total_in right after SETUP: written once total_out gets
+                           there (until then no transport has carried it: availability 0) */
 
   /* Setup handling (server). */
   bool in_on_setup;
@@ -107,6 +110,12 @@ int rs__send_raw(rs_conn *c, const uint8_t *frame, size_t len);
 int rs__send_control(rs_conn *c, const rs_frame *f);
 /* Sends ERROR on `stream_id` (0: connection). */
 int rs__send_error(rs_conn *c, uint32_t stream_id, uint32_t code, const char *msg, bool reactive);
+
+/* Tells the driver (on_wake) that output or an earlier deadline appeared, unless it will look by
+ * itself (inside a dispatch) or the connection is still being made. */
+static inline void rs__wake(rs_conn *c) {
+  if (c->wake_ready && !c->in_dispatch && c->cb.on_wake) c->cb.on_wake(c, c->user);
+}
 
 /* Records an allocation failure: the connection becomes unusable. Returns RS_ERR_NOMEM. */
 int rs__fatal(rs_conn *c, int err);

@@ -78,6 +78,9 @@ int rs_conn_send_lease(rs_conn *c, uint32_t ttl_ms, uint32_t requests, const rs_
 
 double rs_conn_availability(const rs_conn *c, uint64_t now_ms) {
   if (!c || c->fatal || c->state != RS_CONN_STATE_ESTABLISHED) return 0.0;
+  /* A client is established as soon as SETUP is queued, but it is available only once a
+   * transport has taken it (a pool must not pick a backend it has never reached). */
+  if (c->s.role == RS_CONN_CLIENT && c->out.total_out < c->setup_end) return 0.0;
   if (!c->lease_on) return 1.0;
   const rs_lease_state *l = &c->peer_lease;
   if (!l->valid || l->granted == 0 || now_ms >= l->expiry) return 0.0;

@@ -21,7 +21,10 @@
 struct rs_io_loop {
   uv_loop_t *uv;
   uv_prepare_t prepare;
+  uv_idle_t idle; /* active while `again` is not empty: the next poll does not block */
+  int closing_handles;
   rs_io_conn *dirty; /* doubly linked list of conns to flush */
+  rs_io_conn *again; /* conns whose flush used its budget: flushed again next iteration */
   uint8_t rbuf[READ_BUF_SIZE];
   uint8_t pbuf[READ_BUF_SIZE]; /* decrypted bytes */
   bool rbuf_busy;
@@ -38,8 +41,9 @@ struct rs_io_conn {
   rs_tls *tls;
   const rs_io_session_ops *ops;
   void *session;
-  rs_io_conn *dnext, *dprev;
+  rs_io_conn *dnext, *dprev; /* on the loop's `dirty` or `again` list */
   bool dirty;
+  bool again;
   bool writing;     /* an async write is in flight */
   size_t inflight;  /* plaintext bytes of that write (plain mode) */
   uint8_t *tls_out; /* ciphertext being written (TLS mode) */
@@ -55,6 +59,7 @@ struct rs_io_conn {
 };
 
 static void conn_flush(rs_io_conn *c);
+static void on_idle(uv_idle_t *h);
 static void conn_do_close(rs_io_conn *c, int err, const char *reason);
 
 /* How long a lingering close drains input before closing anyway. */
@@ -64,7 +69,9 @@ static void conn_do_close(rs_io_conn *c, int err, const char *reason);
 
 static void on_prepare(uv_prepare_t *p) {
   rs_io_loop *l = p->data;
-  /* Flushing may wake other conns (or this one again); drain until the list is empty. */
+  /* Flushing may wake other conns (or this one again); drain until the list is empty. A conn
+   * that used its write budget goes on `again` instead, so this loop ends and other sockets get
+   * their turn; the idle handle keeps the coming poll from blocking. */
   while (l->dirty) {
     rs_io_conn *c = l->dirty;
     l->dirty = c->dnext;
@@ -72,6 +79,21 @@ static void on_prepare(uv_prepare_t *p) {
     c->dnext = c->dprev = NULL;
     c->dirty = false;
     if (!c->closing) conn_flush(c);
+  }
+  if (l->again) uv_idle_start(&l->idle, on_idle);
+}
+
+/* Runs after the poll that followed a budget-limited flush: those conns continue. */
+static void on_idle(uv_idle_t *h) {
+  rs_io_loop *l = h->data;
+  uv_idle_stop(&l->idle);
+  while (l->again) {
+    rs_io_conn *c = l->again;
+    l->again = c->dnext;
+    if (l->again) l->again->dprev = NULL;
+    c->dnext = c->dprev = NULL;
+    c->again = false;
+    rs_io_conn_wake(c);
   }
 }
 
@@ -83,18 +105,24 @@ rs_io_loop *rs_io_loop_new(uv_loop_t *uv) {
   l->prepare.data = l;
   uv_prepare_start(&l->prepare, on_prepare);
   uv_unref((uv_handle_t *)&l->prepare); /* the prepare alone does not keep the loop alive */
+  uv_idle_init(uv, &l->idle);
+  l->idle.data = l;
+  uv_unref((uv_handle_t *)&l->idle);
   return l;
 }
 
 static void free_after_close(uv_handle_t *h) {
-  free(h->data);
+  rs_io_loop *l = h->data;
+  if (--l->closing_handles == 0) free(l);
 }
 
 void rs_io_loop_free(rs_io_loop *l) {
   if (!l) return;
   uv_prepare_stop(&l->prepare);
-  l->prepare.data = l;
+  uv_idle_stop(&l->idle);
+  l->closing_handles = 2;
   uv_close((uv_handle_t *)&l->prepare, free_after_close);
+  uv_close((uv_handle_t *)&l->idle, free_after_close);
 }
 
 uv_loop_t *rs_io_loop_uv(rs_io_loop *l) {
@@ -133,17 +161,30 @@ void rs_io_loop_put(rs_io_loop *l) {
 /* ---- connection ---- */
 
 static void dirty_unlink(rs_io_conn *c) {
-  if (!c->dirty) return;
+  if (!c->dirty && !c->again) return;
   if (c->dprev)
     c->dprev->dnext = c->dnext;
-  else
+  else if (c->dirty)
     c->loop->dirty = c->dnext;
+  else
+    c->loop->again = c->dnext;
   if (c->dnext) c->dnext->dprev = c->dprev;
   c->dnext = c->dprev = NULL;
-  c->dirty = false;
+  c->dirty = c->again = false;
+}
+
+/* The flush stopped at its budget with more to write: continue on the next loop iteration. */
+static void conn_again(rs_io_conn *c) {
+  if (c->dirty || c->again || c->closing || c->lingering) return;
+  c->again = true;
+  c->dprev = NULL;
+  c->dnext = c->loop->again;
+  if (c->dnext) c->dnext->dprev = c;
+  c->loop->again = c;
 }
 
 void rs_io_conn_wake(rs_io_conn *c) {
+  if (c->again) dirty_unlink(c); /* flush now rather than after the next poll */
   if (c->dirty || c->closing || c->lingering) return;
   c->dirty = true;
   c->dprev = NULL;
@@ -400,9 +441,11 @@ static void flush_plain(rs_io_conn *c) {
     }
     return;
   }
-  /* Still more after FLUSH_ROUNDS: come back next iteration so other conns get a turn. The
-   * idle-free way: a zero-delay write of nothing is not possible, so re-arm via the timer. */
-  uv_timer_start(&c->timer, on_timer, 0, 0);
+  /* Still more after FLUSH_ROUNDS: continue on the next iteration so other conns get a turn.
+   * (This used to re-arm the conn's timer at 0 ms, which arm_timer then overwrote with the
+   * engine's deadline: a WebSocket conn with over 8 x 64 frames queued stalled until the next
+   * input or keepalive.) */
+  conn_again(c);
 }
 
 /* TLS: encrypt pending plaintext, then write the ciphertext buffer. */
@@ -448,7 +491,7 @@ static void flush_tls(rs_io_conn *c) {
   }
   if ((size_t)w == c->tls_out_len) {
     c->tls_out_len = 0;
-    if (budget == 0) rs_io_conn_wake(c); /* more plaintext may wait: next round */
+    if (budget == 0) conn_again(c); /* more plaintext may wait: next iteration */
     return;
   }
   b.base += w;

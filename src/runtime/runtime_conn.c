@@ -137,6 +137,18 @@ static void fw_detached(rs_conn *conn, void *user) {
   drop_transport(user); /* a RESUME on a new transport took this session over */
 }
 
+/* The engine has output or an earlier deadline from a call made outside its own callbacks: flush
+ * before the loop sleeps (rs_io_conn_wake is idempotent), or, with no transport, re-arm the timer
+ * that drives a detached engine. */
+static void fw_wake(rs_conn *conn, void *user) {
+  (void)conn;
+  rt_conn *rc = user;
+  if (rc->io)
+    rs_io_conn_wake(rc->io);
+  else
+    rt_conn_arm_detached_timer(rc);
+}
+
 const rs_conn_callbacks rt_forward_callbacks = {
     sizeof(rs_conn_callbacks),
     fw_setup,
@@ -150,6 +162,7 @@ const rs_conn_callbacks rt_forward_callbacks = {
     fw_metadata_push,
     fw_lease,
     fw_detached,
+    fw_wake,
 };
 
 /* ---- engine as an io session (length-prefixed framing) ---- */

@@ -60,6 +60,7 @@ typedef struct h_peer {
   /* Optional hook run at the end of every callback (tests that act inside callbacks). */
   void (*hook)(struct h_peer *p, const h_event *e);
   void *hook_data;
+  unsigned wakes; /* on_wake calls */
 } h_peer;
 
 typedef struct h_pair {
@@ -239,6 +240,12 @@ static inline void h_on_detached(rs_conn *c, void *user) {
   h_push(user, EV_DETACHED, 0);
 }
 
+/* on_wake only counts: the harness moves output after every step anyway. */
+static inline void h_on_wake(rs_conn *c, void *user) {
+  (void)c;
+  ((h_peer *)user)->wakes++;
+}
+
 static const rs_conn_callbacks h_callbacks = {
     sizeof(rs_conn_callbacks),
     h_on_setup,
@@ -252,6 +259,7 @@ static const rs_conn_callbacks h_callbacks = {
     h_on_metadata_push,
     h_on_lease,
     h_on_detached,
+    h_on_wake,
 };
 
 static inline void h_clear_events(h_peer *p) {

@@ -13,6 +13,26 @@ static void lease_pair(h_pair *h, uint32_t n, uint32_t ttl) {
   h_start(h);
 }
 
+/* Regression: a client engine whose transport never connected answered 1.0, so a least-loaded
+ * pool would pick a backend it had never reached. */
+static void test_availability_zero_before_setup_written(void **state) {
+  (void)state;
+  h_pair h;
+  h_init(&h);
+  h_start(&h);
+  assert_int_equal(rs_conn_get_state(h.cli.conn), RS_CONN_STATE_ESTABLISHED);
+  assert_true(rs_conn_availability(h.cli.conn, h.now) == 0.0);
+  /* Part of SETUP written is not enough. */
+  assert_int_equal(rs_conn_consumed(h.cli.conn, 3), 0);
+  assert_true(rs_conn_availability(h.cli.conn, h.now) == 0.0);
+  rs_iov iov[4];
+  int n = rs_conn_pending_output(h.cli.conn, iov, 4);
+  assert_true(n >= 1);
+  assert_int_equal(rs_conn_consumed(h.cli.conn, rs_conn_pending_bytes(h.cli.conn)), 0);
+  assert_true(rs_conn_availability(h.cli.conn, h.now) == 1.0);
+  h_free(&h);
+}
+
 static void test_lease_grant_and_honour(void **state) {
   (void)state;
   h_pair h;
@@ -199,6 +219,7 @@ static void test_lease_api_states(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_availability_zero_before_setup_written),
       cmocka_unit_test(test_lease_grant_and_honour),
       cmocka_unit_test(test_lease_expiry_and_renewal),
       cmocka_unit_test(test_lease_enforced_by_responder),

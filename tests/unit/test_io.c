@@ -18,6 +18,7 @@ typedef struct chunk {
 typedef struct sess {
   chunk *head, *tail;
   bool is_client;
+  bool sink;     /* server: ignore input (it only sends what was queued before) */
   size_t expect; /* client: bytes to get back */
   size_t received;
   bool done, closed;
@@ -56,7 +57,7 @@ static int s_recv(void *p, const uint8_t *buf, size_t len, uint64_t now) {
   (void)now;
   sess *s = p;
   if (!s->is_client) {
-    out_append(s, buf, len);
+    if (!s->sink) out_append(s, buf, len);
     return 0;
   }
   for (size_t i = 0; i < len; i++) {
@@ -206,6 +207,61 @@ static void run_echo(bool tls, size_t total) {
   free(key);
 }
 
+static void on_guard(uv_timer_t *t) {
+  uv_stop(t->loop); /* the test has hung: stop so its assertions report it */
+}
+
+/*
+ * Regression (the WebSocket flush stall): a connection with many small chunks queued and no more
+ * input must drain them all. A flush writes at most 8 x 64 iovecs per loop iteration; the rest
+ * was continued by a 0 ms timer that arm_timer then overwrote with the session's deadline (none
+ * here), so everything past the first 512 chunks waited for an event that never came.
+ */
+static void test_flush_stall_many_small_chunks_drain_without_events(void **state) {
+  (void)state;
+  world w;
+  memset(&w, 0, sizeof w);
+  assert_int_equal(uv_loop_init(&w.loop), 0);
+  w.io = rs_io_loop_new(&w.loop);
+  char err[128];
+  assert_int_equal(
+      rs_io_listen(&w.loop, "127.0.0.1", 0, false, 16, &w.listener, on_conn, err, sizeof err), 0);
+  w.listener.data = &w;
+  int port = rs_io_bound_port(&w.listener);
+  const size_t chunks = 3000, each = 7, total = chunks * each;
+  w.server.sink = true;
+  for (size_t i = 0; i < chunks; i++) {
+    uint8_t b[7];
+    for (size_t j = 0; j < each; j++) b[j] = pattern(i * each + j);
+    out_append(&w.server, b, each);
+  }
+  w.client.is_client = true;
+  w.client.expect = total;
+  w.ctcp = malloc(sizeof *w.ctcp);
+  uv_tcp_init(&w.loop, w.ctcp);
+  struct sockaddr_in addr;
+  uv_ip4_addr("127.0.0.1", port, &addr);
+  w.creq.data = &w;
+  assert_int_equal(uv_tcp_connect(&w.creq, w.ctcp, (struct sockaddr *)&addr, on_connected), 0);
+  uv_timer_t guard;
+  uv_timer_init(&w.loop, &guard);
+  uv_timer_start(&guard, on_guard, 20000, 0);
+  uv_unref((uv_handle_t *)&guard);
+
+  uv_run(&w.loop, UV_RUN_DEFAULT);
+  assert_int_equal(w.client.received, total);
+  assert_true(w.client.done);
+  assert_true(w.client.closed);
+  assert_true(w.server.closed);
+
+  uv_close((uv_handle_t *)&guard, NULL);
+  rs_io_loop_free(w.io);
+  uv_run(&w.loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&w.loop), 0);
+  out_free(&w.client);
+  out_free(&w.server);
+}
+
 static void test_plain_small(void **state) {
   (void)state;
   run_echo(false, 100);
@@ -265,9 +321,13 @@ static void test_reuseport_allows_two_listeners(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_plain_small),   cmocka_unit_test(test_plain_large),
-      cmocka_unit_test(test_tls_small),     cmocka_unit_test(test_tls_large),
-      cmocka_unit_test(test_listen_errors), cmocka_unit_test(test_reuseport_allows_two_listeners),
+      cmocka_unit_test(test_plain_small),
+      cmocka_unit_test(test_plain_large),
+      cmocka_unit_test(test_tls_small),
+      cmocka_unit_test(test_tls_large),
+      cmocka_unit_test(test_listen_errors),
+      cmocka_unit_test(test_reuseport_allows_two_listeners),
+      cmocka_unit_test(test_flush_stall_many_small_chunks_drain_without_events),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
