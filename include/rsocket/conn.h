@@ -131,6 +131,10 @@ typedef struct rs_conn_settings {
   uint32_t max_streams;        /* concurrent streams, both directions together */
   uint32_t max_queued_control; /* control frames queued in reply to the peer and not yet sent */
   size_t output_block_size;    /* granularity of the output buffer (bytes) */
+
+  /* Pull producers (on_produce) are called only while the output waiting to be written is under
+   * this many bytes (back-pressure from the transport). 0 = no limit. */
+  size_t output_high_watermark;
 } rs_conn_settings;
 
 /*
@@ -143,7 +147,8 @@ typedef struct rs_conn_settings {
  *   server_keepalive = false; setup_timeout_ms = 60000;
  *   mtu = 0 (no fragmentation); max_frame_size = 16,777,215; max_reassembly_size = 16 MiB;
  *   max_reassembly_total = 64 MiB;
- *   max_streams = 65536; max_queued_control = 1024; output_block_size = 64 KiB.
+ *   max_streams = 65536; max_queued_control = 1024; output_block_size = 64 KiB;
+ *   output_high_watermark = 1 MiB.
  */
 RS_EXPORT void rs_conn_settings_default(rs_conn_settings *s, rs_conn_role role);
 
@@ -257,7 +262,24 @@ typedef struct rs_conn_callbacks {
    * rs_conn_next_deadline aside): schedule a flush. Idempotent scheduling is expected: it may be
    * called again before the flush happens. The runtime sets it; rs_runtime users need nothing. */
   void (*on_wake)(rs_conn *conn, void *user);
+
+  /*
+   * Pull production (nghttp2's data provider), for streams given a producer with
+   * rs_conn_set_producer(): our half of `stream_id` may send now. It has `credit` elements
+   * (>= 1, RS_CREDIT_UNBOUNDED if so), the output is under output_high_watermark and, with
+   * resumption, the retained-frame window has room. Send with rs_conn_send_payload (one element
+   * or several; each uses a credit), end with rs_conn_send_complete or rs_conn_send_error.
+   * Return RS_PRODUCE_MORE to be called again when there is room and credit, RS_PRODUCE_PAUSE
+   * when nothing is ready: no call then until rs_conn_resume_producer(). Returning MORE without
+   * sending anything counts as PAUSE (no busy loop). Only called from rs_conn_produce().
+   */
+  int (*on_produce)(rs_conn *conn, uint32_t stream_id, void *stream_user, uint64_t credit,
+                    void *user);
 } rs_conn_callbacks;
+
+/* on_produce results. */
+#define RS_PRODUCE_MORE  0
+#define RS_PRODUCE_PAUSE 1
 
 /* An output buffer: same layout as struct iovec and libuv's uv_buf_t on Unix. */
 typedef struct rs_iov {
@@ -429,6 +451,33 @@ RS_EXPORT int rs_conn_request_n(rs_conn *conn, uint32_t stream_id, uint64_t n);
  * RS_ERR_INVALID_STATE (a stream responder has nothing to cancel: use rs_conn_send_error).
  */
 RS_EXPORT int rs_conn_cancel(rs_conn *conn, uint32_t stream_id);
+
+/*
+ * Pull production: from now on on_produce is called for our half of the stream whenever it has
+ * credit and the connection has room (see on_produce), instead of the application pushing
+ * elements and watching credit and output itself. Any stream with an outbound half: a responder
+ * (request-response, stream, channel) or a channel's requester. Returns 0, the common errors,
+ * RS_ERR_INVALID_STATE (we have no half to send on).
+ */
+RS_EXPORT int rs_conn_set_producer(rs_conn *conn, uint32_t stream_id);
+
+/* A producer that paused (RS_PRODUCE_PAUSE) has something again: it is called at the next
+ * rs_conn_produce (on_wake tells the driver). Returns 0 (also when not paused), the common
+ * errors, RS_ERR_INVALID_STATE (no producer on the stream). */
+RS_EXPORT int rs_conn_resume_producer(rs_conn *conn, uint32_t stream_id);
+
+/* True when a producer is ready and the connection has room: call rs_conn_produce. Cheap. */
+RS_EXPORT bool rs_conn_want_produce(const rs_conn *conn);
+
+/*
+ * Calls ready producers in turn (round robin, one call each per turn) until the output reaches
+ * output_high_watermark (or, with resumption, the retained-frame window is half full: then a
+ * KEEPALIVE with the respond flag asks the peer for its position, so acknowledged frames can be
+ * dropped and production continue) or no producer is ready. Drivers call it before taking the
+ * pending output. Callbacks run from inside. Returns 0, or RS_ERR_INVALID_ARGUMENT,
+ * RS_ERR_INVALID_STATE (called from a callback), RS_ERR_NOMEM (fatal).
+ */
+RS_EXPORT int rs_conn_produce(rs_conn *conn, uint64_t now_ms);
 
 /* Sets or gets the stream's user pointer. set: 0 or RS_ERR_STREAM_CLOSED; get: NULL if none. */
 RS_EXPORT int rs_conn_stream_set_user(rs_conn *conn, uint32_t stream_id, void *stream_user);

@@ -33,6 +33,7 @@ void rs_conn_settings_default(rs_conn_settings *s, rs_conn_role role) {
   s->max_streams = 65536;
   s->max_queued_control = 1024;
   s->output_block_size = 64u << 10;
+  s->output_high_watermark = 1u << 20;
 }
 
 static bool bytes_ok(rs_bytes b) {
@@ -194,6 +195,7 @@ bool rs__can_callback(const rs_conn *c) {
 }
 
 void rs__stream_end(rs_conn *c, rs_stream *s) {
+  rs__ready_remove(c, s);
   s->flags |= RS_ST_ENDED;
   rs__smap_remove(&c->streams, s->id);
   rs__reasm_free(&c->mem, s->reasm);

@@ -52,6 +52,8 @@ struct rs_conn {
   rs_outq out;
   rs_stream_map streams;
   rs_stream *closed_head, *closed_tail; /* ended streams awaiting on_stream_closed */
+  rs_stream *ready_head, *ready_tail;   /* producers with credit, not paused (produce.c) */
+  bool probe_outstanding; /* resumption: KEEPALIVE(respond) sent to learn the peer's position */
   uint32_t next_stream_id;
   size_t reasm_bytes; /* reassembly buffers allocated, all streams */
 
@@ -172,6 +174,13 @@ int rs__lease_take_outbound(rs_conn *c);
 bool rs__lease_take_inbound(rs_conn *c);
 void rs__lease_on_frame(rs_conn *c, const rs_frame *f);
 void rs__lease_reset(rs_conn *c);
+
+/* ---- produce.c ---- */
+/* Puts `s` on the ready list if its producer can run (credit, not paused, half open). Outside a
+ * dispatch this wakes the driver. */
+void rs__ready_update(rs_conn *c, rs_stream *s);
+/* Takes `s` off the ready list (stream ended or torn down). */
+void rs__ready_remove(rs_conn *c, rs_stream *s);
 
 /* ---- keepalive.c ---- */
 void rs__keepalive_start(rs_conn *c);

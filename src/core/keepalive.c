@@ -25,6 +25,7 @@ void rs__keepalive_start(rs_conn *c) {
 
 void rs__keepalive_on_frame(rs_conn *c, const rs_frame *f) {
   if (c->resume_on) rs__retain_trim(c, f->u.keepalive.last_received_position);
+  c->probe_outstanding = false; /* any KEEPALIVE carries the peer's position */
   /* Keepalives are the connection's clock when it is quiet: give spare output memory back. */
   rs__outq_trim(&c->out);
   if (!(f->flags & RS_FLAG_RESPOND)) return;

@@ -218,6 +218,7 @@ static void detach_transport(rs_conn *c) {
   rs_frame_reader_free(&c->reader);
   rs_frame_reader_init(&c->reader, &c->mem, c->s.max_frame_size);
   rs__lease_reset(c);
+  c->probe_outstanding = false; /* its answer, if any, is lost with the transport */
   c->next_keepalive = RS_NO_DEADLINE;
   c->state = RS_CONN_STATE_DISCONNECTED;
   c->session_deadline = c->now + c->s.resume_session_timeout_ms;

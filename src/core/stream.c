@@ -328,6 +328,7 @@ void rs__stream_fail(rs_conn *c, rs_stream *s, int err, uint32_t code, const cha
 }
 
 void rs__streams_teardown(rs_conn *c, const rs_stream_error *e) {
+  c->ready_head = c->ready_tail = NULL; /* every stream goes */
   rs_stream *list = rs__smap_drain(&c->streams);
   while (list) {
     rs_stream *s = list;
@@ -557,6 +558,7 @@ void rs__on_stream_frame(rs_conn *c, const rs_frame *f) {
       c->cb.on_request_n(c, s->id, s->user, credit_of(f->u.request_n.n), c->user);
       c->in_callback--;
     }
+    if (!(s->flags & RS_ST_ENDED)) rs__ready_update(c, s);
     return;
   case RS_FRAME_CANCEL:
     if (!app) {

@@ -13,6 +13,9 @@
 #define RS_ST_IN_DONE   0x02u /* no more PAYLOAD will be accepted from the peer */
 #define RS_ST_OUT_DONE  0x04u /* we will send no more PAYLOAD */
 #define RS_ST_APP       0x08u /* the application knows the stream (on_stream_closed owed) */
+#define RS_ST_PRODUCE   0x10u /* a pull producer sends our half (rs_conn_set_producer) */
+#define RS_ST_PAUSED    0x20u /* its producer said RS_PRODUCE_PAUSE */
+#define RS_ST_READY     0x40u /* on the connection's ready list */
 #define RS_ST_ENDED     0x80u /* out of the map: on the closed list or released */
 
 /* Reassembly of a fragmented frame (metadata and data are gathered separately). */
@@ -35,6 +38,7 @@ typedef struct rs_stream {
   void *user;
   rs_reasm *reasm;
   struct rs_stream *next; /* free list, or list of closed streams awaiting on_stream_closed */
+  struct rs_stream *rnext, *rprev; /* the ready list of producers (RS_ST_READY) */
 } rs_stream;
 
 typedef struct rs_stream_map {

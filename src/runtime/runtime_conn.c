@@ -149,6 +149,12 @@ static void fw_wake(rs_conn *conn, void *user) {
     rt_conn_arm_detached_timer(rc);
 }
 
+static int fw_produce(rs_conn *conn, uint32_t sid, void *su, uint64_t credit, void *user) {
+  rt_conn *rc = user;
+  return rc->app->on_produce ? rc->app->on_produce(conn, sid, su, credit, rc->app_user)
+                             : RS_PRODUCE_PAUSE;
+}
+
 const rs_conn_callbacks rt_forward_callbacks = {
     sizeof(rs_conn_callbacks),
     fw_setup,
@@ -163,7 +169,14 @@ const rs_conn_callbacks rt_forward_callbacks = {
     fw_lease,
     fw_detached,
     fw_wake,
+    fw_produce,
 };
+
+/* The engine's output, after letting its ready producers fill it up to the high watermark. */
+static int engine_pending(rt_conn *rc, rs_iov *iov, int max) {
+  if (rs_conn_want_produce(rc->conn)) rs_conn_produce(rc->conn, uv_now(rc->loop));
+  return rs_conn_pending_output(rc->conn, iov, max);
+}
 
 /* ---- engine as an io session (length-prefixed framing) ---- */
 
@@ -221,8 +234,7 @@ static int eng_recv(void *s, const uint8_t *buf, size_t len, uint64_t now) {
 }
 
 static int eng_pending(void *s, rs_io_vec *iov, int max) {
-  rt_conn *rc = s;
-  return rs_conn_pending_output(rc->conn, (rs_iov *)iov, max);
+  return engine_pending(s, (rs_iov *)iov, max);
 }
 
 static void eng_consumed(void *s, size_t n) {
@@ -331,7 +343,7 @@ static void wi_pull(void *inner, rt_ws *ws) {
   rt_conn *rc = inner;
   rs_iov iov[32];
   for (;;) {
-    int n = rs_conn_pending_output(rc->conn, iov, 32);
+    int n = engine_pending(rc, iov, 32);
     if (n <= 0) return;
     for (int i = 0; i < n; i++) {
       int r = rt_ws_send(ws, RS_WS_OP_BINARY, iov[i].base, iov[i].len);
@@ -343,7 +355,7 @@ static void wi_pull(void *inner, rt_ws *ws) {
 }
 
 static int wi_direct_pending(void *inner, rs_iov *iov, int max) {
-  return rs_conn_pending_output(((rt_conn *)inner)->conn, iov, max);
+  return engine_pending(inner, iov, max);
 }
 
 static void wi_direct_consumed(void *inner, size_t n) {

@@ -60,7 +60,9 @@ typedef struct h_peer {
   /* Optional hook run at the end of every callback (tests that act inside callbacks). */
   void (*hook)(struct h_peer *p, const h_event *e);
   void *hook_data;
-  unsigned wakes; /* on_wake calls */
+  unsigned wakes;                                                               /* on_wake calls */
+  int (*producer)(struct h_peer *p, rs_conn *c, uint32_t sid, uint64_t credit); /* on_produce */
+  void *producer_data;
 } h_peer;
 
 typedef struct h_pair {
@@ -246,6 +248,13 @@ static inline void h_on_wake(rs_conn *c, void *user) {
   ((h_peer *)user)->wakes++;
 }
 
+/* on_produce runs the peer's producer, if the test gave one. */
+static inline int h_on_produce(rs_conn *c, uint32_t sid, void *su, uint64_t credit, void *user) {
+  (void)su;
+  h_peer *p = user;
+  return p->producer ? p->producer(p, c, sid, credit) : RS_PRODUCE_PAUSE;
+}
+
 static const rs_conn_callbacks h_callbacks = {
     sizeof(rs_conn_callbacks),
     h_on_setup,
@@ -260,6 +269,7 @@ static const rs_conn_callbacks h_callbacks = {
     h_on_lease,
     h_on_detached,
     h_on_wake,
+    h_on_produce,
 };
 
 static inline void h_clear_events(h_peer *p) {
@@ -323,6 +333,8 @@ static inline long h_move(h_pair *h, h_peer *from, h_peer *to) {
   rs_iov iov[16];
   long moved = 0;
   for (;;) {
+    /* A driver lets ready producers fill the output before taking it. */
+    if (rs_conn_want_produce(from->conn)) assert_int_equal(rs_conn_produce(from->conn, h->now), 0);
     int n = rs_conn_pending_output(from->conn, iov, 16);
     if (n == 0) break;
     size_t total = 0;

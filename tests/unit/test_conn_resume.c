@@ -199,6 +199,73 @@ static void test_resume_random_cuts_message_framing(void **state) {
     random_cuts(seed, 1u << 20, 150, RS_FRAMING_MESSAGE);
 }
 
+/* A producer of "s00000".."s<N-1>" padded to 64 bytes, then complete. */
+typedef struct seqp {
+  int next, total;
+} seqp;
+
+static int seq_producer(h_peer *p, rs_conn *c, uint32_t sid, uint64_t credit) {
+  seqp *q = p->producer_data;
+  char buf[80];
+  for (int i = 0; i < 4 && credit > 0 && q->next < q->total; i++) {
+    snprintf(buf, sizeof buf, "s%05d", q->next);
+    rs_payload e = h_pl("padding-padding-padding-padding-padding-padding-padding", buf);
+    bool last = q->next + 1 == q->total;
+    assert_int_equal(rs_conn_send_payload(c, sid, &e, last), 0);
+    q->next++;
+    if (credit != RS_CREDIT_UNBOUNDED) credit--;
+  }
+  return RS_PRODUCE_MORE;
+}
+
+static void producer_on_request(h_peer *p, const h_event *e) {
+  if (e->kind == EV_REQUEST) assert_int_equal(rs_conn_set_producer(p->conn, e->sid), 0);
+}
+
+/*
+ * Lossless resumption at full speed: a producer with unbounded credit behind a small retained
+ * window (2 KiB; 3,000 elements of ~70 bytes go through it) and a cut every few steps. The
+ * producer pauses when the window is half full and a KEEPALIVE(respond) asks the client for its
+ * position, so the server never drops a frame the client may still need: every resumption is
+ * accepted and every element arrives once, in order. (Pushing elements regardless of the window
+ * got REJECTED_RESUME "resume positions are not available" at the first cut.)
+ */
+static void test_resume_unbounded_producer_survives_cuts(void **state) {
+  (void)state;
+  rtest t;
+  resume_pair(&t, 2048);
+  h_pair *h = &t.h;
+  h->srv.echo = false;
+  seqp q = {0, 3000};
+  h->srv.producer = seq_producer;
+  h->srv.producer_data = &q;
+  h->srv.hook = producer_on_request;
+  rs_payload p = h_pl(NULL, "go");
+  uint32_t sid = (uint32_t)rs_conn_request_stream(h->cli.conn, &p, RS_CREDIT_UNBOUNDED, NULL);
+  h_move(h, &h->cli, &h->srv);
+  uint64_t rng = 42;
+  int cuts = 0, steps = 0;
+  while (h_count(&h->cli, EV_STREAM_CLOSED, sid) == 0 && steps++ < 200000) {
+    for (int r = 0; r < 1 + (int)(tu_rand(&rng) % 4); r++) {
+      if (rs_conn_want_produce(h->srv.conn))
+        assert_int_equal(rs_conn_produce(h->srv.conn, h->now), 0);
+      size_t ps = rs_conn_pending_bytes(h->srv.conn);
+      deliver_partial(h, &h->srv, &h->cli, (size_t)(tu_rand(&rng) % (ps + 1)));
+      assert_true(h_move(h, &h->cli, &h->srv) >= 0);
+    }
+    if (tu_rand(&rng) % 3 == 0 && q.next < q.total) {
+      cut_and_resume(&t, &rng);
+      assert_true(h_move(h, &h->cli, &h->srv) >= 0); /* RESUME, RESUME_OK follows */
+      cuts++;
+    }
+  }
+  assert_true(cuts >= 40);
+  assert_int_equal(h_count(&h->cli, EV_CLOSE, 0), 0);
+  assert_int_equal(h_count(&h->cli, EV_ERROR, UINT32_MAX), 0);
+  check_sequence(&h->cli, sid, "s", q.total);
+  h_free(h);
+}
+
 static void test_resume_requests_while_disconnected(void **state) {
   (void)state;
   rtest t;
@@ -412,6 +479,7 @@ static void test_resume_frame_bytes(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_resume_unbounded_producer_survives_cuts),
       cmocka_unit_test(test_resume_random_cuts),
       cmocka_unit_test(test_resume_random_cuts_small_buffer),
       cmocka_unit_test(test_resume_random_cuts_message_framing),
