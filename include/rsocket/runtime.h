@@ -57,6 +57,36 @@ RS_EXPORT void rs_runtime_run_busy(uv_loop_t *loop);
  */
 RS_EXPORT void rs_runtime_tune_malloc(void);
 
+/*
+ * Happy-eyeballs TCP connection (RFC 8305), what rs_client uses for every transport. Resolves
+ * `host` (a name, or a numeric IPv4 or IPv6 address without brackets) and connects to `port` on
+ * every address it resolves to, in the resolver's order with IPv6 and IPv4 interleaved: the next
+ * attempt starts 250 ms after the previous one, or at once when it fails; the first connection
+ * up wins and the other attempts are closed. `timeout_ms` bounds the whole operation, look-up
+ * included (0: no limit).
+ *
+ * `cb` runs exactly once, on `loop`'s thread, never inside rs_connect_start, unless
+ * rs_connect_cancel is called first. On success `tcp` is a connected handle initialised on
+ * `loop`, now the caller's: it was allocated with malloc, so close it with uv_close and free it in
+ * the close callback. On failure `tcp` is NULL, `status` is RS_ERR_IO (the name does not resolve,
+ * or every address failed), RS_ERR_TIMEOUT or RS_ERR_NOMEM, and `message` (valid during the
+ * callback) names each address tried and why, e.g. "cannot connect to localhost:7878: [::1]:7878
+ * connection refused; 127.0.0.1:7878 connection refused" ("cannot connect to 127.0.0.1:1:
+ * connection refused" when the host was the one numeric address).
+ *
+ * Returns 0 and the operation in *out, or RS_ERR_INVALID_ARGUMENT (no host, a host over 255
+ * bytes, a port outside 0..65535, no callback), RS_ERR_NOMEM; then `cb` is never called.
+ */
+typedef struct rs_connect rs_connect;
+typedef void (*rs_connect_cb)(uv_tcp_t *tcp, int status, const char *message, void *arg);
+RS_EXPORT int rs_connect_start(rs_connect **out, uv_loop_t *loop, const char *host, int port,
+                               uint32_t timeout_ms, rs_connect_cb cb, void *arg);
+
+/* Stops an operation whose callback has not run yet: every attempt is closed and the callback
+ * never runs. The operation's memory is released once libuv has closed its handles, so the loop
+ * must run on. Must not be called after the callback ran (the operation is gone then). */
+RS_EXPORT void rs_connect_cancel(rs_connect *c);
+
 /* WebSocket transport options (ws:// and wss://). */
 typedef struct rs_ws_transport_options {
   size_t max_message;      /* largest inbound message; 0 = 16 MiB + 16 */
