@@ -154,7 +154,7 @@ RS_EXPORT void rs_server_stop(rs_server *s, bool graceful, void (*on_stopped)(vo
                               void *arg);
 
 typedef enum rs_client_event {
-  RS_CLIENT_CONNECTED,    /* transport up; SETUP (or RESUME) sent */
+  RS_CLIENT_CONNECTED,    /* transport up and the server answered (see setup_timeout_ms) */
   RS_CLIENT_DISCONNECTED, /* transport lost; `message` says why */
   RS_CLIENT_RESUMED,      /* RESUME_OK received: streams go on */
   RS_CLIENT_RECONNECTING, /* next attempt scheduled */
@@ -162,7 +162,10 @@ typedef enum rs_client_event {
                              is freed after this callback returns */
 } rs_client_event;
 
-#define RS_CLIENT_OPTIONS_VERSION 1
+#define RS_CLIENT_OPTIONS_VERSION 2
+
+/* A timeout of rs_client_options that never expires. */
+#define RS_CLIENT_NO_TIMEOUT UINT32_MAX
 
 typedef struct rs_client_options {
   size_t struct_size;          /* sizeof(rs_client_options) */
@@ -170,9 +173,12 @@ typedef struct rs_client_options {
   rs_conn_settings settings;   /* role is forced to client */
   rs_conn_callbacks callbacks; /* their `user` argument is `user` below */
   void *user;
-  const char *ca_file;         /* tls/wss: extra trusted CA (PEM) */
-  bool insecure;               /* tls/wss: skip certificate verification (tests only) */
-  uint32_t connect_timeout_ms; /* per attempt; 0 = 10 s */
+  const char *ca_file; /* tls/wss: extra trusted CA (PEM) */
+  bool insecure;       /* tls/wss: skip certificate verification (tests only) */
+  /* Per attempt, the whole way to a transport that carries frames: resolving the name, TCP on
+   * every address (see rs_connect_start), the TLS handshake and the WebSocket upgrade.
+   * 0 = 10 s; RS_CLIENT_NO_TIMEOUT = none. */
+  uint32_t connect_timeout_ms;
   /* Reconnect after a transport that was up is lost (with resumption the session continues
    * until resume_session_timeout_ms runs out; without it a new engine is made and the old
    * streams end with RS_ERR_CLOSED). A first connection that fails is not retried. */
@@ -184,6 +190,14 @@ typedef struct rs_client_options {
   rs_ws_transport_options ws;
   /* Optional frame tap, as in rs_server_options (`user` is the client's user pointer). */
   void (*on_frame)(rs_conn *conn, bool outbound, const uint8_t *frame, size_t len, void *user);
+  /* How long the server has, once SETUP (or RESUME) is written, to send its first frame.
+   * RSocket accepts a SETUP silently, so the client sends KEEPALIVE(respond) right behind it:
+   * any frame the server sends (that KEEPALIVE's answer, a response, LEASE, ERROR, RESUME_OK)
+   * proves it speaks RSocket and makes the connection established (RS_CLIENT_CONNECTED). A peer
+   * that accepts TCP and never answers fails the attempt with RS_ERR_TIMEOUT after this long.
+   * 0 = 10 s; RS_CLIENT_NO_TIMEOUT = do not wait: no KEEPALIVE is added and the connection is
+   * established as soon as SETUP is written. (Version 2.) */
+  uint32_t setup_timeout_ms;
 } rs_client_options;
 
 /* Fills defaults: settings = rs_conn_settings_default(client), everything else 0. */
@@ -202,11 +216,24 @@ RS_EXPORT int rs_client_start(rs_client **out, uv_loop_t *loop, const rs_client_
  * reconnect (RS_CLIENT_CONNECTED tells). */
 RS_EXPORT rs_conn *rs_client_conn(rs_client *c);
 
-/* True while a transport is up. */
+/* True while the connection is established: from RS_CLIENT_CONNECTED to the transport's loss. */
 RS_EXPORT bool rs_client_connected(const rs_client *c);
 
-/* Closes: graceful sends CONNECTION_CLOSE and waits for open streams; otherwise aborts. The
- * client is freed after on_event(RS_CLIENT_CLOSED). */
+/*
+ * Why the last attempt failed or the transport went away, for on_event (DISCONNECTED,
+ * RECONNECTING, CLOSED): RS_ERR_TIMEOUT (connecting, a handshake or the answer to SETUP took
+ * longer than allowed), RS_ERR_IO (the name does not resolve, no address accepts, the
+ * connection broke), RS_ERR_PROTOCOL (TLS or WebSocket handshake failed, the peer broke the
+ * protocol), RS_ERR_CLOSED (closed by rs_client_close or by the peer), RS_ERR_NOMEM; 0 before
+ * any. The message given to on_event says the same in words.
+ */
+RS_EXPORT int rs_client_last_error(const rs_client *c);
+
+/* Closes. Graceful sends CONNECTION_CLOSE and waits for open streams (while connecting, it first
+ * connects so that what was queued goes out). Otherwise it aborts at once, whatever the stage:
+ * a connection attempt, a TLS or WebSocket handshake or an established session (which gets
+ * ERROR[CONNECTION_ERROR] when the transport can still carry it). The client is freed after
+ * on_event(RS_CLIENT_CLOSED), which never runs inside this call. */
 RS_EXPORT void rs_client_close(rs_client *c, bool graceful);
 
 #ifdef __cplusplus

@@ -338,6 +338,10 @@ uv_loop_t *rs_io_conn_uv(const rs_io_conn *c) {
   return c->loop->uv;
 }
 
+bool rs_io_conn_handshake_done(const rs_io_conn *c) {
+  return !c->tls || rs_tls_handshake_done(c->tls);
+}
+
 const char *rs_io_conn_peer(const rs_io_conn *c) {
   return c->peer;
 }

@@ -87,6 +87,9 @@ void rs_io_conn_pause_reading(rs_io_conn *c, bool paused);
 /* The libuv loop of the connection. */
 uv_loop_t *rs_io_conn_uv(const rs_io_conn *c);
 
+/* True when the connection is plain TCP or its TLS handshake is done. */
+bool rs_io_conn_handshake_done(const rs_io_conn *c);
+
 /* The peer's address as "host:port" (empty if unknown). */
 const char *rs_io_conn_peer(const rs_io_conn *c);
 
