@@ -2,8 +2,10 @@
  * rsocket-c runtime: the RSocket engine (rsocket/conn.h) on real networks, with libuv.
  *
  * A server listens on a URI (tcp://, tls://, ws://, wss://) with one or more worker loops (one
- * thread each, SO_REUSEPORT); a client connects to one, reconnects with jittered exponential
- * backoff and resumes its session when resumption is on. The engine's whole API stays reachable:
+ * thread each, SO_REUSEPORT), on every address its host resolves to; a client connects to one,
+ * trying every address of the host (happy eyeballs, rs_connect_start), with every stage bounded
+ * (connect_timeout_ms, setup_timeout_ms), reconnects with jittered exponential backoff and
+ * resumes its session when resumption is on. The engine's whole API stays reachable:
  * callbacks receive the rs_conn, and every rs_conn_* call works on it (flow control, lease,
  * resume, availability).
  *
@@ -128,9 +130,11 @@ typedef struct rs_server_options {
 RS_EXPORT void rs_server_options_default(rs_server_options *o);
 
 /*
- * Starts listening on `loop` (and `workers`-1 more loops on their own threads). Returns 0, or
- * RS_ERR_INVALID_ARGUMENT (bad URI, missing certificate for tls/wss, ws not built) or RS_ERR_IO
- * (cannot bind), with a one-line reason in `err`.
+ * Starts listening on `loop` (and `workers`-1 more loops on their own threads), on every address
+ * the URI's host resolves to ("localhost": ::1 and 127.0.0.1), all on one port; addresses this
+ * machine lacks are skipped. Returns 0, or RS_ERR_INVALID_ARGUMENT (bad URI, missing certificate
+ * for tls/wss, ws not built) or RS_ERR_IO (cannot resolve or bind, e.g. "localhost:7878 ([::1]):
+ * Address already in use"), with a one-line reason in `err`.
  */
 RS_EXPORT int rs_server_start(rs_server **out, uv_loop_t *loop, const rs_server_options *o,
                               char *err, size_t errlen);
@@ -138,7 +142,7 @@ RS_EXPORT int rs_server_start(rs_server **out, uv_loop_t *loop, const rs_server_
 /* The TCP port the server listens on (useful with port 0). */
 RS_EXPORT int rs_server_port(const rs_server *s);
 
-/* The URI it listens on, with the real port ("tcp://127.0.0.1:7878"). */
+/* The URI it listens on, host as given, with the real port ("tcp://localhost:7878"). */
 RS_EXPORT const char *rs_server_uri(const rs_server *s);
 
 /* Connections currently open (all workers). */
