@@ -195,9 +195,10 @@ typedef struct rs_client_options {
   /* Optional frame tap, as in rs_server_options (`user` is the client's user pointer). */
   void (*on_frame)(rs_conn *conn, bool outbound, const uint8_t *frame, size_t len, void *user);
   /* How long the server has, once SETUP (or RESUME) is written, to send its first frame.
-   * RSocket accepts a SETUP silently, so the client sends KEEPALIVE(respond) right behind it:
-   * any frame the server sends (that KEEPALIVE's answer, a response, LEASE, ERROR, RESUME_OK)
-   * proves it speaks RSocket and makes the connection established (RS_CLIENT_CONNECTED). A peer
+   * RSocket accepts a SETUP silently, so when the server has sent nothing 1 s after it (or half
+   * this timeout, if shorter) the client sends KEEPALIVE(respond): any frame the server sends
+   * (that KEEPALIVE's answer, a response, LEASE, ERROR, RESUME_OK) proves it speaks RSocket and
+   * makes the connection established (RS_CLIENT_CONNECTED). A peer
    * that accepts TCP and never answers fails the attempt with RS_ERR_TIMEOUT after this long.
    * 0 = 10 s; RS_CLIENT_NO_TIMEOUT = do not wait: no KEEPALIVE is added and the connection is
    * established as soon as SETUP is written. (Version 2.) */

@@ -4,8 +4,8 @@
  * An attempt goes through phases, each bounded by the one timer `timer`:
  *   CONNECTING  rs_connect races every address of the name          (connect_timeout_ms,
  *   HANDSHAKE   the transport is up; TLS and WebSocket handshakes     counted from the start)
- *   SETUP       SETUP (or RESUME) is written; waiting for the server's first frame
- *                                                                    (setup_timeout_ms)
+ *   SETUP       SETUP (or RESUME) is written; waiting for the server's first frame, with a
+ *               KEEPALIVE(respond) sent after PROBE_DELAY_MS of silence  (setup_timeout_ms)
  *   ESTABLISHED the server answered: RS_CLIENT_CONNECTED
  * Between attempts the same timer runs the backoff delay.
  */
@@ -19,6 +19,11 @@
 /* An established session closed with rs_client_close(c, false) gets this long to write its
  * ERROR frame before the transport is cut. */
 #define ABORT_GRACE_MS 250u
+/* A server silent this long after SETUP is asked for a KEEPALIVE answer (or half the setup
+ * timeout, if shorter). Not at once: most servers speak first anyway (an answer, LEASE), and a
+ * client that sends and closes at once (a fire-and-forget) should not leave the server a
+ * KEEPALIVE to answer on a closing connection (rsocket-js 1.0.0-alpha.3 crashes then). */
+#define PROBE_DELAY_MS 1000u
 
 enum { PH_IDLE, PH_CONNECTING, PH_HANDSHAKE, PH_SETUP, PH_ESTABLISHED };
 
@@ -33,7 +38,9 @@ struct rs_client {
   rs_connect *racer; /* the TCP connection in progress */
   int phase;
   uint64_t attempt_start;
-  int attempts; /* consecutive failures */
+  uint64_t setup_deadline; /* PH_SETUP: when the server must have spoken */
+  bool probed;             /* PH_SETUP: the KEEPALIVE was sent */
+  int attempts;            /* consecutive failures */
   uint64_t rng;
   bool had_transport; /* some attempt was established */
   bool closing, aborting, finished;
@@ -157,6 +164,15 @@ static void on_phase_timeout(uv_timer_t *t) {
     else
       snprintf(why, sizeof why, "WebSocket handshake with %s timed out after %u ms", peer, ms);
   } else if (c->phase == PH_SETUP) {
+    uint64_t now = uv_now(c->loop);
+    if (!c->probed && now < c->setup_deadline) {
+      /* Silent so far: a KEEPALIVE(respond) makes any RSocket server answer. */
+      c->probed = true;
+      if (rs_conn_send_keepalive(c->rc->conn, (rs_bytes){NULL, 0}) == 0)
+        rs_runtime_wake(c->rc->conn);
+      uv_timer_start(&c->timer, on_phase_timeout, c->setup_deadline - now, 0);
+      return;
+    }
     bool resuming = c->rc && rs_conn_get_state(c->rc->conn) == RS_CONN_STATE_RESUMING;
     snprintf(why, sizeof why, "no answer to %s from %s within %u ms", resuming ? "RESUME" : "SETUP",
              peer, timeout_of(c->opt.setup_timeout_ms));
@@ -188,7 +204,11 @@ void rt_client_transport_ready(rt_conn *rc) {
     established(c);
     return;
   }
-  arm_phase_timer(c, timeout_of(c->opt.setup_timeout_ms));
+  uint32_t t = timeout_of(c->opt.setup_timeout_ms);
+  c->setup_deadline = uv_now(c->loop) + t;
+  /* A RESUME is answered (RESUME_OK or ERROR); a SETUP may need asking. */
+  c->probed = rs_conn_get_state(rc->conn) != RS_CONN_STATE_ESTABLISHED;
+  arm_phase_timer(c, c->probed ? t : (t / 2 < PROBE_DELAY_MS ? t / 2 : PROBE_DELAY_MS));
 }
 
 /* The server's first frame arrived. */
@@ -252,10 +272,6 @@ static void on_connected(uv_tcp_t *tcp, int status, const char *message, void *a
     finish(c, r, "out of memory");
     return;
   }
-  /* RSocket accepts SETUP without a word: ask for a KEEPALIVE answer to know the server is
-   * there (a RESUME gets RESUME_OK or an ERROR anyway). */
-  if (waits_for_answer(c) && rs_conn_get_state(c->rc->conn) == RS_CONN_STATE_ESTABLISHED)
-    rs_conn_send_keepalive(c->rc->conn, (rs_bytes){NULL, 0});
   uint64_t spent = now - c->attempt_start;
   uint32_t budget = timeout_of(c->opt.connect_timeout_ms);
   if (budget != RS_CLIENT_NO_TIMEOUT) arm_phase_timer(c, spent < budget ? budget - spent : 1);

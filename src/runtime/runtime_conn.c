@@ -196,8 +196,8 @@ static void note_answered(rt_conn *rc) {
 
 static int eng_recv(void *s, const uint8_t *buf, size_t len, uint64_t now) {
   rt_conn *rc = s;
-  if (len > 0) note_answered(rc);
   rt_conn_tap(rc, false, buf, len);
+  if (len > 0) note_answered(rc);
   bool resuming = rs_conn_get_state(rc->conn) == RS_CONN_STATE_RESUMING;
   rs_ssize n = rs_conn_recv(rc->conn, buf, len, now);
   if (n < 0) return (int)n;
@@ -307,8 +307,8 @@ static void wi_open(void *inner, rt_ws *ws) {
 static int wi_message(void *inner, rt_ws *ws, int op, const uint8_t *d, size_t n, uint64_t now) {
   rt_conn *rc = inner;
   if (op != RS_WS_OP_BINARY) return -1; /* RSocket frames travel in binary messages */
-  note_answered(rc);
   rt_conn_tap(rc, false, d, n);
+  note_answered(rc);
   bool resuming = rs_conn_get_state(rc->conn) == RS_CONN_STATE_RESUMING;
   int r = rs_conn_recv_frame(rc->conn, d, n, now);
   if (r < 0) return 0; /* the engine closes itself; the WebSocket follows */

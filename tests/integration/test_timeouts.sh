@@ -80,6 +80,14 @@ check "established channel, --timeout 1s: exit status" "5" "$rc"
 [ "$ms" -lt 6000 ] && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL channel timeout took $ms ms"; }
 check "established channel, --timeout 1s: one line" "error: timed out after 1000 ms" "$(cat "$work/chan.out")"
 
+# A server that says nothing until asked is not a silent peer: after a second of silence the
+# client's KEEPALIVE gets an answer. (The channel's first payload comes from stdin 3 s later.)
+set +e
+out=$(timeout 60 "$bin/rsocket" --connect-timeout 2s --channel "$srv" 2>&1 < <(sleep 3; echo quiet))
+check "server quiet until asked: exit" "0" "$?"
+set -e
+check "server quiet until asked: echo" "quiet" "$out"
+
 # rsocket-bench's other modes against the silent peer, with a short --connect-timeout.
 run "rsocket-bench ws://, SETUP never answered" 10 3 "$bin/rsocket-bench" --connect-timeout 1 -n 10 "ws://127.0.0.1:$silent"
 grep -q 'first error: cannot connect to ws://127.0.0.1:[0-9]*: WebSocket handshake with 127.0.0.1:[0-9]* timed out after 1000 ms' <<<"$out" \
