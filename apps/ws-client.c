@@ -12,12 +12,12 @@
  * code, 2 usage, 3 the connection or the handshake failed, 4 timeout.
  */
 #include <getopt.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "rsocket/runtime.h"
 #include "runtime/io.h"
 #include "runtime/uri.h"
 #include "runtime/ws_transport.h"
@@ -25,8 +25,7 @@
 typedef struct client {
   uv_loop_t *loop;
   rs_io_loop *io;
-  uv_tcp_t *tcp;
-  uv_connect_t creq;
+  rs_connect *connecting; /* every address of the host, happy eyeballs */
   uv_timer_t timer;
   rs_uri uri;
   rs_ws_transport_options wo;
@@ -39,10 +38,6 @@ typedef struct client {
   bool close_remote;
   int status;
 } client;
-
-static void free_handle(uv_handle_t *h) {
-  free(h);
-}
 
 static void c_open(void *inner, rt_ws *ws) {
   client *c = inner;
@@ -130,25 +125,21 @@ static void on_timeout(uv_timer_t *t) {
     rs_io_conn_abort(rt_ws_io(c->ws), RS_ERR_TIMEOUT, "timeout");
   } else {
     uv_close((uv_handle_t *)&c->timer, NULL);
-    if (c->tcp) uv_close((uv_handle_t *)c->tcp, free_handle);
-    c->tcp = NULL;
+    rs_connect_cancel(c->connecting);
+    c->connecting = NULL;
   }
 }
 
-static void on_connect(uv_connect_t *req, int status) {
-  client *c = req->data;
-  if (status < 0) {
-    if (c->timed_out) return;
-    fprintf(stderr, "ws-client: cannot connect to %s:%d: %s\n", c->uri.host, c->uri.port,
-            uv_strerror(status));
+static void on_connect(uv_tcp_t *tcp, int status, const char *message, void *arg) {
+  client *c = arg;
+  c->connecting = NULL;
+  if (status != 0) {
+    fprintf(stderr, "ws-client: %s\n", message);
     c->status = 3;
     uv_close((uv_handle_t *)&c->timer, NULL);
-    uv_close((uv_handle_t *)c->tcp, free_handle);
-    c->tcp = NULL;
     return;
   }
-  rs_io_conn *io = rs_io_conn_new(c->io, c->tcp, NULL);
-  c->tcp = NULL; /* the connection owns it */
+  rs_io_conn *io = rs_io_conn_new(c->io, tcp, NULL); /* the connection owns tcp */
   char host[300];
   if (c->uri.port == 80)
     snprintf(host, sizeof host, "%s", c->uri.host);
@@ -158,7 +149,11 @@ static void on_connect(uv_connect_t *req, int status) {
   if (!c->ws) {
     fprintf(stderr, "ws-client: out of memory\n");
     c->status = 3;
-    if (io) rs_io_conn_abort(io, RS_ERR_NOMEM, "out of memory");
+    uv_close((uv_handle_t *)&c->timer, NULL);
+    if (io)
+      rs_io_conn_abort(io, RS_ERR_NOMEM, "out of memory");
+    else
+      uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
   }
 }
 
@@ -246,29 +241,18 @@ int main(int argc, char **argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
-  char port[16];
-  snprintf(port, sizeof port, "%d", c.uri.port);
-  int gai = getaddrinfo(c.uri.host, port, &hints, &ai);
-  if (gai != 0) {
-    fprintf(stderr, "ws-client: cannot resolve %s: %s\n", c.uri.host, gai_strerror(gai));
-    return 3;
-  }
   c.loop = uv_default_loop();
   c.io = rs_io_loop_new(c.loop);
-  c.tcp = malloc(sizeof *c.tcp);
-  if (!c.io || !c.tcp) return 1;
-  uv_tcp_init(c.loop, c.tcp);
+  if (!c.io) return 1;
+  /* The timer bounds everything (connecting, the handshake, the exchange); the connector's own
+   * limit is left off so that a timeout is reported the same way at every stage. */
+  if (rs_connect_start(&c.connecting, c.loop, c.uri.host, c.uri.port, 0, on_connect, &c) != 0) {
+    fprintf(stderr, "ws-client: out of memory\n");
+    return 1;
+  }
   uv_timer_init(c.loop, &c.timer);
   c.timer.data = &c;
   uv_timer_start(&c.timer, on_timeout, (uint64_t)(timeout * 1000), 0);
-  c.creq.data = &c;
-  int rc = uv_tcp_connect(&c.creq, c.tcp, ai->ai_addr, on_connect);
-  freeaddrinfo(ai);
-  if (rc != 0) {
-    fprintf(stderr, "ws-client: cannot connect: %s\n", uv_strerror(rc));
-    return 3;
-  }
   uv_run(c.loop, UV_RUN_DEFAULT);
   rs_io_loop_free(c.io);
   uv_run(c.loop, UV_RUN_DEFAULT);

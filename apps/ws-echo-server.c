@@ -15,7 +15,8 @@
 typedef struct server {
   uv_loop_t *loop;
   rs_io_loop *io;
-  uv_tcp_t listener;
+  uv_tcp_t listeners[RS_IO_MAX_LISTENERS]; /* one per address of the host */
+  int nlisteners;
   uv_signal_t sigint, sigterm;
   rs_ws_transport_options wo;
   struct echo *conns;
@@ -110,7 +111,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   (void)signum;
   server *s = h->data;
   s->stopping = true;
-  uv_close((uv_handle_t *)&s->listener, NULL);
+  for (int i = 0; i < s->nlisteners; i++) uv_close((uv_handle_t *)&s->listeners[i], NULL);
   uv_close((uv_handle_t *)&s->sigint, NULL);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
   if (!s->conns) {
@@ -189,18 +190,20 @@ int main(int argc, char **argv) {
   s.wo.max_message = (size_t)max_message;
   s.wo.deflate = deflate;
   char err[256];
-  if (rs_io_listen(&loop, host, (int)port, false, 1024, &s.listener, on_connection, err,
-                   sizeof err) != 0) {
+  s.nlisteners = rs_io_listen_all(&loop, host, (int)port, false, 1024, s.listeners,
+                                  RS_IO_MAX_LISTENERS, on_connection, err, sizeof err);
+  if (s.nlisteners < 0) {
     fprintf(stderr, "ws-echo-server: cannot listen: %s\n", err);
     return 3;
   }
-  s.listener.data = &s;
+  for (int i = 0; i < s.nlisteners; i++) s.listeners[i].data = &s;
   uv_signal_init(&loop, &s.sigint);
   uv_signal_init(&loop, &s.sigterm);
   s.sigint.data = s.sigterm.data = &s;
   uv_signal_start(&s.sigint, on_signal, SIGINT);
   uv_signal_start(&s.sigterm, on_signal, SIGTERM);
-  printf("listening on ws://%s:%d\n", host, rs_io_bound_port(&s.listener));
+  printf("listening on ws://%s%s%s:%d\n", strchr(host, ':') ? "[" : "", host,
+         strchr(host, ':') ? "]" : "", rs_io_bound_port(&s.listeners[0]));
   fflush(stdout);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);

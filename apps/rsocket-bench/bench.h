@@ -52,9 +52,11 @@ typedef struct bench_cfg {
   uint32_t window;   /* stream: credit window */
   bool json;
   bool insecure;
-  bool progress;  /* live progress line on stderr */
-  bool busy_poll; /* spin on the event loops instead of sleeping */
-  double connect_timeout_s;
+  bool progress;               /* live progress line on stderr */
+  bool busy_poll;              /* spin on the event loops instead of sleeping */
+  double connect_timeout_s;    /* connecting, handshakes and the server's first answer, each */
+  struct sockaddr_storage dst; /* --model ws: the address that accepted (bench_resolve) */
+  char dst_error[200];         /* or why none did */
 } bench_cfg;
 
 const char *bench_model_name(bench_model m);
@@ -96,10 +98,12 @@ bool worker_measuring(const worker *w, uint64_t now);
 void worker_progress_start(worker *w);
 void worker_progress_stop(worker *w);
 
-/* Resolves host:port (first address) into `out`. 0, or -1 with a message in `err`. */
-struct sockaddr_storage;
-int bench_resolve(const char *host, int port, struct sockaddr_storage *out, char *err,
-                  size_t errlen);
+/* Finds the address of host:port that accepts connections: every address the name resolves to
+ * is raced once (rs_connect_start, happy eyeballs) and the winner's is stored in `out` (that probe
+ * connection is closed at once). 0, or -1 with a message in `err` such as "cannot connect to
+ * localhost:7878: [::1]:7878 connection refused; 127.0.0.1:7878 connection refused". */
+int bench_resolve(const char *host, int port, double timeout_s, struct sockaddr_storage *out,
+                  char *err, size_t errlen);
 
 /* Records a failure (keeps the first message). */
 void worker_error(worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -114,7 +118,10 @@ int floor_bench(bool json, double seconds);
 
 /* Opens `n` idle connections (RSocket over tcp:// or ws://) from `sources` 127.0.0.x addresses
  * and holds them `hold_s` seconds (0: until SIGINT/SIGTERM). With `pid` (0: none), reports
- * that process's resident memory per connection. Returns an exit status. */
-int idle_run(const char *uri, int n, int sources, double hold_s, bool json, long pid);
+ * that process's resident memory per connection. A connection still not ready (tcp: SETUP
+ * written; ws: upgraded and SETUP written) after `connect_timeout_s` without any other becoming
+ * ready fails. Returns an exit status. */
+int idle_run(const char *uri, int n, int sources, double hold_s, bool json, long pid,
+             double connect_timeout_s);
 
 #endif

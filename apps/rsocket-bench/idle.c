@@ -43,6 +43,8 @@ struct idle_state {
   size_t setup_frame_len;
   char rbuf[4096];
   uv_timer_t hold;
+  uv_timer_t progress; /* fails the pending connections after connect_timeout_s without news */
+  double connect_timeout_s;
   uv_signal_t sigint, sigterm;
   bool holding, stopping;
   uint64_t t_start, t_ready;
@@ -52,11 +54,15 @@ struct idle_state {
 
 static void launch(idle_state *S);
 static void on_all_ready(idle_state *S);
+static void note_progress(idle_state *S);
 
 static void fail(iconn *c, const char *what, int status) {
   idle_state *S = c->S;
   if (!S->first_error) {
-    snprintf(S->errbuf, sizeof S->errbuf, "%s: %s", what, status ? uv_strerror(status) : "refused");
+    if (status)
+      snprintf(S->errbuf, sizeof S->errbuf, "%s: %s", what, uv_strerror(status));
+    else
+      snprintf(S->errbuf, sizeof S->errbuf, "%s", what);
     S->first_error = S->errbuf;
   }
   if (!c->ready && !c->failed) {
@@ -64,6 +70,7 @@ static void fail(iconn *c, const char *what, int status) {
     S->failed++;
     S->pending--;
     launch(S);
+    note_progress(S);
   }
 }
 
@@ -88,7 +95,7 @@ static void became_ready(iconn *c) {
   S->ready++;
   S->pending--;
   launch(S);
-  if (S->ready + S->failed == S->n) on_all_ready(S);
+  note_progress(S);
 }
 
 static void on_setup_written(uv_write_t *req, int status) {
@@ -246,6 +253,7 @@ static void stop_all(idle_state *S) {
   S->stopping = true;
   for (int i = 0; i < S->next; i++) close_conn(&S->conns[i]);
   uv_close((uv_handle_t *)&S->hold, NULL);
+  uv_close((uv_handle_t *)&S->progress, NULL);
   uv_close((uv_handle_t *)&S->sigint, NULL);
   uv_close((uv_handle_t *)&S->sigterm, NULL);
 }
@@ -296,8 +304,37 @@ static void on_settled(uv_timer_t *t) {
   idle_state *S = t->data;
   if (server_pid) server_rss_after = rss_kib(server_pid);
   report(S);
+  if (S->ready == 0) {
+    stop_all(S); /* nothing to hold */
+    return;
+  }
   if (hold_seconds > 0) uv_timer_start(&S->hold, on_hold_done, (uint64_t)(hold_seconds * 1000), 0);
   /* else hold until a signal */
+}
+
+static void on_stalled(uv_timer_t *t) {
+  idle_state *S = t->data;
+  char why[100];
+  snprintf(why, sizeof why, "%s within %g s",
+           S->uri.websocket ? "no WebSocket upgrade" : "not connected", S->connect_timeout_s);
+  for (int i = 0; i < S->next; i++) {
+    iconn *c = &S->conns[i];
+    if (c->ready || c->failed || c->closed) continue;
+    fail(c, why, 0);
+    close_conn(c);
+  }
+}
+
+/* A connection became ready or failed: the next gets connect_timeout_s again; all settled,
+ * measure. */
+static void note_progress(idle_state *S) {
+  if (S->stopping || S->t_ready) return;
+  if (S->ready + S->failed == S->n) {
+    uv_timer_stop(&S->progress);
+    on_all_ready(S);
+    return;
+  }
+  uv_timer_start(&S->progress, on_stalled, (uint64_t)(S->connect_timeout_s * 1000), 0);
 }
 
 static void on_all_ready(idle_state *S) {
@@ -311,10 +348,11 @@ static void on_signal(uv_signal_t *h, int sig) {
   stop_all(h->data);
 }
 
-int idle_run(const char *uri, int n, int sources, double hold_s, bool json, long pid) {
+int idle_run(const char *uri, int n, int sources, double hold_s, bool json, long pid,
+             double connect_timeout_s) {
   idle_state *S = calloc(1, sizeof *S);
   if (!S) return 1;
-  char err[200];
+  char err[1500];
   if (rs_uri_parse(uri, &S->uri, err, sizeof err) != 0) {
     fprintf(stderr, "rsocket-bench: %s\n", err);
     free(S);
@@ -325,7 +363,8 @@ int idle_run(const char *uri, int n, int sources, double hold_s, bool json, long
     free(S);
     return 2;
   }
-  if (bench_resolve(S->uri.host, S->uri.port, &S->dst, err, sizeof err) != 0) {
+  S->connect_timeout_s = connect_timeout_s;
+  if (bench_resolve(S->uri.host, S->uri.port, connect_timeout_s, &S->dst, err, sizeof err) != 0) {
     fprintf(stderr, "rsocket-bench: %s\n", err);
     free(S);
     return 3;
@@ -367,6 +406,9 @@ int idle_run(const char *uri, int n, int sources, double hold_s, bool json, long
   uv_loop_t *loop = uv_default_loop();
   uv_timer_init(loop, &S->hold);
   S->hold.data = S;
+  uv_timer_init(loop, &S->progress);
+  S->progress.data = S;
+  uv_timer_start(&S->progress, on_stalled, (uint64_t)(connect_timeout_s * 1000), 0);
   uv_signal_init(loop, &S->sigint);
   uv_signal_init(loop, &S->sigterm);
   S->sigint.data = S->sigterm.data = S;

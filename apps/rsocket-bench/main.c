@@ -11,7 +11,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 
 #include "rsocket-bench/bench.h"
 #include "rsocket/runtime.h"
+#include "runtime/uri.h"
 
 #define BENCH_VERSION "0.1.0"
 
@@ -70,19 +70,42 @@ void worker_progress_stop(worker *w) {
   uv_close((uv_handle_t *)&w->progress_timer, NULL);
 }
 
-int bench_resolve(const char *host, int port, struct sockaddr_storage *out, char *err,
-                  size_t errlen) {
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
-  char p[16];
-  snprintf(p, sizeof p, "%d", port);
-  int gai = getaddrinfo(host, p, &hints, &ai);
-  if (gai != 0) {
-    snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(gai));
+typedef struct probe {
+  struct sockaddr_storage *out;
+  char *err;
+  size_t errlen;
+  int status;
+} probe;
+
+static void on_probe(uv_tcp_t *tcp, int status, const char *message, void *arg) {
+  probe *p = arg;
+  p->status = status;
+  if (status != 0) {
+    snprintf(p->err, p->errlen, "%s", message);
+    return;
+  }
+  int len = sizeof *p->out;
+  if (uv_tcp_getpeername(tcp, (struct sockaddr *)p->out, &len) != 0) {
+    snprintf(p->err, p->errlen, "cannot read the peer address");
+    p->status = -1;
+  }
+  uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+}
+
+int bench_resolve(const char *host, int port, double timeout_s, struct sockaddr_storage *out,
+                  char *err, size_t errlen) {
+  uv_loop_t loop;
+  if (uv_loop_init(&loop) != 0) {
+    snprintf(err, errlen, "cannot create an event loop");
     return -1;
   }
-  memcpy(out, ai->ai_addr, ai->ai_addrlen);
-  freeaddrinfo(ai);
-  return 0;
+  probe p = {out, err, errlen, -1};
+  rs_connect *c;
+  int rc = rs_connect_start(&c, &loop, host, port, (uint32_t)(timeout_s * 1000), on_probe, &p);
+  if (rc != 0) snprintf(err, errlen, "cannot connect to %s:%d: %s", host, port, rs_strerror(rc));
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  return rc == 0 && p.status == 0 ? 0 : -1;
 }
 
 const char *bench_model_name(bench_model m) {
@@ -115,7 +138,9 @@ static void usage(FILE *f) {
          "      --window N        stream: credit window, refilled by half (default 4096)\n"
          "  -t, --threads N       client threads, one event loop each (default 1)\n"
          "  -k, --insecure        tls/wss: do not verify the server certificate\n"
-         "      --connect-timeout S  per connection (default 10)\n"
+         "      --connect-timeout S  per connection: connecting (every address of the name),\n"
+         "                        TLS and WebSocket handshakes, then the server's first answer\n"
+         "                        to SETUP, each within S seconds (default 10)\n"
          "\n"
          "Other modes:\n"
          "      --codec           frame codec micro-benchmark (encode/decode PAYLOAD frames of\n"
@@ -344,9 +369,19 @@ int main(int argc, char **argv) {
   raise_fd_limit();
   if (idle)
     return idle_run(cfg.uri, (int)idle, (int)sources, have_d ? cfg.duration_s : 0, cfg.json,
-                    (long)pid);
+                    (long)pid, cfg.connect_timeout_s);
   if (cfg.model == MODEL_WS && strncmp(cfg.uri, "ws://", 5) != 0)
     return bad("--model ws needs a ws:// URI (got %s)", cfg.uri);
+  if (cfg.model == MODEL_WS) {
+    /* Every worker connects to the one address found to accept. (The RSocket models go through
+     * rs_client, which races the addresses itself.) */
+    rs_uri parsed;
+    char err[sizeof cfg.dst_error];
+    if (rs_uri_parse(cfg.uri, &parsed, err, sizeof err) != 0) return bad("%s", err);
+    if (bench_resolve(parsed.host, parsed.port, cfg.connect_timeout_s, &cfg.dst, err, sizeof err) !=
+        0)
+      snprintf(cfg.dst_error, sizeof cfg.dst_error, "%s", err); /* every worker reports it */
+  }
   if (!have_n && !have_d) cfg.requests = 100000;
   if (cfg.warmup_s > 0 && !have_d) return bad("%s", "--warmup needs -D");
   if (cfg.threads > cfg.connections) cfg.threads = cfg.connections;

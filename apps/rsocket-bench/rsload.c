@@ -435,7 +435,10 @@ static void on_event(rs_client *c, rs_client_event ev, const char *msg, void *us
     bc->closed = true;
     if (!bc->connected) {
       bc->w->conn_failures++;
-      worker_error(bc->w, "cannot connect to %s: %s", bc->w->cfg->uri, msg);
+      if (strncmp(msg, "cannot ", 7) == 0) /* the runtime's message names host and port */
+        worker_error(bc->w, "%s", msg);
+      else
+        worker_error(bc->w, "cannot connect to %s: %s", bc->w->cfg->uri, msg);
     } else if (!bc->done) {
       worker_error(bc->w, "connection closed early: %s", msg);
     }
@@ -517,6 +520,7 @@ int rsload_run(worker *w) {
     o.user = bc;
     o.insecure = cfg->insecure;
     o.connect_timeout_ms = (uint32_t)(cfg->connect_timeout_s * 1000);
+    o.setup_timeout_ms = o.connect_timeout_ms; /* a peer that accepts and never answers fails */
     o.on_event = on_event;
     o.settings.keepalive_interval_ms = 30000;
     o.settings.max_lifetime_ms = 120000;

@@ -24,6 +24,7 @@ typedef struct wconn {
   char hs[HS_MAX];
   size_t hs_len;
   bool upgraded, writing, done, closing, tcp_closed;
+  bool failed; /* never upgraded: counted as a connection failure */
   size_t wlen;
   rs_ws_conn *ws;
   uint64_t quota, issued, finished;
@@ -38,9 +39,10 @@ struct wsload {
   rs_uri uri;
   uint8_t *data;
   uint8_t rbuf[READ_BUF];
-  int live, upgraded;
+  int live, upgraded, failed;
   bool started, stopping;
   uv_timer_t deadline;
+  uv_timer_t connect_timer; /* every connection upgraded within --connect-timeout */
 };
 
 static uint64_t now_ms(void) {
@@ -149,8 +151,18 @@ static void on_tcp_closed(uv_handle_t *h) {
   wsload *L = c->L;
   if (--L->live == 0) {
     uv_close((uv_handle_t *)&L->deadline, NULL);
+    uv_close((uv_handle_t *)&L->connect_timer, NULL);
     worker_progress_stop(L->w);
   }
+}
+
+static void start_load(wsload *L);
+
+/* The load starts once every connection is upgraded or has failed (and one is up). */
+static void maybe_start(wsload *L) {
+  if (L->started || L->upgraded + L->failed < L->w->nconns) return;
+  uv_timer_stop(&L->connect_timer);
+  if (L->upgraded > 0) start_load(L);
 }
 
 static void wc_close(wconn *c) {
@@ -158,7 +170,24 @@ static void wc_close(wconn *c) {
   c->tcp_closed = true;
   if (!c->done) worker_error(c->L->w, "connection closed before the end of the run");
   c->done = true;
+  if (!c->upgraded && !c->failed) {
+    c->failed = true;
+    c->L->failed++;
+    c->L->w->conn_failures++;
+    maybe_start(c->L);
+  }
   uv_close((uv_handle_t *)&c->tcp, on_tcp_closed);
+}
+
+static void on_connect_timeout(uv_timer_t *t) {
+  wsload *L = t->data;
+  for (int i = 0; i < L->w->nconns; i++) {
+    wconn *c = &L->conns[i];
+    if (c->upgraded || c->tcp_closed) continue;
+    worker_error(L->w, "cannot connect to %s: no WebSocket upgrade within %g s", L->w->cfg->uri,
+                 L->w->cfg->connect_timeout_s);
+    wc_close(c);
+  }
 }
 
 static void on_deadline(uv_timer_t *t) {
@@ -218,7 +247,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     size_t extra = c->hs_len - (size_t)head;
     if (extra) rs_ws_conn_recv(c->ws, (const uint8_t *)c->hs + head, extra, now_ms());
     if (take < len) rs_ws_conn_recv(c->ws, p + take, len - take, now_ms());
-    if (++L->upgraded == L->w->nconns) start_load(L);
+    L->upgraded++;
+    maybe_start(L);
     return;
   }
   if (rs_ws_conn_recv(c->ws, p, len, now_ms()) != 0) {
@@ -236,7 +266,6 @@ static void on_connect(uv_connect_t *req, int status) {
   wconn *c = req->data;
   wsload *L = c->L;
   if (status < 0) {
-    L->w->conn_failures++;
     worker_error(L->w, "cannot connect to %s: %s", L->w->cfg->uri, uv_strerror(status));
     c->done = true;
     wc_close(c);
@@ -271,9 +300,10 @@ int wsload_run(worker *w) {
     free(L);
     return -1;
   }
-  struct sockaddr_storage dst;
-  if (bench_resolve(L->uri.host, L->uri.port, &dst, err, sizeof err) != 0) {
-    worker_error(w, "%s", err);
+  /* main() found the address that accepts (every address of the name raced once). */
+  const struct sockaddr_storage *dst = &w->cfg->dst;
+  if (w->cfg->dst_error[0]) {
+    worker_error(w, "%s", w->cfg->dst_error);
     w->conn_failures = w->nconns;
     free(L);
     return -1;
@@ -292,6 +322,10 @@ int wsload_run(worker *w) {
   memset(L->data, 'x', w->cfg->size);
   uv_timer_init(&w->loop, &L->deadline);
   L->deadline.data = L;
+  uv_timer_init(&w->loop, &L->connect_timer);
+  L->connect_timer.data = L;
+  uv_timer_start(&L->connect_timer, on_connect_timeout,
+                 (uint64_t)(w->cfg->connect_timeout_s * 1000), 0);
   worker_progress_start(w);
   for (int i = 0; i < w->nconns; i++) {
     wconn *c = &L->conns[i];
@@ -306,10 +340,9 @@ int wsload_run(worker *w) {
     c->tcp.data = c;
     c->creq.data = c;
     L->live++;
-    if (!c->ring || uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&dst, on_connect) != 0) {
+    if (!c->ring ||
+        uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)dst, on_connect) != 0) {
       worker_error(w, "cannot start connecting");
-      w->conn_failures++;
-      c->done = true;
       wc_close(c);
     }
   }

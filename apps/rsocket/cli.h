@@ -15,7 +15,7 @@ enum {
   EXIT_USAGE = 2,       /* bad command line */
   EXIT_CONNECT = 3,     /* cannot connect, TLS failure, connection lost */
   EXIT_PROTOCOL = 4,    /* setup rejected, connection error, protocol violation */
-  EXIT_TIMEOUT = 5,     /* --timeout expired */
+  EXIT_TIMEOUT = 5,     /* --timeout or --connect-timeout expired */
 };
 
 typedef enum cli_model {
@@ -49,7 +49,8 @@ typedef struct cli_options {
   uint32_t resume_ms;
   uint32_t keepalive_ms, max_lifetime_ms;
   uint32_t mtu;
-  uint32_t timeout_ms;
+  uint32_t timeout_ms;         /* the whole interaction; 0 = none */
+  uint32_t connect_timeout_ms; /* connecting, and then the server's first answer, each */
   bool debug;
   bool show_metadata;
   /* Server */

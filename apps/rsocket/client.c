@@ -382,7 +382,6 @@ static void on_lease(rs_conn *conn, uint32_t ttl, uint32_t n, const rs_bytes *md
 }
 
 static void on_event(rs_client *c, rs_client_event ev, const char *msg, void *user) {
-  (void)c;
   client_state *st = user;
   switch (ev) {
   case RS_CLIENT_CONNECTED:
@@ -399,8 +398,12 @@ static void on_event(rs_client *c, rs_client_event ev, const char *msg, void *us
   case RS_CLIENT_RECONNECTING: fprintf(stderr, "rsocket: %s\n", msg); break;
   case RS_CLIENT_CLOSED:
     if (!st->exit_set || (st->exit_code == EXIT_CONNECT && !st->printed)) {
+      /* Connecting, a handshake or the answer to SETUP took too long: a timeout (status 5). */
+      bool timeout = rs_client_last_error(c) == RS_ERR_TIMEOUT && !st->connected_once;
       fprintf(stderr, "error: %s\n", st->transport_error[0] ? st->transport_error : msg);
-      set_exit(st, EXIT_CONNECT);
+      st->exit_code = timeout ? EXIT_TIMEOUT : EXIT_CONNECT;
+      st->exit_set = true;
+      st->printed = true;
     }
     st->finished = true;
     uv_timer_stop(&st->timeout);
@@ -471,6 +474,8 @@ int cli_run_client(cli_options *o) {
   co.ca_file = o->ca;
   co.insecure = o->insecure;
   co.on_event = on_event;
+  co.connect_timeout_ms = o->connect_timeout_ms;
+  co.setup_timeout_ms = o->connect_timeout_ms;
   if (o->debug) co.on_frame = on_frame;
 
   char err[300];

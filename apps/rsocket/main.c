@@ -37,6 +37,9 @@ static void usage(FILE *f) {
       "  --limitRate N           request N items at a time (default: all at once)\n"
       "  --showMetadata          print each payload's metadata too (\"metadata<TAB>data\")\n"
       "  --timeout DURATION      give up after DURATION (e.g. 5s, 500ms; default none)\n"
+      "  --connect-timeout DURATION  give up when the connection (TCP to every address of\n"
+      "                          the name, TLS, WebSocket) is not up within DURATION, or the\n"
+      "                          server then does not answer SETUP within DURATION (default 10s)\n"
       "\n"
       "Connection (both modes):\n"
       "  --keepalive DURATION    KEEPALIVE interval (default 20s)\n"
@@ -62,7 +65,7 @@ static void usage(FILE *f) {
       "\n"
       "Output: the data of each payload received, one per line, on stdout.\n"
       "Exit status: 0 ok, 1 the server answered with an error, 2 usage, 3 connection failed or\n"
-      "lost, 4 protocol error or setup rejected, 5 timeout.\n");
+      "lost, 4 protocol error or setup rejected, 5 timeout (--timeout or --connect-timeout).\n");
 }
 
 enum {
@@ -84,6 +87,7 @@ enum {
   OPT_LIFETIME,
   OPT_FRAGMENT,
   OPT_TIMEOUT,
+  OPT_CONNECT_TIMEOUT,
   OPT_DEBUG,
   OPT_SHOW_MD,
   OPT_SERVER,
@@ -121,6 +125,7 @@ static const struct option long_opts[] = {
     {"maxLifetime", required_argument, NULL, OPT_LIFETIME},
     {"fragment", required_argument, NULL, OPT_FRAGMENT},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
     {"debug", no_argument, NULL, OPT_DEBUG},
     {"showMetadata", no_argument, NULL, OPT_SHOW_MD},
     {"server", no_argument, NULL, OPT_SERVER},
@@ -226,6 +231,7 @@ int main(int argc, char **argv) {
   memset(&o, 0, sizeof o);
   o.model = MODEL_REQUEST;
   o.workers = 1;
+  o.connect_timeout_ms = 10000;
   int models = 0, c;
   while ((c = getopt_long(argc, argv, "d:m:r:khv", long_opts, NULL)) != -1) {
     switch (c) {
@@ -291,6 +297,10 @@ int main(int argc, char **argv) {
     case OPT_TIMEOUT:
       if (cli_parse_duration(optarg, &o.timeout_ms) || o.timeout_ms == 0)
         return bad_usage("--timeout needs a duration such as 5s, got '%s'", optarg);
+      break;
+    case OPT_CONNECT_TIMEOUT:
+      if (cli_parse_duration(optarg, &o.connect_timeout_ms) || o.connect_timeout_ms == 0)
+        return bad_usage("--connect-timeout needs a duration such as 10s, got '%s'", optarg);
       break;
     case OPT_DEBUG: o.debug = true; break;
     case OPT_SHOW_MD: o.show_metadata = true; break;

@@ -2,8 +2,10 @@
  * rsocket-c runtime: the RSocket engine (rsocket/conn.h) on real networks, with libuv.
  *
  * A server listens on a URI (tcp://, tls://, ws://, wss://) with one or more worker loops (one
- * thread each, SO_REUSEPORT); a client connects to one, reconnects with jittered exponential
- * backoff and resumes its session when resumption is on. The engine's whole API stays reachable:
+ * thread each, SO_REUSEPORT), on every address its host resolves to; a client connects to one,
+ * trying every address of the host (happy eyeballs, rs_connect_start), with every stage bounded
+ * (connect_timeout_ms, setup_timeout_ms), reconnects with jittered exponential backoff and
+ * resumes its session when resumption is on. The engine's whole API stays reachable:
  * callbacks receive the rs_conn, and every rs_conn_* call works on it (flow control, lease,
  * resume, availability).
  *
@@ -57,6 +59,36 @@ RS_EXPORT void rs_runtime_run_busy(uv_loop_t *loop);
  */
 RS_EXPORT void rs_runtime_tune_malloc(void);
 
+/*
+ * Happy-eyeballs TCP connection (RFC 8305), what rs_client uses for every transport. Resolves
+ * `host` (a name, or a numeric IPv4 or IPv6 address without brackets) and connects to `port` on
+ * every address it resolves to, in the resolver's order with IPv6 and IPv4 interleaved: the next
+ * attempt starts 250 ms after the previous one, or at once when it fails; the first connection
+ * up wins and the other attempts are closed. `timeout_ms` bounds the whole operation, look-up
+ * included (0: no limit).
+ *
+ * `cb` runs exactly once, on `loop`'s thread, never inside rs_connect_start, unless
+ * rs_connect_cancel is called first. On success `tcp` is a connected handle initialised on
+ * `loop`, now the caller's: it was allocated with malloc, so close it with uv_close and free it in
+ * the close callback. On failure `tcp` is NULL, `status` is RS_ERR_IO (the name does not resolve,
+ * or every address failed), RS_ERR_TIMEOUT or RS_ERR_NOMEM, and `message` (valid during the
+ * callback) names each address tried and why, e.g. "cannot connect to localhost:7878: [::1]:7878
+ * connection refused; 127.0.0.1:7878 connection refused" ("cannot connect to 127.0.0.1:1:
+ * connection refused" when the host was the one numeric address).
+ *
+ * Returns 0 and the operation in *out, or RS_ERR_INVALID_ARGUMENT (no host, a host over 255
+ * bytes, a port outside 0..65535, no callback), RS_ERR_NOMEM; then `cb` is never called.
+ */
+typedef struct rs_connect rs_connect;
+typedef void (*rs_connect_cb)(uv_tcp_t *tcp, int status, const char *message, void *arg);
+RS_EXPORT int rs_connect_start(rs_connect **out, uv_loop_t *loop, const char *host, int port,
+                               uint32_t timeout_ms, rs_connect_cb cb, void *arg);
+
+/* Stops an operation whose callback has not run yet: every attempt is closed and the callback
+ * never runs. The operation's memory is released once libuv has closed its handles, so the loop
+ * must run on. Must not be called after the callback ran (the operation is gone then). */
+RS_EXPORT void rs_connect_cancel(rs_connect *c);
+
 /* WebSocket transport options (ws:// and wss://). */
 typedef struct rs_ws_transport_options {
   size_t max_message;      /* largest inbound message; 0 = 16 MiB + 16 */
@@ -98,9 +130,11 @@ typedef struct rs_server_options {
 RS_EXPORT void rs_server_options_default(rs_server_options *o);
 
 /*
- * Starts listening on `loop` (and `workers`-1 more loops on their own threads). Returns 0, or
- * RS_ERR_INVALID_ARGUMENT (bad URI, missing certificate for tls/wss, ws not built) or RS_ERR_IO
- * (cannot bind), with a one-line reason in `err`.
+ * Starts listening on `loop` (and `workers`-1 more loops on their own threads), on every address
+ * the URI's host resolves to ("localhost": ::1 and 127.0.0.1), all on one port; addresses this
+ * machine lacks are skipped. Returns 0, or RS_ERR_INVALID_ARGUMENT (bad URI, missing certificate
+ * for tls/wss, ws not built) or RS_ERR_IO (cannot resolve or bind, e.g. "localhost:7878 ([::1]):
+ * Address already in use"), with a one-line reason in `err`.
  */
 RS_EXPORT int rs_server_start(rs_server **out, uv_loop_t *loop, const rs_server_options *o,
                               char *err, size_t errlen);
@@ -108,7 +142,7 @@ RS_EXPORT int rs_server_start(rs_server **out, uv_loop_t *loop, const rs_server_
 /* The TCP port the server listens on (useful with port 0). */
 RS_EXPORT int rs_server_port(const rs_server *s);
 
-/* The URI it listens on, with the real port ("tcp://127.0.0.1:7878"). */
+/* The URI it listens on, host as given, with the real port ("tcp://localhost:7878"). */
 RS_EXPORT const char *rs_server_uri(const rs_server *s);
 
 /* Connections currently open (all workers). */
@@ -124,7 +158,7 @@ RS_EXPORT void rs_server_stop(rs_server *s, bool graceful, void (*on_stopped)(vo
                               void *arg);
 
 typedef enum rs_client_event {
-  RS_CLIENT_CONNECTED,    /* transport up; SETUP (or RESUME) sent */
+  RS_CLIENT_CONNECTED,    /* transport up and the server answered (see setup_timeout_ms) */
   RS_CLIENT_DISCONNECTED, /* transport lost; `message` says why */
   RS_CLIENT_RESUMED,      /* RESUME_OK received: streams go on */
   RS_CLIENT_RECONNECTING, /* next attempt scheduled */
@@ -132,7 +166,10 @@ typedef enum rs_client_event {
                              is freed after this callback returns */
 } rs_client_event;
 
-#define RS_CLIENT_OPTIONS_VERSION 1
+#define RS_CLIENT_OPTIONS_VERSION 2
+
+/* A timeout of rs_client_options that never expires. */
+#define RS_CLIENT_NO_TIMEOUT UINT32_MAX
 
 typedef struct rs_client_options {
   size_t struct_size;          /* sizeof(rs_client_options) */
@@ -140,9 +177,12 @@ typedef struct rs_client_options {
   rs_conn_settings settings;   /* role is forced to client */
   rs_conn_callbacks callbacks; /* their `user` argument is `user` below */
   void *user;
-  const char *ca_file;         /* tls/wss: extra trusted CA (PEM) */
-  bool insecure;               /* tls/wss: skip certificate verification (tests only) */
-  uint32_t connect_timeout_ms; /* per attempt; 0 = 10 s */
+  const char *ca_file; /* tls/wss: extra trusted CA (PEM) */
+  bool insecure;       /* tls/wss: skip certificate verification (tests only) */
+  /* Per attempt, the whole way to a transport that carries frames: resolving the name, TCP on
+   * every address (see rs_connect_start), the TLS handshake and the WebSocket upgrade.
+   * 0 = 10 s; RS_CLIENT_NO_TIMEOUT = none. */
+  uint32_t connect_timeout_ms;
   /* Reconnect after a transport that was up is lost (with resumption the session continues
    * until resume_session_timeout_ms runs out; without it a new engine is made and the old
    * streams end with RS_ERR_CLOSED). A first connection that fails is not retried. */
@@ -154,6 +194,15 @@ typedef struct rs_client_options {
   rs_ws_transport_options ws;
   /* Optional frame tap, as in rs_server_options (`user` is the client's user pointer). */
   void (*on_frame)(rs_conn *conn, bool outbound, const uint8_t *frame, size_t len, void *user);
+  /* How long the server has, once SETUP (or RESUME) is written, to send its first frame.
+   * RSocket accepts a SETUP silently, so when the server has sent nothing 1 s after it (or half
+   * this timeout, if shorter) the client sends KEEPALIVE(respond): any frame the server sends
+   * (that KEEPALIVE's answer, a response, LEASE, ERROR, RESUME_OK) proves it speaks RSocket and
+   * makes the connection established (RS_CLIENT_CONNECTED). A peer
+   * that accepts TCP and never answers fails the attempt with RS_ERR_TIMEOUT after this long.
+   * 0 = 10 s; RS_CLIENT_NO_TIMEOUT = do not wait: no KEEPALIVE is added and the connection is
+   * established as soon as SETUP is written. (Version 2.) */
+  uint32_t setup_timeout_ms;
 } rs_client_options;
 
 /* Fills defaults: settings = rs_conn_settings_default(client), everything else 0. */
@@ -172,11 +221,24 @@ RS_EXPORT int rs_client_start(rs_client **out, uv_loop_t *loop, const rs_client_
  * reconnect (RS_CLIENT_CONNECTED tells). */
 RS_EXPORT rs_conn *rs_client_conn(rs_client *c);
 
-/* True while a transport is up. */
+/* True while the connection is established: from RS_CLIENT_CONNECTED to the transport's loss. */
 RS_EXPORT bool rs_client_connected(const rs_client *c);
 
-/* Closes: graceful sends CONNECTION_CLOSE and waits for open streams; otherwise aborts. The
- * client is freed after on_event(RS_CLIENT_CLOSED). */
+/*
+ * Why the last attempt failed or the transport went away, for on_event (DISCONNECTED,
+ * RECONNECTING, CLOSED): RS_ERR_TIMEOUT (connecting, a handshake or the answer to SETUP took
+ * longer than allowed), RS_ERR_IO (the name does not resolve, no address accepts, the
+ * connection broke), RS_ERR_PROTOCOL (TLS or WebSocket handshake failed, the peer broke the
+ * protocol), RS_ERR_CLOSED (closed by rs_client_close or by the peer), RS_ERR_NOMEM; 0 before
+ * any. The message given to on_event says the same in words.
+ */
+RS_EXPORT int rs_client_last_error(const rs_client *c);
+
+/* Closes. Graceful sends CONNECTION_CLOSE and waits for open streams (while connecting, it first
+ * connects so that what was queued goes out). Otherwise it aborts at once, whatever the stage:
+ * a connection attempt, a TLS or WebSocket handshake or an established session (which gets
+ * ERROR[CONNECTION_ERROR] when the transport can still carry it). The client is freed after
+ * on_event(RS_CLIENT_CLOSED), which never runs inside this call. */
 RS_EXPORT void rs_client_close(rs_client *c, bool graceful);
 
 #ifdef __cplusplus

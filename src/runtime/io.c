@@ -379,6 +379,10 @@ uv_loop_t *rs_io_conn_uv(const rs_io_conn *c) {
   return c->loop->uv;
 }
 
+bool rs_io_conn_handshake_done(const rs_io_conn *c) {
+  return !c->tls || rs_tls_handshake_done(c->tls);
+}
+
 const char *rs_io_conn_peer(const rs_io_conn *c) {
   return c->peer;
 }
@@ -561,8 +565,60 @@ static void conn_flush(rs_io_conn *c) {
 
 /* ---- listening ---- */
 
-int rs_io_listen(uv_loop_t *loop, const char *host, int port, bool reuseport, int backlog,
-                 uv_tcp_t *out, uv_connection_cb on_connection, char *err, size_t errlen) {
+/* One bound (not yet listening) socket per address; 0, or an errno with `fds` closed. */
+static int bind_all(struct sockaddr_storage *addrs, int n, int port, bool reuseport, int *fds,
+                    int *nfds, int *failed) {
+  *nfds = 0;
+  int e = 0;
+  for (int i = 0; i < n; i++) {
+    struct sockaddr_storage *ss = &addrs[i];
+    socklen_t len =
+        ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (ss->ss_family == AF_INET6)
+      ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+    else
+      ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      e = errno;
+      if (e == EAFNOSUPPORT) continue; /* no IPv6 (or IPv4) here: the other family serves */
+      *failed = i;
+      goto fail;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    /* With both families bound separately, "::" must not also claim IPv4. */
+    if (ss->ss_family == AF_INET6 && n > 1)
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)ss, len) != 0) {
+      e = errno;
+      close(fd);
+      if (e == EADDRNOTAVAIL) continue; /* an address this host does not have (e.g. ::1) */
+      *failed = i;
+      goto fail;
+    }
+    fds[(*nfds)++] = fd;
+    if (port == 0) { /* the first address chose the port: the others take the same */
+      struct sockaddr_storage b;
+      socklen_t bl = sizeof b;
+      if (getsockname(fd, (struct sockaddr *)&b, &bl) == 0)
+        port = ntohs(b.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&b)->sin6_port
+                                             : ((struct sockaddr_in *)&b)->sin_port);
+    }
+  }
+  if (*nfds > 0) return 0;
+  *failed = n - 1;
+  return e ? e : EADDRNOTAVAIL;
+fail:
+  for (int k = 0; k < *nfds; k++) close(fds[k]);
+  *nfds = 0;
+  return e;
+}
+
+int rs_io_listen_all(uv_loop_t *loop, const char *host, int port, bool reuseport, int backlog,
+                     uv_tcp_t *out, int max, uv_connection_cb on_connection, char *err,
+                     size_t errlen) {
   char portstr[16];
   snprintf(portstr, sizeof portstr, "%d", port);
   struct addrinfo hints = {0}, *res = NULL;
@@ -574,35 +630,63 @@ int rs_io_listen(uv_loop_t *loop, const char *host, int port, bool reuseport, in
     snprintf(err, errlen, "%s: %s", host, gai_strerror(gai));
     return RS_ERR_IO;
   }
-  int fd = -1, e = 0;
-  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) {
-      e = errno;
+  if (max > RS_IO_MAX_LISTENERS) max = RS_IO_MAX_LISTENERS;
+  struct sockaddr_storage addrs[RS_IO_MAX_LISTENERS];
+  int n = 0;
+  for (struct addrinfo *ai = res; ai && n < max; ai = ai->ai_next) {
+    if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) || ai->ai_addrlen > sizeof addrs[0])
       continue;
-    }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
-    e = errno;
-    close(fd);
-    fd = -1;
+    bool dup = false;
+    for (int i = 0; i < n && !dup; i++) dup = memcmp(&addrs[i], ai->ai_addr, ai->ai_addrlen) == 0;
+    if (dup) continue;
+    memset(&addrs[n], 0, sizeof addrs[n]);
+    memcpy(&addrs[n++], ai->ai_addr, ai->ai_addrlen);
   }
   freeaddrinfo(res);
-  if (fd < 0) {
-    snprintf(err, errlen, "%s:%d: %s", host, port, strerror(e));
+  if (n == 0) {
+    snprintf(err, errlen, "%s: no IPv4 or IPv6 address", host);
     return RS_ERR_IO;
   }
-  uv_tcp_init(loop, out);
-  int rc = uv_tcp_open(out, fd);
-  if (rc == 0) rc = uv_listen((uv_stream_t *)out, backlog > 0 ? backlog : 511, on_connection);
-  if (rc < 0) {
-    snprintf(err, errlen, "%s:%d: %s", host, port, uv_strerror(rc));
-    uv_close((uv_handle_t *)out, NULL);
+  int fds[RS_IO_MAX_LISTENERS], nfds = 0, failed = 0, e = 0;
+  /* Port 0 over several addresses: the port the first one got may be taken on another; try a
+   * few ports before giving up. */
+  for (int round = 0; round < (port == 0 && n > 1 ? 8 : 1); round++) {
+    e = bind_all(addrs, n, port, reuseport, fds, &nfds, &failed);
+    if (e != EADDRINUSE) break;
+  }
+  if (e) {
+    char a[INET6_ADDRSTRLEN] = "?";
+    if (addrs[failed].ss_family == AF_INET6)
+      uv_ip6_name((struct sockaddr_in6 *)&addrs[failed], a, sizeof a);
+    else
+      uv_ip4_name((struct sockaddr_in *)&addrs[failed], a, sizeof a);
+    if (n > 1 || strcmp(a, host) != 0)
+      snprintf(err, errlen, "%s:%d (%s%s%s): %s", host, port,
+               addrs[failed].ss_family == AF_INET6 ? "[" : "", a,
+               addrs[failed].ss_family == AF_INET6 ? "]" : "", strerror(e));
+    else
+      snprintf(err, errlen, "%s:%d: %s", host, port, strerror(e));
     return RS_ERR_IO;
   }
-  return 0;
+  for (int i = 0; i < nfds; i++) {
+    uv_tcp_init(loop, &out[i]);
+    int rc = uv_tcp_open(&out[i], fds[i]);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&out[i], backlog > 0 ? backlog : 511, on_connection);
+    if (rc < 0) {
+      snprintf(err, errlen, "%s:%d: %s", host, port, uv_strerror(rc));
+      for (int k = 0; k <= i; k++) uv_close((uv_handle_t *)&out[k], NULL);
+      for (int k = i + 1; k < nfds; k++) close(fds[k]);
+      return RS_ERR_IO;
+    }
+  }
+  return nfds;
+}
+
+int rs_io_listen(uv_loop_t *loop, const char *host, int port, bool reuseport, int backlog,
+                 uv_tcp_t *out, uv_connection_cb on_connection, char *err, size_t errlen) {
+  int n =
+      rs_io_listen_all(loop, host, port, reuseport, backlog, out, 1, on_connection, err, errlen);
+  return n < 0 ? n : 0;
 }
 
 int rs_io_bound_port(const uv_tcp_t *tcp) {

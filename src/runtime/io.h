@@ -87,17 +87,36 @@ void rs_io_conn_pause_reading(rs_io_conn *c, bool paused);
 /* The libuv loop of the connection. */
 uv_loop_t *rs_io_conn_uv(const rs_io_conn *c);
 
+/* True when the connection is plain TCP or its TLS handshake is done. */
+bool rs_io_conn_handshake_done(const rs_io_conn *c);
+
 /* The peer's address as "host:port" (empty if unknown). */
 const char *rs_io_conn_peer(const rs_io_conn *c);
 
 /*
- * Opens a listening TCP socket on host:port (numeric address or name) with SO_REUSEADDR and, if
- * `reuseport`, SO_REUSEPORT so several loops (threads) can accept on the same port. Returns 0 and
- * the handle in *out (initialised on `loop`), or a negative rs_error (RS_ERR_IO, with `err`
- * filled: e.g. "127.0.0.1:7878: address already in use").
+ * Opens a listening TCP socket on host:port (numeric address or name; a name's first address)
+ * with SO_REUSEADDR and, if `reuseport`, SO_REUSEPORT so several loops (threads) can accept on
+ * the same port. Returns 0 and the handle in *out (initialised on `loop`), or a negative rs_error
+ * (RS_ERR_IO, with `err` filled: e.g. "127.0.0.1:7878: address already in use").
  */
 int rs_io_listen(uv_loop_t *loop, const char *host, int port, bool reuseport, int backlog,
                  uv_tcp_t *out, uv_connection_cb on_connection, char *err, size_t errlen);
+
+/* The most addresses one listening name is bound to. */
+#define RS_IO_MAX_LISTENERS 8
+
+/*
+ * Listens on every address `host` resolves to (up to `max`, and RS_IO_MAX_LISTENERS), all on the
+ * same port: "localhost" gets both ::1 and 127.0.0.1, so that clients find the server whichever
+ * address they try first. With port 0, the port is chosen by the first address. Addresses the
+ * host does not have (::1 without IPv6) are skipped; any other failure fails the whole call. An
+ * IPv6 socket bound beside IPv4 ones is IPv6-only. Returns the number of handles initialised in
+ * out[0..n-1] (their `data` is the caller's to set), or RS_ERR_IO with `err` filled, e.g.
+ * "localhost:7878 ([::1]): Address already in use".
+ */
+int rs_io_listen_all(uv_loop_t *loop, const char *host, int port, bool reuseport, int backlog,
+                     uv_tcp_t *out, int max, uv_connection_cb on_connection, char *err,
+                     size_t errlen);
 
 /* The port a listening handle is bound to (useful after binding port 0), or -1. */
 int rs_io_bound_port(const uv_tcp_t *tcp);

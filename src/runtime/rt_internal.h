@@ -28,6 +28,8 @@ typedef struct rt_conn {
   bool closed;                 /* on_close was delivered */
   bool timer_closing;
   bool ws; /* the transport is WebSocket (message framing) */
+  /* Client, per transport: the engine's output started to flow; the server's first frame came. */
+  bool ready, answered;
   /* Frame tap (debugging): whole frames in and out. */
   void (*tap)(rs_conn *conn, bool outbound, const uint8_t *frame, size_t len, void *user);
   rs_frame_reader tap_in, tap_out;
@@ -52,6 +54,10 @@ void rt_server_conn_gone(rt_conn *rc, int err, const char *reason);
 void rt_client_transport_gone(rt_conn *rc, int err, const char *reason);
 /* The client's engine went from RESUMING to ESTABLISHED. */
 void rt_client_resumed(rt_conn *rc);
+/* Client: the transport took the engine's first output (TLS and WebSocket handshakes done). */
+void rt_client_transport_ready(rt_conn *rc);
+/* Client: the first bytes from the server arrived on this transport. */
+void rt_client_answered(rt_conn *rc);
 
 /* Starts the detached-timer of `rc` at the engine's deadline (or stops it). */
 void rt_conn_arm_detached_timer(rt_conn *rc);

@@ -205,9 +205,25 @@ void rt_conn_tap(rt_conn *rc, bool outbound, const uint8_t *buf, size_t len) {
   }
 }
 
+/* Client: the transport's first output and first input mark its phases (runtime_client.c). */
+static void note_ready(rt_conn *rc) {
+  if (rc->client && !rc->ready) {
+    rc->ready = true;
+    rt_client_transport_ready(rc);
+  }
+}
+
+static void note_answered(rt_conn *rc) {
+  if (rc->client && !rc->answered) {
+    rc->answered = true;
+    rt_client_answered(rc);
+  }
+}
+
 static int eng_recv(void *s, const uint8_t *buf, size_t len, uint64_t now) {
   rt_conn *rc = s;
   rt_conn_tap(rc, false, buf, len);
+  if (len > 0) note_answered(rc);
   bool resuming = rs_conn_get_state(rc->conn) == RS_CONN_STATE_RESUMING;
   rs_ssize n = rs_conn_recv(rc->conn, buf, len, now);
   if (n < 0) return (int)n;
@@ -234,7 +250,9 @@ static int eng_recv(void *s, const uint8_t *buf, size_t len, uint64_t now) {
 }
 
 static int eng_pending(void *s, rs_io_vec *iov, int max) {
-  return engine_pending(s, (rs_iov *)iov, max);
+  rt_conn *rc = s;
+  note_ready(rc);
+  return engine_pending(rc, (rs_iov *)iov, max);
 }
 
 static void eng_consumed(void *s, size_t n) {
@@ -316,6 +334,7 @@ static int wi_message(void *inner, rt_ws *ws, int op, const uint8_t *d, size_t n
   rt_conn *rc = inner;
   if (op != RS_WS_OP_BINARY) return -1; /* RSocket frames travel in binary messages */
   rt_conn_tap(rc, false, d, n);
+  note_answered(rc);
   bool resuming = rs_conn_get_state(rc->conn) == RS_CONN_STATE_RESUMING;
   int r = rs_conn_recv_frame(rc->conn, d, n, now);
   if (r < 0) return 0; /* the engine closes itself; the WebSocket follows */
@@ -341,6 +360,7 @@ static int wi_message(void *inner, rt_ws *ws, int op, const uint8_t *d, size_t n
 
 static void wi_pull(void *inner, rt_ws *ws) {
   rt_conn *rc = inner;
+  note_ready(rc);
   rs_iov iov[32];
   for (;;) {
     int n = engine_pending(rc, iov, 32);
@@ -394,6 +414,7 @@ int rt_conn_attach_io(rt_conn *rc, rs_io_conn *io, const rs_uri *uri,
                       const rs_ws_transport_options *ws, bool server) {
   uv_timer_stop(&rc->timer);
   rc->io = io;
+  rc->ready = rc->answered = false;
   if (!uri->websocket) {
     rs_io_conn_set_session(io, &rt_engine_ops, rc);
     return 0;

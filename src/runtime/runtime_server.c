@@ -16,7 +16,8 @@ struct rt_worker {
   uv_loop_t own_loop; /* workers > 0 */
   uv_loop_t *loop;
   rs_io_loop *io;
-  uv_tcp_t listener;
+  uv_tcp_t listeners[RS_IO_MAX_LISTENERS]; /* one per address of the host */
+  int nlisteners;
   bool listening;
   uv_async_t stop_async;
   pthread_t thread;
@@ -131,7 +132,7 @@ static void on_connection(uv_stream_t *listener, int status) {
 static void worker_close_listener(rt_worker *w) {
   if (!w->listening) return;
   w->listening = false;
-  uv_close((uv_handle_t *)&w->listener, NULL);
+  for (int i = 0; i < w->nlisteners; i++) uv_close((uv_handle_t *)&w->listeners[i], NULL);
 }
 
 static void on_stop_async(uv_async_t *a) {
@@ -232,15 +233,16 @@ static int worker_init(rs_server *s, rt_worker *w, int index, uv_loop_t *loop, c
   }
   w->io = rs_io_loop_new(w->loop);
   if (!w->io) return RS_ERR_NOMEM;
-  int rc = rs_io_listen(w->loop, s->uri.host, s->port, s->nworkers > 1, 1024, &w->listener,
-                        on_connection, err, errlen);
-  if (rc != 0) {
+  int n = rs_io_listen_all(w->loop, s->uri.host, s->port, s->nworkers > 1, 1024, w->listeners,
+                           RS_IO_MAX_LISTENERS, on_connection, err, errlen);
+  if (n < 0) {
     rs_io_loop_free(w->io);
-    return rc;
+    return n;
   }
+  w->nlisteners = n;
   w->listening = true;
-  w->listener.data = w;
-  if (s->port == 0) s->port = rs_io_bound_port(&w->listener);
+  for (int i = 0; i < n; i++) w->listeners[i].data = w;
+  if (s->port == 0) s->port = rs_io_bound_port(&w->listeners[0]);
   uv_async_init(w->loop, &w->stop_async, on_stop_async);
   w->stop_async.data = w;
   return 0;
