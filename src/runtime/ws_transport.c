@@ -40,6 +40,7 @@ struct rt_ws {
 
 static void ws_on_message(rs_ws_conn *c, int op, const uint8_t *d, size_t len, void *user) {
   rt_ws *w = user;
+  if (rs_ws_conn_closing(c)) return; /* the inner protocol (RSocket) is done after our close */
   if (w->ops->on_message(w->inner, w, op, d, len, w->now) != 0 && !rs_ws_conn_closing(c))
     rs_ws_conn_close(c, RS_WS_CLOSE_UNSUPPORTED, "unsupported message", w->now);
 }
