@@ -116,6 +116,8 @@ static void usage(FILE *f) {
          "  -t, --threads N       client threads, one event loop each (default 1)\n"
          "  -k, --insecure        tls/wss: do not verify the server certificate\n"
          "      --connect-timeout S  per connection (default 10)\n"
+         "      --busy-poll       spin on the event loops instead of sleeping in the kernel\n"
+         "                        (lower latency; one busy core per thread)\n"
          "\n"
          "Other modes:\n"
          "      --codec           frame codec micro-benchmark (encode/decode PAYLOAD frames of\n"
