@@ -27,6 +27,9 @@ typedef struct dump {
   int hex_hi;
   bool in_comment;
   uint64_t hex_line;
+  /* the first bytes of the input (after hex decoding), to say what it looks like */
+  uint8_t sample[256];
+  size_t sample_len;
 } dump;
 
 static void usage(FILE *f) {
@@ -60,7 +63,8 @@ static void usage(FILE *f) {
          "Exit status: 0 all frames valid, 1 a frame was malformed or the input was cut short,\n"
          "2 usage or input error.\n"
          "\n"
-         "  -h, --help     this help;  --version  the version\n");
+         "  -h, --help     this help\n"
+         "  -v, --version  print the version\n");
 }
 
 /* ---- JSON ---- */
@@ -212,14 +216,14 @@ static void report_error(dump *d, const char *what, const char *code, uint64_t o
   }
 }
 
-/* One whole frame that starts at `offset` in the input. */
-static void handle_frame(dump *d, const uint8_t *p, size_t len, uint64_t offset) {
+/* One whole frame that starts at `offset` in the input. False when it is malformed. */
+static bool handle_frame(dump *d, const uint8_t *p, size_t len, uint64_t offset) {
   rs_frame f;
   rs_frame_error e;
   d->frames++;
   if (rs_frame_decode(&f, p, len, &e) != 0) {
     report_error(d, e.message, rs_error_code_name(e.code), offset + e.offset);
-    return;
+    return false;
   }
   if (d->json) {
     print_json(&f);
@@ -228,9 +232,17 @@ static void handle_frame(dump *d, const uint8_t *p, size_t len, uint64_t offset)
     rs__frame_describe(&f, PREVIEW_HUMAN, line, sizeof line);
     puts(line);
   }
+  return true;
 }
 
 /* ---- input ---- */
+
+static void keep_sample(dump *d, const void *p, size_t n) {
+  size_t room = sizeof d->sample - d->sample_len;
+  if (n > room) n = room;
+  memcpy(d->sample + d->sample_len, p, n);
+  d->sample_len += n;
+}
 
 /* Reads the next chunk of input bytes (decoding hex if asked). Returns the count, 0 at EOF, -1 on
  * a read or hex error (reported). */
@@ -241,6 +253,7 @@ static long next_bytes(dump *d, uint8_t *buf, size_t cap) {
       fprintf(stderr, "rsocket-dump: cannot read %s: %s\n", d->name, strerror(errno));
       return -1;
     }
+    keep_sample(d, buf, n);
     return (long)n;
   }
   size_t out = 0;
@@ -276,19 +289,81 @@ static long next_bytes(dump *d, uint8_t *buf, size_t cap) {
               : (c >= 'A' && c <= 'F') ? c - 'A' + 10
                                        : -1;
       if (v < 0) {
-        fprintf(stderr, "rsocket-dump: line %llu: '%c' is not a hex digit\n",
-                (unsigned long long)d->hex_line + 1, c);
+        unsigned long long line = (unsigned long long)d->hex_line + 1;
+        if (c > 0x20 && c < 0x7f)
+          fprintf(stderr, "rsocket-dump: line %llu: '%c' is not a hex digit\n", line, c);
+        else
+          fprintf(stderr,
+                  "rsocket-dump: line %llu: byte 0x%02x is not a hex digit (binary input? "
+                  "without --hex the bytes are read as they are)\n",
+                  line, (unsigned)(uint8_t)c);
         return -1;
       }
       if (d->hex_hi < 0) {
         d->hex_hi = v;
       } else {
-        buf[out++] = (uint8_t)(d->hex_hi << 4 | v);
+        buf[out] = (uint8_t)(d->hex_hi << 4 | v);
+        keep_sample(d, buf + out++, 1);
         d->hex_hi = -1;
       }
     }
   }
   return (long)out;
+}
+
+/* ---- what the input looks like, when it is not what we expected ---- */
+
+static bool looks_like_hex(const uint8_t *p, size_t n) {
+  size_t digits = 0;
+  bool comment = false;
+  for (size_t i = 0; i < n; i++) {
+    uint8_t c = p[i];
+    if (c == '\n') comment = false;
+    if (comment || c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',') continue;
+    if (c == '#') {
+      comment = true;
+      continue;
+    }
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
+    digits++;
+  }
+  return digits >= 6;
+}
+
+static bool looks_like_text(const uint8_t *p, size_t n) {
+  /* The sample may end inside a UTF-8 character: leave a cut one out. */
+  size_t start = n;
+  while (start > 0 && n - start < 3 && (p[start - 1] & 0xC0) == 0x80) start--;
+  if (start > 0 && p[start - 1] >= 0xC0) {
+    uint8_t lead = p[start - 1];
+    size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+    if (n - (start - 1) < want) n = start - 1;
+  }
+  rs_bytes b = {p, n};
+  return n > 0 && printable_utf8(b);
+}
+
+/* No frame could be read from the start of the input: say what it looks like and what inputs
+ * rsocket-dump takes (the issue behind "truncated frame: 9 of 6841708 bytes" for text). */
+static void hint_input(const dump *d) {
+  rs_frame f;
+  rs_frame_error e;
+  if (!d->hex && looks_like_hex(d->sample, d->sample_len))
+    fprintf(stderr, "rsocket-dump: the input looks like hex text: read it with --hex\n");
+  else if (!d->no_length && d->sample_len < sizeof d->sample &&
+           rs_frame_decode(&f, d->sample, d->sample_len, &e) == 0)
+    fprintf(stderr,
+            "rsocket-dump: the input looks like one %s frame without a length prefix: "
+            "read it with --no-length%s\n",
+            rs_frame_type_name(f.type), d->hex ? " --hex" : "");
+  else if (looks_like_text(d->sample, d->sample_len))
+    fprintf(stderr, "rsocket-dump: the input looks like text, not RSocket frames\n");
+  else
+    fprintf(stderr, "rsocket-dump: the input does not look like %sRSocket frames\n",
+            d->no_length ? "an " : "length-prefixed ");
+  fprintf(stderr, "rsocket-dump reads frames each preceded by a 3-byte big-endian length (as on "
+                  "TCP), the same bytes\nwritten as hex text with --hex, or one frame without a "
+                  "length prefix with --no-length\n(as a WebSocket message carries it).\n");
 }
 
 static int run_prefixed(dump *d) {
@@ -319,6 +394,7 @@ static int run_prefixed(dump *d) {
                  (unsigned)r.hdr[0] << 16 | (unsigned)r.hdr[1] << 8 | r.hdr[2],
                  used == RS_ERR_FRAME_TOO_SHORT ? "is below 6" : "is too large");
         report_error(d, what, "CONNECTION_ERROR", at);
+        if (d->frames == 0) hint_input(d);
         rs_frame_reader_free(&r);
         return 1;
       }
@@ -335,6 +411,14 @@ static int run_prefixed(dump *d) {
     else
       snprintf(what, sizeof what, "truncated frame: %zu of %zu bytes", r.buf_len, r.need);
     report_error(d, what, NULL, total - pending);
+    /* A first frame cut short is worth a hint when the input looks like text, or when its
+     * length is absurd for the input (more than 16 times what followed, and at least 64 KiB);
+     * a small frame cut short is just a cut capture. */
+    bool absurd = r.need >= 65536 && r.need / 16 > r.buf_len;
+    if (d->frames == 0 && r.hdr_have == 3 &&
+        (absurd || looks_like_text(d->sample, d->sample_len) ||
+         (!d->hex && looks_like_hex(d->sample, d->sample_len))))
+      hint_input(d);
   }
   rs_frame_reader_free(&r);
   return rc;
@@ -365,7 +449,9 @@ static int run_single(dump *d) {
     if (n == 0) break;
     len += (size_t)n;
   }
-  handle_frame(d, buf, len, 0);
+  if (!handle_frame(d, buf, len, 0) && (looks_like_text(d->sample, d->sample_len) ||
+                                        (!d->hex && looks_like_hex(d->sample, d->sample_len))))
+    hint_input(d);
   free(buf);
   return 0;
 }
@@ -377,16 +463,16 @@ int main(int argc, char **argv) {
   static const struct option opts[] = {
       {"json", no_argument, NULL, 'j'},      {"hex", no_argument, NULL, 'x'},
       {"no-length", no_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'},
-      {"version", no_argument, NULL, 'V'},   {NULL, 0, NULL, 0},
+      {"version", no_argument, NULL, 'v'},   {NULL, 0, NULL, 0},
   };
   int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
     switch (c) {
     case 'j': d.json = true; break;
     case 'x': d.hex = true; break;
     case 'n': d.no_length = true; break;
     case 'h': usage(stdout); return 0;
-    case 'V': printf("rsocket-dump %s (rsocket-c)\n", RS_VERSION_STRING); return 0;
+    case 'v': printf("rsocket-dump %s (rsocket-c)\n", RS_VERSION_STRING); return 0;
     default: fprintf(stderr, "Try 'rsocket-dump --help'.\n"); return 2;
     }
   }

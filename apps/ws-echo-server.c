@@ -1,15 +1,19 @@
 /*
  * ws-echo-server: a plain WebSocket echo server (text as text, binary as binary) on our own
- * RFC 6455 stack — the target of the conformance tests and the WebSocket benchmark.
+ * RFC 6455 stack — the target of the conformance tests and the WebSocket benchmark. With --cert
+ * and --key it serves wss:// (the runtime's TLS).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rsocket/runtime.h"
 #include "runtime/io.h"
+#include "runtime/tls.h"
 #include "runtime/ws_transport.h"
 
 typedef struct server {
@@ -19,6 +23,7 @@ typedef struct server {
   int nlisteners;
   uv_signal_t sigint, sigterm;
   rs_ws_transport_options wo;
+  rs_tls_ctx *tls; /* wss:// */
   struct echo *conns;
   bool stopping;
 } server;
@@ -84,10 +89,16 @@ static void on_connection(uv_stream_t *l, int status) {
     uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
     return;
   }
-  rs_io_conn *io = rs_io_conn_new(s->io, tcp, NULL);
+  rs_tls *tls = NULL;
+  if (s->tls && !(tls = rs_tls_new(s->tls, true, NULL))) {
+    uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+    return;
+  }
+  rs_io_conn *io = rs_io_conn_new(s->io, tcp, tls);
   echo *e = calloc(1, sizeof *e);
   if (!io || !e) {
     free(e);
+    if (!io) rs_tls_free(tls);
     if (io)
       rs_io_conn_abort(io, RS_ERR_NOMEM, "out of memory");
     else
@@ -125,17 +136,24 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 static void usage(FILE *f) {
   fprintf(f, "usage: ws-echo-server [--host HOST] [--port PORT] [--max-message BYTES] [--deflate]\n"
+             "                      [--cert FILE --key FILE]\n"
              "\n"
              "A WebSocket echo server: every text message comes back as text, every binary one as\n"
-             "binary. Prints 'listening on ws://HOST:PORT' when ready; SIGINT/SIGTERM close every\n"
-             "connection with 1001 and exit.\n"
+             "binary. Prints 'listening on ws://HOST:PORT' (wss:// with TLS) when ready;\n"
+             "SIGINT/SIGTERM close every connection with 1001 and exit.\n"
              "\n"
              "  --host HOST          address to bind (default 127.0.0.1)\n"
              "  --port PORT          port (default 9001; 0 picks a free one)\n"
              "  --max-message BYTES  largest message accepted; larger ones close with 1009\n"
              "                       (default 16 MiB)\n"
              "  --deflate            negotiate permessage-deflate (RFC 7692)\n"
-             "  -h, --help           this help\n");
+             "  --cert FILE          serve wss://: TLS certificate chain (PEM)\n"
+             "  --key FILE           and its private key (PEM)\n"
+             "  -h, --help           this help\n"
+             "  -v, --version        print the version\n"
+             "\n"
+             "Exit status: 0 stopped by SIGINT/SIGTERM, 2 usage, 3 cannot listen or load the\n"
+             "certificate.\n");
 }
 
 int main(int argc, char **argv) {
@@ -144,17 +162,21 @@ int main(int argc, char **argv) {
   long port = 9001;
   unsigned long long max_message = 0;
   bool deflate = false;
+  const char *cert = NULL, *key = NULL;
   static const struct option opts[] = {
       {"host", required_argument, NULL, 'H'},
       {"port", required_argument, NULL, 'p'},
       {"max-message", required_argument, NULL, 'm'},
       {"deflate", no_argument, NULL, 'd'},
+      {"cert", required_argument, NULL, 'c'},
+      {"key", required_argument, NULL, 'k'},
       {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'v'},
       {NULL, 0, NULL, 0},
   };
   int c;
   char *end;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
     switch (c) {
     case 'H': host = optarg; break;
     case 'p':
@@ -172,13 +194,37 @@ int main(int argc, char **argv) {
       }
       break;
     case 'd': deflate = true; break;
+    case 'c': cert = optarg; break;
+    case 'k': key = optarg; break;
     case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
+    case 'v': printf("ws-echo-server %s (rsocket-c)\n", RS_VERSION_STRING); return 0;
+    default: fprintf(stderr, "Try 'ws-echo-server --help'.\n"); return 2;
     }
   }
   if (optind < argc) {
-    usage(stderr);
+    fprintf(stderr, "ws-echo-server: unexpected argument '%s'\nTry 'ws-echo-server --help'.\n",
+            argv[optind]);
     return 2;
+  }
+  if (!cert != !key) {
+    fprintf(stderr, "ws-echo-server: --cert and --key go together\n");
+    return 2;
+  }
+  for (int i = 0; cert && i < 2; i++) {
+    const char *file = i ? key : cert;
+    if (access(file, R_OK) != 0) {
+      fprintf(stderr, "ws-echo-server: cannot read --%s %s: %s\n", i ? "key" : "cert", file,
+              strerror(errno));
+      return 3;
+    }
+  }
+  rs_tls_ctx *tls = NULL;
+  if (cert) {
+    char terr[RS_TLS_ERRLEN];
+    if (!(tls = rs_tls_ctx_server_files(cert, key, terr))) {
+      fprintf(stderr, "ws-echo-server: %s\n", terr);
+      return 3;
+    }
   }
   signal(SIGPIPE, SIG_IGN);
   uv_loop_t loop;
@@ -189,11 +235,13 @@ int main(int argc, char **argv) {
   s.io = rs_io_loop_new(&loop);
   s.wo.max_message = (size_t)max_message;
   s.wo.deflate = deflate;
+  s.tls = tls;
   char err[256];
   s.nlisteners = rs_io_listen_all(&loop, host, (int)port, false, 1024, s.listeners,
                                   RS_IO_MAX_LISTENERS, on_connection, err, sizeof err);
   if (s.nlisteners < 0) {
     fprintf(stderr, "ws-echo-server: cannot listen: %s\n", err);
+    rs_tls_ctx_free(tls);
     return 3;
   }
   for (int i = 0; i < s.nlisteners; i++) s.listeners[i].data = &s;
@@ -202,10 +250,12 @@ int main(int argc, char **argv) {
   s.sigint.data = s.sigterm.data = &s;
   uv_signal_start(&s.sigint, on_signal, SIGINT);
   uv_signal_start(&s.sigterm, on_signal, SIGTERM);
-  printf("listening on ws://%s%s%s:%d\n", strchr(host, ':') ? "[" : "", host,
-         strchr(host, ':') ? "]" : "", rs_io_bound_port(&s.listeners[0]));
+  bool v6 = strchr(host, ':') != NULL;
+  printf(v6 ? "listening on %s://[%s]:%d\n" : "listening on %s://%s:%d\n", tls ? "wss" : "ws", host,
+         rs_io_bound_port(&s.listeners[0]));
   fflush(stdout);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
+  rs_tls_ctx_free(tls);
   return 0;
 }

@@ -24,7 +24,7 @@
 #include "rsocket/runtime.h"
 #include "runtime/uri.h"
 
-#define BENCH_VERSION "0.1.0"
+#define BENCH_VERSION RS_VERSION_STRING
 
 enum { EXIT_OK = 0, EXIT_ERRORS = 1, EXIT_USAGE = 2, EXIT_CONNECT = 3 };
 
@@ -141,6 +141,8 @@ static void usage(FILE *f) {
          "      --connect-timeout S  per connection: connecting (every address of the name),\n"
          "                        TLS and WebSocket handshakes, then the server's first answer\n"
          "                        to SETUP, each within S seconds (default 10)\n"
+         "      --busy-poll       spin on the event loops instead of sleeping in the kernel\n"
+         "                        (lower latency; one busy core per thread)\n"
          "\n"
          "Other modes:\n"
          "      --codec           frame codec micro-benchmark (encode/decode PAYLOAD frames of\n"
@@ -163,7 +165,8 @@ static void usage(FILE *f) {
          "\n"
          "Latency is measured from sending a request (or channel element) to its answer; for\n"
          "streams, from granting credit (REQUEST_STREAM or REQUEST_N) to the item that used it.\n"
-         "Exit status: 0 ok, 1 some requests failed, 2 usage, 3 no connection could be made.\n");
+         "Exit status: 0 ok, 1 some requests failed or the run ended short (the first error is\n"
+         "also on stderr), 2 usage, 3 no connection could be made.\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out) {
@@ -348,7 +351,7 @@ int main(int argc, char **argv) {
         return bad("bad --pid: %s", optarg);
       break;
     case 'h': usage(stdout); return EXIT_OK;
-    case 'v': printf("rsocket-bench %s\n", BENCH_VERSION); return EXIT_OK;
+    case 'v': printf("rsocket-bench %s (rsocket-c)\n", BENCH_VERSION); return EXIT_OK;
     case ':': return bad("option %s needs a value", argv[optind - 1]);
     default: return bad("unknown option %s", argv[optind - 1]);
     }
@@ -453,6 +456,21 @@ int main(int argc, char **argv) {
     if (w->end_ns > end) end = w->end_ns;
     uv_loop_close(&w->loop);
   }
+  /* A run of -n that ended short failed, whatever the workers said (a server that closed early
+   * with 1000, say). */
+  char short_run[160];
+  bool incomplete = cfg.requests && completed < cfg.requests && conn_failures < cfg.connections;
+  if (incomplete) {
+    snprintf(short_run, sizeof short_run, "only %" PRIu64 " of %" PRIu64 " completed", completed,
+             cfg.requests);
+    if (!first_error) first_error = short_run;
+  }
+  /* No connection at all: one line on stderr says why (the summary would be all zeros). */
+  if (conn_failures == cfg.connections && !cfg.json) {
+    fprintf(stderr, "rsocket-bench: %s\n", first_error ? first_error : "no connection");
+    free(ws);
+    return EXIT_CONNECT;
+  }
   double elapsed = (start != UINT64_MAX && end > start) ? (double)(end - start) / 1e9 : 0;
   double rate = elapsed > 0 ? (double)completed / elapsed : 0;
   const char *unit = cfg.model == MODEL_STREAM    ? "items"
@@ -516,11 +534,9 @@ int main(int argc, char **argv) {
     if (first_error) printf("first error: %s\n", first_error);
   }
   int status = (errors || conn_failures || first_error) ? EXIT_ERRORS : EXIT_OK;
-  if (conn_failures == cfg.connections) {
-    if (!cfg.json)
-      fprintf(stderr, "rsocket-bench: %s\n", first_error ? first_error : "no connection");
-    status = EXIT_CONNECT;
-  }
+  if (conn_failures == cfg.connections) status = EXIT_CONNECT;
+  if (status == EXIT_ERRORS && !cfg.json)
+    fprintf(stderr, "rsocket-bench: %s\n", first_error ? first_error : "some requests failed");
   free(ws); /* first_error points into it */
   return status;
 }

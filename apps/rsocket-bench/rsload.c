@@ -435,7 +435,9 @@ static void on_event(rs_client *c, rs_client_event ev, const char *msg, void *us
     bc->closed = true;
     if (!bc->connected) {
       bc->w->conn_failures++;
-      if (strncmp(msg, "cannot ", 7) == 0) /* the runtime's message names host and port */
+      /* The runtime's message already names the address ("cannot connect to HOST:PORT: …",
+       * "cannot resolve HOST: …"); other reasons get the URI in front. */
+      if (strncmp(msg, "cannot ", 7) == 0)
         worker_error(bc->w, "%s", msg);
       else
         worker_error(bc->w, "cannot connect to %s: %s", bc->w->cfg->uri, msg);

@@ -1,6 +1,7 @@
 /* Plain WebSocket echo workload of rsocket-bench (--model ws): each connection keeps -m binary
  * messages of --size bytes in flight against an echo server and times each round trip. Uses our
  * own WebSocket layer (rsocket/ws.h) on libuv, so the same client measures any echo server. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,8 @@
 
 #define HS_MAX   8192
 #define READ_BUF (64 * 1024)
+/* With messages in flight and none answered for this long, the server is not echoing. */
+#define STALL_MS 5000u
 
 typedef struct wsload wsload;
 
@@ -43,6 +46,8 @@ struct wsload {
   bool started, stopping;
   uv_timer_t deadline;
   uv_timer_t connect_timer; /* every connection upgraded within --connect-timeout */
+  uv_timer_t stall;    /* every second: fails the run when nothing was echoed for STALL_MS */
+  uint64_t last_reply; /* bench_now_ns() of the last echo (or of the start) */
 };
 
 static uint64_t now_ms(void) {
@@ -93,7 +98,11 @@ static void flush(wconn *c) {
 static void kick(wconn *c) {
   wsload *L = c->L;
   worker *w = L->w;
-  if (!c->upgraded || c->done) return;
+  if (!c->upgraded) return;
+  if (c->done) { /* nothing more to send, but our close (or the answer to the server's) is */
+    flush(c);
+    return;
+  }
   while (c->inflight < w->cfg->in_flight && !L->stopping && c->issued < c->quota) {
     uint64_t now = bench_now_ns();
     int rc = rs_ws_conn_send(c->ws, RS_WS_OP_BINARY, L->data, w->cfg->size);
@@ -114,18 +123,39 @@ static void kick(wconn *c) {
   flush(c);
 }
 
+/* The server answered with something else than what was sent: it is not an echo server (an
+ * RSocket server on ws:// answers the first message with an ERROR frame). Stop the run. */
+static void not_an_echo(wconn *c, int opcode, size_t len) {
+  wsload *L = c->L;
+  worker *w = L->w;
+  w->errors++;
+  worker_error(w,
+               "reply %" PRIu64 " is not an echo (a %zu-byte %s message for a %zu-byte binary "
+               "one): --model ws needs a plain WebSocket echo server such as ws-echo-server",
+               c->finished + 1, len, opcode == RS_WS_OP_TEXT ? "text" : "binary", w->cfg->size);
+  L->stopping = true;
+  c->done = true;
+  rs_ws_conn_close(c->ws, 1000, "not an echo", now_ms());
+  flush(c);
+}
+
 static void on_message(rs_ws_conn *ws, int opcode, const uint8_t *data, size_t len, void *user) {
   (void)ws;
-  (void)opcode;
-  (void)data;
   wconn *c = user;
   wsload *L = c->L;
   worker *w = L->w;
   uint64_t now = bench_now_ns();
+  if (c->done) return;
   if (c->head == c->tail) {
+    w->errors++;
     worker_error(w, "more messages echoed than sent");
     return;
   }
+  if (opcode != RS_WS_OP_BINARY || len != w->cfg->size || memcmp(data, L->data, len) != 0) {
+    not_an_echo(c, opcode, len);
+    return;
+  }
+  L->last_reply = now;
   uint64_t sent = c->ring[c->head++ & c->mask];
   c->inflight--;
   c->finished++;
@@ -140,9 +170,15 @@ static void on_message(rs_ws_conn *ws, int opcode, const uint8_t *data, size_t l
 static void on_ws_close(rs_ws_conn *ws, unsigned code, rs_bytes reason, bool remote, void *user) {
   (void)ws;
   wconn *c = user;
-  if (!c->done && code != 1000)
-    worker_error(c->L->w, "closed with %u%s%.*s (%s)", code, reason.len ? ": " : "",
-                 (int)reason.len, (const char *)reason.ptr, remote ? "by the server" : "by us");
+  /* Before the end of the run any close is a failure, 1000 included (a server that closes after
+   * one reply is not an echo server). */
+  if (!c->done) {
+    char of[32] = "";
+    if (c->quota != UINT64_MAX) snprintf(of, sizeof of, " of %" PRIu64, c->quota);
+    worker_error(c->L->w, "the WebSocket was closed %s with %u%s%.*s after %" PRIu64 "%s echoes",
+                 remote ? "by the server" : "by us", code, reason.len ? ": " : "", (int)reason.len,
+                 (const char *)reason.ptr, c->finished, of);
+  }
   c->done = true;
 }
 
@@ -152,6 +188,7 @@ static void on_tcp_closed(uv_handle_t *h) {
   if (--L->live == 0) {
     uv_close((uv_handle_t *)&L->deadline, NULL);
     uv_close((uv_handle_t *)&L->connect_timer, NULL);
+    uv_close((uv_handle_t *)&L->stall, NULL);
     worker_progress_stop(L->w);
   }
 }
@@ -197,10 +234,34 @@ static void on_deadline(uv_timer_t *t) {
   for (int i = 0; i < L->w->nconns; i++) kick(&L->conns[i]);
 }
 
+static void on_stall(uv_timer_t *t) {
+  wsload *L = t->data;
+  worker *w = L->w;
+  if (L->stopping || bench_now_ns() - L->last_reply < STALL_MS * 1000000ull) return;
+  int waiting = 0;
+  for (int i = 0; i < w->nconns; i++) {
+    wconn *c = &L->conns[i];
+    if (c->done || c->inflight == 0) continue;
+    waiting++;
+    c->done = true;
+    rs_ws_conn_close(c->ws, 1000, "no echo", now_ms());
+    flush(c);
+  }
+  if (!waiting) return;
+  w->errors++;
+  worker_error(w,
+               "no echo for %u s with messages in flight: --model ws needs a plain WebSocket echo "
+               "server such as ws-echo-server",
+               STALL_MS / 1000);
+  L->stopping = true;
+}
+
 static void start_load(wsload *L) {
   worker *w = L->w;
   L->started = true;
   uint64_t ms = worker_start_clock(w);
+  L->last_reply = bench_now_ns();
+  uv_timer_start(&L->stall, on_stall, 1000, 1000);
   if (w->cfg->requests == 0) uv_timer_start(&L->deadline, on_deadline, ms, 0);
   for (int i = 0; i < w->nconns; i++) kick(&L->conns[i]);
 }
@@ -215,7 +276,18 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   wconn *c = s->data;
   wsload *L = c->L;
   if (n < 0) {
-    if (!c->done) worker_error(L->w, "read: %s", uv_strerror((int)n));
+    if (!c->upgraded) {
+      /* Before the handshake: the connection failed as far as the run is concerned. */
+      L->w->conn_failures++;
+      worker_error(L->w,
+                   "no WebSocket handshake answer from %s: %s (is it a WebSocket server on that "
+                   "path?)",
+                   L->w->cfg->uri,
+                   n == UV_EOF ? "the server closed the connection" : uv_strerror((int)n));
+      c->done = true;
+    } else if (!c->done) {
+      worker_error(L->w, "read: %s", uv_strerror((int)n));
+    }
     wc_close(c);
     return;
   }
@@ -230,7 +302,18 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
         rs_ws_client_response_check((const uint8_t *)c->hs, c->hs_len, c->key, NULL, NULL, &reason);
     if (head == 0 && c->hs_len < HS_MAX) return;
     if (head <= 0) {
-      worker_error(L->w, "WebSocket handshake refused: %s", reason ? reason : "bad response");
+      L->w->conn_failures++;
+      /* Name the server's status line when it answered something else than 101. */
+      const char *why = reason ? reason : "bad response";
+      int wlen = (int)strlen(why);
+      if (c->hs_len > 12 && memcmp(c->hs, "HTTP/1.", 7) == 0 && memcmp(c->hs + 9, "101", 3) != 0) {
+        const char *eol = memchr(c->hs, '\r', c->hs_len);
+        why = c->hs;
+        wlen = (int)(eol ? (size_t)(eol - c->hs) : c->hs_len);
+        if (wlen > 80) wlen = 80;
+      }
+      worker_error(L->w, "WebSocket handshake with %s refused: %.*s", L->w->cfg->uri, wlen, why);
+      c->done = true;
       wc_close(c);
       return;
     }
@@ -326,6 +409,8 @@ int wsload_run(worker *w) {
   L->connect_timer.data = L;
   uv_timer_start(&L->connect_timer, on_connect_timeout,
                  (uint64_t)(w->cfg->connect_timeout_s * 1000), 0);
+  uv_timer_init(&w->loop, &L->stall);
+  L->stall.data = L;
   worker_progress_start(w);
   for (int i = 0; i < w->nconns; i++) {
     wconn *c = &L->conns[i];

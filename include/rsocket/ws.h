@@ -202,7 +202,9 @@ RS_EXPORT int rs_ws_deflate_client_accept(rs_bytes value, rs_ws_deflate *out);
 typedef struct rs_ws_conn rs_ws_conn;
 
 typedef struct rs_ws_callbacks {
-  /* A whole message (text already validated as UTF-8). `data` is valid during the call. */
+  /* A whole message (text already validated as UTF-8). `data` is valid during the call. Messages
+   * that arrive after our close frame and before the peer's are delivered too
+   * (rs_ws_conn_closing() tells them apart); after the peer's close nothing is. */
   void (*on_message)(rs_ws_conn *c, int opcode, const uint8_t *data, size_t len, void *user);
   /* A ping arrived (the pong is already queued when auto_pong). */
   void (*on_ping)(rs_ws_conn *c, const uint8_t *data, size_t len, void *user);

@@ -36,10 +36,12 @@ struct rt_ws {
   size_t direct_off;
   size_t lay_ws;
   bool failed_inner;
+  bool late_messages; /* deliver messages that arrive after our close (see rt_ws_attach_client) */
 };
 
 static void ws_on_message(rs_ws_conn *c, int op, const uint8_t *d, size_t len, void *user) {
   rt_ws *w = user;
+  if (rs_ws_conn_closing(c) && !w->late_messages) return; /* the inner protocol is done */
   if (w->ops->on_message(w->inner, w, op, d, len, w->now) != 0 && !rs_ws_conn_closing(c))
     rs_ws_conn_close(c, RS_WS_CLOSE_UNSUPPORTED, "unsupported message", w->now);
 }
@@ -82,6 +84,22 @@ static void choose_protocol(rt_ws *w, const rs_ws_request *req) {
   if (w->o.subprotocol && req->protocols.ptr &&
       rs_ws_header_has_token(req->protocols, w->o.subprotocol))
     w->protocol = w->o.subprotocol;
+}
+
+/* Client: why the handshake failed. A server that answered with another status than 101 is named
+ * by its status line ("HTTP/1.1 404 Not Found"), which says more than "not 101" to whoever reads
+ * the message. */
+static void refusal_reason(const uint8_t *head, size_t len, const char *why, char *out,
+                           size_t cap) {
+  if (!why) why = "bad WebSocket handshake response";
+  size_t n = 0;
+  if (len >= 12 && memcmp(head, "HTTP/1.", 7) == 0 && memcmp(head + 9, "101", 3) != 0) {
+    while (n < len && n < 60 && head[n] >= 0x20 && head[n] < 0x7f) n++;
+    snprintf(out, cap, "the server refused the WebSocket upgrade: %.*s", (int)n,
+             (const char *)head);
+    return;
+  }
+  snprintf(out, cap, "%s", why);
 }
 
 static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
@@ -144,7 +162,9 @@ static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
       return have == RS_WS_MAX_HANDSHAKE ? RS_ERR_PROTOCOL : 0;
     }
     if (hl < 0) {
-      rs_io_conn_abort(w->io, RS_ERR_PROTOCOL, why ? why : "bad WebSocket handshake response");
+      char reason[128];
+      refusal_reason(w->hsbuf, have, why, reason, sizeof reason);
+      rs_io_conn_abort(w->io, RS_ERR_PROTOCOL, reason);
       return RS_ERR_PROTOCOL;
     }
     if (make_ws(w) != 0) return RS_ERR_NOMEM;
@@ -330,8 +350,9 @@ static void s_closed(void *s, int err, const char *reason) {
 static const rs_io_session_ops ws_session_ops = {s_recv,   s_pending,    s_consumed, s_deadline,
                                                  s_expire, s_want_close, s_closed};
 
-rt_ws *rt_ws_attach(rs_io_conn *io, bool server, const rs_ws_transport_options *o, const char *host,
-                    const char *path, const rt_ws_inner_ops *ops, void *inner) {
+static rt_ws *attach(rs_io_conn *io, bool server, const rs_ws_transport_options *o,
+                     const char *host, const char *path, const char *headers, bool late_messages,
+                     const rt_ws_inner_ops *ops, void *inner) {
   rt_ws *w = calloc(1, sizeof *w);
   if (!w) return NULL;
   w->hsbuf = malloc(RS_WS_MAX_HANDSHAKE);
@@ -345,14 +366,21 @@ rt_ws *rt_ws_attach(rs_io_conn *io, bool server, const rs_ws_transport_options *
   w->ops = ops;
   w->inner = inner;
   w->hs = server ? HS_SERVER_WAIT : HS_CLIENT_WAIT;
+  w->late_messages = late_messages;
   w->hs_deadline = uv_now(rs_io_conn_uv(io)) + HANDSHAKE_TIMEOUT_MS;
   if (!server) {
     w->protocol = w->o.subprotocol;
     rs_ssize n = -1;
-    w->hs_out = malloc(HS_OUT_CAP);
+    size_t extra = headers ? strlen(headers) : 0;
+    w->hs_out = malloc(HS_OUT_CAP + extra);
     if (w->hs_out && rs_ws_client_key(w->key) == 0)
       n = rs_ws_client_request(w->hs_out, HS_OUT_CAP, host, path, w->key, w->protocol,
                                w->o.deflate);
+    if (n >= 2 && extra) { /* the extra lines go before the empty line that ends the head */
+      memcpy(w->hs_out + n - 2, headers, extra);
+      memcpy(w->hs_out + n - 2 + extra, "\r\n", 2);
+      n += (rs_ssize)extra;
+    }
     if (n < 0) {
       free(w->hs_out);
       free(w->hsbuf);
@@ -363,6 +391,17 @@ rt_ws *rt_ws_attach(rs_io_conn *io, bool server, const rs_ws_transport_options *
   }
   rs_io_conn_set_session(io, &ws_session_ops, w);
   return w;
+}
+
+rt_ws *rt_ws_attach(rs_io_conn *io, bool server, const rs_ws_transport_options *o, const char *host,
+                    const char *path, const rt_ws_inner_ops *ops, void *inner) {
+  return attach(io, server, o, host, path, NULL, false, ops, inner);
+}
+
+rt_ws *rt_ws_attach_client(rs_io_conn *io, const rs_ws_transport_options *o, const char *host,
+                           const char *path, const char *headers, const rt_ws_inner_ops *ops,
+                           void *inner) {
+  return attach(io, false, o, host, path, headers, true, ops, inner);
 }
 
 int rt_ws_send(rt_ws *w, int opcode, const uint8_t *data, size_t len) {

@@ -39,6 +39,15 @@ typedef struct rt_ws_inner_ops {
 rt_ws *rt_ws_attach(rs_io_conn *io, bool server, const rs_ws_transport_options *o, const char *host,
                     const char *path, const rt_ws_inner_ops *ops, void *inner);
 
+/* Client role for a plain WebSocket program (ws-client). `headers` is "Name: value\r\n" repeated
+ * (NULL or "" for none), added to the upgrade request; the caller has checked the names and values
+ * (no CR, LF or NUL inside a line, no header the handshake sets itself). Unlike rt_ws_attach,
+ * messages that arrive after our close and before the server's still reach on_message (the
+ * last replies a client prints). NULL on allocation failure. */
+rt_ws *rt_ws_attach_client(rs_io_conn *io, const rs_ws_transport_options *o, const char *host,
+                           const char *path, const char *headers, const rt_ws_inner_ops *ops,
+                           void *inner);
+
 /* Queues a message. Returns 0, RS_ERR_WOULD_BLOCK (the WebSocket's queue is full: try later),
  * RS_ERR_CLOSED. */
 int rt_ws_send(rt_ws *ws, int opcode, const uint8_t *data, size_t len);

@@ -444,12 +444,15 @@ int rs_ws_conn_recv(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t now)
       fail(c, RS_WS_CLOSE_INVALID_DATA, "text message is not valid UTF-8", now);
       return 0;
     }
-    if (c->state == ST_OPEN && c->cb.on_message)
+    /* Data sent before the peer's close is delivered even after ours went out (RFC 6455 5.5.1:
+     * it may have been on the wire, or the peer may finish a message first); after the peer's close
+     * nothing is read. */
+    if (c->state != ST_CLOSED && c->cb.on_message)
       c->cb.on_message(c, c->msg_opcode, data, dlen, c->user);
     c->mem->free(inflated, c->mem->user);
     if (c->state != ST_OPEN) {
       c->msg_len = 0;
-      continue; /* after our close, data is dropped */
+      continue;
     }
     /* Keep only a small assembly buffer between messages, so idle connections stay small. */
     if (c->msg_cap > MSG_KEEP) {

@@ -89,7 +89,85 @@ port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{
 set +e
 "$bench" -n 10 --connect-timeout 2 "tcp://127.0.0.1:$port" > "$work/out" 2> "$work/err"; rc=$?
 check "unreachable exit" 3 "$rc"
-grep -q "cannot connect" "$work/err" && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL unreachable message: $(cat "$work/err")"; }
+# One clean line (it said "cannot connect to URI: cannot connect to HOST:PORT: …" after an
+# all-zero summary).
+check "unreachable message" "rsocket-bench: cannot connect to 127.0.0.1:$port: connection refused" "$(cat "$work/err")"
+check "unreachable: no summary" "" "$(cat "$work/out")"
+"$bench" -n 10 --model ws "ws://127.0.0.1:$port/" > "$work/out" 2> "$work/err"; rc=$?
+check "ws unreachable exit" 3 "$rc"
+check "ws unreachable: one line, said once" "1 1" \
+  "$(wc -l < "$work/err" | tr -d ' ') $(grep -o 'cannot connect' "$work/err" | wc -l | tr -d ' ')"
+
+# --model ws against servers that do not echo: a failure, said clearly (against an RSocket server
+# on ws://, which answers the first message with an ERROR frame, the run reported success).
+"$bench" -n 100 --model ws "$ws" > "$work/out" 2> "$work/err"; rc=$?
+check "ws against RSocket exit" 1 "$rc"
+grep -q "reply 1 is not an echo" "$work/err" && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL ws against RSocket: $(cat "$work/err")"; }
+"$bench" -n 100 --model ws "ws://${tcp#tcp://}/" > "$work/out" 2> "$work/err"; rc=$?
+check "ws against RSocket over TCP exit" 3 "$rc"
+grep -q "no WebSocket handshake answer" "$work/err" && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL ws against TCP: $(cat "$work/err")"; }
+cat > "$work/badws.py" <<'EOF'
+# A WebSocket server that does not echo: "once" echoes the first message then closes with 1000;
+# "silent" answers nothing.
+import base64, hashlib, socket, struct, sys, threading
+mode = sys.argv[1]
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", 0))
+ls.listen(8)
+print("listening on ws://127.0.0.1:%d/" % ls.getsockname()[1], flush=True)
+def exact(c, n):
+    b = b""
+    while len(b) < n:
+        x = c.recv(n - len(b))
+        if not x:
+            raise EOFError
+        b += x
+    return b
+def serve(c):
+    head = b""
+    while b"\r\n\r\n" not in head:
+        x = c.recv(4096)
+        if not x:
+            return
+        head += x
+    key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n")
+           if l.lower().startswith(b"sec-websocket-key:")][0]
+    acc = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + acc + b"\r\n\r\n")
+    try:
+        while True:
+            b0, b1 = exact(c, 2)
+            n = b1 & 0x7f
+            if n == 126:
+                n = struct.unpack(">H", exact(c, 2))[0]
+            elif n == 127:
+                n = struct.unpack(">Q", exact(c, 8))[0]
+            m = exact(c, 4)
+            p = bytes(x ^ m[i % 4] for i, x in enumerate(exact(c, n)))
+            if b0 & 0x0f == 8:
+                c.sendall(b"\x88\x02\x03\xe8")
+                break
+            if mode == "once":
+                c.sendall(bytes([0x82, len(p)]) + p + b"\x88\x02\x03\xe8")
+    except (EOFError, OSError):
+        pass
+    c.close()
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+EOF
+start once python3 "$work/badws.py" once
+once=$uri
+start silent python3 "$work/badws.py" silent
+silent=$uri
+"$bench" -n 100 -m 4 --model ws "$once" > "$work/out" 2> "$work/err"; rc=$?
+check "ws server closing early exit" 1 "$rc"
+grep -q "closed by the server with 1000 after 1 of 100 echoes" "$work/err" && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL ws closing early: $(cat "$work/err")"; }
+"$bench" -n 100 --model ws "$silent" > "$work/out" 2> "$work/err"; rc=$?
+check "ws silent server exit" 1 "$rc"
+grep -q "no echo for 5 s" "$work/err" && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL ws silent: $(cat "$work/err")"; }
 for args in "--model nope tcp://x:1" "-n 0 tcp://x:1" "-n 5 -D 1 tcp://x:1" "" "--model ws tcp://x:1" "--warmup 1 tcp://x:1"; do
   # shellcheck disable=SC2086
   "$bench" $args > "$work/out" 2> "$work/err"; rc=$?
@@ -98,5 +176,7 @@ for args in "--model nope tcp://x:1" "-n 0 tcp://x:1" "-n 5 -D 1 tcp://x:1" "" "
 done
 set -e
 "$bench" --help | grep -q -- "--model MODEL" && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL --help"; }
+version=$(sed -n 's/^#define RS_VERSION_STRING "\(.*\)"/\1/p' "$(dirname "$0")/../../include/rsocket/common.h")
+check "--version" "rsocket-bench $version (rsocket-c)" "$("$bench" --version)"
 
 finish rsocket-bench

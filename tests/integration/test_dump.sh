@@ -82,7 +82,7 @@ check "request-n 0 exit" "1" "$rc"
 check "request-n 0 report" "$(printf 'PAYLOAD stream=1 flags=C data=0B\nmalformed frame at byte 18: request-n must be greater than 0 (CONNECTION_ERROR)\nPAYLOAD stream=1 flags=C data=0B')" "$out"
 out=$(printf '00000b 00 00 00 01 11 00 00 00 05 6D 64' | "$dump" --hex --json); rc=$?
 check "metadata past end" '1 {"error":"metadata length points past the end of the frame","code":"CONNECTION_ERROR","offset":9}' "$rc $out"
-out=$(printf '000004 00 00 00 01' | "$dump" --hex); rc=$?
+out=$(printf '000004 00 00 00 01' | "$dump" --hex 2>/dev/null); rc=$?
 check "short prefix" "1 malformed frame at byte 0: length prefix 4 is below 6 (frames are 6 to 16,777,215 bytes) (CONNECTION_ERROR)" "$rc $out"
 out=$(printf '000006 00 00 00 01 28 40 000008 00 00' | "$dump" --hex); rc=$?
 check "truncated" "$(printf '1 PAYLOAD stream=1 flags=C data=0B\nmalformed frame at byte 9: truncated frame: 2 of 8 bytes')" "$rc $out"
@@ -95,6 +95,45 @@ check "bad hex" "2" "$rc"
 "$dump" /nonexistent >/dev/null 2>&1; check "missing file" "2" "$?"
 "$dump" --help | grep -q -- '--no-length'; check "help" "0" "$?"
 set -e
+
+# Input that is not length-prefixed frames: one line on stdout as before, and on stderr what the
+# input looks like and which inputs rsocket-dump takes (it said only "truncated frame: 9 of
+# 6841708 bytes" for text).
+hint() { # label, want on stderr (fixed string), input (printf format), args...
+  local label=$1 want=$2 input=$3; shift 3
+  set +e
+  # shellcheck disable=SC2059
+  printf "$input" | "$dump" "$@" > "$work/hint.out" 2> "$work/hint.err"; local rc=$?
+  set -e
+  check "$label exit" 1 "$rc"
+  check "$label: one report on stdout" 1 "$(grep -c '^\(malformed frame at byte 0\|{"error"\)' "$work/hint.out")"
+  if grep -qF -- "$want" "$work/hint.err" && grep -qF -- "--no-length" "$work/hint.err"; then
+    passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAIL $label hint: $(cat "$work/hint.err")"; fi
+}
+hint "text" "the input looks like text, not RSocket frames" 'hello world\n'
+hint "hex text without --hex" "the input looks like hex text: read it with --hex" \
+  '000006 00 00 00 05 24 00\n'
+hint "unprefixed frame" "looks like one PAYLOAD frame without a length prefix: read it with --no-length" \
+  '\x00\x00\x00\x01\x28\x60\x6f\x6b'
+hint "unprefixed frame in hex" "read it with --no-length --hex" '00 00 00 01 28 60 6f 6b' --hex
+hint "absurd length" "does not look like length-prefixed RSocket frames" '\xf0\x00\x00\xff\x01\x02\x03'
+hint "--no-length with hex text" "read it with --hex" '00 00 00 01 28 60 6f 6b\n' --no-length
+hint "--json text" "looks like text" 'hello world\n' --json
+# A capture cut inside its first frame is not called "not RSocket": no hint.
+set +e
+printf '\x00\x00\x08\x00\x00\x00\x01' | "$dump" > "$work/hint.out" 2> "$work/hint.err"
+set -e
+check "small truncated first frame: no hint" "" "$(cat "$work/hint.err")"
+set +e
+printf '\x00\x00\x06' | "$dump" --hex > /dev/null 2> "$work/hint.err"; rc=$?
+set -e
+check "binary with --hex exit" 2 "$rc"
+check "binary with --hex message" \
+  "rsocket-dump: line 1: byte 0x00 is not a hex digit (binary input? without --hex the bytes are read as they are)" \
+  "$(cat "$work/hint.err")"
+version=$(sed -n 's/^#define RS_VERSION_STRING "\(.*\)"/\1/p' "$(dirname "$0")/../../include/rsocket/common.h")
+check "-v" "rsocket-dump $version (rsocket-c)" "$("$dump" -v)"
+check "--version" "rsocket-dump $version (rsocket-c)" "$("$dump" --version)"
 check "comments in hex" "CANCEL stream=5 flags=-" "$(printf '# a comment\n000006 # length\n00 00 00 05 24 00 # cancel\n' | "$dump" --hex)"
 
 echo "test_dump: $passes passed, $fails failed"

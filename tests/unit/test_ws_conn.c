@@ -209,6 +209,28 @@ static void test_close_handshake(void **state) {
   rs_ws_conn_free(c);
 }
 
+/* Regression: a client that closed first lost the replies the server sent before its own close
+ * (ws-client printed nothing of an echo when it closed at the end of its input). */
+static void test_messages_after_our_close_are_delivered(void **state) {
+  (void)state;
+  events e;
+  memset(&e, 0, sizeof e);
+  rs_ws_options o = {.server = true};
+  rs_ws_conn *c = rs_ws_conn_new(&o, &cbs, &e, NULL);
+  assert_non_null(c);
+  assert_int_equal(rs_ws_conn_close(c, 1000, NULL, 0), 0);
+  uint8_t in[64];
+  size_t n = frame(in, true, RS_WS_OP_TEXT, "late", 4);
+  n += frame(in + n, true, RS_WS_OP_CLOSE, "\x03\xe8", 2);
+  n += frame(in + n, true, RS_WS_OP_TEXT, "after", 5); /* after the peer's close: ignored */
+  for (size_t i = 0; i < n; i++) assert_int_equal(rs_ws_conn_recv(c, in + i, 1, 0), 0);
+  assert_string_equal(e.log, "T:late|");
+  assert_int_equal(e.close_code, 1000);
+  assert_true(e.close_remote);
+  assert_int_equal(rs_ws_conn_send(c, RS_WS_OP_TEXT, (const uint8_t *)"x", 1), RS_ERR_CLOSED);
+  rs_ws_conn_free(c);
+}
+
 static void test_client_masks(void **state) {
   (void)state;
   events e;
@@ -325,6 +347,7 @@ int main(void) {
       cmocka_unit_test(test_utf8_fails_fast),
       cmocka_unit_test(test_protocol_errors),
       cmocka_unit_test(test_close_handshake),
+      cmocka_unit_test(test_messages_after_our_close_are_delivered),
       cmocka_unit_test(test_client_masks),
       cmocka_unit_test(test_large_message_and_alloc_failures),
       cmocka_unit_test(test_pong_jumps_queued_messages),
