@@ -67,6 +67,12 @@ typedef struct rs_ws_transport_options {
   /* Server: return true to accept a browser's Origin (NULL origin: no header). NULL = accept all.
    */
   bool (*origin_allowed)(const char *origin, void *user);
+  /* Client: extra header lines for the upgrade request (cookies, Authorization, …), a
+     NULL-terminated array of "Name: value" (NULL: none), sent in order after the handshake's own
+     headers. rs_client_start refuses a malformed line (see rs_ws_header_line_check in
+     rsocket/ws.h: no CR/LF or other control characters, no header the handshake sets itself).
+     Borrowed: must stay valid while the client runs. */
+  const char *const *headers;
 } rs_ws_transport_options;
 
 #define RS_SERVER_OPTIONS_VERSION 1
@@ -98,9 +104,10 @@ typedef struct rs_server_options {
 RS_EXPORT void rs_server_options_default(rs_server_options *o);
 
 /*
- * Starts listening on `loop` (and `workers`-1 more loops on their own threads). Returns 0, or
- * RS_ERR_INVALID_ARGUMENT (bad URI, missing certificate for tls/wss, ws not built) or RS_ERR_IO
- * (cannot bind), with a one-line reason in `err`.
+ * Starts listening on `loop` (and `workers`-1 more loops on their own threads). A ws:// or wss://
+ * server serves the URI's path only ("/" when the URI has none) and answers 404 to other paths.
+ * Returns 0, or RS_ERR_INVALID_ARGUMENT (bad URI, missing certificate for tls/wss, ws not built)
+ * or RS_ERR_IO (cannot bind), with a one-line reason in `err`.
  */
 RS_EXPORT int rs_server_start(rs_server **out, uv_loop_t *loop, const rs_server_options *o,
                               char *err, size_t errlen);
@@ -161,9 +168,9 @@ RS_EXPORT void rs_client_options_default(rs_client_options *o);
 
 /*
  * Creates the engine at once (so requests can be queued before the transport is up; they go out
- * after SETUP) and starts connecting. Returns 0, or RS_ERR_INVALID_ARGUMENT (bad URI or
- * settings) with a reason in `err`, RS_ERR_NOMEM. Connection failures are reported through
- * on_event, not here.
+ * after SETUP) and starts connecting. Returns 0, or RS_ERR_INVALID_ARGUMENT (bad URI, settings
+ * or WebSocket headers) with a reason in `err`, RS_ERR_NOMEM. Connection failures are reported
+ * through on_event, not here.
  */
 RS_EXPORT int rs_client_start(rs_client **out, uv_loop_t *loop, const rs_client_options *o,
                               char *err, size_t errlen);

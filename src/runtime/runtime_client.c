@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "runtime/rt_internal.h"
+#include "runtime/ws_transport.h"
 
 struct rs_client {
   rs_client_options opt;
@@ -320,6 +321,7 @@ int rs_client_start(rs_client **out, uv_loop_t *loop, const rs_client_options *o
   c->loop = loop;
   c->rng = uv_hrtime() | 1;
   int rc = rs_uri_parse(o->uri, &c->uri, err, errlen);
+  if (rc == 0 && c->uri.websocket) rc = rt_ws_check_options(&o->ws, err, errlen);
   if (rc == 0 && c->uri.secure) {
     c->tls = rs_tls_ctx_client(o->ca_file, o->insecure, err);
     if (!c->tls) rc = RS_ERR_INVALID_ARGUMENT;

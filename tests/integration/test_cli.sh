@@ -79,6 +79,22 @@ fi
 # Plain WebSocket, and a server on 3 worker threads (SO_REUSEPORT) serving many clients.
 start_server "$work/ws.out" ws://127.0.0.1:0/rsocket
 run_models ws "$URI"
+# A ws:// server serves its URI's path (a query string aside) and answers 404 to any other.
+check "ws path with query" "q" "$("$bin/rsocket" --timeout 10s -d q "$URI?token=1")"
+set +e
+"$bin/rsocket" --timeout 10s -d x "${URI%/rsocket}/other" >/dev/null 2>"$work/ws404.err"
+check "ws other path exit" "3" "$?"
+set -e
+check "ws other path message" \
+  "error: the server refused the WebSocket upgrade of /other: HTTP/1.1 404 Not Found" \
+  "$(cat "$work/ws404.err")"
+start_server "$work/wsroot.out" ws://127.0.0.1:0
+check "ws root uri printed" "/" "/${URI#ws://*/}"
+check "ws root path" "r" "$("$bin/rsocket" --timeout 10s -d r "${URI%/}")"
+set +e
+"$bin/rsocket" --timeout 10s -d x "${URI}rsocket" >/dev/null 2>&1
+check "ws root serves / only" "3" "$?"
+set -e
 start_server "$work/workers.out" --workers 3 tcp://127.0.0.1:0
 wpids=()
 for i in $(seq 1 12); do "$bin/rsocket" --timeout 10s -d "w$i" "$URI" > "$work/w$i" & wpids+=($!); done
