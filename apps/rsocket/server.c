@@ -1,10 +1,13 @@
 /* rsocket server mode: the echo contract.
  *   request-response  answers with the request's data and metadata (or -d DATA)
  *   request-stream    emits the request's payload again and again, honouring request(n), until
- *                     cancelled (with -d @FILE: each line of FILE, then complete)
+ *                     cancelled; a request without data gets the numbers 1, 2, 3… instead (an
+ *                     endless run of empty items is of no use to anyone). With -d @FILE: each
+ *                     line of FILE, then complete
  *   request-channel   echoes every inbound payload, completes when the requester completes
  *   fire-and-forget   prints "fnf <data>"; metadata-push prints "metadata-push <metadata>"
  */
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +57,9 @@ struct echo_stream {
   uint8_t type;
   owned md, data; /* the request payload (stream) */
   uint64_t credit;
-  size_t next_line;  /* -d @FILE streams */
+  size_t next_line; /* -d @FILE streams */
+  uint64_t counted; /* streams of an empty request: the last number sent */
+  char number[24];
   bool done;         /* our half is over */
   bool inbound_done; /* channel: the requester completed */
   owned *queue;      /* channel: inbound payloads to echo back */
@@ -118,6 +123,10 @@ static void emit(echo_stream *es) {
         last = ++es->next_line == s->nlines;
       } else {
         p = (rs_payload){es->md.set, {es->md.ptr, es->md.len}, {es->data.ptr, es->data.len}};
+        if (es->data.len == 0) {
+          int n = snprintf(es->number, sizeof es->number, "%" PRIu64, ++es->counted);
+          p.data = (rs_bytes){(const uint8_t *)es->number, (size_t)n};
+        }
       }
     } else { /* channel */
       if (es->qhead == es->qtail) break;
