@@ -146,7 +146,11 @@ static void on_stop_async(uv_async_t *a) {
     } else if (rc->io) {
       rs_io_conn_abort(rc->io, RS_ERR_CLOSED, "server stopped");
     } else {
-      rt_server_conn_gone(rc, RS_ERR_CLOSED, "server stopped"); /* a detached session */
+      /* A detached session: end it first, so that its streams and the connection get their
+       * closing callbacks and the application frees what it holds for them. */
+      rs_conn_abort(rc->conn, rs_bytes_str("server stopped"));
+      rs_conn_handle_expiry(rc->conn, uv_now(w->loop));
+      rt_server_conn_gone(rc, RS_ERR_CLOSED, "server stopped");
     }
   }
   worker_maybe_finish(w);

@@ -223,6 +223,20 @@ set -e
 check "-m and --mmt do not pair message" "rsocket: 1 --mmt for 3 -m: each --mmt gives the MIME type of the -m of the same rank (the last -m may go without one: application/octet-stream)" \
   "$(cat "$work/md.err")"
 
+# A server stopped while a resumable session is detached (its client gone without a word) ends
+# that session's streams too: exit status 0, and under ASan no leak of what they held.
+start_server "$work/detached.out" --resume 30 tcp://127.0.0.1:0
+dsrv=${pids[-1]}
+"$bin/rsocket" --stream --resume 30 --limitRate 1 -d x "$URI" >"$work/detached.client" 2>&1 &
+dcli=$!
+wait_for "$work/detached.client" '^x$'
+{ kill -KILL "$dcli"; wait "$dcli" || true; } 2>/dev/null
+sleep 0.3
+kill -TERM "$dsrv"
+set +e; wait "$dsrv"; rc=$?; set -e
+check "server stopped with a detached session" "0" "$rc"
+[ "$rc" -eq 0 ] || head -30 "$work/detached.out.err"
+
 # Graceful stop on SIGTERM: exit status 0 (under ASan this also means no leak and no memory error).
 kill -TERM "${pids[0]}"
 for _ in $(seq 1 100); do kill -0 "${pids[0]}" 2>/dev/null || break; sleep 0.05; done

@@ -96,4 +96,5 @@ fi
 kill -TERM "${pids[0]}"
 set +e; wait "${pids[0]}"; rc=$?; set -e
 check "server exit status after SIGTERM" 0 "$rc"
+[ "$rc" -eq 0 ] || head -50 "$work/server.err"
 finish test_cli_tour
