@@ -5,6 +5,9 @@
 #   make demo    the main job: see README.md
 #   make bench   benchmarks (release build)
 #   make fuzz    long fuzz run (FUZZ_SECONDS per target, default 300)
+# No "make[N]: Entering directory" lines from the makes cmake runs under us (they would be half
+# of what `make demo` prints).
+MAKEFLAGS += --no-print-directory
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 FUZZ_SECONDS ?= 300
