@@ -237,9 +237,8 @@ static void on_close(rs_conn *conn, const rs_close_info *info, void *user) {
   else
     fprintf(stderr, "error: connection closed: %.*s\n", (int)info->message.len,
             info->message.ptr ? (const char *)info->message.ptr : rs_strerror(info->err));
-  set_exit(st, protocol                      ? EXIT_PROTOCOL
-               : info->err == RS_ERR_TIMEOUT ? EXIT_TIMEOUT
-                                             : EXIT_CONNECT);
+  /* A keepalive or resumption timeout is a lost connection; 5 is for --timeout. */
+  set_exit(st, protocol ? EXIT_PROTOCOL : EXIT_CONNECT);
   st->finished = true;
 }
 
