@@ -98,6 +98,10 @@ typedef struct rs_server_options {
   /* Worker threads (workers > 1) run their loops with rs_runtime_run_busy: one busy core per
    * worker for lower latency. The caller's loop is the caller's to run. */
   bool busy_poll;
+  /* Graceful stop: connections whose streams have not finished this long after
+   * CONNECTION_CLOSE are aborted. 0 waits for them as long as it takes (a stream that never
+   * ends keeps the server running). */
+  uint32_t drain_timeout_ms;
 } rs_server_options;
 
 /* Fills defaults: workers 1, settings = rs_conn_settings_default(server), everything else 0. */
@@ -123,7 +127,8 @@ RS_EXPORT size_t rs_server_connection_count(const rs_server *s);
 
 /*
  * Stops accepting. With `graceful`, open connections get CONNECTION_CLOSE and finish their
- * streams; otherwise they are aborted. `on_stopped` (may be NULL) runs on the caller's loop when
+ * streams (those still open after drain_timeout_ms, when set, are aborted); otherwise they are
+ * aborted. `on_stopped` (may be NULL) runs on the caller's loop when
  * every connection is gone and the worker threads have ended; the server is freed right after.
  * Call from the thread of the loop given to rs_server_start.
  */

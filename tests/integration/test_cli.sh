@@ -237,6 +237,30 @@ set +e; wait "$dsrv"; rc=$?; set -e
 check "server stopped with a detached session" "0" "$rc"
 [ "$rc" -eq 0 ] || head -30 "$work/detached.out.err"
 
+# SIGTERM while a client streams without end: the echo server completes the stream and stops at
+# once; a channel whose requester never completes is cut after the drain time (5 s).
+start_server "$work/endless.out" tcp://127.0.0.1:0
+esrv=${pids[-1]}
+"$bin/rsocket" --stream --limitRate 4 "$URI" >"$work/endless.client" 2>&1 &
+ecli=$!
+(echo a; sleep 7) | "$bin/rsocket" --channel "$URI" >"$work/open.client" 2>&1 &
+ochan=$!
+wait_for "$work/endless.client" '^4$'
+wait_for "$work/open.client" '^a$'
+t0=$(date +%s%N)
+kill -TERM "$esrv"
+set +e
+wait "$ecli"; check "endless stream completed by a stopping server" "0" "$?"
+ems=$((($(date +%s%N) - t0) / 1000000))
+wait "$esrv"; check "server stopped with an endless stream and an open channel" "0" "$?"
+sms=$((($(date +%s%N) - t0) / 1000000))
+wait "$ochan"; check "open channel cut: exit" "4" "$?"
+set -e
+check "open channel cut: message" "$(printf 'a\nerror: CONNECTION_ERROR (0x101): server stopped')" \
+  "$(cat "$work/open.client")"
+[ "$ems" -lt 2000 ] && [ "$sms" -ge 4500 ] && [ "$sms" -lt 8000 ] && passes=$((passes + 1)) \
+  || { fails=$((fails + 1)); echo "FAIL stop times: stream ended after $ems ms, server after $sms ms"; }
+
 # Graceful stop on SIGTERM: exit status 0 (under ASan this also means no leak and no memory error).
 kill -TERM "${pids[0]}"
 for _ in $(seq 1 100); do kill -0 "${pids[0]}" 2>/dev/null || break; sleep 0.05; done
