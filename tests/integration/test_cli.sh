@@ -184,6 +184,47 @@ check "rejected setup exit" "4" "$?"
 set -e
 check "rejected setup said once" "error: REJECTED_SETUP (0x3): resumption is not supported" "$(cat "$work/rej.err")"
 check "rejected setup prints nothing" "" "$(cat "$work/rej.out")"
+# Every refusal at the RSocket level exits 4, said once: a server that answers SETUP with an
+# ERROR of each setup code and CONNECTION_ERROR (one per connection, in this order)...
+python3 - >"$work/refuser.out" 2>&1 <<'PY' &
+import socket, struct, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(8)
+print(s.getsockname()[1], flush=True)
+for code in (0x001, 0x002, 0x003, 0x101):
+    c, _ = s.accept()
+    c.recv(65536)
+    body = struct.pack(">IHI", 0, 0x0B << 10, code) + b"boom"
+    c.sendall(len(body).to_bytes(3, "big") + body)
+    time.sleep(0.3)
+    c.close()
+PY
+pids+=($!)
+for _ in $(seq 1 100); do [ -s "$work/refuser.out" ] && break; sleep 0.05; done
+rport=$(head -1 "$work/refuser.out")
+for want in "INVALID_SETUP (0x1)" "UNSUPPORTED_SETUP (0x2)" "REJECTED_SETUP (0x3)" "CONNECTION_ERROR (0x101)"; do
+  set +e
+  "$bin/rsocket" --timeout 10s -d x "tcp://127.0.0.1:$rport" >/dev/null 2>"$work/refused.err"
+  check "$want exit" "4" "$?"
+  set -e
+  check "$want message" "error: $want: boom" "$(cat "$work/refused.err")"
+done
+# ... and a server that restarted and no longer knows the session: REJECTED_RESUME.
+start_server "$work/resumable.out" --resume 30 tcp://127.0.0.1:0
+rsrv=${pids[-1]}
+rrport=${URI##*:}
+"$bin/rsocket" --timeout 20s --stream --resume 30 --limitRate 1 -d r "$URI" >"$work/rr.out" 2>"$work/rr.err" &
+rcli=$!
+wait_for "$work/rr.out" '^r$'
+{ kill -KILL "$rsrv"; wait "$rsrv" || true; } 2>/dev/null
+start_server "$work/resumable2.out" --resume 30 "tcp://127.0.0.1:$rrport"
+set +e
+wait "$rcli"; check "REJECTED_RESUME exit" "4" "$?"
+set -e
+grep -q '^error: REJECTED_RESUME (0x4): ' "$work/rr.err" && [ "$(grep -c '^error:' "$work/rr.err")" = 1 ] \
+  && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL REJECTED_RESUME message"; cat "$work/rr.err"; }
+
 # A stream without data gets numbers, not empty lines.
 check "stream without data counts" "$(seq 1 5)" "$("$bin/rsocket" --timeout 10s --stream --take 5 "$URI")"
 
