@@ -485,8 +485,6 @@ static void end_handles(client_state *st) {
   st->in = NULL;
 }
 
-static void on_event(rs_client *c, rs_client_event ev, const char *msg, void *user);
-
 static void on_retry(uv_timer_t *t) {
   client_state *st = t->data;
   if (st->finished) return;
