@@ -1,11 +1,17 @@
 /* rsocket server mode: the echo contract.
  *   request-response  answers with the request's data and metadata (or -d DATA)
  *   request-stream    emits the request's payload again and again, honouring request(n), until
- *                     cancelled (with -d @FILE: each line of FILE, then complete)
+ *                     cancelled; a request without data gets the numbers 1, 2, 3… instead (an
+ *                     endless run of empty items is of no use to anyone). With -d @FILE: each
+ *                     line of FILE, then complete
  *   request-channel   echoes every inbound payload, completes when the requester completes
  *   fire-and-forget   prints "fnf <data>"; metadata-push prints "metadata-push <metadata>"
+ * SIGINT or SIGTERM stops it gracefully: CONNECTION_CLOSE, endless streams complete, and what is
+ * still open after DRAIN_MS is cut. A second signal stops it at once.
  */
+#include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +22,8 @@
 /* Items emitted per stream per loop iteration, and output held before pausing (back-pressure). */
 #define PUMP_BATCH   256
 #define PUMP_MAX_OUT (1u << 20)
+/* A graceful stop waits this long for open streams (a channel's requester may never finish). */
+#define DRAIN_MS 5000
 
 typedef struct srv_state {
   cli_options *o;
@@ -26,6 +34,7 @@ typedef struct srv_state {
   size_t *line_len;
   size_t nlines;
   uv_mutex_t print_lock; /* workers print fnf / metadata-push lines */
+  atomic_bool stopping;  /* a signal came: endless streams complete (read by every worker) */
 } srv_state;
 
 typedef struct owned {
@@ -54,7 +63,9 @@ struct echo_stream {
   uint8_t type;
   owned md, data; /* the request payload (stream) */
   uint64_t credit;
-  size_t next_line;  /* -d @FILE streams */
+  size_t next_line; /* -d @FILE streams */
+  uint64_t counted; /* streams of an empty request: the last number sent */
+  char number[24];
   bool done;         /* our half is over */
   bool inbound_done; /* channel: the requester completed */
   owned *queue;      /* channel: inbound payloads to echo back */
@@ -116,8 +127,16 @@ static void emit(echo_stream *es) {
                          {NULL, 0},
                          {(const uint8_t *)s->lines[es->next_line], s->line_len[es->next_line]}};
         last = ++es->next_line == s->nlines;
+      } else if (atomic_load_explicit(&s->stopping, memory_order_relaxed)) {
+        rs_conn_send_complete(conn, es->sid); /* the server is going: end it cleanly */
+        es->done = true;
+        break;
       } else {
         p = (rs_payload){es->md.set, {es->md.ptr, es->md.len}, {es->data.ptr, es->data.len}};
+        if (es->data.len == 0) {
+          int n = snprintf(es->number, sizeof es->number, "%" PRIu64, ++es->counted);
+          p.data = (rs_bytes){(const uint8_t *)es->number, (size_t)n};
+        }
       }
     } else { /* channel */
       if (es->qhead == es->qtail) break;
@@ -373,7 +392,8 @@ static void on_stopped(void *arg) {
 static void on_signal(uv_signal_t *h, int signum) {
   srv_state *s = h->data;
   (void)signum;
-  uv_signal_stop(&s->sigint);
+  atomic_store(&s->stopping, true);
+  uv_signal_stop(&s->sigint); /* the default action again: a second signal stops at once */
   uv_signal_stop(&s->sigterm);
   rs_server_stop(s->server, true, on_stopped, s);
 }
@@ -415,6 +435,7 @@ int cli_run_server(cli_options *o) {
   so.uri = o->uri;
   so.workers = o->workers;
   so.busy_poll = o->busy_poll;
+  so.drain_timeout_ms = DRAIN_MS;
   so.cert_file = o->cert;
   so.key_file = o->key;
   if (o->mtu) so.settings.mtu = o->mtu;

@@ -99,6 +99,12 @@ typedef struct rs_ws_transport_options {
   /* Server: return true to accept a browser's Origin (NULL origin: no header). NULL = accept all.
    */
   bool (*origin_allowed)(const char *origin, void *user);
+  /* Client: extra header lines for the upgrade request (cookies, Authorization, …), a
+     NULL-terminated array of "Name: value" (NULL: none), sent in order after the handshake's own
+     headers. rs_client_start refuses a malformed line (see rs_ws_header_line_check in
+     rsocket/ws.h: no CR/LF or other control characters, no header the handshake sets itself).
+     Borrowed: must stay valid while the client runs. */
+  const char *const *headers;
 } rs_ws_transport_options;
 
 #define RS_SERVER_OPTIONS_VERSION 1
@@ -124,6 +130,10 @@ typedef struct rs_server_options {
   /* Worker threads (workers > 1) run their loops with rs_runtime_run_busy: one busy core per
    * worker for lower latency. The caller's loop is the caller's to run. */
   bool busy_poll;
+  /* Graceful stop: connections whose streams have not finished this long after
+   * CONNECTION_CLOSE are aborted. 0 waits for them as long as it takes (a stream that never
+   * ends keeps the server running). */
+  uint32_t drain_timeout_ms;
 } rs_server_options;
 
 /* Fills defaults: workers 1, settings = rs_conn_settings_default(server), everything else 0. */
@@ -132,7 +142,8 @@ RS_EXPORT void rs_server_options_default(rs_server_options *o);
 /*
  * Starts listening on `loop` (and `workers`-1 more loops on their own threads), on every address
  * the URI's host resolves to ("localhost": ::1 and 127.0.0.1), all on one port; addresses this
- * machine lacks are skipped. Returns 0, or RS_ERR_INVALID_ARGUMENT (bad URI, missing certificate
+ * machine lacks are skipped. A ws:// or wss:// server serves the URI's path only ("/" when the
+ * URI has none) and answers 404 to other paths. Returns 0, or RS_ERR_INVALID_ARGUMENT (bad URI, missing certificate
  * for tls/wss, ws not built) or RS_ERR_IO (cannot resolve or bind, e.g. "localhost:7878 ([::1]):
  * Address already in use"), with a one-line reason in `err`.
  */
@@ -150,7 +161,8 @@ RS_EXPORT size_t rs_server_connection_count(const rs_server *s);
 
 /*
  * Stops accepting. With `graceful`, open connections get CONNECTION_CLOSE and finish their
- * streams; otherwise they are aborted. `on_stopped` (may be NULL) runs on the caller's loop when
+ * streams (those still open after drain_timeout_ms, when set, are aborted); otherwise they are
+ * aborted. `on_stopped` (may be NULL) runs on the caller's loop when
  * every connection is gone and the worker threads have ended; the server is freed right after.
  * Call from the thread of the loop given to rs_server_start.
  */
@@ -210,9 +222,9 @@ RS_EXPORT void rs_client_options_default(rs_client_options *o);
 
 /*
  * Creates the engine at once (so requests can be queued before the transport is up; they go out
- * after SETUP) and starts connecting. Returns 0, or RS_ERR_INVALID_ARGUMENT (bad URI or
- * settings) with a reason in `err`, RS_ERR_NOMEM. Connection failures are reported through
- * on_event, not here.
+ * after SETUP) and starts connecting. Returns 0, or RS_ERR_INVALID_ARGUMENT (bad URI, settings
+ * or WebSocket headers) with a reason in `err`, RS_ERR_NOMEM. Connection failures are reported
+ * through on_event, not here.
  */
 RS_EXPORT int rs_client_start(rs_client **out, uv_loop_t *loop, const rs_client_options *o,
                               char *err, size_t errlen);

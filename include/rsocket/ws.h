@@ -160,6 +160,26 @@ RS_EXPORT rs_ssize rs_ws_response_error(char *out, size_t cap, int status, const
 RS_EXPORT rs_ssize rs_ws_client_request(char *out, size_t cap, const char *host, const char *path,
                                         const char *key, const char *protocol, bool offer_deflate);
 
+/*
+ * Checks one extra header line for rs_ws_client_request_headers: "Name: value", where the name is
+ * an HTTP token and the value holds no control character but tab (so no CR or LF can smuggle
+ * anything into the request). Headers the handshake writes itself (Host, Upgrade, Connection,
+ * Sec-WebSocket-Key, -Version, -Extensions, -Protocol) and message-body headers (Content-Length,
+ * Transfer-Encoding) are refused. Returns 0, or RS_ERR_INVALID_ARGUMENT with a static reason.
+ */
+RS_EXPORT int rs_ws_header_line_check(const char *line, const char **reason);
+
+/*
+ * rs_ws_client_request with extra header lines: `headers` is a NULL-terminated array of
+ * "Name: value" strings (NULL: none), each written after the handshake's own headers as
+ * "Name: value" with the blanks around the value trimmed. Returns the length,
+ * RS_ERR_INVALID_ARGUMENT (a line fails rs_ws_header_line_check) or RS_ERR_BUFFER_TOO_SMALL.
+ */
+RS_EXPORT rs_ssize rs_ws_client_request_headers(char *out, size_t cap, const char *host,
+                                                const char *path, const char *key,
+                                                const char *protocol, bool offer_deflate,
+                                                const char *const *headers);
+
 /* Client: a fresh random key (24 base64 characters + NUL). 0 or RS_ERR_INTERNAL. */
 RS_EXPORT int rs_ws_client_key(char out[25]);
 

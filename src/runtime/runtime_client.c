@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "runtime/rt_internal.h"
+#include "runtime/ws_transport.h"
 
 #define DEFAULT_TIMEOUT_MS 10000u
 /* An established session closed with rs_client_close(c, false) gets this long to write its
@@ -391,6 +392,7 @@ int rs_client_start(rs_client **out, uv_loop_t *loop, const rs_client_options *o
   c->loop = loop;
   c->rng = uv_hrtime() | 1;
   int rc = rs_uri_parse(o->uri, &c->uri, err, errlen);
+  if (rc == 0 && c->uri.websocket) rc = rt_ws_check_options(&o->ws, err, errlen);
   if (rc == 0 && c->uri.secure) {
     c->tls = rs_tls_ctx_client(o->ca_file, o->insecure, err);
     if (!c->tls) rc = RS_ERR_INVALID_ARGUMENT;

@@ -20,6 +20,8 @@ struct rt_worker {
   int nlisteners;
   bool listening;
   uv_async_t stop_async;
+  uv_timer_t drain; /* graceful stop: cuts what is still open after drain_timeout_ms */
+  bool drain_on;
   pthread_t thread;
   rt_conn *conns; /* list */
   size_t nconns;
@@ -135,10 +137,30 @@ static void worker_close_listener(rt_worker *w) {
   for (int i = 0; i < w->nlisteners; i++) uv_close((uv_handle_t *)&w->listeners[i], NULL);
 }
 
+/* A graceful stop took too long: what is still open is closed with CONNECTION_ERROR. The
+ * session ends (a resumable one is not kept waiting for a RESUME that would find no server). */
+static void on_drain_timeout(uv_timer_t *t) {
+  rt_worker *w = t->data;
+  for (rt_conn *rc = w->conns, *next; rc; rc = next) {
+    next = rc->next;
+    if (!rc->io) continue;
+    rs_conn_abort(rc->conn, rs_bytes_str("server stopped"));
+    rs_conn_handle_expiry(rc->conn, uv_now(w->loop));
+    rs_io_conn_wake(rc->io);
+  }
+}
+
 static void on_stop_async(uv_async_t *a) {
   rt_worker *w = a->data;
   w->stopping = true;
   worker_close_listener(w);
+  uint32_t drain_ms = w->server->opt.drain_timeout_ms;
+  if (w->graceful && drain_ms && w->conns && !w->drain_on) {
+    uv_timer_init(w->loop, &w->drain);
+    w->drain.data = w;
+    w->drain_on = true;
+    uv_timer_start(&w->drain, on_drain_timeout, drain_ms, 0);
+  }
   for (rt_conn *rc = w->conns, *next; rc; rc = next) {
     next = rc->next;
     if (w->graceful && rc->io) {
@@ -147,7 +169,11 @@ static void on_stop_async(uv_async_t *a) {
     } else if (rc->io) {
       rs_io_conn_abort(rc->io, RS_ERR_CLOSED, "server stopped");
     } else {
-      rt_server_conn_gone(rc, RS_ERR_CLOSED, "server stopped"); /* a detached session */
+      /* A detached session: end it first, so that its streams and the connection get their
+       * closing callbacks and the application frees what it holds for them. */
+      rs_conn_abort(rc->conn, rs_bytes_str("server stopped"));
+      rs_conn_handle_expiry(rc->conn, uv_now(w->loop));
+      rt_server_conn_gone(rc, RS_ERR_CLOSED, "server stopped");
     }
   }
   worker_maybe_finish(w);
@@ -159,6 +185,7 @@ static void worker_maybe_finish(rt_worker *w) {
   if (!w->stopping || w->nconns > 0 || w->finished) return;
   w->finished = true;
   uv_close((uv_handle_t *)&w->stop_async, NULL);
+  if (w->drain_on) uv_close((uv_handle_t *)&w->drain, NULL);
   rs_io_loop_free(w->io);
   w->io = NULL;
   if (w->index == 0) {

@@ -1,6 +1,8 @@
 /* TLS over OpenSSL memory BIOs (see tls.h). */
 #include "runtime/tls.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -16,8 +18,9 @@ struct rs_tls_ctx {
 
 struct rs_tls {
   SSL *ssl;
-  BIO *rbio; /* ciphertext from the peer, read by OpenSSL */
-  BIO *wbio; /* ciphertext for the peer, written by OpenSSL */
+  BIO *rbio;      /* ciphertext from the peer, read by OpenSSL */
+  BIO *wbio;      /* ciphertext for the peer, written by OpenSSL */
+  char host[256]; /* client: the name we verify, for error messages */
   char error[RS_TLS_ERRLEN];
 };
 
@@ -32,6 +35,17 @@ static void set_err(char *err, const char *what) {
     snprintf(err, RS_TLS_ERRLEN, "%s", what);
   }
   ERR_clear_error();
+}
+
+/* OpenSSL reports a missing file as "system lib"; say which file and why in plain words. */
+static bool file_readable(const char *what, const char *path, char *err) {
+  FILE *f = fopen(path, "r");
+  if (f) {
+    fclose(f);
+    return true;
+  }
+  if (err) snprintf(err, RS_TLS_ERRLEN, "cannot read %s %.200s: %s", what, path, strerror(errno));
+  return false;
 }
 
 static rs_tls_ctx *ctx_new(bool server, char *err) {
@@ -69,18 +83,21 @@ rs_tls_ctx *rs_tls_ctx_server_files(const char *cert_file, const char *key_file,
     if (err) snprintf(err, RS_TLS_ERRLEN, "a TLS server needs a certificate and a key");
     return NULL;
   }
+  if (!file_readable("certificate file", cert_file, err) ||
+      !file_readable("private key file", key_file, err))
+    return NULL;
   rs_tls_ctx *ctx = ctx_new(true, err);
   if (!ctx) return NULL;
   if (SSL_CTX_use_certificate_chain_file(ctx->ssl, cert_file) != 1) {
     char what[RS_TLS_ERRLEN];
-    snprintf(what, sizeof what, "cannot load certificate %.200s", cert_file);
+    snprintf(what, sizeof what, "no PEM certificate in %.200s", cert_file);
     set_err(err, what);
     rs_tls_ctx_free(ctx);
     return NULL;
   }
   if (SSL_CTX_use_PrivateKey_file(ctx->ssl, key_file, SSL_FILETYPE_PEM) != 1) {
     char what[RS_TLS_ERRLEN];
-    snprintf(what, sizeof what, "cannot load private key %.200s", key_file);
+    snprintf(what, sizeof what, "no usable PEM private key in %.200s", key_file);
     set_err(err, what);
     rs_tls_ctx_free(ctx);
     return NULL;
@@ -122,9 +139,13 @@ rs_tls_ctx *rs_tls_ctx_client(const char *ca_file, bool insecure, char *err) {
   }
   SSL_CTX_set_verify(ctx->ssl, SSL_VERIFY_PEER, NULL);
   SSL_CTX_set_default_verify_paths(ctx->ssl);
+  if (ca_file && !file_readable("CA file", ca_file, err)) {
+    rs_tls_ctx_free(ctx);
+    return NULL;
+  }
   if (ca_file && SSL_CTX_load_verify_locations(ctx->ssl, ca_file, NULL) != 1) {
     char what[RS_TLS_ERRLEN];
-    snprintf(what, sizeof what, "cannot load CA file %.200s", ca_file);
+    snprintf(what, sizeof what, "no PEM certificate in CA file %.200s", ca_file);
     set_err(err, what);
     rs_tls_ctx_free(ctx);
     return NULL;
@@ -177,8 +198,18 @@ rs_tls *rs_tls_new(rs_tls_ctx *ctx, bool server, const char *host) {
   } else {
     SSL_set_connect_state(t->ssl);
     if (host && *host) {
-      SSL_set_tlsext_host_name(t->ssl, host);
-      if (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER) SSL_set1_host(t->ssl, host);
+      snprintf(t->host, sizeof t->host, "%s", host);
+      unsigned char ip[16];
+      bool literal = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+      /* An address is checked against the certificate's IP entries and never sent as SNI
+       * (RFC 6066 allows host names only). */
+      if (!literal) SSL_set_tlsext_host_name(t->ssl, host);
+      if (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER) {
+        if (literal)
+          X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), host);
+        else
+          SSL_set1_host(t->ssl, host);
+      }
     }
     SSL_do_handshake(t->ssl); /* queues the ClientHello */
   }
@@ -203,6 +234,66 @@ int rs_tls_feed(rs_tls *t, const uint8_t *buf, size_t len) {
   return 0;
 }
 
+/* Up to three names of the server's certificate (DNS and IP subject alternative names, else
+ * the common name), comma-separated, into out; "" when there is no certificate. */
+static void peer_names(SSL *ssl, char *out, size_t cap) {
+  out[0] = '\0';
+  STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl); /* kept even when verification failed */
+  X509 *cert = chain && sk_X509_num(chain) > 0 ? sk_X509_value(chain, 0) : NULL;
+  if (!cert) return;
+  size_t len = 0;
+  int shown = 0;
+  GENERAL_NAMES *sans = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+  for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans) && shown < 3; i++) {
+    const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+    char name[INET6_ADDRSTRLEN + 64] = "";
+    if (g->type == GEN_DNS) {
+      snprintf(name, sizeof name, "%.*s",
+               ASN1_STRING_length(g->d.dNSName) > 64 ? 64 : ASN1_STRING_length(g->d.dNSName),
+               (const char *)ASN1_STRING_get0_data(g->d.dNSName));
+    } else if (g->type == GEN_IPADD) {
+      int n = ASN1_STRING_length(g->d.iPAddress);
+      const unsigned char *a = ASN1_STRING_get0_data(g->d.iPAddress);
+      if (n == 4 || n == 16) inet_ntop(n == 4 ? AF_INET : AF_INET6, a, name, sizeof name);
+    }
+    if (!name[0]) continue;
+    len += (size_t)snprintf(out + len, cap - len, "%s%s", shown ? ", " : "", name);
+    if (len >= cap) len = cap - 1;
+    shown++;
+  }
+  GENERAL_NAMES_free(sans);
+  if (shown == 0)
+    X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, out, (int)cap);
+}
+
+/* A failed certificate check, in words: what failed and, for the usual cases, why. */
+static void verify_error(rs_tls *t, long vr, const char *what) {
+  char names[200];
+  const char *why = X509_verify_cert_error_string(vr);
+  switch (vr) {
+  case X509_V_ERR_HOSTNAME_MISMATCH:
+  case X509_V_ERR_IP_ADDRESS_MISMATCH:
+    peer_names(t->ssl, names, sizeof names);
+    snprintf(t->error, sizeof t->error,
+             "%s: certificate verify failed: %s (the certificate is for %s, not %s)", what, why,
+             names[0] ? names : "other names", t->host);
+    break;
+  case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+  case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+  case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+  case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+  case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    snprintf(t->error, sizeof t->error,
+             "%s: certificate verify failed: %s (the server's certificate is not signed by a "
+             "trusted CA)",
+             what, why);
+    break;
+  default:
+    snprintf(t->error, sizeof t->error, "%s: certificate verify failed: %s", what, why);
+    break;
+  }
+}
+
 /* Maps an SSL_get_error result: would-block, clean close (0) or a protocol failure. */
 static rs_ssize ssl_result(rs_tls *t, int ret, const char *what) {
   int e = SSL_get_error(t->ssl, ret);
@@ -212,13 +303,13 @@ static rs_ssize ssl_result(rs_tls *t, int ret, const char *what) {
   case SSL_ERROR_ZERO_RETURN: return 0;
   default: {
     unsigned long code = ERR_peek_last_error();
-    if (code) {
+    long vr = SSL_get_verify_result(t->ssl);
+    if (vr != X509_V_OK) {
+      verify_error(t, vr, what);
+    } else if (code) {
       char buf[160];
       ERR_error_string_n(code, buf, sizeof buf);
       snprintf(t->error, sizeof t->error, "%s: %s", what, buf);
-    } else if (SSL_get_verify_result(t->ssl) != X509_V_OK) {
-      snprintf(t->error, sizeof t->error, "%s: %s", what,
-               X509_verify_cert_error_string(SSL_get_verify_result(t->ssl)));
     } else {
       snprintf(t->error, sizeof t->error, "%s failed (error %d)", what, e);
     }

@@ -25,6 +25,8 @@ struct rt_ws {
   size_t hs_out_len, hs_out_off;
   char key[25];
   const char *protocol; /* chosen (server) or offered (client): o.subprotocol, or NULL */
+  const char *path;     /* server: the only path served (NULL: any); client: the one asked for.
+                           Borrowed from the server's or client's URI. */
   uint64_t hs_deadline;
   uint64_t now;
   rs_ws_deflate deflate; /* negotiated */
@@ -78,6 +80,28 @@ static void reject(rt_ws *w, int status, const char *reason) {
   w->hs = HS_REJECTED;
 }
 
+/* Server: does the request target name the served path? A query string is not part of it. */
+static bool path_served(rs_bytes target, const char *path) {
+  size_t tl = 0, pl = strcspn(path, "?#");
+  while (tl < target.len && target.ptr[tl] != '?' && target.ptr[tl] != '#') tl++;
+  return tl == pl && memcmp(target.ptr, path, pl) == 0;
+}
+
+/* Client: the server answered with something other than 101; say what, from its status line. */
+static void refused(rt_ws *w, size_t have) {
+  char line[160];
+  size_t n = 0;
+  while (n < have && n < sizeof line - 1 && w->hsbuf[n] != '\r' && w->hsbuf[n] != '\n') {
+    uint8_t c = w->hsbuf[n];
+    line[n++] = c >= ' ' && c < 0x7f ? (char)c : '?';
+  }
+  line[n] = '\0';
+  char why[300];
+  snprintf(why, sizeof why, "the server refused the WebSocket upgrade of %.100s: %s",
+           w->path && *w->path ? w->path : "/", line);
+  rs_io_conn_abort(w->io, RS_ERR_REJECTED, why);
+}
+
 /* Server: chooses the subprotocol (the configured one, if the client offered it). */
 static void choose_protocol(rt_ws *w, const rs_ws_request *req) {
   w->protocol = NULL;
@@ -127,6 +151,10 @@ static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
       reject(w, status, why);
       return 0;
     }
+    if (w->path && !path_served(req.path, w->path)) {
+      reject(w, 404, "no WebSocket endpoint at this path");
+      return 0;
+    }
     if (w->o.origin_allowed) {
       char origin[512];
       snprintf(origin, sizeof origin, "%.*s", (int)req.origin.len,
@@ -160,6 +188,10 @@ static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
       w->hs_len = have;
       *used = take;
       return have == RS_WS_MAX_HANDSHAKE ? RS_ERR_PROTOCOL : 0;
+    }
+    if (hl == RS_ERR_REJECTED && have > 12 && memcmp(w->hsbuf + 9, "101", 3) != 0) {
+      refused(w, have);
+      return RS_ERR_REJECTED;
     }
     if (hl < 0) {
       char reason[128];
@@ -368,14 +400,17 @@ static rt_ws *attach(rs_io_conn *io, bool server, const rs_ws_transport_options 
   w->hs = server ? HS_SERVER_WAIT : HS_CLIENT_WAIT;
   w->late_messages = late_messages;
   w->hs_deadline = uv_now(rs_io_conn_uv(io)) + HANDSHAKE_TIMEOUT_MS;
+  w->path = path;
   if (!server) {
     w->protocol = w->o.subprotocol;
     rs_ssize n = -1;
     size_t extra = headers ? strlen(headers) : 0;
-    w->hs_out = malloc(HS_OUT_CAP + extra);
+    size_t cap = HS_OUT_CAP + extra + (path ? strlen(path) : 0);
+    for (size_t i = 0; w->o.headers && w->o.headers[i]; i++) cap += strlen(w->o.headers[i]) + 4;
+    w->hs_out = malloc(cap);
     if (w->hs_out && rs_ws_client_key(w->key) == 0)
-      n = rs_ws_client_request(w->hs_out, HS_OUT_CAP, host, path, w->key, w->protocol,
-                               w->o.deflate);
+      n = rs_ws_client_request_headers(w->hs_out, cap - extra, host, path, w->key, w->protocol,
+                                       w->o.deflate, w->o.headers);
     if (n >= 2 && extra) { /* the extra lines go before the empty line that ends the head */
       memcpy(w->hs_out + n - 2, headers, extra);
       memcpy(w->hs_out + n - 2 + extra, "\r\n", 2);
@@ -402,6 +437,24 @@ rt_ws *rt_ws_attach_client(rs_io_conn *io, const rs_ws_transport_options *o, con
                            const char *path, const char *headers, const rt_ws_inner_ops *ops,
                            void *inner) {
   return attach(io, false, o, host, path, headers, true, ops, inner);
+}
+
+int rt_ws_check_options(const rs_ws_transport_options *o, char *err, size_t errlen) {
+  size_t total = 0;
+  for (size_t i = 0; o->headers && o->headers[i]; i++) {
+    const char *why = NULL;
+    if (rs_ws_header_line_check(o->headers[i], &why) != 0) {
+      snprintf(err, errlen, "bad WebSocket header '%.100s': %s", o->headers[i], why);
+      return RS_ERR_INVALID_ARGUMENT;
+    }
+    total += strlen(o->headers[i]) + 2;
+  }
+  if (total > RS_WS_MAX_HANDSHAKE / 2) {
+    snprintf(err, errlen, "the extra WebSocket headers are too long (%zu bytes; at most %u)", total,
+             RS_WS_MAX_HANDSHAKE / 2);
+    return RS_ERR_INVALID_ARGUMENT;
+  }
+  return 0;
 }
 
 int rt_ws_send(rt_ws *w, int opcode, const uint8_t *data, size_t len) {

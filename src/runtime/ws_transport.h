@@ -35,7 +35,8 @@ typedef struct rt_ws_inner_ops {
 } rt_ws_inner_ops;
 
 /* Creates the session and attaches it to `io` (server or client role). `host`/`path` are for the
- * client's request. NULL on allocation failure. */
+ * client's request; a server serves only `path` (borrowed: it must outlive the connection; NULL
+ * serves any path) and answers 404 to others. NULL on allocation failure. */
 rt_ws *rt_ws_attach(rs_io_conn *io, bool server, const rs_ws_transport_options *o, const char *host,
                     const char *path, const rt_ws_inner_ops *ops, void *inner);
 
@@ -47,6 +48,8 @@ rt_ws *rt_ws_attach(rs_io_conn *io, bool server, const rs_ws_transport_options *
 rt_ws *rt_ws_attach_client(rs_io_conn *io, const rs_ws_transport_options *o, const char *host,
                            const char *path, const char *headers, const rt_ws_inner_ops *ops,
                            void *inner);
+/* Checks client options (the extra headers). 0, or RS_ERR_INVALID_ARGUMENT with a reason. */
+int rt_ws_check_options(const rs_ws_transport_options *o, char *err, size_t errlen);
 
 /* Queues a message. Returns 0, RS_ERR_WOULD_BLOCK (the WebSocket's queue is full: try later),
  * RS_ERR_CLOSED. */

@@ -225,8 +225,62 @@ rs_ssize rs_ws_response_error(char *out, size_t cap, int status, const char *rea
   return n;
 }
 
-rs_ssize rs_ws_client_request(char *out, size_t cap, const char *host, const char *path,
-                              const char *key, const char *protocol, bool offer_deflate) {
+static bool is_tchar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* Splits "Name: value" into the name's length and the trimmed value. */
+static void split_header(const char *line, size_t *name_len, const char **value,
+                         size_t *value_len) {
+  const char *colon = strchr(line, ':');
+  *name_len = colon ? (size_t)(colon - line) : strlen(line);
+  const char *v = colon ? colon + 1 : line + *name_len;
+  while (*v == ' ' || *v == '\t') v++;
+  size_t n = strlen(v);
+  while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
+  *value = v;
+  *value_len = n;
+}
+
+int rs_ws_header_line_check(const char *line, const char **reason) {
+  static const char *const reserved[] = {
+      "host",
+      "upgrade",
+      "connection",
+      "sec-websocket-key",
+      "sec-websocket-version",
+      "sec-websocket-extensions",
+      "sec-websocket-protocol",
+      "content-length",
+      "transfer-encoding",
+  };
+  const char *why = NULL;
+  const char *colon = line ? strchr(line, ':') : NULL;
+  size_t nl = colon ? (size_t)(colon - line) : 0;
+  if (!colon)
+    why = "a header is 'Name: value'";
+  else if (nl == 0)
+    why = "the header name is empty";
+  for (size_t i = 0; !why && i < nl; i++)
+    if (!is_tchar(line[i]))
+      why = "the header name may hold only letters, digits and !#$%&'*+-.^_`|~";
+  for (const char *q = colon ? colon + 1 : NULL; !why && *q; q++) {
+    unsigned char c = (unsigned char)*q;
+    if ((c < ' ' && c != '\t') || c == 0x7f) why = "the header value holds a control character";
+  }
+  for (size_t i = 0; !why && i < sizeof reserved / sizeof reserved[0]; i++)
+    if (name_is((rs_bytes){(const uint8_t *)line, nl}, reserved[i]))
+      why = "the WebSocket handshake sets this header itself";
+  if (reason) *reason = why;
+  return why ? RS_ERR_INVALID_ARGUMENT : 0;
+}
+
+rs_ssize rs_ws_client_request_headers(char *out, size_t cap, const char *host, const char *path,
+                                      const char *key, const char *protocol, bool offer_deflate,
+                                      const char *const *headers) {
+  for (size_t i = 0; headers && headers[i]; i++)
+    if (rs_ws_header_line_check(headers[i], NULL) != 0) return RS_ERR_INVALID_ARGUMENT;
   int n = snprintf(out, cap,
                    "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n",
@@ -236,9 +290,20 @@ rs_ssize rs_ws_client_request(char *out, size_t cap, const char *host, const cha
   if (n >= 0 && (size_t)n < cap && offer_deflate)
     n += snprintf(out + n, cap - (size_t)n,
                   "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n");
+  for (size_t i = 0; headers && headers[i] && n >= 0 && (size_t)n < cap; i++) {
+    size_t nl, vl;
+    const char *v;
+    split_header(headers[i], &nl, &v, &vl);
+    n += snprintf(out + n, cap - (size_t)n, "%.*s: %.*s\r\n", (int)nl, headers[i], (int)vl, v);
+  }
   if (n >= 0 && (size_t)n < cap) n += snprintf(out + n, cap - (size_t)n, "\r\n");
   if (n < 0 || (size_t)n >= cap) return RS_ERR_BUFFER_TOO_SMALL;
   return n;
+}
+
+rs_ssize rs_ws_client_request(char *out, size_t cap, const char *host, const char *path,
+                              const char *key, const char *protocol, bool offer_deflate) {
+  return rs_ws_client_request_headers(out, cap, host, path, key, protocol, offer_deflate, NULL);
 }
 
 int rs_ws_client_key(char out[25]) {

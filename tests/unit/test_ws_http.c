@@ -183,11 +183,53 @@ static void test_client_side(void **state) {
   assert_non_null(strstr(why, "extension"));
 }
 
+/* Extra request headers (rs_client_options.ws.headers, `rsocket --wsHeader`): written trimmed,
+ * in order, after the handshake's own; anything that could break or forge the request refused. */
+static void test_client_extra_headers(void **state) {
+  (void)state;
+  char key[25], req[1024];
+  assert_int_equal(rs_ws_client_key(key), 0);
+  const char *const headers[] = {"Authorization: Bearer abc", "X-Trace:  t1 ", "x-empty:", NULL};
+  rs_ssize n =
+      rs_ws_client_request_headers(req, sizeof req, "h:1", "/rs", key, NULL, false, headers);
+  assert_true(n > 0);
+  assert_non_null(strstr(req, "Sec-WebSocket-Version: 13\r\nAuthorization: Bearer abc\r\n"
+                              "X-Trace: t1\r\nx-empty: \r\n\r\n"));
+  rs_ws_request r;
+  assert_int_equal(rs_ws_request_parse(&r, (const uint8_t *)req, (size_t)n), n);
+  assert_int_equal(rs_ws_request_check(&r, NULL), 0);
+  /* Too small a buffer is reported, not cut. */
+  assert_int_equal(rs_ws_client_request_headers(req, 150, "h:1", "/rs", key, NULL, false, headers),
+                   RS_ERR_BUFFER_TOO_SMALL);
+
+  static const char *const bad[] = {
+      "NoColon",           ": empty name",
+      "Bad Name: x",       "X-A: line\r\nX-B: smuggled",
+      "X-A: nul\x01here",  "Host: elsewhere",
+      "upgrade: h2c",      "Sec-WebSocket-Key: AAAA",
+      "content-length: 5", "Sec-WebSocket-Protocol: x",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    const char *why = NULL;
+    assert_int_equal(rs_ws_header_line_check(bad[i], &why), RS_ERR_INVALID_ARGUMENT);
+    assert_non_null(why);
+    const char *const one[] = {bad[i], NULL};
+    assert_int_equal(rs_ws_client_request_headers(req, sizeof req, "h", "/", key, NULL, false, one),
+                     RS_ERR_INVALID_ARGUMENT);
+  }
+  const char *why = NULL;
+  assert_int_equal(rs_ws_header_line_check("Host: x", &why), RS_ERR_INVALID_ARGUMENT);
+  assert_string_equal(why, "the WebSocket handshake sets this header itself");
+  assert_int_equal(rs_ws_header_line_check("X-Ok: tab\tand \xc3\xa9", &why), 0);
+  assert_null(why);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_accept_key),      cmocka_unit_test(test_parse_good),
-      cmocka_unit_test(test_bad_requests),    cmocka_unit_test(test_limits),
-      cmocka_unit_test(test_error_responses), cmocka_unit_test(test_client_side),
+      cmocka_unit_test(test_accept_key),           cmocka_unit_test(test_parse_good),
+      cmocka_unit_test(test_bad_requests),         cmocka_unit_test(test_limits),
+      cmocka_unit_test(test_error_responses),      cmocka_unit_test(test_client_side),
+      cmocka_unit_test(test_client_extra_headers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
