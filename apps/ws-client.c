@@ -46,8 +46,8 @@ typedef struct client {
   rs_io_loop *io;
   rs_connect *connecting; /* every address of the host, happy eyeballs (rs_connect_start) */
   uv_tcp_t *tcp;          /* connected, until the WebSocket session owns it */
-  uv_timer_t timer; /* --timeout; in interactive runs without it, connecting only */
-  uv_timer_t grace; /* after the end of stdin: close once the server is quiet */
+  uv_timer_t timer;       /* --timeout; in interactive runs without it, connecting only */
+  uv_timer_t grace;       /* after the end of stdin: close once the server is quiet */
   uv_signal_t sigint, sigterm;
   bool session_handles; /* grace and signals are initialised (once the WebSocket is open) */
   bool grace_on;        /* stdin ended: the grace timer runs, restarted by every message */

@@ -132,7 +132,6 @@ static void fnf_kick(bconn *bc) {
     complete_one(bc, 0, now, 0);
     if (worker_measuring(L->w, now)) bc->w->bytes_out += L->w->cfg->size;
   }
-  rs_runtime_wake(bc->conn);
   if (can_issue(bc)) {
     if (!bc->idle_on) {
       uv_idle_start(&bc->idle, on_fnf_idle);
@@ -155,7 +154,6 @@ static void fnf_kick(bconn *bc) {
       return;
     }
     bc->inflight++;
-    rs_runtime_wake(bc->conn);
   }
 }
 
@@ -217,7 +215,6 @@ static void stream_stop_all(bconn *bc) {
       rs_conn_cancel(bc->conn, s->sid);
     }
   }
-  rs_runtime_wake(bc->conn);
 }
 
 /* ---- request-channel: one channel per connection, -m elements in flight on it ---- */
@@ -276,7 +273,6 @@ static void kick(bconn *bc) {
   case MODEL_CHANNEL: chan_kick(bc); break;
   case MODEL_WS: break;
   }
-  rs_runtime_wake(bc->conn);
 }
 
 /* Closes the connection once it has nothing left to do. */

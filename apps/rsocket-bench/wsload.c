@@ -46,8 +46,8 @@ struct wsload {
   bool started, stopping;
   uv_timer_t deadline;
   uv_timer_t connect_timer; /* every connection upgraded within --connect-timeout */
-  uv_timer_t stall;    /* every second: fails the run when nothing was echoed for STALL_MS */
-  uint64_t last_reply; /* bench_now_ns() of the last echo (or of the start) */
+  uv_timer_t stall;         /* every second: fails the run when nothing was echoed for STALL_MS */
+  uint64_t last_reply;      /* bench_now_ns() of the last echo (or of the start) */
 };
 
 static uint64_t now_ms(void) {

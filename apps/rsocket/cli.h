@@ -59,8 +59,8 @@ typedef struct cli_options {
   uint32_t mtu;
   uint32_t timeout_ms;         /* the whole interaction; 0 = none */
   uint32_t connect_timeout_ms; /* connecting, and then the server's first answer, each */
-  int retry;         /* --retry: attempts after a first connection that fails */
-  uint32_t delay_ms; /* --delayElements */
+  int retry;                   /* --retry: attempts after a first connection that fails */
+  uint32_t delay_ms;           /* --delayElements */
   const char *ws_headers[CLI_MAX_HEADERS + 1]; /* --wsHeader, NULL-terminated */
   int nws_headers;
   bool quiet; /* -q: do not print received payloads */

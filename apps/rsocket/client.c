@@ -145,7 +145,6 @@ static void replenish(client_state *st) {
   if (n == 0) return;
   st->requested += n;
   rs_conn_request_n(conn, st->sid, n);
-  rs_runtime_wake(conn);
 }
 
 /* Done when the responder's half is over, everything was printed and our half is over too. */
@@ -284,7 +283,6 @@ static void pump_channel(client_state *st) {
     rs_conn_send_complete(conn, st->sid);
     st->out_complete = true;
   }
-  rs_runtime_wake(conn);
   try_finish(st);
 }
 
@@ -425,7 +423,6 @@ static void start_request(client_state *st) {
   }
   st->sid = (uint32_t)r;
   if (o->model == MODEL_FNF || o->model == MODEL_METADATA_PUSH) finish(st, -1);
-  rs_runtime_wake(conn);
 }
 
 static void on_lease(rs_conn *conn, uint32_t ttl, uint32_t n, const rs_bytes *md, void *user) {
@@ -554,8 +551,7 @@ static void on_event(rs_client *c, rs_client_event ev, const char *msg, void *us
     bool one_way = st->o->model == MODEL_FNF || st->o->model == MODEL_METADATA_PUSH;
     if (!st->exit_set && one_way && st->request_written)
       set_exit(st, EXIT_OK);
-    else if (!st->exit_set || (st->exit_code == EXIT_CONNECT && !st->printed))
-    {
+    else if (!st->exit_set || (st->exit_code == EXIT_CONNECT && !st->printed)) {
       connection_failed(st, why);
       /* Connecting, a handshake or the answer to SETUP took too long: a timeout (status 5). */
       if (st->exit_code == EXIT_CONNECT && !st->connected_once &&

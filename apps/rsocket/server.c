@@ -162,7 +162,6 @@ static void emit(echo_stream *es) {
     rs_conn_send_complete(conn, es->sid);
     es->done = true;
   }
-  rs_runtime_wake(conn);
   if (!es->done && es->credit > 0 && (es->type == RS_FRAME_REQUEST_STREAM || es->qhead < es->qtail))
     activate(es); /* more to do: continue next loop iteration */
 }
@@ -219,7 +218,6 @@ static void deactivate(echo_stream *es) {
 static void grant_lease(conn_state *cs) {
   rs_conn_send_lease(cs->conn, 2000, cs->srv->o->lease_per_second, NULL,
                      uv_now(rs_runtime_loop(cs->conn)));
-  rs_runtime_wake(cs->conn);
 }
 
 static void on_lease_timer(uv_timer_t *t) {

@@ -9,9 +9,11 @@
  * callbacks receive the rs_conn, and every rs_conn_* call works on it (flow control, lease,
  * resume, availability).
  *
- * Threading: everything about one connection happens on its loop's thread. Calls on an rs_conn
- * made outside its callbacks (from a timer, another stream's callback, …) must be followed by
- * rs_runtime_wake(conn) so the output is written; inside callbacks it happens by itself.
+ * Threading: everything about one connection happens on its loop's thread. Output queued on an
+ * rs_conn from anywhere on that thread (its callbacks, a timer, another connection's callback)
+ * goes out before the loop next sleeps, with nothing to call: the engine tells the runtime
+ * (rs_conn_callbacks.on_wake). Streams can also be fed by pull producers (rs_conn_set_producer),
+ * which the runtime calls while the socket keeps up.
  */
 #ifndef RSOCKET_RUNTIME_H
 #define RSOCKET_RUNTIME_H
@@ -26,10 +28,6 @@ extern "C" {
 
 typedef struct rs_server rs_server;
 typedef struct rs_client rs_client;
-
-/* Asks the runtime to write `conn`'s pending output and re-arm its timers before the loop
- * sleeps. Cheap; call it after any rs_conn_* call made outside a callback of that connection. */
-RS_EXPORT void rs_runtime_wake(rs_conn *conn);
 
 /* The per-connection user pointer the application chose (server: returned by on_connect;
  * client: rs_client_options.user). */
@@ -143,9 +141,9 @@ RS_EXPORT void rs_server_options_default(rs_server_options *o);
  * Starts listening on `loop` (and `workers`-1 more loops on their own threads), on every address
  * the URI's host resolves to ("localhost": ::1 and 127.0.0.1), all on one port; addresses this
  * machine lacks are skipped. A ws:// or wss:// server serves the URI's path only ("/" when the
- * URI has none) and answers 404 to other paths. Returns 0, or RS_ERR_INVALID_ARGUMENT (bad URI, missing certificate
- * for tls/wss, ws not built) or RS_ERR_IO (cannot resolve or bind, e.g. "localhost:7878 ([::1]):
- * Address already in use"), with a one-line reason in `err`.
+ * URI has none) and answers 404 to other paths. Returns 0, or RS_ERR_INVALID_ARGUMENT (bad URI,
+ * missing certificate for tls/wss, ws not built) or RS_ERR_IO (cannot resolve or bind, e.g.
+ * "localhost:7878 ([::1]): Address already in use"), with a one-line reason in `err`.
  */
 RS_EXPORT int rs_server_start(rs_server **out, uv_loop_t *loop, const rs_server_options *o,
                               char *err, size_t errlen);

@@ -59,6 +59,9 @@ void rt_client_transport_ready(rt_conn *rc);
 /* Client: the first bytes from the server arrived on this transport. */
 void rt_client_answered(rt_conn *rc);
 
+/* Flushes the engine's output before the loop sleeps, or re-arms its timer while detached. */
+void rt_conn_wake(rt_conn *rc);
+
 /* Starts the detached-timer of `rc` at the engine's deadline (or stops it). */
 void rt_conn_arm_detached_timer(rt_conn *rc);
 

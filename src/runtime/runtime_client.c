@@ -169,8 +169,7 @@ static void on_phase_timeout(uv_timer_t *t) {
     if (!c->probed && now < c->setup_deadline) {
       /* Silent so far: a KEEPALIVE(respond) makes any RSocket server answer. */
       c->probed = true;
-      if (rs_conn_send_keepalive(c->rc->conn, (rs_bytes){NULL, 0}) == 0)
-        rs_runtime_wake(c->rc->conn);
+      if (rs_conn_send_keepalive(c->rc->conn, (rs_bytes){NULL, 0}) == 0) rt_conn_wake(c->rc);
       uv_timer_start(&c->timer, on_phase_timeout, c->setup_deadline - now, 0);
       return;
     }
@@ -280,7 +279,7 @@ static void on_connected(uv_tcp_t *tcp, int status, const char *message, void *a
     /* rs_client_close(graceful) came while connecting: deliver what was queued, then close. */
     rs_conn_close(c->rc->conn, rs_bytes_str("client closing"));
   }
-  rs_runtime_wake(c->rc->conn);
+  rt_conn_wake(c->rc);
 }
 
 static void start_attempt(rs_client *c) {
@@ -451,7 +450,7 @@ void rs_client_close(rs_client *c, bool graceful) {
   }
   if (graceful) {
     rs_conn_close(c->rc->conn, rs_bytes_str("client closing"));
-    rs_runtime_wake(c->rc->conn);
+    rt_conn_wake(c->rc);
     return;
   }
   if (c->phase != PH_ESTABLISHED) {
@@ -460,6 +459,6 @@ void rs_client_close(rs_client *c, bool graceful) {
     return;
   }
   rs_conn_abort(c->rc->conn, rs_bytes_str("client closed"));
-  rs_runtime_wake(c->rc->conn);
+  rt_conn_wake(c->rc);
   uv_timer_start(&c->timer, on_abort_grace, ABORT_GRACE_MS, 0);
 }

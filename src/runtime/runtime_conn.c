@@ -10,9 +10,7 @@ static rt_conn *rt_of(rs_conn *conn) {
   return rs_conn_user(conn);
 }
 
-void rs_runtime_wake(rs_conn *conn) {
-  rt_conn *rc = conn ? rt_of(conn) : NULL;
-  if (!rc) return;
+void rt_conn_wake(rt_conn *rc) {
   if (rc->io)
     rs_io_conn_wake(rc->io);
   else
@@ -142,11 +140,7 @@ static void fw_detached(rs_conn *conn, void *user) {
  * that drives a detached engine. */
 static void fw_wake(rs_conn *conn, void *user) {
   (void)conn;
-  rt_conn *rc = user;
-  if (rc->io)
-    rs_io_conn_wake(rc->io);
-  else
-    rt_conn_arm_detached_timer(rc);
+  rt_conn_wake(user);
 }
 
 static int fw_produce(rs_conn *conn, uint32_t sid, void *su, uint64_t credit, void *user) {

@@ -130,7 +130,7 @@ set +e
 "$client" "$luri/missing" < /dev/null > "$work/out" 2> "$work/err"; rc=$?
 set -e
 check "404: exit" 3 "$rc"
-has "404: message" "$work/err" "the server refused the WebSocket upgrade: HTTP/1.1 404 Not Found"
+has "404: message" "$work/err" "the server refused the WebSocket upgrade of /missing: HTTP/1.1 404 Not Found"
 
 free_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 set +e
