@@ -19,9 +19,9 @@
 
 #include "cli.h"
 
-/* Items emitted per stream per loop iteration, and output held before pausing (back-pressure). */
-#define PUMP_BATCH   256
-#define PUMP_MAX_OUT (1u << 20)
+/* Most a producer call emits; the engine calls again while credit and room remain. */
+#define PRODUCE_BATCH 64
+#define PRODUCE_BYTES (64u << 10)
 /* A graceful stop waits this long for open streams (a channel's requester may never finish). */
 #define DRAIN_MS 5000
 
@@ -50,9 +50,6 @@ typedef struct conn_state {
   rs_conn *conn;
   uv_timer_t *lease_timer; /* --lease only (handles on the heap: idle connections stay small) */
   bool lease_timer_on;
-  uv_idle_t *pump; /* made when a stream first has something to emit */
-  bool pump_init, pump_on;
-  echo_stream *active; /* streams with something to emit */
   bool closing;
   int refs; /* handles still open + 1 while the connection lives */
 } conn_state;
@@ -61,8 +58,7 @@ struct echo_stream {
   conn_state *cs;
   uint32_t sid;
   uint8_t type;
-  owned md, data; /* the request payload (stream) */
-  uint64_t credit;
+  owned md, data;   /* the request payload (stream) */
   size_t next_line; /* -d @FILE streams */
   uint64_t counted; /* streams of an empty request: the last number sent */
   char number[24];
@@ -71,8 +67,6 @@ struct echo_stream {
   owned *queue;      /* channel: inbound payloads to echo back */
   size_t qhead, qtail, qcap;
   uint64_t inbound_seen;
-  echo_stream *next_active;
-  bool in_active;
 };
 
 static int own(owned *o, const rs_bytes *b, bool set) {
@@ -102,112 +96,72 @@ static void on_handle_closed(uv_handle_t *h) {
   free(h);
 }
 
-/* ---- emitting ---- */
+/* ---- emitting: the engine's pull producer ---- */
 
-static void activate(echo_stream *es);
-
-static void emit(echo_stream *es) {
-  conn_state *cs = es->cs;
-  srv_state *s = cs->srv;
-  rs_conn *conn = cs->conn;
-  int budget = PUMP_BATCH;
-  while (!es->done && es->credit > 0 && budget-- > 0) {
-    if (rs_conn_pending_bytes(conn) > PUMP_MAX_OUT) break; /* let the socket drain first */
+/*
+ * Called by the engine while the stream has credit and the connection's output is under its high
+ * watermark (and, with --resume, the retained-frame window has room): no pump, no spinning, and
+ * a client that stops reading simply stops being produced for. A call sends at most PRODUCE_BATCH
+ * items or PRODUCE_BYTES of payload, so the engine's limits are never overshot by much.
+ */
+static int on_produce(rs_conn *conn, uint32_t sid, void *su, uint64_t credit, void *user) {
+  (void)user;
+  echo_stream *es = su;
+  if (!es || es->done) return RS_PRODUCE_PAUSE;
+  srv_state *s = es->cs->srv;
+  size_t bytes = 0;
+  for (int n = 0; n < PRODUCE_BATCH && credit > 0 && bytes < PRODUCE_BYTES; n++) {
     rs_payload p;
     bool last = false;
     owned *item = NULL;
     if (es->type == RS_FRAME_REQUEST_STREAM) {
       if (s->nlines || s->o->stream_file) {
         if (es->next_line >= s->nlines) {
-          rs_conn_send_complete(conn, es->sid);
+          rs_conn_send_complete(conn, sid);
           es->done = true;
-          break;
+          return RS_PRODUCE_PAUSE;
         }
         p = (rs_payload){false,
                          {NULL, 0},
                          {(const uint8_t *)s->lines[es->next_line], s->line_len[es->next_line]}};
         last = ++es->next_line == s->nlines;
       } else if (atomic_load_explicit(&s->stopping, memory_order_relaxed)) {
-        rs_conn_send_complete(conn, es->sid); /* the server is going: end it cleanly */
+        rs_conn_send_complete(conn, sid); /* the server is going: end it cleanly */
         es->done = true;
-        break;
+        return RS_PRODUCE_PAUSE;
       } else {
         p = (rs_payload){es->md.set, {es->md.ptr, es->md.len}, {es->data.ptr, es->data.len}};
         if (es->data.len == 0) {
-          int n = snprintf(es->number, sizeof es->number, "%" PRIu64, ++es->counted);
-          p.data = (rs_bytes){(const uint8_t *)es->number, (size_t)n};
+          int k = snprintf(es->number, sizeof es->number, "%" PRIu64, ++es->counted);
+          p.data = (rs_bytes){(const uint8_t *)es->number, (size_t)k};
         }
       }
-    } else { /* channel */
-      if (es->qhead == es->qtail) break;
+    } else { /* channel: echo what the requester sent */
+      if (es->qhead == es->qtail) {
+        if (es->inbound_done) {
+          rs_conn_send_complete(conn, sid);
+          es->done = true;
+        }
+        return RS_PRODUCE_PAUSE; /* on_payload resumes it */
+      }
       item = &es->queue[es->qhead];
       p = (rs_payload){item[0].set, {item[0].ptr, item[0].len}, {item[1].ptr, item[1].len}};
       last = es->inbound_done && es->qhead + 2 == es->qtail;
     }
-    int rc = rs_conn_send_payload(conn, es->sid, &p, last);
+    int rc = rs_conn_send_payload(conn, sid, &p, last);
+    bytes += p.data.len + (p.has_metadata ? p.metadata.len : 0) + 9;
     if (item) {
       free(item[0].ptr);
       free(item[1].ptr);
       es->qhead += 2;
     }
-    if (rc != 0) {
+    if (rc != 0 || last) {
       es->done = true;
-      break;
+      return RS_PRODUCE_PAUSE;
     }
-    if (es->credit != RS_CREDIT_UNBOUNDED) es->credit--;
-    if (last) es->done = true;
+    if (credit != RS_CREDIT_UNBOUNDED) credit--;
   }
-  if (es->type == RS_FRAME_REQUEST_CHANNEL && !es->done && es->inbound_done &&
-      es->qhead == es->qtail) {
-    rs_conn_send_complete(conn, es->sid);
-    es->done = true;
-  }
-  if (!es->done && es->credit > 0 && (es->type == RS_FRAME_REQUEST_STREAM || es->qhead < es->qtail))
-    activate(es); /* more to do: continue next loop iteration */
-}
-
-static void on_pump(uv_idle_t *h) {
-  conn_state *cs = h->data;
-  echo_stream *list = cs->active;
-  cs->active = NULL;
-  for (echo_stream *es = list, *next; es; es = next) {
-    next = es->next_active;
-    es->in_active = false;
-    emit(es);
-  }
-  if (!cs->active) {
-    uv_idle_stop(cs->pump);
-    cs->pump_on = false;
-  }
-}
-
-static void activate(echo_stream *es) {
-  conn_state *cs = es->cs;
-  if (es->in_active || cs->closing) return;
-  if (!cs->pump_init) {
-    /* Out of memory: the stream goes on at its next event (request_n, inbound payload). */
-    if (!(cs->pump = malloc(sizeof *cs->pump))) return;
-    uv_idle_init(rs_runtime_loop(cs->conn), cs->pump);
-    cs->pump->data = cs;
-    cs->pump_init = true;
-    cs->refs++;
-  }
-  es->in_active = true;
-  es->next_active = cs->active;
-  cs->active = es;
-  if (!cs->pump_on) {
-    uv_idle_start(cs->pump, on_pump);
-    cs->pump_on = true;
-  }
-}
-
-static void deactivate(echo_stream *es) {
-  if (!es->in_active) return;
-  conn_state *cs = es->cs;
-  echo_stream **pp = &cs->active;
-  while (*pp && *pp != es) pp = &(*pp)->next_active;
-  if (*pp) *pp = es->next_active;
-  es->in_active = false;
+  return RS_PRODUCE_MORE;
 }
 
 /* ---- callbacks ---- */
@@ -259,7 +213,6 @@ static int on_request(rs_conn *conn, const rs_request *req, void *user) {
   es->cs = cs;
   es->sid = req->stream_id;
   es->type = req->type;
-  es->credit = req->initial_n;
   if (req->type == RS_FRAME_REQUEST_STREAM) {
     if (own(&es->md, &p->metadata, p->has_metadata) || own(&es->data, &p->data, true)) {
       free(es->md.ptr);
@@ -281,7 +234,7 @@ static int on_request(rs_conn *conn, const rs_request *req, void *user) {
     if (!req->complete) rs_conn_request_n(conn, req->stream_id, 256);
   }
   rs_conn_stream_set_user(conn, req->stream_id, es);
-  emit(es);
+  rs_conn_set_producer(conn, req->stream_id);
   return 0;
 }
 
@@ -316,16 +269,7 @@ static void on_payload(rs_conn *conn, uint32_t sid, void *su, const rs_payload *
     if (++es->inbound_seen % 128 == 0) rs_conn_request_n(conn, sid, 128);
   }
   if (flags & RS_PAYLOAD_COMPLETE) es->inbound_done = true;
-  emit(es);
-}
-
-static void on_request_n(rs_conn *conn, uint32_t sid, void *su, uint64_t n, void *user) {
-  (void)conn, (void)sid, (void)user;
-  echo_stream *es = su;
-  if (!es) return;
-  es->credit = n == RS_CREDIT_UNBOUNDED || es->credit + n < es->credit ? RS_CREDIT_UNBOUNDED
-                                                                       : es->credit + n;
-  emit(es);
+  rs_conn_resume_producer(conn, sid); /* it paused on an empty queue */
 }
 
 static void on_cancel(rs_conn *conn, uint32_t sid, void *su, void *user) {
@@ -342,7 +286,6 @@ static void on_stream_closed(rs_conn *conn, uint32_t sid, void *su, void *user) 
   (void)conn, (void)sid, (void)user;
   echo_stream *es = su;
   if (!es) return;
-  deactivate(es);
   free(es->md.ptr);
   free(es->data.ptr);
   for (size_t i = es->qhead; i < es->qtail; i++) free(es->queue[i].ptr);
@@ -372,7 +315,6 @@ static void on_disconnect(rs_server *server, rs_conn *conn, void *conn_user, voi
   if (!cs) return;
   cs->closing = true;
   if (cs->lease_timer_on) uv_close((uv_handle_t *)cs->lease_timer, on_handle_closed);
-  if (cs->pump_init) uv_close((uv_handle_t *)cs->pump, on_handle_closed);
   conn_unref(cs);
 }
 
@@ -446,7 +388,7 @@ int cli_run_server(cli_options *o) {
   so.callbacks.on_setup = on_setup;
   so.callbacks.on_request = on_request;
   so.callbacks.on_payload = on_payload;
-  so.callbacks.on_request_n = on_request_n;
+  so.callbacks.on_produce = on_produce;
   so.callbacks.on_cancel = on_cancel;
   so.callbacks.on_stream_closed = on_stream_closed;
   so.callbacks.on_metadata_push = on_metadata_push;
