@@ -13,8 +13,7 @@
 _Static_assert(sizeof(void *) >= sizeof(uint64_t), "send times are kept in stream user pointers");
 
 /* fire-and-forget: stop queueing while this much output waits for the socket */
-#define FNF_MAX_PENDING (256u * 1024u)
-#define BATCH_RING      8
+#define BATCH_RING 8
 
 typedef struct bconn bconn;
 
@@ -41,8 +40,7 @@ struct bconn {
   uint64_t issued, finished;
   int inflight;
   /* fire-and-forget */
-  uv_idle_t idle;
-  bool idle_init, idle_on, fence_sent;
+  bool fence_sent;
   /* stream */
   bstream *streams;
   int open_streams;
@@ -114,14 +112,18 @@ static void rr_kick(bconn *bc) {
 
 static void fnf_kick(bconn *bc);
 
-static void on_fnf_idle(uv_idle_t *h) {
-  fnf_kick(h->data);
+/* The output fell back under its watermark: send more (fire-and-forget has no credit, so the
+ * socket is its only brake). */
+static void on_drained(rs_conn *conn, void *user) {
+  (void)conn;
+  bconn *bc = user;
+  if (bc->connected && !bc->done && bc->w->cfg->model == MODEL_FNF) fnf_kick(bc);
 }
 
 static void fnf_kick(bconn *bc) {
   rsload *L = load_of(bc);
   rs_payload p = request_payload(L);
-  while (can_issue(bc) && rs_conn_pending_bytes(bc->conn) < FNF_MAX_PENDING) {
+  while (can_issue(bc) && rs_runtime_writable(bc->conn)) {
     if (rs_conn_request_fnf(bc->conn, &p) < 0) {
       worker_error(bc->w, "fire-and-forget refused");
       L->stopping = true;
@@ -132,17 +134,7 @@ static void fnf_kick(bconn *bc) {
     complete_one(bc, 0, now, 0);
     if (worker_measuring(L->w, now)) bc->w->bytes_out += L->w->cfg->size;
   }
-  if (can_issue(bc)) {
-    if (!bc->idle_on) {
-      uv_idle_start(&bc->idle, on_fnf_idle);
-      bc->idle_on = true;
-    }
-    return;
-  }
-  if (bc->idle_on) {
-    uv_idle_stop(&bc->idle);
-    bc->idle_on = false;
-  }
+  if (can_issue(bc)) return; /* not writable: on_drained comes back */
   if (!bc->fence_sent) {
     /* Everything before it on this connection was processed when its answer comes back. */
     bc->fence_sent = true;
@@ -507,11 +499,6 @@ int rsload_run(worker *w) {
       bc->ring = calloc(ring, sizeof *bc->ring);
       bc->ring_mask = ring - 1;
     }
-    if (cfg->model == MODEL_FNF) {
-      uv_idle_init(&w->loop, &bc->idle);
-      bc->idle.data = bc;
-      bc->idle_init = true;
-    }
     rs_client_options o;
     rs_client_options_default(&o);
     o.uri = cfg->uri;
@@ -520,6 +507,7 @@ int rsload_run(worker *w) {
     o.connect_timeout_ms = (uint32_t)(cfg->connect_timeout_s * 1000);
     o.setup_timeout_ms = o.connect_timeout_ms; /* a peer that accepts and never answers fails */
     o.on_event = on_event;
+    o.on_drained = on_drained;
     o.settings.keepalive_interval_ms = 30000;
     o.settings.max_lifetime_ms = 120000;
     o.callbacks.struct_size = sizeof o.callbacks;
@@ -549,7 +537,6 @@ int rsload_run(worker *w) {
   if (w->cfg->requests && w->end_ns < w->start_ns) w->end_ns = w->start_ns;
   for (int i = 0; i < w->nconns; i++) {
     bconn *bc = &L.conns[i];
-    if (bc->idle_init) uv_close((uv_handle_t *)&bc->idle, NULL);
     free(bc->streams);
     free(bc->ring);
   }

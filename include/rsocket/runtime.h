@@ -36,6 +36,16 @@ RS_EXPORT void *rs_runtime_user(rs_conn *conn);
 /* The libuv loop `conn` runs on (a server's worker loop, or the client's). */
 RS_EXPORT uv_loop_t *rs_runtime_loop(rs_conn *conn);
 
+/*
+ * Back-pressure for code that pushes (pull producers, rs_conn_set_producer, need none of this):
+ * true while the output `conn` has not written yet is under settings.output_high_watermark. When
+ * it answers false, on_drained (rs_server_options / rs_client_options) follows once, when the
+ * output has fallen to half the watermark. Independently, a peer whose requests make us queue
+ * more than 4 x the watermark is not read from until the output is back to half of it (so a
+ * client that sends and never reads cannot grow the server without limit).
+ */
+RS_EXPORT bool rs_runtime_writable(rs_conn *conn);
+
 /* The peer's address ("127.0.0.1:50000"), or "" when not connected. */
 RS_EXPORT const char *rs_runtime_peer(rs_conn *conn);
 
@@ -125,6 +135,9 @@ typedef struct rs_server_options {
   /* Optional tap: every whole frame received (outbound false) or written (true), without any
    * transport prefix. For logging and debugging; it costs a second pass over the bytes. */
   void (*on_frame)(rs_conn *conn, bool outbound, const uint8_t *frame, size_t len, void *user);
+  /* The output of `conn` fell to half of settings.output_high_watermark after
+   * rs_runtime_writable() said it was full: produce again. `user` is the connection's user. */
+  void (*on_drained)(rs_conn *conn, void *user);
   /* Worker threads (workers > 1) run their loops with rs_runtime_run_busy: one busy core per
    * worker for lower latency. The caller's loop is the caller's to run. */
   bool busy_poll;
@@ -204,6 +217,9 @@ typedef struct rs_client_options {
   rs_ws_transport_options ws;
   /* Optional frame tap, as in rs_server_options (`user` is the client's user pointer). */
   void (*on_frame)(rs_conn *conn, bool outbound, const uint8_t *frame, size_t len, void *user);
+  /* The output of `conn` fell to half of settings.output_high_watermark after
+   * rs_runtime_writable() said it was full: produce again. `user` is the connection's user. */
+  void (*on_drained)(rs_conn *conn, void *user);
   /* How long the server has, once SETUP (or RESUME) is written, to send its first frame.
    * RSocket accepts a SETUP silently, so when the server has sent nothing 1 s after it (or half
    * this timeout, if shorter) the client sends KEEPALIVE(respond): any frame the server sends

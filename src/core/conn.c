@@ -411,6 +411,10 @@ void *rs_conn_user(const rs_conn *c) {
   return c ? c->user : NULL;
 }
 
+const rs_conn_settings *rs_conn_get_settings(const rs_conn *c) {
+  return c ? &c->s : NULL;
+}
+
 rs_conn_role rs_conn_get_role(const rs_conn *c) {
   return c ? c->s.role : RS_CONN_CLIENT;
 }

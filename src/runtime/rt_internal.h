@@ -34,6 +34,9 @@ typedef struct rt_conn {
   void (*tap)(rs_conn *conn, bool outbound, const uint8_t *frame, size_t len, void *user);
   rs_frame_reader tap_in, tap_out;
   void *ws_layer; /* the WebSocket session stacked between io and engine */
+  void (*on_drained)(rs_conn *conn, void *user); /* the application's, or NULL */
+  bool want_drained; /* rs_runtime_writable said no: on_drained is owed */
+  bool read_paused;  /* over the read cap: the peer is not read until the output drains */
 } rt_conn;
 
 /* Engine callbacks that forward to rt_conn.app (runtime_conn.c). */
@@ -58,6 +61,12 @@ void rt_client_resumed(rt_conn *rc);
 void rt_client_transport_ready(rt_conn *rc);
 /* Client: the first bytes from the server arrived on this transport. */
 void rt_client_answered(rt_conn *rc);
+
+/* After the transport took output: on_drained and reading resume once it is down to half the
+ * high watermark. */
+void rt_conn_output_taken(rt_conn *rc);
+/* After input: stops reading a peer whose answers queue up past the read cap. */
+void rt_conn_input_given(rt_conn *rc);
 
 /* Flushes the engine's output before the loop sleeps, or re-arms its timer while detached. */
 void rt_conn_wake(rt_conn *rc);

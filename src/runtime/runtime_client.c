@@ -95,6 +95,7 @@ static int new_engine(rs_client *c, char *err, size_t errlen) {
   rc->client = c;
   rc->ws = c->uri.websocket;
   rt_conn_set_tap(rc, c->opt.on_frame);
+  rc->on_drained = c->opt.on_drained;
   c->rc = rc;
   return 0;
 }

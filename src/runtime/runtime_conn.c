@@ -17,6 +17,37 @@ void rt_conn_wake(rt_conn *rc) {
     rt_conn_arm_detached_timer(rc);
 }
 
+bool rs_runtime_writable(rs_conn *conn) {
+  rt_conn *rc = conn ? rt_of(conn) : NULL;
+  if (!rc) return false;
+  size_t high = rs_conn_get_settings(conn)->output_high_watermark;
+  if (high == 0 || rs_conn_pending_bytes(conn) < high) return true;
+  rc->want_drained = true;
+  return false;
+}
+
+void rt_conn_output_taken(rt_conn *rc) {
+  if (!rc->want_drained && !rc->read_paused) return;
+  size_t high = rs_conn_get_settings(rc->conn)->output_high_watermark;
+  if (rs_conn_pending_bytes(rc->conn) > high / 2) return;
+  if (rc->read_paused) {
+    rc->read_paused = false;
+    if (rc->io) rs_io_conn_pause_reading(rc->io, false);
+  }
+  if (rc->want_drained) {
+    rc->want_drained = false;
+    if (rc->on_drained) rc->on_drained(rc->conn, rc->app_user);
+  }
+}
+
+void rt_conn_input_given(rt_conn *rc) {
+  size_t high = rs_conn_get_settings(rc->conn)->output_high_watermark;
+  if (high == 0 || rc->read_paused || !rc->io) return;
+  if (rs_conn_pending_bytes(rc->conn) <= 4 * high) return;
+  rc->read_paused = true;
+  rs_io_conn_pause_reading(rc->io, true);
+}
+
 void *rs_runtime_user(rs_conn *conn) {
   rt_conn *rc = conn ? rt_of(conn) : NULL;
   return rc ? rc->app_user : NULL;
@@ -221,6 +252,7 @@ static int eng_recv(void *s, const uint8_t *buf, size_t len, uint64_t now) {
   bool resuming = rs_conn_get_state(rc->conn) == RS_CONN_STATE_RESUMING;
   rs_ssize n = rs_conn_recv(rc->conn, buf, len, now);
   if (n < 0) return (int)n;
+  rt_conn_input_given(rc);
   if (resuming && rc->client && rs_conn_get_state(rc->conn) == RS_CONN_STATE_ESTABLISHED)
     rt_client_resumed(rc);
   if ((size_t)n < len || rs_conn_get_state(rc->conn) == RS_CONN_STATE_HANDED_OFF) {
@@ -262,6 +294,7 @@ static void eng_consumed(void *s, size_t n) {
     }
   }
   rs_conn_consumed(rc->conn, n);
+  rt_conn_output_taken(rc);
 }
 
 static uint64_t eng_deadline(void *s) {
@@ -332,6 +365,7 @@ static int wi_message(void *inner, rt_ws *ws, int op, const uint8_t *d, size_t n
   bool resuming = rs_conn_get_state(rc->conn) == RS_CONN_STATE_RESUMING;
   int r = rs_conn_recv_frame(rc->conn, d, n, now);
   if (r < 0) return 0; /* the engine closes itself; the WebSocket follows */
+  rt_conn_input_given(rc);
   if (resuming && rc->client && rs_conn_get_state(rc->conn) == RS_CONN_STATE_ESTABLISHED)
     rt_client_resumed(rc);
   if (rs_conn_get_state(rc->conn) == RS_CONN_STATE_HANDED_OFF) {
@@ -358,7 +392,10 @@ static void wi_pull(void *inner, rt_ws *ws) {
   rs_iov iov[32];
   for (;;) {
     int n = engine_pending(rc, iov, 32);
-    if (n <= 0) return;
+    if (n <= 0) {
+      rt_conn_output_taken(rc);
+      return;
+    }
     for (int i = 0; i < n; i++) {
       int r = rt_ws_send(ws, RS_WS_OP_BINARY, iov[i].base, iov[i].len);
       if (r != 0) return; /* full (try again when it drains) or closing */
@@ -379,6 +416,7 @@ static void wi_direct_consumed(void *inner, size_t n) {
     if (rs_conn_pending_output(rc->conn, iov, 1) == 1) rt_conn_tap(rc, true, iov[0].base, n);
   }
   rs_conn_consumed(rc->conn, n);
+  rt_conn_output_taken(rc);
 }
 
 static uint64_t wi_deadline(void *inner) {

@@ -125,6 +125,7 @@ static void on_connection(uv_stream_t *listener, int status) {
   w->nconns++;
   atomic_fetch_add(&s->nconns, 1);
   rt_conn_set_tap(rc, s->opt.on_frame);
+  rc->on_drained = s->opt.on_drained;
   if (s->opt.on_connect) rc->app_user = s->opt.on_connect(s, rc->conn, s->opt.user);
   if (rt_conn_attach_io(rc, io, &s->uri, &s->opt.ws, true) != 0) {
     rs_io_conn_abort(io, RS_ERR_INVALID_ARGUMENT, "transport not supported");
