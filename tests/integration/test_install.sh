@@ -63,9 +63,12 @@ for ex in "$src"/examples/*.c; do
   cc -std=c11 -Wall -Werror $san -o "$work/$name-shared" "$ex" $(pkg-config --cflags --libs librsocket) \
     && check "$name: pkg-config shared" "$want" "$(LD_LIBRARY_PATH=$libdir "$work/$name-shared")" \
     || { fails=$((fails + 1)); echo "FAIL $name: pkg-config shared build"; }
-  ldd "$work/$name-shared" 2>/dev/null | grep -q "librsocket.so.0 => $libdir" \
-    || ldd "$work/$name-shared" | grep -q "librsocket.so.0 => not found" \
-    && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL $name: not linked to librsocket.so.0"; }
+  # (ldd into a variable: `ldd | grep -q` under pipefail fails when grep exits first: SIGPIPE)
+  deps=$(ldd "$work/$name-shared" 2>&1 || true)
+  case $deps in
+    *"librsocket.so.0 => not found"* | *"librsocket.so.0 => $libdir"*) passes=$((passes + 1)) ;;
+    *) fails=$((fails + 1)); echo "FAIL $name: not linked to librsocket.so.0: $deps" ;;
+  esac
   # shellcheck disable=SC2046
   cc -std=c11 -Wall -Werror $san -o "$work/$name-static" "$ex" \
     $(pkg-config --static --cflags librsocket) "$libdir/librsocket.a" $(pkg-config --static --libs-only-l librsocket | sed 's/-lrsocket//') \
