@@ -40,9 +40,10 @@ RS_EXPORT uv_loop_t *rs_runtime_loop(rs_conn *conn);
  * Back-pressure for code that pushes (pull producers, rs_conn_set_producer, need none of this):
  * true while the output `conn` has not written yet is under settings.output_high_watermark. When
  * it answers false, on_drained (rs_server_options / rs_client_options) follows once, when the
- * output has fallen to half the watermark. Independently, a peer whose requests make us queue
- * more than 4 x the watermark is not read from until the output is back to half of it (so a
- * client that sends and never reads cannot grow the server without limit).
+ * output has fallen to half the watermark. Independently, a server does not read from a client
+ * whose requests made it queue more than 4 x the watermark until the output is back to half of
+ * it (so a client that sends and never reads cannot grow the server without limit; clients
+ * always read, so two peers can never both wait for the other).
  */
 RS_EXPORT bool rs_runtime_writable(rs_conn *conn);
 

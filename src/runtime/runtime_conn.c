@@ -40,9 +40,11 @@ void rt_conn_output_taken(rt_conn *rc) {
   }
 }
 
+/* Servers only: a client always reads, so two of our processes that both queue a lot for each
+ * other can never both stop reading and deadlock. */
 void rt_conn_input_given(rt_conn *rc) {
   size_t high = rs_conn_get_settings(rc->conn)->output_high_watermark;
-  if (high == 0 || rc->read_paused || !rc->io) return;
+  if (high == 0 || rc->read_paused || !rc->io || !rc->server) return;
   if (rs_conn_pending_bytes(rc->conn) <= 4 * high) return;
   rc->read_paused = true;
   rs_io_conn_pause_reading(rc->io, true);
