@@ -43,11 +43,17 @@ for i in $(seq 20); do
   sleep 60 <"$work/fifo.$i" &   # holds the reading end open and never reads
   pids+=($!)
 done
-sleep 3
-t0=$(cpu_ticks "$server"); sleep 3; t1=$(cpu_ticks "$server")
-pct=$(( (t1 - t0) * 100 / (3 * $(getconf CLK_TCK)) ))
-echo "  server CPU with 20 non-readers: ${pct}%, RSS $(( $(rss_kb "$server") / 1024 )) MB"
-check "non-readers leave the server idle (CPU under 50%)" yes "$([ "$pct" -lt 50 ] && echo yes || echo "no: ${pct}%")"
+# Filling every buffer on the way takes a while (much longer under ASan on a busy machine); once
+# they are full a correct server has nothing to do, while a spinning one never has a quiet second.
+# So: pass at the first second (of up to 30) in which the server used under 30% of a core.
+hz=$(getconf CLK_TCK) quiet=no pct=100
+for _ in $(seq 30); do
+  t0=$(cpu_ticks "$server"); sleep 1; t1=$(cpu_ticks "$server")
+  pct=$(( (t1 - t0) * 100 / hz ))
+  if [ "$pct" -lt 30 ]; then quiet=yes; break; fi
+done
+echo "  server CPU with 20 non-readers: ${pct}% in its quietest second, RSS $(( $(rss_kb "$server") / 1024 )) MB"
+check "non-readers leave the server idle (a second under 30% CPU within 30 s)" yes "$quiet"
 check "non-readers: server memory bounded (under 300 MB)" yes "$([ "$(rss_kb "$server")" -lt 307200 ] && echo yes || echo no)"
 check "another client is served meanwhile" "hi" "$(timeout 10 "$bin/rsocket" -d hi "$uri")"
 
