@@ -142,6 +142,9 @@ bool rs__can_callback(const rs_conn *c);
 void rs__check_drained(rs_conn *c);
 
 /* ---- stream.c ---- */
+/* Our half of stream `id`, open for sending (send_payload, send_complete, producers); or NULL
+ * with *rc set: the API errors, RS_ERR_STREAM_CLOSED, RS_ERR_INVALID_STATE (no half to send). */
+rs_stream *rs__outbound_stream(rs_conn *c, uint32_t id, int *rc);
 void rs__on_request_frame(rs_conn *c, const rs_frame *f);
 void rs__on_stream_frame(rs_conn *c, const rs_frame *f);
 /* Delivers a complete (possibly reassembled) request or payload. */

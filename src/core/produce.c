@@ -70,7 +70,7 @@ static bool window_room(rs_conn *c) {
   return c->retain.len < limit / 2;
 }
 
-static bool room(rs_conn *c) {
+static bool room(const rs_conn *c) {
   if (c->fatal) return false;
   if (c->state != RS_CONN_STATE_ESTABLISHED && c->state != RS_CONN_STATE_DRAINING) return false;
   if (c->s.output_high_watermark && c->out.pending >= c->s.output_high_watermark) return false;
@@ -78,42 +78,14 @@ static bool room(rs_conn *c) {
 }
 
 bool rs_conn_want_produce(const rs_conn *c) {
-  if (!c || !c->ready_head || c->in_dispatch) return false;
-  if (c->fatal) return false;
-  if (c->state != RS_CONN_STATE_ESTABLISHED && c->state != RS_CONN_STATE_DRAINING) return false;
-  if (c->s.output_high_watermark && c->out.pending >= c->s.output_high_watermark) return false;
+  if (!c || !c->ready_head || c->in_dispatch || !room(c)) return false;
+  /* A full window still wants one call: it sends the position probe. */
   return !c->resume_on || c->retain.len < c->retain.limit / 2 || !c->probe_outstanding;
-}
-
-static rs_stream *producer_stream(rs_conn *c, uint32_t id, int *rc) {
-  *rc = 0;
-  if (!c) {
-    *rc = RS_ERR_INVALID_ARGUMENT;
-    return NULL;
-  }
-  if (c->fatal) {
-    *rc = c->fatal;
-    return NULL;
-  }
-  rs_stream *s = rs__smap_get(&c->streams, id);
-  if (!s || !(s->flags & RS_ST_APP)) {
-    *rc = RS_ERR_STREAM_CLOSED;
-    return NULL;
-  }
-  if ((s->flags & RS_ST_REQUESTER) && s->model != RS_FRAME_REQUEST_CHANNEL) {
-    *rc = RS_ERR_INVALID_STATE; /* a request-response or request-stream requester sends nothing */
-    return NULL;
-  }
-  if (s->flags & RS_ST_OUT_DONE) {
-    *rc = RS_ERR_STREAM_CLOSED;
-    return NULL;
-  }
-  return s;
 }
 
 int rs_conn_set_producer(rs_conn *c, uint32_t id) {
   int rc;
-  rs_stream *s = producer_stream(c, id, &rc);
+  rs_stream *s = rs__outbound_stream(c, id, &rc);
   if (!s) return rc;
   s->flags |= RS_ST_PRODUCE;
   s->flags &= (uint8_t)~RS_ST_PAUSED;
@@ -123,7 +95,7 @@ int rs_conn_set_producer(rs_conn *c, uint32_t id) {
 
 int rs_conn_resume_producer(rs_conn *c, uint32_t id) {
   int rc;
-  rs_stream *s = producer_stream(c, id, &rc);
+  rs_stream *s = rs__outbound_stream(c, id, &rc);
   if (!s) return rc;
   if (!(s->flags & RS_ST_PRODUCE)) return RS_ERR_INVALID_STATE;
   s->flags &= (uint8_t)~RS_ST_PAUSED;

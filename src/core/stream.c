@@ -154,8 +154,7 @@ rs_ssize rs_conn_request_channel(rs_conn *c, const rs_payload *p, uint64_t initi
 /* ------------------------------------------------------------------------------------------ */
 /* Stream API                                                                                  */
 
-/* Checks shared by send_payload and send_complete; returns the stream or sets *rc. */
-static rs_stream *outbound_stream(rs_conn *c, uint32_t id, int *rc) {
+rs_stream *rs__outbound_stream(rs_conn *c, uint32_t id, int *rc) {
   *rc = api_check(c);
   if (*rc) return NULL;
   rs_stream *s = app_stream(c, id);
@@ -177,7 +176,7 @@ static rs_stream *outbound_stream(rs_conn *c, uint32_t id, int *rc) {
 int rs_conn_send_payload(rs_conn *c, uint32_t id, const rs_payload *p, bool complete) {
   if (!payload_ok(p)) return RS_ERR_INVALID_ARGUMENT;
   int rc;
-  rs_stream *s = outbound_stream(c, id, &rc);
+  rs_stream *s = rs__outbound_stream(c, id, &rc);
   if (!s) return rc;
   rc = rs__check_payload_size(c, RS_FRAME_PAYLOAD, p);
   if (rc) return rc;
@@ -197,7 +196,7 @@ int rs_conn_send_payload(rs_conn *c, uint32_t id, const rs_payload *p, bool comp
 
 int rs_conn_send_complete(rs_conn *c, uint32_t id) {
   int rc;
-  rs_stream *s = outbound_stream(c, id, &rc);
+  rs_stream *s = rs__outbound_stream(c, id, &rc);
   if (!s) return rc;
   rs_frame f;
   rs_frame_init(&f, RS_FRAME_PAYLOAD, id);

@@ -49,14 +49,19 @@ static void attach_hook(h_peer *p, const h_event *e) {
   assert_int_equal(rs_conn_set_producer(p->conn, e->sid), 0);
 }
 
-static void producer_pair(h_pair *h, counter *k) {
+static void producer_pair_wm(h_pair *h, counter *k, size_t watermark) {
   h_init(h);
+  if (watermark) h->ss.output_high_watermark = watermark;
   h->srv.echo = false;
   h->srv.hook = attach_hook;
   h->srv.producer = produce_items;
   h->srv.producer_data = k;
   h_start(h);
   h_pump_ok(h);
+}
+
+static void producer_pair(h_pair *h, counter *k) {
+  producer_pair_wm(h, k, 0);
 }
 
 static void test_produce_honours_credit(void **state) {
@@ -85,14 +90,7 @@ static void test_produce_stops_at_high_watermark(void **state) {
   (void)state;
   h_pair h;
   counter k = {.per_call = 1, .item_bytes = 100};
-  h_init(&h);
-  h.ss.output_high_watermark = 1000;
-  h.srv.echo = false;
-  h.srv.hook = attach_hook;
-  h.srv.producer = produce_items;
-  h.srv.producer_data = &k;
-  h_start(&h);
-  h_pump_ok(&h);
+  producer_pair_wm(&h, &k, 1000);
   rs_payload p = h_pl(NULL, "go");
   rs_ssize sid = rs_conn_request_stream(h.cli.conn, &p, RS_CREDIT_UNBOUNDED, NULL);
   assert_true(sid > 0);
@@ -168,14 +166,7 @@ static void test_produce_round_robin(void **state) {
   (void)state;
   h_pair h;
   counter k = {.per_call = 1, .item_bytes = 100};
-  h_init(&h);
-  h.ss.output_high_watermark = 1000;
-  h.srv.echo = false;
-  h.srv.hook = attach_hook;
-  h.srv.producer = produce_items;
-  h.srv.producer_data = &k;
-  h_start(&h);
-  h_pump_ok(&h);
+  producer_pair_wm(&h, &k, 1000);
   rs_payload p = h_pl(NULL, "go");
   h.hold_srv = true;
   rs_ssize a = rs_conn_request_stream(h.cli.conn, &p, RS_CREDIT_UNBOUNDED, NULL);
