@@ -27,10 +27,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "runtime/io.h"
-#include "runtime/tls.h"
-#include "runtime/uri.h"
-#include "runtime/ws_transport.h"
+#include "rsocket/websocket.h"
 
 #define DEFAULT_TIMEOUT_S 10.0        /* scripted runs; connecting in interactive runs */
 #define DEFAULT_GRACE_S   1.0         /* quiet time after the end of stdin before closing */
@@ -43,21 +40,19 @@ enum { IN_NONE, IN_STREAM, IN_FILE };
 
 typedef struct client {
   uv_loop_t *loop;
-  rs_io_loop *io;
-  rs_connect *connecting; /* every address of the host, happy eyeballs (rs_connect_start) */
-  uv_tcp_t *tcp;          /* connected, until the WebSocket session owns it */
-  uv_timer_t timer;       /* --timeout; in interactive runs without it, connecting only */
-  uv_timer_t grace;       /* after the end of stdin: close once the server is quiet */
+  uv_timer_t timer; /* --timeout; in interactive runs without it, connecting only */
+  uv_timer_t grace; /* after the end of stdin: close once the server is quiet */
   uv_signal_t sigint, sigterm;
   bool session_handles; /* grace and signals are initialised (once the WebSocket is open) */
   bool grace_on;        /* stdin ended: the grace timer runs, restarted by every message */
-  rs_uri uri;
-  rs_ws_transport_options wo;
-  rs_tls_ctx *tls;
-  char *headers; /* validated -H lines, "Name: value\r\n" each */
-  size_t headers_len;
+  const char *uri;
+  char authority[300]; /* HOST:PORT of the URI, for messages */
+  bool secure;         /* wss:// */
+  rs_ws_client_options o;
+  char **headers; /* validated -H lines, "Name: value" each, NULL-terminated */
+  size_t nheaders, headers_len;
   const char *host_header; /* -H 'Host: …' replaces the URI's host in the request */
-  rt_ws *ws;
+  rs_ws_session *ws;       /* from rs_ws_client_start until on_close */
   /* what to do */
   bool scripted, events, echo, binary, has_timeout;
   char **send;
@@ -79,14 +74,8 @@ typedef struct client {
   unsigned long long lineno;
   /* state */
   bool opened, timed_out, close_sent, bad_input;
-  int close_code; /* -1 until the close handshake ends */
-  bool close_remote;
   int status;
 } client;
-
-static void free_handle(uv_handle_t *h) {
-  free(h);
-}
 
 static void close_handle(uv_handle_t *h) {
   if (!uv_is_closing(h)) uv_close(h, NULL);
@@ -132,7 +121,7 @@ static void print_message(const client *c, int op, const uint8_t *d, size_t n) {
 static void start_close(client *c) {
   if (!c->ws || c->close_sent) return;
   c->close_sent = true;
-  rt_ws_close(c->ws, RS_WS_CLOSE_NORMAL, NULL);
+  rs_ws_session_close(c->ws, RS_WS_CLOSE_NORMAL, NULL);
 }
 
 static void stop_input(client *c) {
@@ -149,8 +138,7 @@ static void input_ended(client *c);
 
 static void send_line(client *c) {
   c->lineno++;
-  int op = c->binary ? RS_WS_OP_BINARY : RS_WS_OP_TEXT;
-  if (op == RS_WS_OP_TEXT && !rs_ws_utf8_valid((const uint8_t *)c->line, c->line_len)) {
+  if (!c->binary && !rs_ws_utf8_valid((const uint8_t *)c->line, c->line_len)) {
     fprintf(stderr,
             "ws-client: line %llu is not valid UTF-8 and was not sent (--binary sends lines as "
             "binary messages)\n",
@@ -159,7 +147,7 @@ static void send_line(client *c) {
     c->line_len = 0;
     return;
   }
-  int rc = rt_ws_send(c->ws, op, (const uint8_t *)(c->line ? c->line : ""), c->line_len);
+  int rc = rs_ws_session_send(c->ws, !c->binary, c->line ? c->line : "", c->line_len);
   c->line_len = 0;
   if (rc != 0) {
     fprintf(stderr, "ws-client: line %llu not sent: %s\n", c->lineno, rs_strerror(rc));
@@ -235,7 +223,7 @@ static void on_fs_read(uv_fs_t *req) {
     return;
   }
   feed_input(c, c->inbuf, (size_t)n);
-  if (c->in_reading && c->ws && rt_ws_queued(c->ws) < INPUT_HIGH_WATER)
+  if (c->in_reading && c->ws && rs_ws_session_writable(c->ws))
     read_file_chunk(c);
   else if (c->in_reading)
     c->in_paused = true;
@@ -273,7 +261,7 @@ static void on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     return;
   }
   feed_input(c, buf->base, (size_t)n);
-  if (c->in_reading && c->ws && rt_ws_queued(c->ws) >= INPUT_HIGH_WATER) {
+  if (c->in_reading && c->ws && !rs_ws_session_writable(c->ws)) {
     uv_read_stop(s);
     c->in_paused = true;
   }
@@ -312,7 +300,7 @@ static void open_input(client *c) {
 
 /* The WebSocket has room again: read more stdin if it was paused for back-pressure. */
 static void resume_input(client *c) {
-  if (!c->in_paused || !c->in_reading || !c->ws || rt_ws_queued(c->ws) >= INPUT_HIGH_WATER) return;
+  if (!c->in_paused || !c->in_reading || !c->ws) return;
   c->in_paused = false;
   if (c->in_kind == IN_FILE) {
     if (!c->fs_busy) read_file_chunk(c);
@@ -342,14 +330,14 @@ static void on_signal(uv_signal_t *h, int signum) {
     stop_input(c);
     start_close(c);
   } else if (c->ws) {
-    rs_io_conn_abort(rt_ws_io(c->ws), RS_ERR_CLOSED, "interrupted");
+    rs_ws_session_abort(c->ws, "interrupted");
   }
 }
 
 /* ---- the WebSocket ---- */
 
-static void c_open(void *inner, rt_ws *ws) {
-  client *c = inner;
+static void c_open(rs_ws_session *ws, void *user) {
+  client *c = user;
   c->opened = true;
   if (!c->has_timeout) uv_timer_stop(&c->timer); /* it only bounded connecting */
   uv_timer_init(c->loop, &c->grace);
@@ -369,57 +357,23 @@ static void c_open(void *inner, rt_ws *ws) {
     return;
   }
   for (int i = 0; i < c->nsend; i++)
-    rt_ws_send(ws, c->binary ? RS_WS_OP_BINARY : RS_WS_OP_TEXT, (const uint8_t *)c->send[i],
-               strlen(c->send[i]));
+    rs_ws_session_send(ws, !c->binary, c->send[i], strlen(c->send[i]));
   if (!c->echo && c->expect == 0) start_close(c);
 }
 
-static int c_message(void *inner, rt_ws *ws, int op, const uint8_t *d, size_t n, uint64_t now) {
-  (void)now;
-  client *c = inner;
-  print_message(c, op, d, n);
+static void c_message(rs_ws_session *ws, bool text, const uint8_t *d, size_t n, void *user) {
+  client *c = user;
+  print_message(c, text ? RS_WS_OP_TEXT : RS_WS_OP_BINARY, d, n);
   c->received++;
-  if (c->echo) rt_ws_send(ws, op, d, n);
+  if (c->echo) rs_ws_session_send(ws, text, d, n);
   if (c->scripted && !c->echo && c->expect > 0 && c->received == c->expect) start_close(c);
   if (c->grace_on && !c->close_sent) /* still talking: wait for quiet again */
     uv_timer_start(&c->grace, on_grace, (uint64_t)(c->grace_s * 1000), 0);
-  return 0;
 }
 
-static void c_pull(void *inner, rt_ws *ws) {
+static void c_drained(rs_ws_session *ws, void *user) {
   (void)ws;
-  resume_input(inner);
-}
-
-static uint64_t c_deadline(void *inner) {
-  (void)inner;
-  return UINT64_MAX;
-}
-
-static void c_expire(void *inner, uint64_t now) {
-  (void)inner, (void)now;
-}
-
-static bool c_want_close(void *inner) {
-  (void)inner;
-  return false;
-}
-
-static void c_ws_close(void *inner, unsigned code, rs_bytes reason, bool remote) {
-  client *c = inner;
-  c->close_code = (int)code;
-  c->close_remote = remote;
-  if (c->events) {
-    printf("close %u %s %.*s\n", code, remote ? "remote" : "local", (int)reason.len,
-           reason.ptr ? (const char *)reason.ptr : "");
-    fflush(stdout);
-  } else if (code != RS_WS_CLOSE_NORMAL) {
-    fprintf(stderr, "ws-client: %s with %u%s%.*s\n",
-            remote ? "the server closed the WebSocket" : "WebSocket failed", code,
-            reason.len ? ": " : "", (int)reason.len, reason.ptr ? (const char *)reason.ptr : "");
-  }
-  /* The server closes first: nothing more can be sent, so stop reading stdin. */
-  if (remote) stop_input(c);
+  resume_input(user);
 }
 
 /* Why the connection ended before the WebSocket opened, with a hint for certificate trouble. */
@@ -427,19 +381,27 @@ static void report_not_opened(const client *c, const char *reason) {
   const char *hint = "";
   if (strstr(reason, "certificate"))
     hint = " (--ca FILE trusts the server's certificate; -k skips verification)";
-  else if (!c->uri.secure && strstr(reason, "closed by peer"))
+  else if (!c->secure && strstr(reason, "closed by peer"))
     hint = " (does it want wss://?)";
-  fprintf(stderr, "ws-client: WebSocket handshake with %s:%d failed: %s%s\n", c->uri.host,
-          c->uri.port, reason, hint);
+  if (strncmp(reason, "cannot connect to ", 18) == 0)
+    fprintf(stderr, "ws-client: %s\n", reason); /* names every address tried */
+  else
+    fprintf(stderr, "ws-client: WebSocket handshake with %s failed: %s%s\n", c->authority, reason,
+            hint);
 }
 
-static void c_closed(void *inner, int err, const char *reason) {
-  (void)err;
-  client *c = inner;
-  if (!reason || !reason[0]) reason = "-";
+static void c_close(rs_ws_session *ws, unsigned code, const char *reason, bool remote, void *user) {
+  (void)ws;
+  client *c = user;
+  bool handshake = code != RS_WS_CLOSE_ABNORMAL; /* a close frame was sent or received */
   if (c->events) {
-    printf("closed %s\n", reason);
+    if (handshake) printf("close %u %s %s\n", code, remote ? "remote" : "local", reason);
+    printf("closed %s\n", handshake ? "closed" : reason[0] ? reason : "-");
     fflush(stdout);
+  } else if (handshake && code != RS_WS_CLOSE_NORMAL) {
+    fprintf(stderr, "ws-client: %s with %u%s%s\n",
+            remote ? "the server closed the WebSocket" : "WebSocket failed", code,
+            reason[0] ? ": " : "", reason);
   }
   c->ws = NULL;
   if (!c->timed_out) {
@@ -447,9 +409,9 @@ static void c_closed(void *inner, int err, const char *reason) {
       report_not_opened(c, reason);
       c->status = 3;
     } else {
-      if (c->close_code < 0 && !c->events)
+      if (!handshake && !c->events)
         fprintf(stderr, "ws-client: connection closed without a close handshake: %s\n", reason);
-      c->status = c->close_code == RS_WS_CLOSE_NORMAL && !c->bad_input ? 0 : 1;
+      c->status = code == RS_WS_CLOSE_NORMAL && !c->bad_input ? 0 : 1;
     }
   }
   close_handle((uv_handle_t *)&c->timer);
@@ -461,9 +423,12 @@ static void c_closed(void *inner, int err, const char *reason) {
   }
 }
 
-static const rt_ws_inner_ops client_ops = {c_open,   c_message,    c_pull,   c_deadline,
-                                           c_expire, c_want_close, c_closed, c_ws_close,
-                                           NULL,     NULL};
+static const rs_ws_session_callbacks client_callbacks = {
+    .on_open = c_open,
+    .on_message = c_message,
+    .on_drained = c_drained,
+    .on_close = c_close,
+};
 
 static void on_timeout(uv_timer_t *t) {
   client *c = t->data;
@@ -471,66 +436,15 @@ static void on_timeout(uv_timer_t *t) {
   c->status = 4;
   if (c->opened)
     fprintf(stderr, "ws-client: timeout after %g s\n", c->timeout_s);
-  else if (c->ws) /* TCP is up, the server did not answer the handshake */
-    fprintf(stderr, "ws-client: WebSocket handshake with %s:%d timed out after %g s (%s)\n",
-            c->uri.host, c->uri.port, c->timeout_s,
-            c->uri.secure ? "no TLS answer: is it a wss:// server, or does it want ws://?"
-                          : "no answer to the upgrade request: is it a WebSocket server?");
+  else if (*rs_ws_session_peer(c->ws)) /* TCP is up, the server did not answer the handshake */
+    fprintf(stderr, "ws-client: WebSocket handshake with %s timed out after %g s (%s)\n",
+            c->authority, c->timeout_s,
+            c->secure ? "no TLS answer: is it a wss:// server, or does it want ws://?"
+                      : "no answer to the upgrade request: is it a WebSocket server?");
   else
-    fprintf(stderr, "ws-client: cannot connect to %s:%d: timed out after %g s\n", c->uri.host,
-            c->uri.port, c->timeout_s);
-  if (c->ws) {
-    rs_io_conn_abort(rt_ws_io(c->ws), RS_ERR_TIMEOUT, "timeout");
-  } else {
-    uv_close((uv_handle_t *)&c->timer, NULL);
-    if (c->connecting) rs_connect_cancel(c->connecting);
-    c->connecting = NULL;
-    if (c->tcp) uv_close((uv_handle_t *)c->tcp, free_handle);
-    c->tcp = NULL;
-  }
-}
-
-/* TCP is up: TLS for wss://, then the WebSocket handshake. */
-static void start_session(client *c) {
-  rs_tls *tls = NULL;
-  if (c->tls && !(tls = rs_tls_new(c->tls, false, c->uri.host))) {
-    fprintf(stderr, "ws-client: out of memory\n");
-    c->status = 3;
-    uv_close((uv_handle_t *)&c->timer, NULL);
-    uv_close((uv_handle_t *)c->tcp, free_handle);
-    c->tcp = NULL;
-    return;
-  }
-  rs_io_conn *io = rs_io_conn_new(c->io, c->tcp, tls);
-  c->tcp = NULL; /* the connection owns it */
-  char host[300];
-  bool v6 = strchr(c->uri.host, ':') != NULL;
-  if (c->host_header)
-    snprintf(host, sizeof host, "%s", c->host_header);
-  else if (c->uri.port == (c->uri.secure ? 443 : 80))
-    snprintf(host, sizeof host, v6 ? "[%s]" : "%s", c->uri.host);
-  else
-    snprintf(host, sizeof host, v6 ? "[%s]:%d" : "%s:%d", c->uri.host, c->uri.port);
-  c->ws =
-      io ? rt_ws_attach_client(io, &c->wo, host, c->uri.path, c->headers, &client_ops, c) : NULL;
-  if (!c->ws) {
-    fprintf(stderr, "ws-client: out of memory\n");
-    c->status = 3;
-    if (io) rs_io_conn_abort(io, RS_ERR_NOMEM, "out of memory");
-  }
-}
-
-static void on_connect(uv_tcp_t *tcp, int status, const char *message, void *arg) {
-  client *c = arg;
-  c->connecting = NULL;
-  if (status != 0) {
-    fprintf(stderr, "ws-client: %s\n", message); /* names every address tried */
-    c->status = 3;
-    uv_close((uv_handle_t *)&c->timer, NULL);
-    return;
-  }
-  c->tcp = tcp;
-  start_session(c);
+    fprintf(stderr, "ws-client: cannot connect to %s: timed out after %g s\n", c->authority,
+            c->timeout_s);
+  rs_ws_session_abort(c->ws, "timeout");
 }
 
 /* ---- options ---- */
@@ -631,11 +545,15 @@ static int add_header(client *c, const char *arg) {
             instead ? instead : "");
     return 2;
   }
-  char *nh = realloc(c->headers, c->headers_len + nlen + vlen + 5);
+  char **nh = realloc(c->headers, (c->nheaders + 2) * sizeof *nh);
   if (!nh) return 1;
   c->headers = nh;
-  c->headers_len +=
-      (size_t)sprintf(nh + c->headers_len, "%.*s: %.*s\r\n", (int)nlen, arg, (int)vlen, v);
+  char *line = malloc(nlen + vlen + 3);
+  if (!line) return 1;
+  sprintf(line, "%.*s: %.*s", (int)nlen, arg, (int)vlen, v);
+  nh[c->nheaders++] = line;
+  nh[c->nheaders] = NULL;
+  c->headers_len += nlen + vlen + 4;
   return 0;
 }
 
@@ -692,11 +610,11 @@ static int parse_args(client *c, int argc, char **argv) {
     case 'm': {
       unsigned long long v = strtoull(optarg, &end, 10);
       if (*end || v == 0 || optarg[0] == '-') return bad("--max-message", optarg);
-      c->wo.max_message = (size_t)v;
+      c->o.ws.max_message = (size_t)v;
       break;
     }
-    case 'd': c->wo.deflate = true; break;
-    case 'p': c->wo.subprotocol = optarg; break;
+    case 'd': c->o.ws.deflate = true; break;
+    case 'p': c->o.ws.subprotocol = optarg; break;
     case 't':
       if (!parse_seconds(optarg, &c->timeout_s) || c->timeout_s <= 0)
         return bad("--timeout", optarg);
@@ -732,12 +650,17 @@ static int parse_args(client *c, int argc, char **argv) {
             uri);
     return 2;
   }
-  char err[200];
-  if (rs_uri_parse(uri, &c->uri, err, sizeof err) != 0) {
-    fprintf(stderr, "ws-client: %s\n", err);
-    return 2;
-  }
-  if ((ca || insecure) && !c->uri.secure) {
+  c->uri = uri;
+  c->secure = strncmp(uri, "wss://", 6) == 0;
+  const char *host = uri + (c->secure ? 6 : 5);
+  size_t hl = strcspn(host, "/?#");
+  snprintf(c->authority, sizeof c->authority, "%.*s", (int)(hl < 256 ? hl : 256), host);
+  bool has_port = c->authority[0] == '[' ? strstr(c->authority, "]:") != NULL
+                                         : strchr(c->authority, ':') != NULL;
+  if (!has_port)
+    snprintf(c->authority + strlen(c->authority), sizeof c->authority - strlen(c->authority), ":%d",
+             c->secure ? 443 : 80);
+  if ((ca || insecure) && !c->secure) {
     fprintf(stderr, "ws-client: --ca and -k are for wss:// URIs\n");
     return 2;
   }
@@ -745,56 +668,56 @@ static int parse_args(client *c, int argc, char **argv) {
     fprintf(stderr, "ws-client: cannot read --ca %s: %s\n", ca, strerror(errno));
     return 2;
   }
-  if (c->uri.secure) {
-    char terr[RS_TLS_ERRLEN];
-    c->tls = rs_tls_ctx_client(ca, insecure, terr);
-    if (!c->tls) {
-      fprintf(stderr, "ws-client: %s\n", terr);
-      return 2;
-    }
-  }
+  c->o.ca_file = ca;
+  c->o.insecure = insecure;
   if (c->scripted) c->events = true;
   if (!c->has_timeout) c->timeout_s = DEFAULT_TIMEOUT_S;
   return -1;
 }
 
+static void free_client(client *c) {
+  free(c->send);
+  for (size_t i = 0; i < c->nheaders; i++) free(c->headers[i]);
+  free(c->headers);
+  free((char *)c->host_header);
+  free(c->line);
+}
+
 int main(int argc, char **argv) {
   /* Static: what it points to stays reachable on every way out of main (no leak reports). */
   static client c;
-  c.close_code = -1;
   c.grace_s = DEFAULT_GRACE_S;
+  rs_ws_client_options_default(&c.o);
   c.send = calloc((size_t)argc, sizeof *c.send);
   if (!c.send) return 1;
   int done = parse_args(&c, argc, argv);
   if (done >= 0) {
-    free(c.send);
-    free(c.headers);
-    free((char *)c.host_header);
-    rs_tls_ctx_free(c.tls);
+    free_client(&c);
     return done;
   }
-  double timeout = c.timeout_s;
   signal(SIGPIPE, SIG_IGN);
   c.loop = uv_default_loop();
-  c.io = rs_io_loop_new(c.loop);
-  if (!c.io) return 1;
   /* The timer bounds connecting (every address of the name), the handshake and, with --timeout,
-   * the exchange; the connector's own limit is off so a timeout reads the same at every stage. */
-  if (rs_connect_start(&c.connecting, c.loop, c.uri.host, c.uri.port, 0, on_connect, &c) != 0) {
-    fprintf(stderr, "ws-client: out of memory\n");
-    return 1;
+   * the exchange; the library's own limit is off so a timeout reads the same at every stage. */
+  c.o.uri = c.uri;
+  c.o.ws.headers = (const char *const *)c.headers;
+  c.o.host_header = c.host_header;
+  c.o.connect_timeout_ms = RS_CLIENT_NO_TIMEOUT;
+  c.o.high_watermark = INPUT_HIGH_WATER;
+  c.o.callbacks = client_callbacks;
+  c.o.user = &c;
+  char err[400];
+  int rc = rs_ws_client_start(&c.ws, c.loop, &c.o, err, sizeof err);
+  if (rc != 0) {
+    fprintf(stderr, "ws-client: %s\n", err);
+    free_client(&c);
+    return rc == RS_ERR_INVALID_ARGUMENT ? 2 : 1;
   }
   uv_timer_init(c.loop, &c.timer);
   c.timer.data = &c;
-  uv_timer_start(&c.timer, on_timeout, (uint64_t)(timeout * 1000), 0);
-  uv_run(c.loop, UV_RUN_DEFAULT);
-  rs_io_loop_free(c.io);
+  uv_timer_start(&c.timer, on_timeout, (uint64_t)(c.timeout_s * 1000), 0);
   uv_run(c.loop, UV_RUN_DEFAULT);
   uv_loop_close(c.loop);
-  free(c.send);
-  free(c.headers);
-  free((char *)c.host_header);
-  free(c.line);
-  rs_tls_ctx_free(c.tls);
+  free_client(&c);
   return c.status;
 }

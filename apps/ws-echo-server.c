@@ -11,127 +11,44 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rsocket/runtime.h"
-#include "runtime/io.h"
-#include "runtime/tls.h"
-#include "runtime/ws_transport.h"
+#include "rsocket/websocket.h"
 
-typedef struct server {
-  uv_loop_t *loop;
-  rs_io_loop *io;
-  uv_tcp_t listeners[RS_IO_MAX_LISTENERS]; /* one per address of the host */
-  int nlisteners;
+/* Echo with back-pressure: while the echoes are not written (the client does not read), the
+ * client is not read either; reading resumes when the output drained. */
+static void e_message(rs_ws_session *ws, bool text, const uint8_t *d, size_t n, void *user) {
+  (void)user;
+  int rc = rs_ws_session_send(ws, text, d, n);
+  if (rc == RS_ERR_WOULD_BLOCK) rs_ws_session_close(ws, RS_WS_CLOSE_TRY_AGAIN, "echo queue full");
+  if (rc == 0 && !rs_ws_session_writable(ws)) rs_ws_session_pause_reading(ws, true);
+}
+
+static void e_drained(rs_ws_session *ws, void *user) {
+  (void)user;
+  rs_ws_session_pause_reading(ws, false);
+}
+
+static const rs_ws_session_callbacks echo_callbacks = {
+    .on_message = e_message,
+    .on_drained = e_drained,
+};
+
+/* Every path is served, with plain messages. */
+static void on_upgrade(rs_server *s, const rs_http_request *req, rs_ws_decision *d, void *user) {
+  (void)s, (void)req, (void)user;
+  d->verdict = RS_WS_MESSAGES;
+}
+
+typedef struct stopper {
+  rs_server *server;
   uv_signal_t sigint, sigterm;
-  rs_ws_transport_options wo;
-  rs_tls_ctx *tls; /* wss:// */
-  struct echo *conns;
-  bool stopping;
-} server;
-
-typedef struct echo {
-  server *srv;
-  rt_ws *ws;
-  struct echo *next, *prev;
-} echo;
-
-static void e_open(void *inner, rt_ws *ws) {
-  (void)inner, (void)ws;
-}
-
-static int e_message(void *inner, rt_ws *ws, int op, const uint8_t *d, size_t n, uint64_t now) {
-  (void)inner, (void)now;
-  int rc = rt_ws_send(ws, op, d, n);
-  if (rc == RS_ERR_WOULD_BLOCK) rt_ws_close(ws, RS_WS_CLOSE_TRY_AGAIN, "echo queue full");
-  return 0;
-}
-
-static void e_pull(void *inner, rt_ws *ws) {
-  (void)inner, (void)ws;
-}
-
-static uint64_t e_deadline(void *inner) {
-  (void)inner;
-  return UINT64_MAX;
-}
-
-static void e_expire(void *inner, uint64_t now) {
-  (void)inner, (void)now;
-}
-
-static bool e_want_close(void *inner) {
-  (void)inner;
-  return false;
-}
-
-static void e_closed(void *inner, int err, const char *reason) {
-  (void)err, (void)reason;
-  echo *e = inner;
-  server *s = e->srv;
-  if (e->prev)
-    e->prev->next = e->next;
-  else
-    s->conns = e->next;
-  if (e->next) e->next->prev = e->prev;
-  free(e);
-  if (s->stopping && !s->conns) rs_io_loop_free(s->io), s->io = NULL;
-}
-
-static const rt_ws_inner_ops echo_ops = {e_open,       e_message, e_pull, e_deadline, e_expire,
-                                         e_want_close, e_closed,  NULL,   NULL,       NULL};
-
-static void on_connection(uv_stream_t *l, int status) {
-  server *s = l->data;
-  if (status < 0 || s->stopping) return;
-  uv_tcp_t *tcp = malloc(sizeof *tcp);
-  if (!tcp) return;
-  uv_tcp_init(s->loop, tcp);
-  if (uv_accept(l, (uv_stream_t *)tcp) != 0) {
-    uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
-    return;
-  }
-  rs_tls *tls = NULL;
-  if (s->tls && !(tls = rs_tls_new(s->tls, true, NULL))) {
-    uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
-    return;
-  }
-  rs_io_conn *io = rs_io_conn_new(s->io, tcp, tls);
-  echo *e = calloc(1, sizeof *e);
-  if (!io || !e) {
-    free(e);
-    if (!io) rs_tls_free(tls);
-    if (io)
-      rs_io_conn_abort(io, RS_ERR_NOMEM, "out of memory");
-    else
-      uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
-    return;
-  }
-  e->srv = s;
-  e->next = s->conns;
-  if (s->conns) s->conns->prev = e;
-  s->conns = e;
-  e->ws = rt_ws_attach(io, true, &s->wo, NULL, NULL, &echo_ops, e);
-  if (!e->ws) {
-    s->conns = e->next;
-    if (s->conns) s->conns->prev = NULL;
-    free(e);
-    rs_io_conn_abort(io, RS_ERR_NOMEM, "out of memory");
-  }
-}
+} stopper;
 
 static void on_signal(uv_signal_t *h, int signum) {
   (void)signum;
-  server *s = h->data;
-  s->stopping = true;
-  for (int i = 0; i < s->nlisteners; i++) uv_close((uv_handle_t *)&s->listeners[i], NULL);
-  uv_close((uv_handle_t *)&s->sigint, NULL);
-  uv_close((uv_handle_t *)&s->sigterm, NULL);
-  if (!s->conns) {
-    rs_io_loop_free(s->io);
-    s->io = NULL;
-    return;
-  }
-  for (echo *e = s->conns; e; e = e->next)
-    rt_ws_close(e->ws, RS_WS_CLOSE_GOING_AWAY, "server stopping");
+  stopper *st = h->data;
+  uv_close((uv_handle_t *)&st->sigint, NULL);
+  uv_close((uv_handle_t *)&st->sigterm, NULL);
+  rs_server_stop(st->server, true, NULL, NULL); /* every session gets 1001 */
 }
 
 static void usage(FILE *f) {
@@ -218,44 +135,39 @@ int main(int argc, char **argv) {
       return 3;
     }
   }
-  rs_tls_ctx *tls = NULL;
-  if (cert) {
-    char terr[RS_TLS_ERRLEN];
-    if (!(tls = rs_tls_ctx_server_files(cert, key, terr))) {
-      fprintf(stderr, "ws-echo-server: %s\n", terr);
-      return 3;
-    }
-  }
   signal(SIGPIPE, SIG_IGN);
   uv_loop_t loop;
   uv_loop_init(&loop);
-  server s;
-  memset(&s, 0, sizeof s);
-  s.loop = &loop;
-  s.io = rs_io_loop_new(&loop);
-  s.wo.max_message = (size_t)max_message;
-  s.wo.deflate = deflate;
-  s.tls = tls;
-  char err[256];
-  s.nlisteners = rs_io_listen_all(&loop, host, (int)port, false, 1024, s.listeners,
-                                  RS_IO_MAX_LISTENERS, on_connection, err, sizeof err);
-  if (s.nlisteners < 0) {
+  char uri[400];
+  bool v6 = strchr(host, ':') != NULL;
+  snprintf(uri, sizeof uri, v6 ? "%s://[%s]:%ld/" : "%s://%s:%ld/", cert ? "wss" : "ws", host,
+           port);
+  rs_server_options o;
+  rs_server_options_default(&o);
+  o.uri = uri;
+  o.cert_file = cert;
+  o.key_file = key;
+  o.ws.max_message = (size_t)max_message;
+  o.ws.deflate = deflate;
+  o.on_upgrade = on_upgrade;
+  o.messages = &echo_callbacks;
+  o.drain_timeout_ms = 10000;
+  stopper st = {0};
+  char err[512];
+  if (rs_server_start(&st.server, &loop, &o, err, sizeof err) != 0) {
     fprintf(stderr, "ws-echo-server: cannot listen: %s\n", err);
-    rs_tls_ctx_free(tls);
+    uv_loop_close(&loop);
     return 3;
   }
-  for (int i = 0; i < s.nlisteners; i++) s.listeners[i].data = &s;
-  uv_signal_init(&loop, &s.sigint);
-  uv_signal_init(&loop, &s.sigterm);
-  s.sigint.data = s.sigterm.data = &s;
-  uv_signal_start(&s.sigint, on_signal, SIGINT);
-  uv_signal_start(&s.sigterm, on_signal, SIGTERM);
-  bool v6 = strchr(host, ':') != NULL;
-  printf(v6 ? "listening on %s://[%s]:%d\n" : "listening on %s://%s:%d\n", tls ? "wss" : "ws", host,
-         rs_io_bound_port(&s.listeners[0]));
+  uv_signal_init(&loop, &st.sigint);
+  uv_signal_init(&loop, &st.sigterm);
+  st.sigint.data = st.sigterm.data = &st;
+  uv_signal_start(&st.sigint, on_signal, SIGINT);
+  uv_signal_start(&st.sigterm, on_signal, SIGTERM);
+  printf(v6 ? "listening on %s://[%s]:%d\n" : "listening on %s://%s:%d\n", cert ? "wss" : "ws",
+         host, rs_server_port(st.server));
   fflush(stdout);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
-  rs_tls_ctx_free(tls);
   return 0;
 }

@@ -28,6 +28,11 @@ extern "C" {
 
 typedef struct rs_server rs_server;
 typedef struct rs_client rs_client;
+/* WebSocket sessions and plain HTTP on a ws:// or wss:// server: see rsocket/websocket.h. */
+typedef struct rs_http_request rs_http_request;
+typedef struct rs_http_response rs_http_response;
+typedef struct rs_ws_decision rs_ws_decision;
+typedef struct rs_ws_session_callbacks rs_ws_session_callbacks;
 
 /* The per-connection user pointer the application chose (server: returned by on_connect;
  * client: rs_client_options.user). */
@@ -105,8 +110,10 @@ typedef struct rs_ws_transport_options {
   const char *subprotocol; /* client: offer it; server: accept only clients offering it (NULL:
                               none asked, any offer is declined). Borrowed: must stay valid
                               while the server or client runs. */
-  /* Server: return true to accept a browser's Origin (NULL origin: no header). NULL = accept all.
-   */
+  /* Server: return true to accept a browser's Origin: the whole header value, NUL-terminated
+   * (NULL: the request had none); `user` is the server's user pointer (rs_server_options.user).
+   * NULL = accept all. Refused upgrades get 403. (rs_server_options.on_upgrade sees the Origin
+   * too, with everything else about the request.) */
   bool (*origin_allowed)(const char *origin, void *user);
   /* Client: extra header lines for the upgrade request (cookies, Authorization, …), a
      NULL-terminated array of "Name: value" (NULL: none), sent in order after the handshake's own
@@ -116,7 +123,7 @@ typedef struct rs_ws_transport_options {
   const char *const *headers;
 } rs_ws_transport_options;
 
-#define RS_SERVER_OPTIONS_VERSION 1
+#define RS_SERVER_OPTIONS_VERSION 2
 
 typedef struct rs_server_options {
   size_t struct_size;          /* sizeof(rs_server_options) */
@@ -146,6 +153,20 @@ typedef struct rs_server_options {
    * CONNECTION_CLOSE are aborted. 0 waits for them as long as it takes (a stream that never
    * ends keeps the server running). */
   uint32_t drain_timeout_ms;
+  /* ws:// and wss:// only (rsocket/websocket.h). The handshake hook: decides what each
+   * WebSocket upgrade becomes (RSocket, plain messages, or a refusal) after the checks of RFC
+   * 6455 and origin_allowed passed. `d` arrives pre-filled with what happens without the hook.
+   * NULL: RSocket on the URI's path, 404 elsewhere. */
+  void (*on_upgrade)(rs_server *server, const rs_http_request *req, rs_ws_decision *d,
+                     void *server_user);
+  /* ws:// and wss:// only: the callbacks of plain WebSocket sessions (RS_WS_MESSAGES).
+   * Borrowed: must outlive the server. NULL: on_upgrade must not choose RS_WS_MESSAGES. */
+  const rs_ws_session_callbacks *messages;
+  /* ws:// and wss:// only: answers a request that is not a WebSocket upgrade with
+   * rs_http_respond (GET and HEAD; other methods get 405 without calling it). NULL: such
+   * requests get 400. */
+  void (*on_http)(rs_server *server, const rs_http_request *req, rs_http_response *res,
+                  void *server_user);
 } rs_server_options;
 
 /* Fills defaults: workers 1, settings = rs_conn_settings_default(server), everything else 0. */

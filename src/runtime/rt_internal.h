@@ -49,6 +49,11 @@ extern const rs_io_session_ops rt_engine_ops;
 int rt_conn_attach_io(rt_conn *rc, rs_io_conn *io, const rs_uri *uri,
                       const rs_ws_transport_options *ws, bool server);
 
+/* Server: the WebSocket `ws` (handshake done or being answered) on `io` carries `rc`'s engine
+ * from now on. */
+struct rt_ws;
+void rt_conn_adopt_ws(rt_conn *rc, rs_io_conn *io, struct rt_ws *ws);
+
 /* The transport of `rc` went away (called by the session ops' closed hook). */
 void rt_conn_transport_closed(rt_conn *rc, int err, const char *reason);
 

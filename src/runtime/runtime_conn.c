@@ -349,9 +349,13 @@ static bool ni_want_close(void *inner) {
 static void ni_closed(void *inner, int err, const char *reason) {
   (void)inner, (void)err, (void)reason;
 }
-static const rt_ws_inner_ops null_inner = {ni_open,   ni_message,    ni_pull,   ni_deadline,
-                                           ni_expire, ni_want_close, ni_closed, NULL,
-                                           NULL,      NULL};
+static const rt_ws_inner_ops null_inner = {.on_open = ni_open,
+                                           .on_message = ni_message,
+                                           .pull = ni_pull,
+                                           .next_deadline = ni_deadline,
+                                           .expire = ni_expire,
+                                           .want_close = ni_want_close,
+                                           .closed = ni_closed};
 
 static const rt_ws_inner_ops engine_inner;
 
@@ -440,9 +444,15 @@ static void wi_closed(void *inner, int err, const char *reason) {
   rt_conn_transport_closed(rc, err, reason);
 }
 
-static const rt_ws_inner_ops engine_inner = {
-    wi_open,       wi_message, wi_pull, wi_deadline,       wi_expire,
-    wi_want_close, wi_closed,  NULL,    wi_direct_pending, wi_direct_consumed};
+static const rt_ws_inner_ops engine_inner = {.on_open = wi_open,
+                                             .on_message = wi_message,
+                                             .pull = wi_pull,
+                                             .next_deadline = wi_deadline,
+                                             .expire = wi_expire,
+                                             .want_close = wi_want_close,
+                                             .closed = wi_closed,
+                                             .direct_pending = wi_direct_pending,
+                                             .direct_consumed = wi_direct_consumed};
 
 int rt_conn_attach_io(rt_conn *rc, rs_io_conn *io, const rs_uri *uri,
                       const rs_ws_transport_options *ws, bool server) {
@@ -454,12 +464,7 @@ int rt_conn_attach_io(rt_conn *rc, rs_io_conn *io, const rs_uri *uri,
     return 0;
   }
   char host[300];
-  bool default_port = uri->port == (uri->secure ? 443 : 80);
-  bool v6 = strchr(uri->host, ':') != NULL;
-  if (default_port)
-    snprintf(host, sizeof host, v6 ? "[%s]" : "%s", uri->host);
-  else
-    snprintf(host, sizeof host, v6 ? "[%s]:%d" : "%s:%d", uri->host, uri->port);
+  rt_ws_host_header(uri, host, sizeof host);
   rt_ws *w = rt_ws_attach(io, server, ws, host, uri->path, &engine_inner, rc);
   if (!w) {
     rc->io = NULL;
@@ -467,6 +472,15 @@ int rt_conn_attach_io(rt_conn *rc, rs_io_conn *io, const rs_uri *uri,
   }
   rc->ws_layer = w;
   return 0;
+}
+
+void rt_conn_adopt_ws(rt_conn *rc, rs_io_conn *io, rt_ws *ws) {
+  uv_timer_stop(&rc->timer);
+  rc->io = io;
+  rc->ws = true;
+  rc->ws_layer = ws;
+  rc->ready = rc->answered = false;
+  rt_ws_set_inner(ws, &engine_inner, rc);
 }
 
 /* ---- detached life ---- */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "runtime/rt_internal.h"
+#include "runtime/ws_session.h"
 
 struct rt_worker {
   rs_server *server;
@@ -23,8 +24,9 @@ struct rt_worker {
   uv_timer_t drain; /* graceful stop: cuts what is still open after drain_timeout_ms */
   bool drain_on;
   pthread_t thread;
-  rt_conn *conns; /* list */
-  size_t nconns;
+  rt_conn *conns;          /* list */
+  rs_ws_session *sessions; /* ws://: handshakes in progress and plain WebSocket sessions */
+  size_t nconns;           /* both */
   bool stopping, graceful, finished;
 };
 
@@ -55,6 +57,21 @@ void rs_server_options_default(rs_server_options *o) {
 
 static void worker_maybe_finish(rt_worker *w);
 
+static void count(rt_worker *w, int delta) {
+  w->nconns += (size_t)(ptrdiff_t)delta;
+  if (delta > 0)
+    atomic_fetch_add(&w->server->nconns, 1);
+  else
+    atomic_fetch_sub(&w->server->nconns, 1);
+}
+
+static void conn_link(rt_worker *w, rt_conn *rc) {
+  rc->next = w->conns;
+  if (w->conns) w->conns->prev = rc;
+  w->conns = rc;
+  count(w, 1);
+}
+
 static void conn_unlink(rt_worker *w, rt_conn *rc) {
   if (rc->prev)
     rc->prev->next = rc->next;
@@ -62,8 +79,17 @@ static void conn_unlink(rt_worker *w, rt_conn *rc) {
     w->conns = rc->next;
   if (rc->next) rc->next->prev = rc->prev;
   rc->next = rc->prev = NULL;
-  w->nconns--;
-  atomic_fetch_sub(&w->server->nconns, 1);
+  count(w, -1);
+}
+
+static void session_unlink(rt_worker *w, rs_ws_session *ss) {
+  if (ss->prev)
+    ss->prev->next = ss->next;
+  else if (w->sessions == ss)
+    w->sessions = ss->next;
+  if (ss->next) ss->next->prev = ss->prev;
+  ss->next = ss->prev = NULL;
+  count(w, -1);
 }
 
 void rt_server_conn_gone(rt_conn *rc, int err, const char *reason) {
@@ -74,6 +100,149 @@ void rt_server_conn_gone(rt_conn *rc, int err, const char *reason) {
   conn_unlink(w, rc);
   rt_conn_destroy(rc);
   worker_maybe_finish(w);
+}
+
+/* Makes the engine of an accepted connection and attaches it to `io` (length-prefixed), or to
+ * the WebSocket `ws` whose handshake chose RSocket; `user` is the connection's user until
+ * on_connect. Returns 0, or RS_ERR_NOMEM (then `io` is the caller's to abort). */
+static int start_engine(rt_worker *w, rs_io_conn *io, rt_ws *ws, void *user) {
+  rs_server *s = w->server;
+  rt_conn *rc = calloc(1, sizeof *rc);
+  rs_conn_settings st = s->opt.settings;
+  st.role = RS_CONN_SERVER;
+  st.framing = ws ? RS_FRAMING_MESSAGE : RS_FRAMING_LENGTH_PREFIXED;
+  if (st.resume && !st.resume_store) st.resume_store = s->store;
+  if (!rc || rs_conn_new(&rc->conn, &st, &rt_forward_callbacks, rc, NULL, uv_now(w->loop))) {
+    free(rc);
+    if (!ws) rs_io_conn_abort(io, RS_ERR_NOMEM, "out of memory");
+    return RS_ERR_NOMEM;
+  }
+  rc->loop = w->loop;
+  uv_timer_init(w->loop, &rc->timer);
+  rc->timer.data = rc;
+  rc->app = &s->opt.callbacks;
+  rc->server = s;
+  rc->worker = w;
+  rc->ws = ws != NULL;
+  conn_link(w, rc);
+  rt_conn_set_tap(rc, s->opt.on_frame);
+  rc->on_drained = s->opt.on_drained;
+  rc->app_user = user;
+  if (s->opt.on_connect) rc->app_user = s->opt.on_connect(s, rc->conn, s->opt.user);
+  if (ws)
+    rt_conn_adopt_ws(rc, io, ws);
+  else
+    rt_conn_attach_io(rc, io, &s->uri, NULL, true);
+  return 0;
+}
+
+/* ws:// and wss://: every connection starts as a session whose handshake decides what it
+ * becomes (rt_server_decide). */
+static void accept_ws(rt_worker *w, rs_io_conn *io) {
+  rs_server *s = w->server;
+  rs_ws_session *ss =
+      rt_session_new(w->loop, s->opt.messages, NULL, s->opt.settings.output_high_watermark);
+  if (!ss) {
+    rs_io_conn_abort(io, RS_ERR_NOMEM, "out of memory");
+    return;
+  }
+  ss->server = s;
+  ss->worker = w;
+  ss->next = w->sessions;
+  if (w->sessions) w->sessions->prev = ss;
+  w->sessions = ss;
+  count(w, 1);
+  ss->ws = rt_ws_attach(io, true, &s->opt.ws, NULL, s->uri.path, &rt_session_ops, ss);
+  if (!ss->ws) {
+    session_unlink(w, ss);
+    free(ss);
+    rs_io_conn_abort(io, RS_ERR_NOMEM, "out of memory");
+  }
+}
+
+/* A plain HTTP request: on_http answers GET and HEAD. */
+static void answer_http(rs_server *s, const rs_http_request *req, rt_ws_verdict *v) {
+  rs_http_response res = {.in_hook = true};
+  bool get = req->method.len == 3 && memcmp(req->method.ptr, "GET", 3) == 0;
+  res.head_only = req->method.len == 4 && memcmp(req->method.ptr, "HEAD", 4) == 0;
+  if (!get && !res.head_only) {
+    static const char *const allow[] = {"Allow: GET, HEAD", NULL};
+    const char *body = "only GET and HEAD are served here\n";
+    rs_http_respond(&res, 405, "text/plain", allow, body, strlen(body));
+  } else {
+    s->opt.on_http(s, req, &res, s->opt.user);
+  }
+  res.in_hook = false;
+  if (!res.answered) {
+    res.in_hook = true;
+    const char *body = "not found\n";
+    rs_http_respond(&res, 404, "text/plain", NULL, body, strlen(body));
+  }
+  v->http = res.out;
+  v->http_len = res.out_len;
+}
+
+/* The whole Origin, NUL-terminated, for rs_ws_transport_options.origin_allowed. */
+static bool origin_ok(rs_server *s, const rs_http_request *req) {
+  if (!s->opt.ws.origin_allowed) return true;
+  if (!req->origin.ptr) return s->opt.ws.origin_allowed(NULL, s->opt.user);
+  char *origin = malloc(req->origin.len + 1);
+  if (!origin) return false;
+  memcpy(origin, req->origin.ptr, req->origin.len);
+  origin[req->origin.len] = '\0';
+  bool ok = s->opt.ws.origin_allowed(origin, s->opt.user);
+  free(origin);
+  return ok;
+}
+
+void rt_server_decide(rs_ws_session *ss, rt_ws *ws, const rs_http_request *req, rt_ws_verdict *v) {
+  rs_server *s = ss->server;
+  if (!req->websocket) {
+    if (s->opt.on_http) answer_http(s, req, v);
+    return;
+  }
+  if (!origin_ok(s, req)) {
+    v->d = (rs_ws_decision){.verdict = RS_WS_REFUSE, .status = 403, .reason = "origin not allowed"};
+    return;
+  }
+  if (s->opt.on_upgrade) s->opt.on_upgrade(s, req, &v->d, s->opt.user);
+  if (v->d.verdict == RS_WS_MESSAGES) {
+    if (!s->opt.messages) {
+      v->d = (rs_ws_decision){
+          .verdict = RS_WS_REFUSE, .status = 500, .reason = "no handler for WebSocket messages"};
+      return;
+    }
+    ss->user = v->d.user;
+    return;
+  }
+  if (v->d.verdict != RS_WS_RSOCKET) return;
+  /* RSocket: the engine takes the transport over and this session goes away. */
+  rs_io_conn *io = rt_ws_io(ws);
+  if (start_engine(ss->worker, io, ws, v->d.user) != 0) {
+    v->d = (rs_ws_decision){.verdict = RS_WS_REFUSE, .status = 503, .reason = "out of memory"};
+    return;
+  }
+  ss->ws = NULL;
+  ss->finished = true;
+  session_unlink(ss->worker, ss);
+  free(ss);
+}
+
+void rt_server_session_gone(rs_ws_session *ss) {
+  rt_worker *w = ss->worker;
+  session_unlink(w, ss);
+  free(ss);
+  worker_maybe_finish(w);
+}
+
+/* Stops a session: a graceful stop closes it with 1001, otherwise (or while its handshake is
+ * still going on) the connection is cut. */
+static void stop_session(rs_ws_session *ss, bool graceful, const char *why) {
+  if (!ss->ws) return;
+  if (graceful && ss->open)
+    rs_ws_session_close(ss, RS_WS_CLOSE_GOING_AWAY, why);
+  else
+    rs_io_conn_abort(rt_ws_io(ss->ws), RS_ERR_CLOSED, why);
 }
 
 static void on_connection(uv_stream_t *listener, int status) {
@@ -97,39 +266,15 @@ static void on_connection(uv_stream_t *listener, int status) {
     return;
   }
   rs_io_conn *io = rs_io_conn_new(w->io, tcp, tls);
-  rt_conn *rc = calloc(1, sizeof *rc);
-  rs_conn_settings st = s->opt.settings;
-  st.role = RS_CONN_SERVER;
-  st.framing = s->uri.websocket ? RS_FRAMING_MESSAGE : RS_FRAMING_LENGTH_PREFIXED;
-  if (st.resume && !st.resume_store) st.resume_store = s->store;
-  if (!io || !rc || rs_conn_new(&rc->conn, &st, &rt_forward_callbacks, rc, NULL, uv_now(w->loop))) {
-    if (io)
-      rs_io_conn_abort(io, RS_ERR_NOMEM, "out of memory");
-    else {
-      rs_tls_free(tls);
-      uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
-    }
-    free(rc);
+  if (!io) {
+    rs_tls_free(tls);
+    uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
     return;
   }
-  rc->loop = w->loop;
-  uv_timer_init(w->loop, &rc->timer);
-  rc->timer.data = rc;
-  rc->app = &s->opt.callbacks;
-  rc->server = s;
-  rc->worker = w;
-  rc->ws = s->uri.websocket;
-  rc->next = w->conns;
-  if (w->conns) w->conns->prev = rc;
-  w->conns = rc;
-  w->nconns++;
-  atomic_fetch_add(&s->nconns, 1);
-  rt_conn_set_tap(rc, s->opt.on_frame);
-  rc->on_drained = s->opt.on_drained;
-  if (s->opt.on_connect) rc->app_user = s->opt.on_connect(s, rc->conn, s->opt.user);
-  if (rt_conn_attach_io(rc, io, &s->uri, &s->opt.ws, true) != 0) {
-    rs_io_conn_abort(io, RS_ERR_INVALID_ARGUMENT, "transport not supported");
-  }
+  if (s->uri.websocket)
+    accept_ws(w, io);
+  else
+    start_engine(w, io, NULL, NULL);
 }
 
 static void worker_close_listener(rt_worker *w) {
@@ -149,6 +294,10 @@ static void on_drain_timeout(uv_timer_t *t) {
     rs_conn_handle_expiry(rc->conn, uv_now(w->loop));
     rs_io_conn_wake(rc->io);
   }
+  for (rs_ws_session *ss = w->sessions, *next; ss; ss = next) {
+    next = ss->next;
+    stop_session(ss, false, "server stopped");
+  }
 }
 
 static void on_stop_async(uv_async_t *a) {
@@ -156,7 +305,7 @@ static void on_stop_async(uv_async_t *a) {
   w->stopping = true;
   worker_close_listener(w);
   uint32_t drain_ms = w->server->opt.drain_timeout_ms;
-  if (w->graceful && drain_ms && w->conns && !w->drain_on) {
+  if (w->graceful && drain_ms && (w->conns || w->sessions) && !w->drain_on) {
     uv_timer_init(w->loop, &w->drain);
     w->drain.data = w;
     w->drain_on = true;
@@ -176,6 +325,10 @@ static void on_stop_async(uv_async_t *a) {
       rs_conn_handle_expiry(rc->conn, uv_now(w->loop));
       rt_server_conn_gone(rc, RS_ERR_CLOSED, "server stopped");
     }
+  }
+  for (rs_ws_session *ss = w->sessions, *next; ss; ss = next) {
+    next = ss->next;
+    stop_session(ss, w->graceful, w->graceful ? "server shutting down" : "server stopped");
   }
   worker_maybe_finish(w);
 }

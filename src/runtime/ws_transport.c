@@ -25,6 +25,7 @@ struct rt_ws {
   size_t hs_out_len, hs_out_off;
   char key[25];
   const char *protocol; /* chosen (server) or offered (client): o.subprotocol, or NULL */
+  char *protocol_copy;  /* server: the hook's choice, when it made one */
   const char *path;     /* server: the only path served (NULL: any); client: the one asked for.
                            Borrowed from the server's or client's URI. */
   uint64_t hs_deadline;
@@ -126,6 +127,65 @@ static void refusal_reason(const uint8_t *head, size_t len, const char *why, cha
   snprintf(out, cap, "%s", why);
 }
 
+/* Server: a request without "Upgrade: websocket" goes to the inner's decide hook, which may
+ * answer it as plain HTTP; otherwise it gets the answer of a failed upgrade. */
+static void plain_http(rt_ws *w, size_t have) {
+  rs_http_request hreq;
+  rt_ws_verdict v = {0};
+  if (rs_http_request_parse(&hreq, w->hsbuf, have, rs_io_conn_peer(w->io)) > 0)
+    w->ops->decide(w->inner, w, &hreq, &v);
+  if (!v.http) {
+    reject(w, 400, "missing 'Upgrade: websocket'");
+    return;
+  }
+  free(w->hs_out);
+  w->hs_out = v.http;
+  w->hs_out_len = v.http_len;
+  w->hs_out_off = 0;
+  w->hs = HS_REJECTED;
+}
+
+/* Server: what to do with a valid upgrade: the default (the served path is this server's,
+ * others get 404; the configured subprotocol when offered), then the inner's decide hook.
+ * Returns 0 to go on with the 101, or 1 when the request was refused. */
+static int decide(rt_ws *w, const rs_ws_request *req, size_t have) {
+  rt_ws_verdict v = {0};
+  choose_protocol(w, req);
+  v.d.subprotocol = w->protocol;
+  if (w->path && !path_served(req->path, w->path)) {
+    v.d.verdict = RS_WS_REFUSE;
+    v.d.status = 404;
+    v.d.reason = "no WebSocket endpoint at this path";
+  }
+  rs_http_request hreq;
+  if (w->ops->decide && rs_http_request_parse(&hreq, w->hsbuf, have, rs_io_conn_peer(w->io)) > 0)
+    w->ops->decide(w->inner, w, &hreq, &v);
+  free(v.http); /* only for plain HTTP */
+  if (v.d.verdict == RS_WS_REFUSE) {
+    int status = v.d.status >= 400 && v.d.status <= 599 ? v.d.status : 403;
+    reject(w, status, v.d.reason ? v.d.reason : rs_http_status_text(status));
+    return 1;
+  }
+  w->protocol = NULL;
+  if (v.d.subprotocol) {
+    if (!rs_ws_header_has_token(req->protocols, v.d.subprotocol)) {
+      reject(w, 500, "the server chose a subprotocol the client did not offer");
+      return 1;
+    }
+    if (v.d.subprotocol != w->o.subprotocol) {
+      free(w->protocol_copy);
+      if (!(w->protocol_copy = strdup(v.d.subprotocol))) {
+        reject(w, 503, "out of memory");
+        return 1;
+      }
+      w->protocol = w->protocol_copy;
+    } else {
+      w->protocol = w->o.subprotocol;
+    }
+  }
+  return 0;
+}
+
 static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
   *used = 0;
   size_t room = RS_WS_MAX_HANDSHAKE - w->hs_len;
@@ -145,26 +205,17 @@ static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
       reject(w, 400, "malformed HTTP request");
       return 0;
     }
+    if (!req.upgrade_websocket && w->ops->decide) {
+      plain_http(w, have);
+      return 0;
+    }
     const char *why = NULL;
     int status = rs_ws_request_check(&req, &why);
     if (status) {
       reject(w, status, why);
       return 0;
     }
-    if (w->path && !path_served(req.path, w->path)) {
-      reject(w, 404, "no WebSocket endpoint at this path");
-      return 0;
-    }
-    if (w->o.origin_allowed) {
-      char origin[512];
-      snprintf(origin, sizeof origin, "%.*s", (int)req.origin.len,
-               req.origin.ptr ? (const char *)req.origin.ptr : "");
-      if (!w->o.origin_allowed(req.origin.ptr ? origin : NULL, NULL)) {
-        reject(w, 403, "origin not allowed");
-        return 0;
-      }
-    }
-    choose_protocol(w, &req);
+    if (decide(w, &req, have) != 0) return 0;
     char ext[160];
     bool deflate =
         w->o.deflate && rs_ws_deflate_negotiate(req.extensions, &w->deflate, ext, sizeof ext);
@@ -339,6 +390,7 @@ static void s_consumed(void *s, size_t n) {
     direct_consumed(w, n);
   else
     rs_ws_conn_consumed(w->ws, n);
+  if (w->ops->output_taken) w->ops->output_taken(w->inner, w);
 }
 
 static uint64_t s_deadline(void *s) {
@@ -376,6 +428,7 @@ static void s_closed(void *s, int err, const char *reason) {
   rs_ws_conn_free(w->ws);
   free(w->hsbuf);
   free(w->hs_out);
+  free(w->protocol_copy);
   free(w);
 }
 
@@ -480,7 +533,20 @@ rs_io_conn *rt_ws_io(rt_ws *w) {
   return w->io;
 }
 
+const char *rt_ws_subprotocol(const rt_ws *w) {
+  return w->hs == HS_DONE ? w->protocol : NULL;
+}
+
 void rt_ws_close(rt_ws *w, unsigned code, const char *reason) {
   if (w->ws) rs_ws_conn_close(w->ws, code, reason, w->now);
   rs_io_conn_wake(w->io);
+}
+
+void rt_ws_host_header(const rs_uri *uri, char *out, size_t cap) {
+  bool default_port = uri->port == (uri->secure ? 443 : 80);
+  bool v6 = strchr(uri->host, ':') != NULL;
+  if (default_port)
+    snprintf(out, cap, v6 ? "[%s]" : "%s", uri->host);
+  else
+    snprintf(out, cap, v6 ? "[%s]:%d" : "%s:%d", uri->host, uri->port);
 }

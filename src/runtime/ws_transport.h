@@ -3,11 +3,23 @@
 #ifndef RS_RUNTIME_WS_TRANSPORT_H
 #define RS_RUNTIME_WS_TRANSPORT_H
 
+#include "rsocket/http.h"
 #include "rsocket/runtime.h"
+#include "rsocket/websocket.h"
 #include "rsocket/ws.h"
 #include "runtime/io.h"
+#include "runtime/uri.h"
 
 typedef struct rt_ws rt_ws;
+
+/* What a server does with a request (see rt_ws_inner_ops.decide). */
+typedef struct rt_ws_verdict {
+  rs_ws_decision d;
+  /* Plain HTTP: a whole response to write before closing (malloc'd; the rt_ws frees it), or
+   * NULL for the default answer (400: not a WebSocket upgrade). */
+  char *http;
+  size_t http_len;
+} rt_ws_verdict;
 
 typedef struct rt_ws_inner_ops {
   /* The handshake is done; messages may flow. */
@@ -32,6 +44,14 @@ typedef struct rt_ws_inner_ops {
    * first `n` bytes of messages (always whole messages) as written. */
   int (*direct_pending)(void *inner, rs_iov *iov, int max);
   void (*direct_consumed)(void *inner, size_t n);
+  /* Optional, server: a request head arrived; `v` is pre-filled with what happens without this
+   * hook (RSocket on the served path, else 404; the configured subprotocol when offered). A
+   * request without "Upgrade: websocket" is plain HTTP: set v->http to answer it. For an
+   * upgrade, set v->d. The hook may hand the connection to another inner protocol with
+   * rt_ws_set_inner; the current one's on_open runs once the 101 is queued. */
+  void (*decide)(void *inner, rt_ws *ws, const rs_http_request *req, rt_ws_verdict *v);
+  /* Optional: some output was written to the socket. */
+  void (*output_taken)(void *inner, rt_ws *ws);
 } rt_ws_inner_ops;
 
 /* Creates the session and attaches it to `io` (server or client role). `host`/`path` are for the
@@ -59,6 +79,10 @@ size_t rt_ws_queued(const rt_ws *ws);
 /* Replaces the inner protocol (a server resumption hands the transport to another session). */
 void rt_ws_set_inner(rt_ws *ws, const rt_ws_inner_ops *ops, void *inner);
 rs_io_conn *rt_ws_io(rt_ws *ws);
+/* The subprotocol agreed in the handshake, or NULL. */
+const char *rt_ws_subprotocol(const rt_ws *ws);
+/* The Host header for `uri` ("example.com", "[::1]:8080"). */
+void rt_ws_host_header(const rs_uri *uri, char *out, size_t cap);
 /* Starts the close handshake. */
 void rt_ws_close(rt_ws *ws, unsigned code, const char *reason);
 

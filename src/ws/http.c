@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "rsocket/http.h"
 #include "rsocket/ws.h"
 
 static const char GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -200,17 +201,7 @@ rs_ssize rs_ws_response_101(char *out, size_t cap, const rs_ws_request *req, con
 }
 
 static const char *status_text(int status) {
-  switch (status) {
-  case 400: return "Bad Request";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 426: return "Upgrade Required";
-  case 429: return "Too Many Requests";
-  case 431: return "Request Header Fields Too Large";
-  case 503: return "Service Unavailable";
-  default: return "Error";
-  }
+  return rs_http_status_text(status);
 }
 
 rs_ssize rs_ws_response_error(char *out, size_t cap, int status, const char *reason) {

@@ -1,0 +1,68 @@
+/* Plain WebSocket sessions (rsocket/websocket.h) inside the runtime. */
+#ifndef RS_RUNTIME_WS_SESSION_H
+#define RS_RUNTIME_WS_SESSION_H
+
+#include "rsocket/websocket.h"
+#include "runtime/connect.h"
+#include "runtime/io.h"
+#include "runtime/tls.h"
+#include "runtime/uri.h"
+#include "runtime/ws_transport.h"
+
+typedef struct rt_worker rt_worker;
+
+/* What a client session adds. */
+typedef struct rt_ws_client {
+  rs_ws_session_callbacks callbacks;
+  rs_ws_transport_options wo;
+  rs_uri uri;
+  rs_tls_ctx *tls;
+  rs_io_loop *io;
+  rs_connect *connecting;
+  uv_timer_t timer; /* the connect timeout, then the report of a failure */
+  uint32_t timeout_ms;
+  bool failing;
+  char why[300];
+  char host_header[256]; /* empty: from the URI */
+} rt_ws_client;
+
+struct rs_ws_session {
+  rt_ws *ws; /* NULL before a client connected and after the transport is gone */
+  const rs_ws_session_callbacks *cb;
+  void *user;
+  uv_loop_t *loop;
+  size_t high_watermark;
+  bool open, closing, finished, want_drained;
+  bool have_close, close_remote;
+  unsigned close_code;
+  char close_reason[RS_WS_MAX_CONTROL];
+  /* Server side: the worker's list of sessions (handshakes in progress included). */
+  rs_server *server;
+  rt_worker *worker;
+  struct rs_ws_session *next, *prev;
+  rt_ws_client *client; /* client side */
+};
+
+/* rs_http_respond's target, alive during rs_server_options.on_http only. */
+struct rs_http_response {
+  bool in_hook, answered, head_only;
+  char *out;
+  size_t out_len;
+};
+
+extern const rt_ws_inner_ops rt_session_ops;
+
+rs_ws_session *rt_session_new(uv_loop_t *loop, const rs_ws_session_callbacks *cb, void *user,
+                              size_t high_watermark);
+/* The transport is gone: on_close (when the session opened, or for a client). Once. */
+void rt_session_finish(rs_ws_session *s, const char *reason);
+
+/* Server (runtime_server.c): what to do with a request; the session's transport is gone. */
+void rt_server_decide(rs_ws_session *s, rt_ws *ws, const rs_http_request *req, rt_ws_verdict *v);
+void rt_server_session_gone(rs_ws_session *s);
+
+/* Client: the transport is gone; or stop before there is one. */
+void rt_ws_client_closed(rs_ws_session *s, const char *reason);
+void rt_ws_client_abort(rs_ws_session *s, const char *reason);
+
+#endif
