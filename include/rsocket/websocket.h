@@ -137,8 +137,8 @@ RS_EXPORT rs_server *rs_ws_session_server(const rs_ws_session *s);
 #define RS_WS_CLIENT_OPTIONS_VERSION 1
 
 typedef struct rs_ws_client_options {
-  size_t struct_size; /* sizeof(rs_ws_client_options) */
-  const char *uri;    /* "ws://127.0.0.1:8080/path?query" or "wss://…" */
+  size_t struct_size;         /* sizeof(rs_ws_client_options) */
+  const char *uri;            /* "ws://127.0.0.1:8080/path?query" or "wss://…" */
   rs_ws_transport_options ws; /* subprotocol offered, extra headers, deflate, max_message */
   const char *ca_file;        /* wss: extra trusted CA (PEM) */
   bool insecure;              /* wss: skip certificate verification (tests only) */

@@ -78,7 +78,9 @@ static void si_closed(void *inner, int err, const char *reason) {
   rt_server_session_gone(s);
 }
 
-static void si_output_taken(void *inner, rt_ws *ws) {
+/* Output is about to be handed to the socket: once it fell to half the watermark after
+ * rs_ws_session_writable said no, on_drained may queue more. */
+static void si_before_output(void *inner, rt_ws *ws) {
   rs_ws_session *s = inner;
   (void)ws;
   if (!s->want_drained || rs_ws_session_queued(s) > s->high_watermark / 2) return;
@@ -101,7 +103,7 @@ const rt_ws_inner_ops rt_session_ops = {
     .closed = si_closed,
     .on_ws_close = si_ws_close,
     .decide = si_decide,
-    .output_taken = si_output_taken,
+    .before_output = si_before_output,
 };
 
 /* ---- the public calls ---- */

@@ -294,6 +294,7 @@ static int s_pending(void *s, rs_io_vec *iov, int max) {
     n++;
   }
   if (w->hs != HS_DONE || n == max) return n;
+  if (w->ops->before_output) w->ops->before_output(w->inner, w);
   if (!w->direct && !rs_ws_conn_closing(w->ws) && rs_ws_conn_queued(w->ws) < PULL_HIGH_WATER)
     w->ops->pull(w->inner, w);
   if (!rs_ws_conn_closing(w->ws) && w->ops->want_close(w->inner))
@@ -390,7 +391,6 @@ static void s_consumed(void *s, size_t n) {
     direct_consumed(w, n);
   else
     rs_ws_conn_consumed(w->ws, n);
-  if (w->ops->output_taken) w->ops->output_taken(w->inner, w);
 }
 
 static uint64_t s_deadline(void *s) {

@@ -50,8 +50,11 @@ typedef struct rt_ws_inner_ops {
    * upgrade, set v->d. The hook may hand the connection to another inner protocol with
    * rt_ws_set_inner; the current one's on_open runs once the 101 is queued. */
   void (*decide)(void *inner, rt_ws *ws, const rs_http_request *req, rt_ws_verdict *v);
-  /* Optional: some output was written to the socket. */
-  void (*output_taken)(void *inner, rt_ws *ws);
+  /* Optional: called at the start of every output round, before the WebSocket hands its queued
+   * bytes to the transport, so it may queue more (rt_ws_send) safely: the place for callbacks
+   * such as "output drained". (Not from consumed: a send there could move bytes the transport
+   * is about to write.) */
+  void (*before_output)(void *inner, rt_ws *ws);
 } rt_ws_inner_ops;
 
 /* Creates the session and attaches it to `io` (server or client role). `host`/`path` are for the

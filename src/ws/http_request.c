@@ -90,8 +90,7 @@ static rs_ssize decode(const uint8_t *s, size_t n, char *out, size_t cap) {
   return (rs_ssize)o;
 }
 
-rs_ssize rs_http_query_param(const rs_http_request *req, const char *name, char *out,
-                             size_t cap) {
+rs_ssize rs_http_query_param(const rs_http_request *req, const char *name, char *out, size_t cap) {
   if (!req || !name || !out || !req->query.ptr) return RS_ERR_INVALID_ARGUMENT;
   size_t nl = strlen(name);
   const uint8_t *q = req->query.ptr, *end = q + req->query.len;
