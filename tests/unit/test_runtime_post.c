@@ -187,7 +187,8 @@ static void test_post_races_close_never_drops(void **state) {
     atomic_store(&poster_failures, 0);
     assert_int_equal(rs_runtime_loop_init(&race_loop), 0);
     pthread_t th[3];
-    for (int t = 0; t < 3; t++) assert_int_equal(pthread_create(&th[t], NULL, race_poster, NULL), 0);
+    for (int t = 0; t < 3; t++)
+      assert_int_equal(pthread_create(&th[t], NULL, race_poster, NULL), 0);
     uv_run(&race_loop, UV_RUN_DEFAULT);
     for (int t = 0; t < 3; t++) pthread_join(th[t], NULL);
     /* Every post that returned 0 ran exactly once; the rest were refused with RS_ERR_CLOSED. */
@@ -407,7 +408,8 @@ static void *on_worker_start(rs_server *s, int i, uv_loop_t *loop, void *server_
 static void on_worker_stop(rs_server *s, int i, uv_loop_t *loop, void *worker_user,
                            void *server_user) {
   worker_state *w = worker_user;
-  if (server_user != server_user_tag || i < 0 || i >= WORKERS || rs_server_worker_loop(s, i) != loop) {
+  if (server_user != server_user_tag || i < 0 || i >= WORKERS ||
+      rs_server_worker_loop(s, i) != loop) {
     atomic_fetch_add(&rec.errors, 1);
     return;
   }
@@ -595,7 +597,8 @@ static void test_worker_hooks_and_cross_worker_posts(void **state) {
     assert_int_equal(atomic_load(&rec.starts[i]), 1);
     assert_ptr_equal(rec.start_loop[i], rs_server_worker_loop(the_server, i));
     assert_ptr_equal(rs_server_worker_user(the_server, i), rec.start_user[i]);
-    for (int k = 0; k < i; k++) assert_false(pthread_equal(rec.start_thread[k], rec.start_thread[i]));
+    for (int k = 0; k < i; k++)
+      assert_false(pthread_equal(rec.start_thread[k], rec.start_thread[i]));
   }
 
   char uri[128];
@@ -615,7 +618,8 @@ static void test_worker_hooks_and_cross_worker_posts(void **state) {
       int n = c * REQUESTS + r;
       snprintf(text, sizeof text, "request %d", n);
       rs_payload p = rs_payload_data(rs_bytes_str(text));
-      assert_true(rs_conn_request_response(rs_client_conn(clients[c]), &p, (void *)(intptr_t)n) > 0);
+      assert_true(rs_conn_request_response(rs_client_conn(clients[c]), &p, (void *)(intptr_t)n) >
+                  0);
     }
   }
   uv_run(&loop, UV_RUN_DEFAULT);
