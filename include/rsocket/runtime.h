@@ -13,7 +13,10 @@
  * rs_conn from anywhere on that thread (its callbacks, a timer, another connection's callback)
  * goes out before the loop next sleeps, with nothing to call: the engine tells the runtime
  * (rs_conn_callbacks.on_wake). Streams can also be fed by pull producers (rs_conn_set_producer),
- * which the runtime calls while the socket keeps up.
+ * which the runtime calls while the socket keeps up. Work for another loop (another worker, a
+ * client's loop) goes there with rs_runtime_post, callable from any thread; a multi-worker server
+ * keeps per-worker state with the worker hooks of rs_server_options (on_worker_start,
+ * on_worker_stop, rs_runtime_worker_user).
  */
 #ifndef RSOCKET_RUNTIME_H
 #define RSOCKET_RUNTIME_H
@@ -54,6 +57,46 @@ RS_EXPORT bool rs_runtime_writable(rs_conn *conn);
 
 /* The peer's address ("127.0.0.1:50000"), or "" when not connected. */
 RS_EXPORT const char *rs_runtime_peer(rs_conn *conn);
+
+/*
+ * Cross-thread work: runs fn(arg) on `loop`'s thread soon after. Callable from any thread, the
+ * loop's own included (fn never runs inside this call). Functions posted to one loop run each
+ * exactly once, in the order they were posted (so one thread's posts keep that thread's order),
+ * between the loop's other callbacks. A wake-up runs at most a bounded batch of what was queued
+ * when it began and leaves the rest for the next loop iteration, so however fast other threads
+ * post, the loop's timers and sockets keep their turn. fn must not block: it holds up its loop.
+ *
+ * A loop accepts posts while something of the runtime runs on it: each server worker (from
+ * rs_server_start until that worker stops, see on_worker_stop and rs_server_worker_loop), each
+ * client (from rs_client_start until it is freed, after RS_CLIENT_CLOSED) and each
+ * rs_runtime_loop_init not yet matched by rs_runtime_loop_close. When one of these ends,
+ * everything posted to the loop before then has run; when the last ends, later posts fail with
+ * RS_ERR_CLOSED. So a posted function is never dropped: it runs, or the post fails and says so.
+ *
+ * Returns 0: fn(arg) will run exactly once, on the loop's thread. RS_ERR_CLOSED: nothing of the
+ * runtime runs on `loop` (any more, or yet): fn will never run and `arg` is still the caller's.
+ * RS_ERR_NOMEM; RS_ERR_INVALID_ARGUMENT (loop or fn NULL).
+ */
+RS_EXPORT int rs_runtime_post(uv_loop_t *loop, void (*fn)(void *arg), void *arg);
+
+/*
+ * Lets rs_runtime_post reach `loop`, a loop of the caller's own (the loops of servers and
+ * clients need no call: they accept posts while those run). Call on the loop's thread, or before
+ * the loop runs. Counted: each successful call needs one rs_runtime_loop_close. Until then the
+ * loop holds one more active handle, so uv_run(loop, UV_RUN_DEFAULT) does not return.
+ * Returns 0, RS_ERR_INVALID_ARGUMENT (loop NULL), RS_ERR_NOMEM, RS_ERR_IO (libuv cannot make the
+ * wake-up handle: out of file descriptors).
+ */
+RS_EXPORT int rs_runtime_loop_init(uv_loop_t *loop);
+
+/*
+ * Ends one rs_runtime_loop_init, on the loop's thread. Everything posted to `loop` before the
+ * call has run when it returns (inside this call if it was still queued). If nothing else of the
+ * runtime runs on the loop, later posts fail with RS_ERR_CLOSED and the wake-up handle closes:
+ * run the loop on (uv_loop_close needs that anyway) so its memory is freed.
+ * Returns 0, RS_ERR_INVALID_ARGUMENT (loop NULL, or no rs_runtime_loop_init of it is open).
+ */
+RS_EXPORT int rs_runtime_loop_close(uv_loop_t *loop);
 
 /*
  * Runs `loop` like uv_run(loop, UV_RUN_DEFAULT) but never sleeps in the kernel: it polls with a
@@ -153,6 +196,20 @@ typedef struct rs_server_options {
    * CONNECTION_CLOSE are aborted. 0 waits for them as long as it takes (a stream that never
    * ends keeps the server running). */
   uint32_t drain_timeout_ms;
+  /* Worker life cycle (version 2), for per-worker state such as a pool of backend clients on the
+   * worker's loop. on_worker_start runs once per worker on the worker's own thread (worker 0: the
+   * caller's, inside rs_server_start) before it accepts anything; every worker's has returned
+   * before any worker accepts a connection and before rs_server_start returns (no hook runs when
+   * it fails). Do not wait there for another worker. It returns the worker's user pointer
+   * (rs_runtime_worker_user, rs_server_worker_user), which may be NULL. May be NULL. */
+  void *(*on_worker_start)(rs_server *server, int worker_index, uv_loop_t *loop, void *server_user);
+  /* Once the server is stopping and the worker's last connection is gone (after its
+   * on_disconnect), on the worker's thread: release `worker_user`. What was posted to the
+   * worker's loop before has run; posts after it fail with RS_ERR_CLOSED, unless something else
+   * of the runtime still runs on that loop (worker 0 shares the caller's loop: a client or
+   * rs_runtime_loop_init there keeps it open). May be NULL. */
+  void (*on_worker_stop)(rs_server *server, int worker_index, uv_loop_t *loop, void *worker_user,
+                         void *server_user);
   /* ws:// and wss:// only (rsocket/websocket.h). The handshake hook: decides what each
    * WebSocket upgrade becomes (RSocket, plain messages, or a refusal) after the checks of RFC
    * 6455 and origin_allowed passed. `d` arrives pre-filled with what happens without the hook.
@@ -191,6 +248,27 @@ RS_EXPORT const char *rs_server_uri(const rs_server *s);
 
 /* Connections currently open (all workers). */
 RS_EXPORT size_t rs_server_connection_count(const rs_server *s);
+
+/* How many worker loops the server runs (the `workers` option, at least 1). */
+RS_EXPORT int rs_server_workers(const rs_server *s);
+
+/* The loop of worker `index` (0: the loop given to rs_server_start), where rs_runtime_post sends
+ * work for that worker; NULL when `index` is out of range. Callable from any thread while the
+ * server runs. */
+RS_EXPORT uv_loop_t *rs_server_worker_loop(const rs_server *s, int index);
+
+/* The pointer on_worker_start returned for worker `index` (NULL without that hook, or when
+ * `index` is out of range). Every worker's hook has returned before any worker runs, so any
+ * worker's thread may read any worker's pointer, and so may the caller's once rs_server_start
+ * has returned; what it points to is the application's to share or not. */
+RS_EXPORT void *rs_server_worker_user(const rs_server *s, int index);
+
+/* The server worker `conn` runs on: the pointer its on_worker_start returned (NULL for a
+ * client's connection) ... */
+RS_EXPORT void *rs_runtime_worker_user(rs_conn *conn);
+
+/* ... and its index, 0 to rs_server_workers() - 1 (-1 for a client's connection). */
+RS_EXPORT int rs_runtime_worker_index(rs_conn *conn);
 
 /*
  * Stops accepting. With `graceful`, open connections get CONNECTION_CLOSE and finish their

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/post.h"
 #include "runtime/rt_internal.h"
 #include "runtime/ws_transport.h"
 
@@ -342,9 +343,11 @@ void rt_client_resumed(rt_conn *rc) {
 
 static void client_unref(rs_client *c) {
   if (--c->open_handles > 0) return;
+  uv_loop_t *loop = c->loop;
   rs_io_loop_put(c->io);
   rs_tls_ctx_free(c->tls);
   free(c);
+  rt_post_release(loop);
 }
 
 static void on_client_handle_closed(uv_handle_t *h) {
@@ -399,6 +402,10 @@ int rs_client_start(rs_client **out, uv_loop_t *loop, const rs_client_options *o
   }
   if (rc == 0 && !(c->io = rs_io_loop_get(loop))) rc = RS_ERR_NOMEM;
   if (rc == 0) rc = new_engine(c, err, errlen);
+  if (rc == 0 && (rc = rt_post_acquire(loop)) != 0) {
+    snprintf(err, errlen, "cannot create an event loop handle: %s", rs_strerror(rc));
+    rt_conn_destroy(c->rc);
+  }
   if (rc != 0) {
     rs_io_loop_put(c->io);
     rs_tls_ctx_free(c->tls);

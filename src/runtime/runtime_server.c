@@ -8,6 +8,7 @@
 #endif
 #include <string.h>
 
+#include "runtime/post.h"
 #include "runtime/rt_internal.h"
 #include "runtime/ws_session.h"
 
@@ -20,14 +21,19 @@ struct rt_worker {
   uv_tcp_t listeners[RS_IO_MAX_LISTENERS]; /* one per address of the host */
   int nlisteners;
   bool listening;
+  bool posting; /* holds a reference for rs_runtime_post on `loop` */
   uv_async_t stop_async;
   uv_timer_t drain; /* graceful stop: cuts what is still open after drain_timeout_ms */
   bool drain_on;
   pthread_t thread;
+  void *user;              /* what on_worker_start returned */
   rt_conn *conns;          /* list */
   rs_ws_session *sessions; /* ws://: handshakes in progress and plain WebSocket sessions */
   size_t nconns;           /* both */
-  bool stopping, graceful, finished;
+  bool stopping, finished;
+  /* Set by rs_server_stop on the caller's thread before it signals stop_async. Atomic: the
+   * signal goes through libuv, where a race detector cannot see that it orders the two. */
+  atomic_bool graceful;
 };
 
 struct rs_server {
@@ -45,8 +51,16 @@ struct rs_server {
   atomic_int finished;
   void (*on_stopped)(void *);
   void *stopped_arg;
-  bool stopping;
+  bool stopping, joined;
+  /* Start-up: threads wait for START_HOOKS to run on_worker_start, then for START_ACCEPT, which
+   * comes once every worker's hook has returned (hooks_done). */
+  pthread_mutex_t start_mu;
+  pthread_cond_t start_cv;
+  int start_phase;
+  int hooks_done;
 };
+
+enum { START_WAIT, START_HOOKS, START_ACCEPT, START_ABORT };
 
 void rs_server_options_default(rs_server_options *o) {
   memset(o, 0, sizeof *o);
@@ -302,10 +316,11 @@ static void on_drain_timeout(uv_timer_t *t) {
 
 static void on_stop_async(uv_async_t *a) {
   rt_worker *w = a->data;
+  bool graceful = atomic_load(&w->graceful);
   w->stopping = true;
   worker_close_listener(w);
   uint32_t drain_ms = w->server->opt.drain_timeout_ms;
-  if (w->graceful && drain_ms && (w->conns || w->sessions) && !w->drain_on) {
+  if (graceful && drain_ms && (w->conns || w->sessions) && !w->drain_on) {
     uv_timer_init(w->loop, &w->drain);
     w->drain.data = w;
     w->drain_on = true;
@@ -313,7 +328,7 @@ static void on_stop_async(uv_async_t *a) {
   }
   for (rt_conn *rc = w->conns, *next; rc; rc = next) {
     next = rc->next;
-    if (w->graceful && rc->io) {
+    if (graceful && rc->io) {
       rs_conn_close(rc->conn, rs_bytes_str("server shutting down"));
       rs_io_conn_wake(rc->io);
     } else if (rc->io) {
@@ -328,7 +343,7 @@ static void on_stop_async(uv_async_t *a) {
   }
   for (rs_ws_session *ss = w->sessions, *next; ss; ss = next) {
     next = ss->next;
-    stop_session(ss, w->graceful, w->graceful ? "server shutting down" : "server stopped");
+    stop_session(ss, graceful, graceful ? "server shutting down" : "server stopped");
   }
   worker_maybe_finish(w);
 }
@@ -338,10 +353,14 @@ static void server_maybe_done(rs_server *s);
 static void worker_maybe_finish(rt_worker *w) {
   if (!w->stopping || w->nconns > 0 || w->finished) return;
   w->finished = true;
+  rs_server *s = w->server;
   uv_close((uv_handle_t *)&w->stop_async, NULL);
   if (w->drain_on) uv_close((uv_handle_t *)&w->drain, NULL);
   rs_io_loop_free(w->io);
   w->io = NULL;
+  /* What was posted to this worker runs now, while its state still exists. */
+  rt_post_release(w->loop);
+  if (s->opt.on_worker_stop) s->opt.on_worker_stop(s, w->index, w->loop, w->user, s->opt.user);
   if (w->index == 0) {
     atomic_fetch_add(&w->server->finished, 1);
     server_maybe_done(w->server);
@@ -361,8 +380,40 @@ void rs_runtime_run_busy(uv_loop_t *loop) {
   }
 }
 
+/* Moves start-up to `phase` (caller's thread). */
+static void start_set_phase(rs_server *s, int phase) {
+  pthread_mutex_lock(&s->start_mu);
+  s->start_phase = phase;
+  pthread_cond_broadcast(&s->start_cv);
+  pthread_mutex_unlock(&s->start_mu);
+}
+
+/* Runs on_worker_start on the worker's thread, then waits until every worker's has returned.
+ * Returns false when start-up was abandoned before the hooks (the loop must not run). */
+static bool worker_start(rt_worker *w) {
+  rs_server *s = w->server;
+  pthread_mutex_lock(&s->start_mu);
+  while (s->start_phase < START_HOOKS) pthread_cond_wait(&s->start_cv, &s->start_mu);
+  bool go = s->start_phase != START_ABORT;
+  pthread_mutex_unlock(&s->start_mu);
+  if (!go) return false;
+  if (s->opt.on_worker_start) w->user = s->opt.on_worker_start(s, w->index, w->loop, s->opt.user);
+  pthread_mutex_lock(&s->start_mu);
+  s->hooks_done++;
+  pthread_cond_broadcast(&s->start_cv);
+  if (w->index == 0) {
+    while (s->hooks_done < s->nworkers) pthread_cond_wait(&s->start_cv, &s->start_mu);
+    s->start_phase = START_ACCEPT;
+    pthread_cond_broadcast(&s->start_cv);
+  }
+  while (s->start_phase < START_ACCEPT) pthread_cond_wait(&s->start_cv, &s->start_mu);
+  pthread_mutex_unlock(&s->start_mu);
+  return true;
+}
+
 static void *worker_main(void *arg) {
   rt_worker *w = arg;
+  if (!worker_start(w)) return NULL;
   if (w->server->opt.busy_poll)
     rs_runtime_run_busy(w->loop);
   else
@@ -374,6 +425,8 @@ static void *worker_main(void *arg) {
 }
 
 static void server_free(rs_server *s) {
+  pthread_cond_destroy(&s->start_cv);
+  pthread_mutex_destroy(&s->start_mu);
   rs_tls_ctx_free(s->tls);
   rs_resume_store_free(s->store);
   free(s->workers);
@@ -389,9 +442,9 @@ static void on_done_closed(uv_handle_t *h) {
 }
 
 static void server_maybe_done(rs_server *s) {
-  if (!s->stopping || atomic_load(&s->finished) < s->nworkers) return;
+  if (!s->stopping || s->joined || atomic_load(&s->finished) < s->nworkers) return;
   for (int i = 1; i < s->nworkers; i++) pthread_join(s->workers[i].thread, NULL);
-  s->nworkers = 0; /* join once */
+  s->joined = true;
   uv_close((uv_handle_t *)&s->done_async, on_done_closed);
 }
 
@@ -399,25 +452,47 @@ static void on_done_async(uv_async_t *a) {
   server_maybe_done(a->data);
 }
 
+/* Undoes worker_init, whole or in part, for a worker whose loop has not run. */
+static void worker_unwind(rt_worker *w) {
+  worker_close_listener(w);
+  if (w->stop_async.data) uv_close((uv_handle_t *)&w->stop_async, NULL);
+  rs_io_loop_free(w->io);
+  w->io = NULL;
+  if (w->posting) rt_post_release(w->loop);
+  if (w->loop == &w->own_loop) {
+    uv_run(w->loop, UV_RUN_DEFAULT);
+    uv_loop_close(w->loop);
+  }
+}
+
 static int worker_init(rs_server *s, rt_worker *w, int index, uv_loop_t *loop, char *err,
                        size_t errlen) {
   w->server = s;
   w->index = index;
-  if (loop) {
-    w->loop = loop;
-  } else {
+  if (!loop) {
     if (uv_loop_init(&w->own_loop) != 0) {
       snprintf(err, errlen, "cannot create an event loop");
       return RS_ERR_IO;
     }
-    w->loop = &w->own_loop;
+    loop = &w->own_loop;
   }
+  w->loop = loop;
+  int rc = rt_post_acquire(loop);
+  if (rc != 0) {
+    snprintf(err, errlen, "cannot create an event loop handle: %s", rs_strerror(rc));
+    worker_unwind(w);
+    return rc;
+  }
+  w->posting = true;
   w->io = rs_io_loop_new(w->loop);
-  if (!w->io) return RS_ERR_NOMEM;
+  if (!w->io) {
+    worker_unwind(w);
+    return RS_ERR_NOMEM;
+  }
   int n = rs_io_listen_all(w->loop, s->uri.host, s->port, s->nworkers > 1, 1024, w->listeners,
                            RS_IO_MAX_LISTENERS, on_connection, err, errlen);
   if (n < 0) {
-    rs_io_loop_free(w->io);
+    worker_unwind(w);
     return n;
   }
   w->nlisteners = n;
@@ -427,6 +502,13 @@ static int worker_init(rs_server *s, rt_worker *w, int index, uv_loop_t *loop, c
   uv_async_init(w->loop, &w->stop_async, on_stop_async);
   w->stop_async.data = w;
   return 0;
+}
+
+/* rs_server_start failed after the workers [0, n) were made: none has run; undo them. */
+static void server_unwind(rs_server *s, int n) {
+  for (int i = 0; i < n; i++) worker_unwind(&s->workers[i]);
+  uv_close((uv_handle_t *)&s->done_async, NULL);
+  uv_run(s->loop, UV_RUN_NOWAIT);
 }
 
 int rs_server_start(rs_server **out, uv_loop_t *loop, const rs_server_options *o, char *err,
@@ -439,6 +521,8 @@ int rs_server_start(rs_server **out, uv_loop_t *loop, const rs_server_options *o
   }
   rs_server *s = calloc(1, sizeof *s);
   if (!s) return RS_ERR_NOMEM;
+  pthread_mutex_init(&s->start_mu, NULL);
+  pthread_cond_init(&s->start_cv, NULL);
   rs_server_options_default(&s->opt);
   memcpy(&s->opt, o, o->struct_size && o->struct_size < sizeof *o ? o->struct_size : sizeof *o);
   s->opt.struct_size = sizeof s->opt;
@@ -477,32 +561,23 @@ int rs_server_start(rs_server **out, uv_loop_t *loop, const rs_server_options *o
   for (int i = 0; i < s->nworkers; i++) {
     rc = worker_init(s, &s->workers[i], i, i == 0 ? loop : NULL, err, errlen);
     if (rc != 0) {
-      /* Unwind the workers made so far (their threads have not started). */
-      for (int j = 0; j < i; j++) {
-        rt_worker *w = &s->workers[j];
-        worker_close_listener(w);
-        uv_close((uv_handle_t *)&w->stop_async, NULL);
-        rs_io_loop_free(w->io);
-        if (j > 0) {
-          uv_run(w->loop, UV_RUN_DEFAULT);
-          uv_loop_close(w->loop);
-        }
-      }
-      uv_close((uv_handle_t *)&s->done_async, NULL);
-      uv_run(loop, UV_RUN_NOWAIT);
-      s->nworkers = 0;
+      server_unwind(s, i);
       goto fail;
     }
   }
   for (int i = 1; i < s->nworkers; i++) {
     if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
+      /* No hook has run yet: the threads made so far end without running their loops. */
+      start_set_phase(s, START_ABORT);
+      for (int j = 1; j < i; j++) pthread_join(s->workers[j].thread, NULL);
+      server_unwind(s, s->nworkers);
       snprintf(err, errlen, "cannot start worker thread %d", i);
-      s->nworkers = i; /* the rest never ran; stop what did */
-      rs_server_stop(s, false, NULL, NULL);
-      *out = NULL;
-      return RS_ERR_IO;
+      rc = RS_ERR_IO;
+      goto fail;
     }
   }
+  start_set_phase(s, START_HOOKS);
+  worker_start(&s->workers[0]); /* runs worker 0's hook, then lets every worker accept */
   snprintf(s->uri_text, sizeof s->uri_text, "%s://%s%s%s:%d%s", rs_uri_scheme_name(s->uri.scheme),
            strchr(s->uri.host, ':') ? "[" : "", s->uri.host, strchr(s->uri.host, ':') ? "]" : "",
            s->port, s->uri.websocket ? s->uri.path : "");
@@ -525,13 +600,35 @@ size_t rs_server_connection_count(const rs_server *s) {
   return atomic_load(&((rs_server *)s)->nconns);
 }
 
+int rs_server_workers(const rs_server *s) {
+  return s->nworkers;
+}
+
+uv_loop_t *rs_server_worker_loop(const rs_server *s, int index) {
+  return index >= 0 && index < s->nworkers ? s->workers[index].loop : NULL;
+}
+
+void *rs_server_worker_user(const rs_server *s, int index) {
+  return index >= 0 && index < s->nworkers ? s->workers[index].user : NULL;
+}
+
+void *rs_runtime_worker_user(rs_conn *conn) {
+  rt_conn *rc = conn ? rs_conn_user(conn) : NULL;
+  return rc && rc->worker ? rc->worker->user : NULL;
+}
+
+int rs_runtime_worker_index(rs_conn *conn) {
+  rt_conn *rc = conn ? rs_conn_user(conn) : NULL;
+  return rc && rc->worker ? rc->worker->index : -1;
+}
+
 void rs_server_stop(rs_server *s, bool graceful, void (*on_stopped)(void *), void *arg) {
   if (!s || s->stopping) return;
   s->stopping = true;
   s->on_stopped = on_stopped;
   s->stopped_arg = arg;
   for (int i = 0; i < s->nworkers; i++) {
-    s->workers[i].graceful = graceful;
+    atomic_store(&s->workers[i].graceful, graceful);
     uv_async_send(&s->workers[i].stop_async);
   }
 }

@@ -302,7 +302,8 @@ static void test_refusals(void **state) {
   start_server();
   raw r;
   char head[1024];
-  const char *rep = exchange(&r, upgrade_head(head, sizeof head, "/deny?token=t1", "X-Test: v\r\n"));
+  const char *rep =
+      exchange(&r, upgrade_head(head, sizeof head, "/deny?token=t1", "X-Test: v\r\n"));
   assert_non_null(strstr(rep, "HTTP/1.1 401 Unauthorized\r\n"));
   assert_non_null(strstr(rep, "no token"));
   assert_string_equal(F.path_seen, "/deny");
