@@ -52,6 +52,10 @@ struct rs_server {
   void (*on_stopped)(void *);
   void *stopped_arg;
   bool stopping, joined;
+  /* Handles on the caller's loop (worker 0's, done_async) whose close callback has not run: the
+   * server is freed only when every one has (libuv touches a closing handle until then). */
+  int closing;
+  bool done_closed;
   /* Start-up: threads wait for START_HOOKS to run on_worker_start, then for START_ACCEPT, which
    * comes once every worker's hook has returned (hooks_done). */
   pthread_mutex_t start_mu;
@@ -291,10 +295,27 @@ static void on_connection(uv_stream_t *listener, int status) {
     start_engine(w, io, NULL, NULL);
 }
 
+static void server_free_when_closed(rs_server *s);
+
+/* Close callback of worker handles: those of worker 0 live on the caller's loop in the server's
+ * memory, which must outlive them. */
+static void worker_handle_closed(uv_handle_t *h) {
+  rt_worker *w = h->data;
+  if (w->index != 0) return;
+  w->server->closing--;
+  server_free_when_closed(w->server);
+}
+
+static void close_worker_handle(rt_worker *w, uv_handle_t *h) {
+  h->data = w;
+  if (w->index == 0) w->server->closing++;
+  uv_close(h, worker_handle_closed);
+}
+
 static void worker_close_listener(rt_worker *w) {
   if (!w->listening) return;
   w->listening = false;
-  for (int i = 0; i < w->nlisteners; i++) uv_close((uv_handle_t *)&w->listeners[i], NULL);
+  for (int i = 0; i < w->nlisteners; i++) close_worker_handle(w, (uv_handle_t *)&w->listeners[i]);
 }
 
 /* A graceful stop took too long: what is still open is closed with CONNECTION_ERROR. The
@@ -354,8 +375,8 @@ static void worker_maybe_finish(rt_worker *w) {
   if (!w->stopping || w->nconns > 0 || w->finished) return;
   w->finished = true;
   rs_server *s = w->server;
-  uv_close((uv_handle_t *)&w->stop_async, NULL);
-  if (w->drain_on) uv_close((uv_handle_t *)&w->drain, NULL);
+  close_worker_handle(w, (uv_handle_t *)&w->stop_async);
+  if (w->drain_on) close_worker_handle(w, (uv_handle_t *)&w->drain);
   rs_io_loop_free(w->io);
   w->io = NULL;
   /* What was posted to this worker runs now, while its state still exists. */
@@ -433,12 +454,18 @@ static void server_free(rs_server *s) {
   free(s);
 }
 
-static void on_done_closed(uv_handle_t *h) {
-  rs_server *s = h->data;
+static void server_free_when_closed(rs_server *s) {
+  if (!s->done_closed || s->closing > 0) return;
   void (*cb)(void *) = s->on_stopped;
   void *arg = s->stopped_arg;
   server_free(s);
   if (cb) cb(arg);
+}
+
+static void on_done_closed(uv_handle_t *h) {
+  rs_server *s = h->data;
+  s->done_closed = true;
+  server_free_when_closed(s);
 }
 
 static void server_maybe_done(rs_server *s) {
