@@ -186,6 +186,12 @@ static int decide(rt_ws *w, const rs_ws_request *req, size_t have) {
   return 0;
 }
 
+static bool has_head_end(const uint8_t *p, size_t n) {
+  for (size_t i = 3; i < n; i++)
+    if (p[i] == '\n' && p[i - 1] == '\r' && p[i - 2] == '\n' && p[i - 3] == '\r') return true;
+  return false;
+}
+
 static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
   *used = 0;
   size_t room = RS_WS_MAX_HANDSHAKE - w->hs_len;
@@ -202,7 +208,11 @@ static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
       return 0;
     }
     if (hl < 0) {
-      reject(w, 400, "malformed HTTP request");
+      bool too_long = have == RS_WS_MAX_HANDSHAKE && !has_head_end(w->hsbuf, have);
+      if (too_long)
+        reject(w, 431, "request head too large");
+      else
+        reject(w, 400, "malformed HTTP request");
       return 0;
     }
     if (!req.upgrade_websocket && w->ops->decide) {

@@ -339,6 +339,23 @@ static void test_origin_hook_whole_value_and_user(void **state) {
   stop_server();
 }
 
+/* Regression (issue 13): a request head over 16 KiB got 400 instead of 431. */
+static void test_oversized_head_gets_431(void **state) {
+  (void)state;
+  start_server();
+  raw r;
+  size_t n = 20000;
+  char *req = malloc(n + 64);
+  assert_non_null(req);
+  int k = snprintf(req, n + 64, "GET /json HTTP/1.1\r\nHost: x\r\nX-Big: ");
+  memset(req + k, 'a', n - (size_t)k);
+  strcpy(req + n, "\r\n\r\n");
+  const char *rep = exchange(&r, req);
+  free(req);
+  assert_non_null(strstr(rep, "HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+  stop_server();
+}
+
 /* ---- clients ---- */
 
 typedef struct peer {
@@ -557,6 +574,7 @@ int main(void) {
       cmocka_unit_test(test_plain_http),
       cmocka_unit_test(test_refusals),
       cmocka_unit_test(test_origin_hook_whole_value_and_user),
+      cmocka_unit_test(test_oversized_head_gets_431),
       cmocka_unit_test(test_messages_and_close),
       cmocka_unit_test(test_drained),
       cmocka_unit_test(test_rsocket_beside_messages),
