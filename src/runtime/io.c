@@ -51,7 +51,8 @@ struct rs_io_conn {
   bool reading, paused;
   bool close_after_flush;
   bool closing;
-  bool lingering; /* write side shut down; draining input before closing */
+  bool lingering;          /* write side shut down; draining input before closing */
+  uint64_t close_deadline; /* done: abort if the last output is not written by then (0: none) */
   int open_handles;
   int close_err;
   char close_reason[128];
@@ -64,6 +65,10 @@ static void conn_do_close(rs_io_conn *c, int err, const char *reason);
 
 /* How long a lingering close drains input before closing anyway. */
 #define LINGER_MS 2000
+/* How long a connection that is done (its session wants to close, or rs_io_conn_close) may take
+ * to write its last output: a peer that does not read it is cut then, so no close waits for
+ * ever on a full socket. */
+#define CLOSE_FLUSH_MS 5000
 
 /* ---- loop ---- */
 
@@ -267,6 +272,13 @@ static void on_timer(uv_timer_t *t) {
     return;
   }
   if (c->closing || !c->ops) return;
+  if (c->close_deadline && uv_now(c->loop->uv) >= c->close_deadline) {
+    char why[160];
+    snprintf(why, sizeof why, "the peer did not read our last output within %u s",
+             CLOSE_FLUSH_MS / 1000);
+    conn_do_close(c, RS_ERR_TIMEOUT, why);
+    return;
+  }
   c->ops->expire(c->session, uv_now(c->loop->uv));
   rs_io_conn_wake(c);
 }
@@ -274,6 +286,7 @@ static void on_timer(uv_timer_t *t) {
 static void arm_timer(rs_io_conn *c) {
   if (!c->ops) return;
   uint64_t d = c->ops->next_deadline(c->session);
+  if (c->close_deadline && c->close_deadline < d) d = c->close_deadline;
   if (d == RS_IO_NO_DEADLINE) {
     uv_timer_stop(&c->timer);
     return;
@@ -551,15 +564,15 @@ static void conn_flush(rs_io_conn *c) {
       flush_plain(c);
     if (c->closing) return;
   }
+  bool done = c->close_after_flush || c->ops->want_close(c->session);
+  if (done && !c->close_deadline) c->close_deadline = uv_now(c->loop->uv) + CLOSE_FLUSH_MS;
   arm_timer(c);
-  if (!c->writing && (c->close_after_flush || c->ops->want_close(c->session))) {
+  if (!c->writing && done) {
     bool drained = c->tls ? rs_tls_pending(c->tls) == 0 : true;
     rs_io_vec probe;
-    if (drained && c->ops->pending(c->session, &probe, 1) == 0) {
-      conn_linger(c);
-    } else {
-      rs_io_conn_wake(c);
-    }
+    /* Otherwise the rest goes out as the socket (or a TLS handshake) allows, and the next
+     * flush looks again; waking here would spin while nothing can move. */
+    if (drained && c->ops->pending(c->session, &probe, 1) == 0) conn_linger(c);
   }
 }
 

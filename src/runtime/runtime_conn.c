@@ -309,9 +309,15 @@ static void eng_expire(void *s, uint64_t now) {
   rs_conn_handle_expiry(rc->conn, now);
 }
 
+/* The engine is finished (closed, or handed off), drained or not: the transport writes what is
+ * left and closes, and cuts a peer that does not take it (rs_io's close deadline). */
+static bool engine_finished(const rt_conn *rc) {
+  rs_conn_state st = rs_conn_get_state(rc->conn);
+  return st == RS_CONN_STATE_CLOSED || st == RS_CONN_STATE_HANDED_OFF;
+}
+
 static bool eng_want_close(void *s) {
-  rt_conn *rc = s;
-  return rs_conn_want_close(rc->conn);
+  return engine_finished(s);
 }
 
 static void eng_closed(void *s, int err, const char *reason) {
@@ -425,12 +431,34 @@ static void wi_direct_consumed(void *inner, size_t n) {
   rt_conn_output_taken(rc);
 }
 
+/* Over WebSocket the engine's last output must first move into the WebSocket, which a peer that
+ * reads nothing may never let happen: a finished engine whose output is still not drained after
+ * CLOSE_FLUSH_MS cuts the transport. */
+#define CLOSE_FLUSH_MS 5000u
+
+static uint64_t finished_since(rt_conn *rc) {
+  if (!rc->finished_at && engine_finished(rc)) rc->finished_at = uv_now(rc->loop);
+  return rc->finished_at;
+}
+
 static uint64_t wi_deadline(void *inner) {
-  return rs_conn_next_deadline(((rt_conn *)inner)->conn);
+  rt_conn *rc = inner;
+  uint64_t d = rs_conn_next_deadline(rc->conn);
+  if (finished_since(rc) && !rs_conn_want_close(rc->conn) && rc->finished_at + CLOSE_FLUSH_MS < d)
+    d = rc->finished_at + CLOSE_FLUSH_MS;
+  return d;
 }
 
 static void wi_expire(void *inner, uint64_t now) {
-  rs_conn_handle_expiry(((rt_conn *)inner)->conn, now);
+  rt_conn *rc = inner;
+  rs_conn_handle_expiry(rc->conn, now);
+  if (finished_since(rc) && !rs_conn_want_close(rc->conn) &&
+      now >= rc->finished_at + CLOSE_FLUSH_MS && rc->io) {
+    char why[128];
+    snprintf(why, sizeof why, "the peer did not read our last output within %u s",
+             CLOSE_FLUSH_MS / 1000);
+    rs_io_conn_abort(rc->io, RS_ERR_TIMEOUT, why);
+  }
 }
 
 static bool wi_want_close(void *inner) {

@@ -8,6 +8,7 @@
 #define HANDSHAKE_TIMEOUT_MS 10000u
 #define HS_OUT_CAP           2048u
 #define PULL_HIGH_WATER      (1u << 20) /* stop moving inner output while this much is queued */
+#define CLOSE_GIVE_UP_MS     5000u      /* see closing_since */
 
 enum { HS_SERVER_WAIT, HS_CLIENT_WAIT, HS_DONE, HS_REJECTED };
 
@@ -40,6 +41,7 @@ struct rt_ws {
   size_t lay_ws;
   bool failed_inner;
   bool late_messages; /* deliver messages that arrive after our close (see rt_ws_attach_client) */
+  uint64_t closing_since;
 };
 
 static void ws_on_message(rs_ws_conn *c, int op, const uint8_t *d, size_t len, void *user) {
@@ -403,6 +405,15 @@ static void s_consumed(void *s, size_t n) {
     rs_ws_conn_consumed(w->ws, n);
 }
 
+/* When the WebSocket started closing (0: not yet). A peer that reads nothing never receives our
+ * close frame behind the output it does not take, so after CLOSE_GIVE_UP_MS the session is done
+ * whatever is still queued (the transport then cuts it if it cannot be written). */
+static uint64_t closing_since(rt_ws *w) {
+  if (!w->closing_since && w->ws && rs_ws_conn_closing(w->ws))
+    w->closing_since = uv_now(rs_io_conn_uv(w->io));
+  return w->closing_since;
+}
+
 static uint64_t s_deadline(void *s) {
   rt_ws *w = s;
   if (w->hs == HS_SERVER_WAIT || w->hs == HS_CLIENT_WAIT) return w->hs_deadline;
@@ -410,6 +421,8 @@ static uint64_t s_deadline(void *s) {
   if (w->ws) {
     uint64_t e = rs_ws_conn_next_deadline(w->ws);
     if (e < d) d = e;
+    if (closing_since(w) && w->closing_since + CLOSE_GIVE_UP_MS < d)
+      d = w->closing_since + CLOSE_GIVE_UP_MS;
   }
   return d;
 }
@@ -427,9 +440,10 @@ static void s_expire(void *s, uint64_t now) {
 
 static bool s_want_close(void *s) {
   rt_ws *w = s;
-  if (w->hs == HS_REJECTED) return w->hs_out_off == w->hs_out_len;
+  if (w->hs == HS_REJECTED) return true; /* once the answer is written (or cannot be) */
   if (w->hs != HS_DONE) return false;
-  return rs_ws_conn_want_close(w->ws);
+  if (rs_ws_conn_want_close(w->ws)) return true;
+  return closing_since(w) && uv_now(rs_io_conn_uv(w->io)) >= w->closing_since + CLOSE_GIVE_UP_MS;
 }
 
 static void s_closed(void *s, int err, const char *reason) {

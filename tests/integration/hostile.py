@@ -1,0 +1,88 @@
+#!/usr/bin/python3
+"""Hostile RSocket and WebSocket peers for test_hostile.sh, on raw sockets.
+
+usage: hostile.py SCENARIO HOST PORT SERVER_PID
+
+Each scenario attacks the server at HOST:PORT while sampling its memory (VmRSS of SERVER_PID)
+and descriptors from /proc, and prints "key value" lines for the test to check:
+  nonreader  SETUP (keepalive 500 ms, lifetime 2 s), then 40 REQUEST_RESPONSE of 1 MiB each whose
+             echoes are never read (receive window as small as the kernel allows). Prints
+             `reaped SECONDS` (when the server closed our socket: its descriptor count fell back)
+             or `reaped never`, and `max_rss_mib N`.
+"""
+import os
+import socket
+import struct
+import sys
+import time
+
+
+def frame(stream_id, ftype, flags, body):
+    head = struct.pack(">IH", stream_id, (ftype << 10) | flags)
+    n = len(head) + len(body)
+    return n.to_bytes(3, "big") + head + body
+
+
+def setup(keepalive_ms, lifetime_ms, mime=b"application/octet-stream"):
+    body = struct.pack(">HHII", 1, 0, keepalive_ms, lifetime_ms)
+    body += bytes([len(mime)]) + mime + bytes([len(mime)]) + mime
+    return frame(0, 0x01, 0, body)
+
+
+def request_response(stream_id, data):
+    return frame(stream_id, 0x04, 0, data)
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
+def fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def nonreader(host, port, pid):
+    base = fds(pid)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((host, port))
+    s.setblocking(False)
+    out = setup(500, 2000) + b"".join(request_response(2 * i + 1, b"x" * (1 << 20)) for i in range(40))
+    start = time.monotonic()
+    max_rss = 0
+    reaped = None
+    off = 0
+    while time.monotonic() - start < 30:
+        while off < len(out):
+            try:
+                off += s.send(out[off:off + (1 << 20)])
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                off = len(out)  # the server cut us: nothing more to send
+        max_rss = max(max_rss, rss_mib(pid))
+        if fds(pid) <= base:
+            reaped = time.monotonic() - start
+            break
+        time.sleep(0.05)
+    s.close()
+    print(f"sent_mib {off >> 20}")
+    print(f"reaped {reaped:.1f}" if reaped is not None else "reaped never")
+    print(f"max_rss_mib {max_rss}")
+
+
+def main():
+    if len(sys.argv) != 5:
+        print(__doc__, file=sys.stderr)
+        return 2
+    scenario, host, port, pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    {"nonreader": nonreader}[scenario](host, port, pid)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Hostile peers against `rsocket --server` (tests/integration/hostile.py does the attacking and
+# samples the server from /proc): each attack must leave the server's memory bounded, the
+# attacker cut within the stated time, and a legitimate client answered meanwhile.
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+bin=${RS_BIN:-build/bin}
+py=/usr/bin/python3
+hostile=$(dirname "$0")/hostile.py
+
+"$bin/rsocket" --server tcp://127.0.0.1:0 > "$work/tcp.out" 2>&1 &
+spid=$!
+pids+=("$spid")
+uri=$(listening_uri "$work/tcp.out")
+port=${uri##*:}
+
+# A legitimate client's answer while an attack runs (prints "ok" or what went wrong).
+legit() {
+  local got
+  got=$("$bin/rsocket" --timeout 3 -d hi "$uri" 2>&1) || true
+  [ "$got" = hi ] && echo ok || echo "$got"
+}
+
+# 1. A client that sends requests and never reads their answers (item 1 and 4 of issue 13):
+# bounded memory, and cut once its keepalive lifetime is over plus the close deadline (5 s).
+"$py" "$hostile" nonreader 127.0.0.1 "$port" "$spid" > "$work/nonreader" &
+attack=$!
+sleep 1
+check "non-reader: a legitimate client is answered meanwhile" ok "$(legit)"
+wait "$attack"
+reaped=$(awk '/^reaped/{print $2}' "$work/nonreader")
+rss=$(awk '/^max_rss_mib/{print $2}' "$work/nonreader")
+check "non-reader: cut within 15 s (reaped $reaped)" yes \
+  "$(awk -v r="$reaped" 'BEGIN{print (r != "never" && r + 0 < 15) ? "yes" : "no"}')"
+check "non-reader: server RSS under 256 MiB ($rss MiB)" yes "$([ "$rss" -lt 256 ] && echo yes || echo no)"
+check "non-reader: the server is still up" ok "$(legit)"
+
+finish test_hostile
