@@ -180,7 +180,19 @@ RS_EXPORT rs_ssize rs_ws_client_request_headers(char *out, size_t cap, const cha
                                                 const char *protocol, bool offer_deflate,
                                                 const char *const *headers);
 
-/* Client: a fresh random key (24 base64 characters + NUL). 0 or RS_ERR_INTERNAL. */
+/*
+ * A source of random bytes: fills buf[0..len) and returns 0, or non-zero when it cannot (the call
+ * that asked then fails with RS_ERR_INTERNAL). RFC 6455 wants masking keys and Sec-WebSocket-Key
+ * unpredictable: replace the default source (OpenSSL's CSPRNG, RAND_bytes) only with another
+ * secure one, or with a fixed one where output must be reproducible (tests, fuzzing, replay).
+ */
+typedef int (*rs_ws_random_fn)(uint8_t *buf, size_t len, void *user);
+
+/* Client: a fresh random key (24 base64 characters + NUL) from 16 bytes of `random` (NULL: the
+ * default source), called once. 0 or RS_ERR_INTERNAL (the source failed). */
+RS_EXPORT int rs_ws_client_key_random(char out[25], rs_ws_random_fn random, void *user);
+
+/* rs_ws_client_key_random with the default source. 0 or RS_ERR_INTERNAL. */
 RS_EXPORT int rs_ws_client_key(char out[25]);
 
 /*
@@ -239,6 +251,13 @@ typedef struct rs_ws_options {
   uint32_t close_timeout_ms; /* wait for the peer's close after ours (0 = 5000) */
   size_t max_queued;     /* output bytes queued before sends fail with WOULD_BLOCK (0 = 64 MiB) */
   rs_ws_deflate deflate; /* negotiated permessage-deflate (enabled false: none) */
+  /* Client: the source of masking keys (NULL: OpenSSL's CSPRNG). It is asked for 512 bytes at a
+   * time, the first time a frame is sent and then every 128 frames; each frame takes the next 4
+   * bytes. With a fixed source (and the same calls) a client's output is the same byte for byte.
+   * Fields added after 0.1.0 (like these two) read as "default" when zero, so designated or zero
+   * initializers keep working. */
+  rs_ws_random_fn random;
+  void *random_user;
 } rs_ws_options;
 
 /*

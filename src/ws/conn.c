@@ -7,11 +7,11 @@
  * queued after a large message waits for it.
  */
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <string.h>
 
 #include "rsocket/ws.h"
 #include "ws/deflate_internal.h"
+#include "ws/random.h"
 
 #define DEFAULT_MAX_MESSAGE (16u * 1024u * 1024u + 16u)
 #define DEFAULT_MAX_QUEUED  (64u * 1024u * 1024u)
@@ -49,8 +49,8 @@ struct rs_ws_conn {
   rs_ws_z *z; /* allocated only when permessage-deflate was negotiated */
   bool deflate;
   bool msg_compressed; /* the message being assembled had RSV1 on its first frame */
-  /* client: masking keys drawn from OpenSSL's CSPRNG in batches (one RAND_bytes per
-   * MASK_POOL/4 frames instead of one per frame) */
+  /* client: masking keys drawn from o.random (default: OpenSSL's CSPRNG) in batches (one call
+   * per MASK_POOL/4 frames instead of one per frame) */
   uint8_t *keys;
   unsigned keys_off;
   /* output: data frames and close in `out` (in order); pings and pongs in `cq`, which go out at
@@ -145,7 +145,8 @@ static int next_mask_key(rs_ws_conn *c, uint8_t key[4]) {
     c->keys_off = MASK_POOL;
   }
   if (c->keys_off == MASK_POOL) {
-    if (RAND_bytes(c->keys, MASK_POOL) != 1) return RS_ERR_INTERNAL;
+    int rc = rs__ws_random(c->o.random, c->o.random_user, c->keys, MASK_POOL);
+    if (rc != 0) return rc;
     c->keys_off = 0;
   }
   memcpy(key, c->keys + c->keys_off, 4);
