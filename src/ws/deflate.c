@@ -201,7 +201,8 @@ int rs__ws_z_inflate(rs_ws_z *z, const uint8_t *in, size_t len, size_t max, uint
   size_t cap = len * 4 + 64 < max + 1 ? len * 4 + 64 : max + 1, n = 0;
   uint8_t *buf = mem->malloc(cap, mem->user);
   if (!buf) return RS_ERR_NOMEM;
-  for (int part = 0; part < 2; part++) {
+  bool ended = false;
+  for (int part = 0; part < 2 && !ended; part++) {
     z->inf.next_in = (Bytef *)(uintptr_t)(part == 0 ? in : tail);
     z->inf.avail_in = (uInt)(part == 0 ? len : 4);
     while (z->inf.avail_in > 0) {
@@ -223,6 +224,19 @@ int rs__ws_z_inflate(rs_ws_z *z, const uint8_t *in, size_t len, size_t max, uint
       z->inf.avail_out = (uInt)(cap - n);
       int rc = inflate(&z->inf, Z_SYNC_FLUSH);
       n = cap - z->inf.avail_out;
+      if (rc == Z_STREAM_END) {
+        /* A block with BFINAL set ended the stream (RFC 7692 7.2.3.4): the message ends here,
+         * our tail is not needed, and the next message starts a new stream. Anything else of
+         * the payload after it is not DEFLATE. */
+        bool junk = part == 0 && z->inf.avail_in > 0;
+        inflateReset(&z->inf);
+        if (junk) {
+          mem->free(buf, mem->user);
+          return RS_ERR_MALFORMED;
+        }
+        ended = true;
+        break;
+      }
       if (rc == Z_BUF_ERROR && z->inf.avail_out > 0) break; /* no progress possible */
       if (rc != Z_OK && rc != Z_BUF_ERROR) {
         mem->free(buf, mem->user);

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "rsocket/ws.h"
 
@@ -142,6 +143,60 @@ static void test_bomb(void **state) {
   rs_ws_conn_free(s);
   rs_ws_conn_free(s2);
   rs_ws_conn_free(c);
+}
+
+/* Compresses `len` bytes as one whole raw DEFLATE stream, ending in a block with BFINAL set. */
+static size_t deflate_final(const uint8_t *in, size_t len, uint8_t *out, size_t cap) {
+  z_stream z;
+  memset(&z, 0, sizeof z);
+  assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  z.next_in = (Bytef *)(uintptr_t)in;
+  z.avail_in = (uInt)len;
+  z.next_out = out;
+  z.avail_out = (uInt)cap;
+  assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+  size_t n = cap - z.avail_out;
+  deflateEnd(&z);
+  return n;
+}
+
+/* A client frame (masked) with RSV1 set. */
+static size_t compressed_frame(uint8_t *out, const uint8_t *payload, size_t len) {
+  static const uint8_t key[4] = {1, 2, 3, 4};
+  size_t hl = rs_ws_frame_header_write(out, true, RS_WS_OP_TEXT, true, key, len);
+  memcpy(out + hl, payload, len);
+  rs_ws_mask(out + hl, len, key, 0);
+  return hl + len;
+}
+
+/* RFC 7692 7.2.3.4 lets a sender end a message with a BFINAL block (then start a new stream for
+ * the next one); we used to fail such messages with 1007. Bytes after the final block are still
+ * invalid. */
+static void test_bfinal_message_accepted(void **state) {
+  (void)state;
+  rs_ws_deflate d = {true, false, false, 15, 15};
+  rs_ws_options so = {.server = true, .deflate = d};
+  got g = {0};
+  rs_ws_conn *s = rs_ws_conn_new(&so, &cbs, &g, NULL);
+  uint8_t z[256], f[300];
+  const char *texts[2] = {"first first first first", "second, from a new stream"};
+  for (int i = 0; i < 2; i++) {
+    size_t zn = deflate_final((const uint8_t *)texts[i], strlen(texts[i]), z, sizeof z);
+    size_t fn = compressed_frame(f, z, zn);
+    assert_int_equal(rs_ws_conn_recv(s, f, fn, 0), 0);
+    assert_int_equal(g.close, 0);
+    assert_int_equal(g.n, i + 1);
+    assert_int_equal(g.len, strlen(texts[i]));
+    assert_memory_equal(g.data, texts[i], g.len);
+  }
+  size_t zn = deflate_final((const uint8_t *)"x", 1, z, sizeof z);
+  z[zn++] = 0x00; /* junk after the final block */
+  size_t fn = compressed_frame(f, z, zn);
+  assert_int_equal(rs_ws_conn_recv(s, f, fn, 0), 0);
+  assert_int_equal(g.n, 2);
+  assert_int_equal(g.close, RS_WS_CLOSE_INVALID_DATA);
+  free(g.data);
+  rs_ws_conn_free(s);
 }
 
 /* ---- allocation: zlib through the connection's rs_mem, and every failure ---- */
@@ -289,7 +344,9 @@ static void test_deflate_alloc_failures(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_negotiation),
-                                     cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_bomb),
+                                     cmocka_unit_test(test_roundtrip),
+                                     cmocka_unit_test(test_bomb),
+                                     cmocka_unit_test(test_bfinal_message_accepted),
                                      cmocka_unit_test(test_zlib_allocates_through_rs_mem),
                                      cmocka_unit_test(test_deflate_alloc_failures)};
   return cmocka_run_group_tests(tests, NULL, NULL);
