@@ -263,7 +263,8 @@ typedef struct rs_ws_options {
 /*
  * Creates a connection. Everything it allocates, zlib's streams included, comes from `mem` (NULL:
  * rs_mem_default()), which must outlive the connection. With permessage-deflate the zlib streams
- * are set up here (about 300 KB with 15-bit windows). Returns NULL on allocation failure.
+ * are set up here (about 270 KB with 15-bit windows; the inflater adds its 32 KB window with the
+ * first compressed message). Returns NULL on allocation failure.
  *
  * Fatal errors: an allocation that fails inside any call (or a random source or zlib that fails:
  * RS_ERR_INTERNAL) finishes the connection for good: that call and every later recv, send and
