@@ -489,7 +489,7 @@ static int recv_bytes(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t no
     }
     c->msg_len = 0;
   }
-  return 0;
+  return c->fatal; /* a callback's call may have met one */
 }
 
 int rs_ws_conn_recv(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t now_ms) {

@@ -417,6 +417,44 @@ static void test_client_output_reproducible(void **state) {
   rs_ws_conn_free(c);
 }
 
+static void echo_message(rs_ws_conn *c, int op, const uint8_t *d, size_t len, void *user) {
+  int *rc = user;
+  *rc = rs_ws_conn_send(c, op, d, len);
+}
+
+/* A fatal error met by a call made from a callback is also the error of the rs_ws_conn_recv that
+ * called it, even when the message was the last of the input. */
+static void test_fatal_error_in_callback_returned_by_recv(void **state) {
+  (void)state;
+  static const rs_ws_callbacks echo = {echo_message, NULL, NULL};
+  uint8_t in[16];
+  size_t n = frame(in, true, RS_WS_OP_TEXT, "hi", 2);
+  for (long k = 0; k < 4; k++) {
+    tu_alloc a;
+    tu_alloc_init(&a, k); /* 1: connection, 2: message buffer, 3: output (in the callback) */
+    int send_rc = 1;
+    rs_ws_options o = {.server = true};
+    rs_ws_conn *c = rs_ws_conn_new(&o, &echo, &send_rc, &a.mem);
+    if (k == 1) {
+      assert_null(c);
+      continue;
+    }
+    int rc = rs_ws_conn_recv(c, in, n, 0);
+    if (k == 0) {
+      assert_int_equal(rc, 0);
+      assert_int_equal(send_rc, 0);
+      assert_int_equal(a.count, 3);
+    } else {
+      assert_int_equal(rc, RS_ERR_NOMEM);
+      assert_int_equal(send_rc, k == 3 ? RS_ERR_NOMEM : 1);
+      assert_int_equal(rs_ws_conn_recv(c, in, n, 0), RS_ERR_NOMEM);
+      assert_true(rs_ws_conn_want_close(c));
+    }
+    rs_ws_conn_free(c);
+    assert_int_equal(a.live, 0);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fragmented_with_ping),
@@ -428,6 +466,7 @@ int main(void) {
       cmocka_unit_test(test_large_message_and_alloc_failures),
       cmocka_unit_test(test_pong_jumps_queued_messages),
       cmocka_unit_test(test_client_output_reproducible),
+      cmocka_unit_test(test_fatal_error_in_callback_returned_by_recv),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
