@@ -180,7 +180,19 @@ RS_EXPORT rs_ssize rs_ws_client_request_headers(char *out, size_t cap, const cha
                                                 const char *protocol, bool offer_deflate,
                                                 const char *const *headers);
 
-/* Client: a fresh random key (24 base64 characters + NUL). 0 or RS_ERR_INTERNAL. */
+/*
+ * A source of random bytes: fills buf[0..len) and returns 0, or non-zero when it cannot (the call
+ * that asked then fails with RS_ERR_INTERNAL). RFC 6455 wants masking keys and Sec-WebSocket-Key
+ * unpredictable: replace the default source (OpenSSL's CSPRNG, RAND_bytes) only with another
+ * secure one, or with a fixed one where output must be reproducible (tests, fuzzing, replay).
+ */
+typedef int (*rs_ws_random_fn)(uint8_t *buf, size_t len, void *user);
+
+/* Client: a fresh random key (24 base64 characters + NUL) from 16 bytes of `random` (NULL: the
+ * default source), called once. 0 or RS_ERR_INTERNAL (the source failed). */
+RS_EXPORT int rs_ws_client_key_random(char out[25], rs_ws_random_fn random, void *user);
+
+/* rs_ws_client_key_random with the default source. 0 or RS_ERR_INTERNAL. */
 RS_EXPORT int rs_ws_client_key(char out[25]);
 
 /*
@@ -239,24 +251,45 @@ typedef struct rs_ws_options {
   uint32_t close_timeout_ms; /* wait for the peer's close after ours (0 = 5000) */
   size_t max_queued;     /* output bytes queued before sends fail with WOULD_BLOCK (0 = 64 MiB) */
   rs_ws_deflate deflate; /* negotiated permessage-deflate (enabled false: none) */
+  /* Client: the source of masking keys (NULL: OpenSSL's CSPRNG). It is asked for 512 bytes at a
+   * time, the first time a frame is sent and then every 128 frames; each frame takes the next 4
+   * bytes. With a fixed source (and the same calls) a client's output is the same byte for byte.
+   * Fields added after 0.1.0 (like these two) read as "default" when zero, so designated or zero
+   * initializers keep working. */
+  rs_ws_random_fn random;
+  void *random_user;
 } rs_ws_options;
 
-/* Creates a connection. NULL on allocation failure. `mem` may be NULL. */
+/*
+ * Creates a connection. Everything it allocates, zlib's streams included, comes from `mem` (NULL:
+ * rs_mem_default()), which must outlive the connection. With permessage-deflate the zlib streams
+ * are set up here (about 270 KB with 15-bit windows; the inflater adds its 32 KB window with the
+ * first compressed message). Returns NULL on allocation failure.
+ *
+ * Fatal errors: an allocation that fails inside any call (or a random source or zlib that fails:
+ * RS_ERR_INTERNAL) finishes the connection for good: that call and every later recv, send and
+ * close return the same error, pending() hands out nothing more, want_close() is true, and no
+ * callback is called for it. The only thing left to do is rs_ws_conn_free (nothing leaks).
+ */
 RS_EXPORT rs_ws_conn *rs_ws_conn_new(const rs_ws_options *o, const rs_ws_callbacks *cb, void *user,
                                      const rs_mem *mem);
 RS_EXPORT void rs_ws_conn_free(rs_ws_conn *c);
 
 /*
  * Feeds received bytes. Protocol violations queue a close frame with the right code (1002, 1007,
- * 1009) and call on_close; they are not errors of this call. Returns 0, or RS_ERR_NOMEM (fatal).
+ * 1009) and call on_close; they are not errors of this call. Returns 0, RS_ERR_INVALID_ARGUMENT
+ * (NULL connection, or NULL buf with len > 0), or a fatal RS_ERR_NOMEM or RS_ERR_INTERNAL.
  */
 RS_EXPORT int rs_ws_conn_recv(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t now_ms);
 
-/* Queues a message (copied; masked in the client role). Returns 0, RS_ERR_CLOSED (closing),
- * RS_ERR_WOULD_BLOCK (over max_queued), RS_ERR_INVALID_ARGUMENT, RS_ERR_NOMEM. */
+/* Queues a message (copied; compressed when permessage-deflate was negotiated; masked in the
+ * client role). Returns 0, RS_ERR_CLOSED (closing), RS_ERR_WOULD_BLOCK (over max_queued),
+ * RS_ERR_INVALID_ARGUMENT, or a fatal RS_ERR_NOMEM or RS_ERR_INTERNAL. */
 RS_EXPORT int rs_ws_conn_send(rs_ws_conn *c, int opcode, const uint8_t *data, size_t len);
 
-/* Starts the close handshake with `code` and `reason` (at most 123 bytes). */
+/* Starts the close handshake with `code` and `reason` (at most 123 bytes). Returns 0,
+ * RS_ERR_CLOSED (a close frame was already sent), RS_ERR_INVALID_ARGUMENT, or a fatal
+ * RS_ERR_NOMEM or RS_ERR_INTERNAL. */
 RS_EXPORT int rs_ws_conn_close(rs_ws_conn *c, unsigned code, const char *reason, uint64_t now_ms);
 
 /* Output: one buffer of queued bytes (returns 0 or 1), then consumed(n). */

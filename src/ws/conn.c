@@ -7,11 +7,11 @@
  * queued after a large message waits for it.
  */
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <string.h>
 
 #include "rsocket/ws.h"
 #include "ws/deflate_internal.h"
+#include "ws/random.h"
 
 #define DEFAULT_MAX_MESSAGE (16u * 1024u * 1024u + 16u)
 #define DEFAULT_MAX_QUEUED  (64u * 1024u * 1024u)
@@ -29,6 +29,7 @@ struct rs_ws_conn {
   int state;
   bool close_received;
   bool failed; /* we closed because of a protocol error: drop further input */
+  int fatal;   /* a fatal error (RS_ERR_NOMEM, RS_ERR_INTERNAL) every call now returns */
   uint64_t close_deadline;
   /* input: frame header being read */
   uint8_t hdr[RS_WS_MAX_HEADER];
@@ -48,8 +49,8 @@ struct rs_ws_conn {
   rs_ws_z *z; /* allocated only when permessage-deflate was negotiated */
   bool deflate;
   bool msg_compressed; /* the message being assembled had RSV1 on its first frame */
-  /* client: masking keys drawn from OpenSSL's CSPRNG in batches (one RAND_bytes per
-   * MASK_POOL/4 frames instead of one per frame) */
+  /* client: masking keys drawn from o.random (default: OpenSSL's CSPRNG) in batches (one call
+   * per MASK_POOL/4 frames instead of one per frame) */
   uint8_t *keys;
   unsigned keys_off;
   /* output: data frames and close in `out` (in order); pings and pongs in `cq`, which go out at
@@ -79,7 +80,7 @@ rs_ws_conn *rs_ws_conn_new(const rs_ws_options *o, const rs_ws_callbacks *cb, vo
   c->state = ST_OPEN;
   if (c->o.deflate.enabled) {
     c->z = mem->calloc(1, sizeof *c->z, mem->user);
-    if (!c->z || rs__ws_z_init(c->z, &c->o.deflate, c->o.server) != 0) {
+    if (!c->z || rs__ws_z_init(c->z, &c->o.deflate, c->o.server, mem) != 0) {
       mem->free(c->z, mem->user);
       mem->free(c, mem->user);
       return NULL;
@@ -101,6 +102,17 @@ void rs_ws_conn_free(rs_ws_conn *c) {
   if (c->keys) OPENSSL_cleanse(c->keys, MASK_POOL);
   c->mem->free(c->keys, c->mem->user);
   c->mem->free(c, c->mem->user);
+}
+
+/* Records a fatal error: the connection is finished (no further input is read, no further
+ * output handed out, no callback called) and every later call returns the same error. */
+static int fatal(rs_ws_conn *c, int rc) {
+  if (rs_error_is_fatal(rc) && !c->fatal) {
+    c->fatal = rc;
+    c->failed = true;
+    c->state = ST_CLOSED;
+  }
+  return rc;
 }
 
 /* ---- output ---- */
@@ -133,7 +145,8 @@ static int next_mask_key(rs_ws_conn *c, uint8_t key[4]) {
     c->keys_off = MASK_POOL;
   }
   if (c->keys_off == MASK_POOL) {
-    if (RAND_bytes(c->keys, MASK_POOL) != 1) return RS_ERR_INTERNAL;
+    int rc = rs__ws_random(c->o.random, c->o.random_user, c->keys, MASK_POOL);
+    if (rc != 0) return rc;
     c->keys_off = 0;
   }
   memcpy(key, c->keys + c->keys_off, 4);
@@ -183,8 +196,31 @@ static int queue_frame(rs_ws_conn *c, int opcode, const uint8_t *a, size_t alen,
   return queue_frame_rsv(c, opcode, false, a, alen, b, blen);
 }
 
+/* Compresses a data message straight into the output: room for the largest result is made
+ * first, then the frame header goes in front of what zlib wrote (moved back when the header is
+ * shorter than the room left for it). */
+static int queue_compressed(rs_ws_conn *c, int opcode, const uint8_t *data, size_t len) {
+  bool mask = !c->o.server;
+  size_t bound = rs__ws_z_bound(c->z, len);
+  uint8_t key[4] = {0, 0, 0, 0};
+  int rc = out_reserve(c, RS_WS_MAX_HEADER + bound);
+  if (rc == 0 && mask) rc = next_mask_key(c, key);
+  if (rc != 0) return rc;
+  uint8_t *p = c->out + c->out_len;
+  size_t zlen;
+  rc = rs__ws_z_compress(c->z, data, len, p + RS_WS_MAX_HEADER, bound, &zlen);
+  if (rc != 0) return rc;
+  size_t hl = rs_ws_frame_header_size(mask, zlen);
+  memmove(p + hl, p + RS_WS_MAX_HEADER, zlen);
+  rs_ws_frame_header_write(p, true, (uint8_t)opcode, true, mask ? key : NULL, zlen);
+  if (mask) rs_ws_mask(p + hl, zlen, key, 0);
+  c->out_len += hl + zlen;
+  return 0;
+}
+
 int rs_ws_conn_send(rs_ws_conn *c, int opcode, const uint8_t *data, size_t len) {
   if (!c || (len && !data)) return RS_ERR_INVALID_ARGUMENT;
+  if (c->fatal) return c->fatal;
   if (opcode != RS_WS_OP_TEXT && opcode != RS_WS_OP_BINARY && opcode != RS_WS_OP_PING &&
       opcode != RS_WS_OP_PONG)
     return RS_ERR_INVALID_ARGUMENT;
@@ -192,16 +228,9 @@ int rs_ws_conn_send(rs_ws_conn *c, int opcode, const uint8_t *data, size_t len) 
   if (c->state != ST_OPEN) return RS_ERR_CLOSED;
   if (rs_ws_conn_queued(c) + len > c->o.max_queued) return RS_ERR_WOULD_BLOCK;
   /* Empty messages go uncompressed (RSV1 clear): zlib has nothing to flush for them. */
-  if (c->deflate && !(opcode & 8) && len > 0) {
-    uint8_t *z;
-    size_t zlen;
-    int rc = rs__ws_z_compress(c->z, data, len, &z, &zlen, c->mem);
-    if (rc != 0) return rc;
-    rc = queue_frame_rsv(c, opcode, true, z, zlen, NULL, 0);
-    c->mem->free(z, c->mem->user);
-    return rc;
-  }
-  return queue_frame(c, opcode, data, len, NULL, 0);
+  if (c->deflate && !(opcode & 8) && len > 0)
+    return fatal(c, queue_compressed(c, opcode, data, len));
+  return fatal(c, queue_frame(c, opcode, data, len, NULL, 0));
 }
 
 static int send_close(rs_ws_conn *c, unsigned code, const char *reason, size_t rlen, uint64_t now) {
@@ -218,7 +247,8 @@ static int send_close(rs_ws_conn *c, unsigned code, const char *reason, size_t r
 
 int rs_ws_conn_close(rs_ws_conn *c, unsigned code, const char *reason, uint64_t now_ms) {
   if (!c) return RS_ERR_INVALID_ARGUMENT;
-  return send_close(c, code, reason, reason ? strlen(reason) : 0, now_ms);
+  if (c->fatal) return c->fatal;
+  return fatal(c, send_close(c, code, reason, reason ? strlen(reason) : 0, now_ms));
 }
 
 /* Bytes of the frame that starts at out[off] (we wrote it, so its header is well formed). */
@@ -229,6 +259,7 @@ static size_t out_frame_size(const rs_ws_conn *c, size_t off) {
 }
 
 int rs_ws_conn_pending(rs_ws_conn *c, rs_bytes *out) {
+  if (c->fatal) return 0;
   bool have_ctl = c->cq_off < c->cq_len;
   bool have_data = c->out_off < c->out_len;
   bool data_mid = have_data && c->out_off > c->frame_start;
@@ -271,6 +302,7 @@ size_t rs_ws_conn_queued(const rs_ws_conn *c) {
 }
 
 bool rs_ws_conn_want_close(const rs_ws_conn *c) {
+  if (c->fatal) return true;
   return c->state == ST_CLOSED && c->out_off == c->out_len && c->cq_off == c->cq_len;
 }
 
@@ -288,20 +320,27 @@ void rs_ws_conn_handle_expiry(rs_ws_conn *c, uint64_t now_ms) {
 
 /* ---- input ---- */
 
-/* Fails the connection: close frame with `code`, drop further input. */
-static void fail(rs_ws_conn *c, unsigned code, const char *why, uint64_t now) {
-  if (c->failed) return;
+/* Fails the connection: close frame with `code`, drop further input. Returns 0, or the fatal
+ * error queueing the close frame met (then on_close is not called). */
+static int fail(rs_ws_conn *c, unsigned code, const char *why, uint64_t now) {
+  if (c->failed) return 0;
   c->failed = true;
-  send_close(c, code, why, strlen(why), now);
+  int rc = send_close(c, code, why, strlen(why), now);
   c->state = ST_CLOSED; /* we do not wait for the peer after failing it */
+  if (rs_error_is_fatal(rc)) return rc;
   if (c->cb.on_close) c->cb.on_close(c, code, rs_bytes_str(why), false, c->user);
+  return 0;
 }
 
-static void on_control(rs_ws_conn *c, uint64_t now) {
+/* A whole control frame arrived. Returns 0 or a fatal error. */
+static int on_control(rs_ws_conn *c, uint64_t now) {
   size_t n = (size_t)c->h.payload_len;
   switch (c->h.opcode) {
   case RS_WS_OP_PING:
-    if (c->state == ST_OPEN) queue_frame(c, RS_WS_OP_PONG, c->ctl, n, NULL, 0);
+    if (c->state == ST_OPEN) {
+      int rc = queue_frame(c, RS_WS_OP_PONG, c->ctl, n, NULL, 0);
+      if (rc != 0) return rc;
+    }
     if (c->cb.on_ping) c->cb.on_ping(c, c->ctl, n, c->user);
     break;
   case RS_WS_OP_PONG: break; /* unsolicited pongs are fine */
@@ -322,7 +361,8 @@ static void on_control(rs_ws_conn *c, uint64_t now) {
     if (c->state == ST_OPEN) {
       /* Echo the peer's code (1000 when it gave none). */
       unsigned echo = code == RS_WS_CLOSE_NO_STATUS ? RS_WS_CLOSE_NORMAL : code;
-      send_close(c, echo, NULL, 0, now);
+      int rc = send_close(c, echo, NULL, 0, now);
+      if (rc != 0) return rc;
     }
     c->state = ST_CLOSED;
     if (c->cb.on_close) c->cb.on_close(c, code, reason, true, c->user);
@@ -330,6 +370,7 @@ static void on_control(rs_ws_conn *c, uint64_t now) {
   }
   default: break;
   }
+  return 0;
 }
 
 static int msg_append(rs_ws_conn *c, const uint8_t *p, size_t n) {
@@ -347,19 +388,17 @@ static int msg_append(rs_ws_conn *c, const uint8_t *p, size_t n) {
   return 0;
 }
 
-int rs_ws_conn_recv(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t now) {
+static int recv_bytes(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t now) {
   size_t off = 0;
   while (off < len) {
+    if (c->fatal) return c->fatal; /* met inside a callback */
     if (c->failed || (c->state == ST_CLOSED && c->close_received)) return 0; /* ignore the rest */
     if (!c->in_frame) {
       size_t take = RS_WS_MAX_HEADER - c->hdr_have;
       if (take > len - off) take = len - off;
       memcpy(c->hdr + c->hdr_have, buf + off, take);
       rs_ssize hl = rs_ws_frame_header_parse(&c->h, c->hdr, c->hdr_have + take);
-      if (hl < 0) {
-        fail(c, RS_WS_CLOSE_PROTOCOL, "frame length has its top bit set", now);
-        return 0;
-      }
+      if (hl < 0) return fail(c, RS_WS_CLOSE_PROTOCOL, "frame length has its top bit set", now);
       if (hl == 0) {
         c->hdr_have += take;
         off += take;
@@ -368,17 +407,12 @@ int rs_ws_conn_recv(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t now)
       off += (size_t)hl - c->hdr_have;
       c->hdr_have = 0;
       const char *why = NULL;
-      if (rs_ws_frame_header_check(&c->h, c->o.server, c->deflate, c->in_message, &why) != 0) {
-        fail(c, RS_WS_CLOSE_PROTOCOL, why, now);
-        return 0;
-      }
+      if (rs_ws_frame_header_check(&c->h, c->o.server, c->deflate, c->in_message, &why) != 0)
+        return fail(c, RS_WS_CLOSE_PROTOCOL, why, now);
       bool control = c->h.opcode & 8;
       if (!control) {
         uint64_t total = (c->in_message ? c->msg_len : 0) + c->h.payload_len;
-        if (total > c->o.max_message) {
-          fail(c, RS_WS_CLOSE_TOO_BIG, "message too big", now);
-          return 0;
-        }
+        if (total > c->o.max_message) return fail(c, RS_WS_CLOSE_TOO_BIG, "message too big", now);
         if (!c->in_message) {
           c->in_message = true;
           c->msg_compressed = c->h.rsv1;
@@ -405,10 +439,8 @@ int rs_ws_conn_recv(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t now)
       }
       if (c->h.masked) rs_ws_mask(dst, n, c->h.mask, c->frame_done);
       if (!control && c->msg_opcode == RS_WS_OP_TEXT && !c->msg_compressed &&
-          rs_ws_utf8_feed(&c->utf8, dst, n) == RS_WS_UTF8_REJECT) {
-        fail(c, RS_WS_CLOSE_INVALID_DATA, "text message is not valid UTF-8", now);
-        return 0;
-      }
+          rs_ws_utf8_feed(&c->utf8, dst, n) == RS_WS_UTF8_REJECT)
+        return fail(c, RS_WS_CLOSE_INVALID_DATA, "text message is not valid UTF-8", now);
       off += n;
       c->frame_done += n;
     }
@@ -416,7 +448,8 @@ int rs_ws_conn_recv(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t now)
     /* The frame is complete. */
     c->in_frame = false;
     if (control) {
-      on_control(c, now);
+      int rc = on_control(c, now);
+      if (rc != 0) return rc;
       continue;
     }
     if (!c->h.fin) continue;
@@ -428,21 +461,15 @@ int rs_ws_conn_recv(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t now)
       int zr =
           rs__ws_z_inflate(c->z, c->msg, c->msg_len, c->o.max_message, &inflated, &dlen, c->mem);
       if (zr == RS_ERR_NOMEM) return zr;
-      if (zr == RS_ERR_TOO_BIG) {
-        fail(c, RS_WS_CLOSE_TOO_BIG, "message too big once inflated", now);
-        return 0;
-      }
-      if (zr != 0) {
-        fail(c, RS_WS_CLOSE_INVALID_DATA, "invalid compressed data", now);
-        return 0;
-      }
+      if (zr == RS_ERR_TOO_BIG)
+        return fail(c, RS_WS_CLOSE_TOO_BIG, "message too big once inflated", now);
+      if (zr != 0) return fail(c, RS_WS_CLOSE_INVALID_DATA, "invalid compressed data", now);
       data = inflated;
       if (c->msg_opcode == RS_WS_OP_TEXT) rs_ws_utf8_feed(&c->utf8, data, dlen);
     }
     if (c->msg_opcode == RS_WS_OP_TEXT && c->utf8.state != RS_WS_UTF8_ACCEPT) {
       c->mem->free(inflated, c->mem->user);
-      fail(c, RS_WS_CLOSE_INVALID_DATA, "text message is not valid UTF-8", now);
-      return 0;
+      return fail(c, RS_WS_CLOSE_INVALID_DATA, "text message is not valid UTF-8", now);
     }
     /* Data sent before the peer's close is delivered even after ours went out (RFC 6455 5.5.1:
      * it may have been on the wire, or the peer may finish a message first); after the peer's close
@@ -462,5 +489,11 @@ int rs_ws_conn_recv(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t now)
     }
     c->msg_len = 0;
   }
-  return 0;
+  return c->fatal; /* a callback's call may have met one */
+}
+
+int rs_ws_conn_recv(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t now_ms) {
+  if (!c || (len && !buf)) return RS_ERR_INVALID_ARGUMENT;
+  if (c->fatal) return c->fatal;
+  return fatal(c, recv_bytes(c, buf, len, now_ms));
 }

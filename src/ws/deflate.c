@@ -133,11 +133,28 @@ int rs_ws_deflate_client_accept(rs_bytes value, rs_ws_deflate *out) {
 
 /* ---- streams ---- */
 
-int rs__ws_z_init(rs_ws_z *z, const rs_ws_deflate *d, bool server) {
+/* zlib allocates through the connection's allocator, never the global one (`opaque` is the
+ * rs_mem). */
+static voidpf z_alloc(voidpf opaque, uInt items, uInt size) {
+  const rs_mem *mem = opaque;
+  if (size && items > SIZE_MAX / size) return Z_NULL;
+  return mem->malloc((size_t)items * size, mem->user);
+}
+
+static void z_free(voidpf opaque, voidpf ptr) {
+  const rs_mem *mem = opaque;
+  mem->free(ptr, mem->user);
+}
+
+int rs__ws_z_init(rs_ws_z *z, const rs_ws_deflate *d, bool server, const rs_mem *mem) {
   memset(z, 0, sizeof *z);
   z->our_no_takeover = server ? d->server_no_context_takeover : d->client_no_context_takeover;
   int our_bits = server ? d->server_max_window_bits : d->client_max_window_bits;
   if (our_bits < 9) our_bits = 9;
+  z->def.zalloc = z->inf.zalloc = z_alloc;
+  z->def.zfree = z->inf.zfree = z_free;
+  z->def.opaque = z->inf.opaque = (voidpf)mem;
+  /* Both fail only for want of memory: our parameters are always valid. */
   if (deflateInit2(&z->def, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -our_bits, 8, Z_DEFAULT_STRATEGY) !=
       Z_OK)
     return RS_ERR_NOMEM;
@@ -156,25 +173,24 @@ void rs__ws_z_free(rs_ws_z *z) {
   z->ready = false;
 }
 
-int rs__ws_z_compress(rs_ws_z *z, const uint8_t *in, size_t len, uint8_t **out, size_t *out_len,
-                      const rs_mem *mem) {
-  size_t cap = deflateBound(&z->def, (uLong)len) + 16;
-  uint8_t *buf = mem->malloc(cap, mem->user);
-  if (!buf) return RS_ERR_NOMEM;
+size_t rs__ws_z_bound(rs_ws_z *z, size_t len) {
+  /* deflateBound is for one Z_FINISH pass; a sync flush adds an empty stored block (<= 6 bytes). */
+  return deflateBound(&z->def, (uLong)len) + 16;
+}
+
+int rs__ws_z_compress(rs_ws_z *z, const uint8_t *in, size_t len, uint8_t *out, size_t cap,
+                      size_t *out_len) {
   z->def.next_in = (Bytef *)(uintptr_t)in;
   z->def.avail_in = (uInt)len;
-  z->def.next_out = buf;
+  z->def.next_out = out;
   z->def.avail_out = (uInt)cap;
   int rc = deflate(&z->def, Z_SYNC_FLUSH);
-  if (rc != Z_OK || z->def.avail_in != 0) {
-    mem->free(buf, mem->user);
-    return RS_ERR_INTERNAL;
-  }
+  /* All input taken and room left over: nothing of this message is still inside zlib. */
+  if (rc != Z_OK || z->def.avail_in != 0 || z->def.avail_out == 0) return RS_ERR_INTERNAL;
   size_t n = cap - z->def.avail_out;
   /* A sync flush ends with 00 00 FF FF, which the receiver appends back (RFC 7692 7.2.1). */
-  if (n >= 4 && memcmp(buf + n - 4, "\x00\x00\xff\xff", 4) == 0) n -= 4;
+  if (n >= 4 && memcmp(out + n - 4, "\x00\x00\xff\xff", 4) == 0) n -= 4;
   if (z->our_no_takeover) deflateReset(&z->def);
-  *out = buf;
   *out_len = n;
   return 0;
 }
@@ -185,7 +201,8 @@ int rs__ws_z_inflate(rs_ws_z *z, const uint8_t *in, size_t len, size_t max, uint
   size_t cap = len * 4 + 64 < max + 1 ? len * 4 + 64 : max + 1, n = 0;
   uint8_t *buf = mem->malloc(cap, mem->user);
   if (!buf) return RS_ERR_NOMEM;
-  for (int part = 0; part < 2; part++) {
+  bool ended = false;
+  for (int part = 0; part < 2 && !ended; part++) {
     z->inf.next_in = (Bytef *)(uintptr_t)(part == 0 ? in : tail);
     z->inf.avail_in = (uInt)(part == 0 ? len : 4);
     while (z->inf.avail_in > 0) {
@@ -207,10 +224,24 @@ int rs__ws_z_inflate(rs_ws_z *z, const uint8_t *in, size_t len, size_t max, uint
       z->inf.avail_out = (uInt)(cap - n);
       int rc = inflate(&z->inf, Z_SYNC_FLUSH);
       n = cap - z->inf.avail_out;
+      if (rc == Z_STREAM_END) {
+        /* A block with BFINAL set ended the stream (RFC 7692 7.2.3.4): the message ends here,
+         * our tail is not needed, and the next message starts a new stream. Anything else of
+         * the payload after it is not DEFLATE. */
+        bool junk = part == 0 && z->inf.avail_in > 0;
+        inflateReset(&z->inf);
+        if (junk) {
+          mem->free(buf, mem->user);
+          return RS_ERR_MALFORMED;
+        }
+        ended = true;
+        break;
+      }
       if (rc == Z_BUF_ERROR && z->inf.avail_out > 0) break; /* no progress possible */
       if (rc != Z_OK && rc != Z_BUF_ERROR) {
         mem->free(buf, mem->user);
-        return RS_ERR_MALFORMED;
+        /* The window is allocated by the first inflate: out of memory is not bad input. */
+        return rc == Z_MEM_ERROR ? RS_ERR_NOMEM : RS_ERR_MALFORMED;
       }
     }
   }

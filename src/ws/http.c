@@ -1,12 +1,12 @@
 /* The WebSocket opening handshake (RFC 6455 section 4): bounded HTTP/1.1 head parsing, checks,
  * and the requests and responses of both roles. */
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "rsocket/http.h"
 #include "rsocket/ws.h"
+#include "ws/random.h"
 
 static const char GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -297,11 +297,16 @@ rs_ssize rs_ws_client_request(char *out, size_t cap, const char *host, const cha
   return rs_ws_client_request_headers(out, cap, host, path, key, protocol, offer_deflate, NULL);
 }
 
-int rs_ws_client_key(char out[25]) {
+int rs_ws_client_key_random(char out[25], rs_ws_random_fn random, void *user) {
   unsigned char raw[16];
-  if (RAND_bytes(raw, sizeof raw) != 1) return RS_ERR_INTERNAL;
+  int rc = rs__ws_random(random, user, raw, sizeof raw);
+  if (rc != 0) return rc;
   EVP_EncodeBlock((unsigned char *)out, raw, 16);
   return 0;
+}
+
+int rs_ws_client_key(char out[25]) {
+  return rs_ws_client_key_random(out, NULL, NULL);
 }
 
 typedef struct response_ctx {

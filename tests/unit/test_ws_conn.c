@@ -341,6 +341,120 @@ static void test_pong_jumps_queued_messages(void **state) {
   rs_ws_conn_free(c);
 }
 
+/* A fixed random source: counts up from *user. */
+static int counting_random(uint8_t *buf, size_t len, void *user) {
+  uint8_t *next = user;
+  for (size_t i = 0; i < len; i++) buf[i] = (*next)++;
+  return 0;
+}
+
+static int failing_random(uint8_t *buf, size_t len, void *user) {
+  (void)buf, (void)len, (void)user;
+  return -1;
+}
+
+/* Everything a client writes, upgrade request included, with a fixed random source: a text
+ * message, a binary message (compressed with `deflate`), a ping and a close. */
+static size_t client_output(uint8_t *dst, size_t cap, bool deflate) {
+  uint8_t next = 0x10;
+  char key[25];
+  assert_int_equal(rs_ws_client_key_random(key, counting_random, &next), 0);
+  rs_ssize n = rs_ws_client_request((char *)dst, cap, "example.com", "/chat", key, NULL, deflate);
+  assert_true(n > 0);
+  rs_ws_options o = {.server = false, .random = counting_random, .random_user = &next};
+  o.deflate = (rs_ws_deflate){deflate, false, false, 15, 15};
+  rs_ws_conn *c = rs_ws_conn_new(&o, &cbs, NULL, NULL);
+  assert_non_null(c);
+  static uint8_t bin[2000];
+  memset(bin, 'b', sizeof bin);
+  assert_int_equal(rs_ws_conn_send(c, RS_WS_OP_TEXT, (const uint8_t *)"hello", 5), 0);
+  assert_int_equal(rs_ws_conn_send(c, RS_WS_OP_BINARY, bin, sizeof bin), 0);
+  assert_int_equal(rs_ws_conn_send(c, RS_WS_OP_PING, (const uint8_t *)"p", 1), 0);
+  assert_int_equal(rs_ws_conn_close(c, RS_WS_CLOSE_NORMAL, "bye", 0), 0);
+  size_t len = (size_t)n + drain(c, dst + n, cap - (size_t)n, 100000);
+  rs_ws_conn_free(c);
+  return len;
+}
+
+/* With the same random source a client writes the same bytes, its key and masks taken in order
+ * from the source. */
+static void test_client_output_reproducible(void **state) {
+  (void)state;
+  static uint8_t a[8192], b[8192];
+  for (int deflate = 0; deflate < 2; deflate++) {
+    size_t na = client_output(a, sizeof a, deflate), nb = client_output(b, sizeof b, deflate);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na);
+  }
+  /* Plain: the key is base64 of bytes 10..1F; the frames take the next 4 bytes each in the
+   * order they were queued (text 20..23, binary 24..27, ping 28..2B), and the ping goes out
+   * first (control frames do not wait behind messages). */
+  size_t n = client_output(a, sizeof a, false);
+  const char *head_end = strstr((const char *)a, "\r\n\r\n");
+  assert_non_null(head_end);
+  assert_non_null(strstr((const char *)a, "Sec-WebSocket-Key: EBESExQVFhcYGRobHB0eHw==\r\n"));
+  const uint8_t *f = (const uint8_t *)head_end + 4;
+  tu_assert_hex(f, 7, "89 81 28 29 2A 2B | 58"); /* 'p' ^ 0x28 */
+  f += 7;
+  uint8_t hello[5] = {'h' ^ 0x20, 'e' ^ 0x21, 'l' ^ 0x22, 'l' ^ 0x23, 'o' ^ 0x20};
+  tu_assert_hex(f, 6, "81 85 20 21 22 23");
+  assert_memory_equal(f + 6, hello, 5);
+  tu_assert_hex(f + 11, 8, "82 FE 07 D0 24 25 26 27");
+  assert_true(n > (size_t)(f - a) + 11 + 8 + 2000);
+  /* A source that fails: no key, and the first masked frame fails the connection for good. */
+  char key[25];
+  assert_int_equal(rs_ws_client_key_random(key, failing_random, NULL), RS_ERR_INTERNAL);
+  rs_ws_options o = {.server = false, .random = failing_random};
+  rs_ws_conn *c = rs_ws_conn_new(&o, &cbs, NULL, NULL);
+  assert_int_equal(rs_ws_conn_send(c, RS_WS_OP_TEXT, (const uint8_t *)"x", 1), RS_ERR_INTERNAL);
+  assert_int_equal(rs_ws_conn_send(c, RS_WS_OP_TEXT, (const uint8_t *)"x", 1), RS_ERR_INTERNAL);
+  assert_true(rs_ws_conn_want_close(c));
+  rs_ws_conn_free(c);
+  /* A server never asks for randomness. */
+  o.server = true;
+  c = rs_ws_conn_new(&o, &cbs, NULL, NULL);
+  assert_int_equal(rs_ws_conn_send(c, RS_WS_OP_TEXT, (const uint8_t *)"x", 1), 0);
+  rs_ws_conn_free(c);
+}
+
+static void echo_message(rs_ws_conn *c, int op, const uint8_t *d, size_t len, void *user) {
+  int *rc = user;
+  *rc = rs_ws_conn_send(c, op, d, len);
+}
+
+/* A fatal error met by a call made from a callback is also the error of the rs_ws_conn_recv that
+ * called it, even when the message was the last of the input. */
+static void test_fatal_error_in_callback_returned_by_recv(void **state) {
+  (void)state;
+  static const rs_ws_callbacks echo = {echo_message, NULL, NULL};
+  uint8_t in[16];
+  size_t n = frame(in, true, RS_WS_OP_TEXT, "hi", 2);
+  for (long k = 0; k < 4; k++) {
+    tu_alloc a;
+    tu_alloc_init(&a, k); /* 1: connection, 2: message buffer, 3: output (in the callback) */
+    int send_rc = 1;
+    rs_ws_options o = {.server = true};
+    rs_ws_conn *c = rs_ws_conn_new(&o, &echo, &send_rc, &a.mem);
+    if (k == 1) {
+      assert_null(c);
+      continue;
+    }
+    int rc = rs_ws_conn_recv(c, in, n, 0);
+    if (k == 0) {
+      assert_int_equal(rc, 0);
+      assert_int_equal(send_rc, 0);
+      assert_int_equal(a.count, 3);
+    } else {
+      assert_int_equal(rc, RS_ERR_NOMEM);
+      assert_int_equal(send_rc, k == 3 ? RS_ERR_NOMEM : 1);
+      assert_int_equal(rs_ws_conn_recv(c, in, n, 0), RS_ERR_NOMEM);
+      assert_true(rs_ws_conn_want_close(c));
+    }
+    rs_ws_conn_free(c);
+    assert_int_equal(a.live, 0);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fragmented_with_ping),
@@ -351,6 +465,8 @@ int main(void) {
       cmocka_unit_test(test_client_masks),
       cmocka_unit_test(test_large_message_and_alloc_failures),
       cmocka_unit_test(test_pong_jumps_queued_messages),
+      cmocka_unit_test(test_client_output_reproducible),
+      cmocka_unit_test(test_fatal_error_in_callback_returned_by_recv),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

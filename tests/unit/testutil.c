@@ -69,7 +69,7 @@ static void *ta_malloc(size_t size, void *user) {
   tu_alloc *a = user;
   if (should_fail(a)) return NULL;
   void *p = malloc(size);
-  if (p) a->live++;
+  if (p) a->live++, a->bytes += size;
   return p;
 }
 
@@ -83,7 +83,7 @@ static void *ta_calloc(size_t n, size_t size, void *user) {
   tu_alloc *a = user;
   if (should_fail(a)) return NULL;
   void *p = calloc(n, size);
-  if (p) a->live++;
+  if (p) a->live++, a->bytes += n * size;
   return p;
 }
 
@@ -92,6 +92,7 @@ static void *ta_realloc(void *ptr, size_t size, void *user) {
   if (should_fail(a)) return NULL;
   void *p = realloc(ptr, size);
   if (p && !ptr) a->live++;
+  if (p) a->bytes += size;
   return p;
 }
 

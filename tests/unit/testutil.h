@@ -24,7 +24,8 @@ void tu_assert_bytes_str(rs_bytes b, const char *s);
 
 /*
  * A counting allocator: `fail_at` > 0 makes allocation number fail_at (1-based) fail, and every
- * one after it when `fail_after` is true. `live` counts outstanding blocks.
+ * one after it when `fail_after` is true. `live` counts outstanding blocks, `bytes` the bytes
+ * asked for by every allocation that succeeded.
  */
 typedef struct tu_alloc {
   rs_mem mem;
@@ -32,6 +33,7 @@ typedef struct tu_alloc {
   long fail_at;
   int fail_after;
   long live;
+  size_t bytes;
 } tu_alloc;
 
 void tu_alloc_init(tu_alloc *a, long fail_at);
