@@ -251,7 +251,8 @@ static int on_produce(rs_conn *conn, uint32_t sid, void *su, uint64_t credit, vo
     rs_conn_send_complete(conn, sid);
     end(f, 0);
   }
-  return RS_PRODUCE_PAUSE;
+  /* A pull source is asked again when credit comes; a call that sends nothing pauses it. */
+  return f->o.on_pull && !f->ended ? RS_PRODUCE_MORE : RS_PRODUCE_PAUSE;
 }
 
 static void on_payload(rs_conn *conn, uint32_t sid, void *su, const rs_payload *p, unsigned flags,
