@@ -6,8 +6,9 @@
 
 /* Formats `fmt` (into a stack buffer, or the heap when longer) and sends it as the answer of
  * request-response `sid` or, when `error`, as ERROR[`code`]. */
-static int send_formatted(rs_conn *conn, uint32_t sid, bool error, uint32_t code, const char *fmt,
-                          va_list ap) {
+__attribute__((format(printf, 5, 0))) static int send_formatted(rs_conn *conn, uint32_t sid,
+                                                                bool error, uint32_t code,
+                                                                const char *fmt, va_list ap) {
   if (!conn || !fmt) return RS_ERR_INVALID_ARGUMENT;
   char buf[512], *text = buf;
   va_list again;
