@@ -155,7 +155,8 @@ RS_EXPORT void rs_router_server_options(rs_router *r, struct rs_server_options *
 /*
  * Serves `r` on `uri` (tcp://, tls://, ws://, wss://) until SIGINT or SIGTERM, on a loop of its
  * own, then returns. `o` (may be NULL: rs_server_options_default) gives the other server
- * options; its uri, callbacks, on_connect and user are replaced, and a drain_timeout_ms of 0
+ * options; its uri, on_connect, user and the callbacks rs_router_callbacks sets are replaced
+ * (on_setup, on_close... are kept), and a drain_timeout_ms of 0
  * becomes 5000 (streams that never end, such as subscriptions, would hold the stop for ever).
  * Once listening it prints "listening on URI" (the real port when the URI said 0) on stdout and
  * flushes it, also when stdout is a pipe. The first signal stops gracefully (CONNECTION_CLOSE,
