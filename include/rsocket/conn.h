@@ -313,7 +313,9 @@ RS_EXPORT void rs_conn_free(rs_conn *conn);
 RS_EXPORT void *rs_conn_user(const rs_conn *conn);
 RS_EXPORT rs_conn_role rs_conn_get_role(const rs_conn *conn);
 RS_EXPORT rs_conn_state rs_conn_get_state(const rs_conn *conn);
-/* The settings in force (a copy made by rs_conn_new, defaults filled in); NULL for NULL. */
+/* The settings in force (a copy made by rs_conn_new, defaults filled in); NULL for NULL. A
+ * server's metadata_mime and data_mime are the client's once its SETUP arrived (before: its own
+ * settings'); the views stay valid until rs_conn_free. */
 RS_EXPORT const rs_conn_settings *rs_conn_get_settings(const rs_conn *conn);
 
 /* -------------------------------------------------------------------------------------------- */

@@ -404,6 +404,7 @@ void rs_conn_free(rs_conn *c) {
   c->mem.free(c->close_msg, c->mem.user);
   c->mem.free(c->token, c->mem.user);
   c->mem.free(c->owned, c->mem.user);
+  c->mem.free(c->setup_mime, c->mem.user);
   c->mem.free(c, c->mem.user);
 }
 
@@ -428,6 +429,24 @@ rs_conn_state rs_conn_get_state(const rs_conn *c) {
 
 static void reject_setup(rs_conn *c, uint32_t code, const char *msg) {
   rs__close(c, RS_ERR_REJECTED, code, (const uint8_t *)msg, strlen(msg), false, true);
+}
+
+/* The client's MIME types become the settings in force (a router reads the metadata type to find
+ * routes). One allocation for both; the server's own values pointed into `owned`. */
+static int keep_setup_mime(rs_conn *c, const rs_frame *f) {
+  rs_bytes md = f->u.setup.metadata_mime, data = f->u.setup.data_mime;
+  uint8_t *p = NULL;
+  if (md.len + data.len) {
+    p = c->mem.malloc(md.len + data.len, c->mem.user);
+    if (!p) return RS_ERR_NOMEM;
+    if (md.len) memcpy(p, md.ptr, md.len);
+    if (data.len) memcpy(p + md.len, data.ptr, data.len);
+  }
+  c->mem.free(c->setup_mime, c->mem.user);
+  c->setup_mime = p;
+  c->s.metadata_mime = (rs_bytes){md.len ? p : NULL, md.len};
+  c->s.data_mime = (rs_bytes){data.len ? p + md.len : NULL, data.len};
+  return 0;
 }
 
 static void on_setup_frame(rs_conn *c, const rs_frame *f) {
@@ -465,6 +484,10 @@ static void on_setup_frame(rs_conn *c, const rs_frame *f) {
       rs__fatal(c, rc);
       return;
     }
+  }
+  if (keep_setup_mime(c, f) != 0) {
+    rs__fatal(c, RS_ERR_NOMEM);
+    return;
   }
   c->keepalive_ms = f->u.setup.keepalive_ms;
   c->lifetime_ms = f->u.setup.max_lifetime_ms;

@@ -39,7 +39,8 @@ struct rs_conn {
   rs_conn_settings s; /* rs_bytes point into `owned` */
   rs_conn_callbacks cb;
   void *user;
-  uint8_t *owned; /* copies of the settings' byte strings */
+  uint8_t *owned;      /* copies of the settings' byte strings */
+  uint8_t *setup_mime; /* server: the client's SETUP MIME types (s.*_mime point into it) */
 
   rs_conn_state state;
   uint64_t now;
