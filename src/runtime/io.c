@@ -46,7 +46,8 @@ struct rs_io_conn {
   bool again;
   bool writing;     /* an async write is in flight */
   size_t inflight;  /* plaintext bytes of that write (plain mode) */
-  uint8_t *tls_out; /* ciphertext being written (TLS mode) */
+  uint8_t *tls_out; /* ciphertext being written (TLS mode), or the copied rest of a write */
+  bool copied;      /* plain mode: the write in flight is from tls_out (already consumed) */
   size_t tls_out_len, tls_out_cap;
   bool reading, paused;
   bool close_after_flush;
@@ -413,12 +414,34 @@ static void on_write_done(uv_write_t *req, int status) {
   } else {
     size_t n = c->inflight;
     c->inflight = 0;
-    c->ops->consumed(c->session, n);
+    if (!c->copied) c->ops->consumed(c->session, n);
+    c->copied = false;
   }
   rs_io_conn_wake(c);
 }
 
-/* Plain TCP: write the session's iovecs directly (no copy). */
+/* The part of a write the socket did not take, copied into tls_out (see output_stable). */
+static int copy_rest(rs_io_conn *c, const uv_buf_t *bufs, int n) {
+  if (c->inflight > c->tls_out_cap) {
+    uint8_t *nb = realloc(c->tls_out, c->inflight);
+    if (!nb) {
+      conn_do_close(c, RS_ERR_NOMEM, "out of memory");
+      return RS_ERR_NOMEM;
+    }
+    c->tls_out = nb;
+    c->tls_out_cap = c->inflight;
+  }
+  size_t off = 0;
+  for (int i = 0; i < n; i++) {
+    memcpy(c->tls_out + off, bufs[i].base, bufs[i].len);
+    off += bufs[i].len;
+  }
+  c->copied = true;
+  return 0;
+}
+
+/* Plain TCP: write the session's iovecs directly (no copy unless the socket is full and the
+ * session's buffers may move). */
 static void flush_plain(rs_io_conn *c) {
   rs_io_vec iov[RS_IO_MAX_IOV];
   uv_buf_t bufs[RS_IO_MAX_IOV];
@@ -440,18 +463,28 @@ static void flush_plain(rs_io_conn *c) {
       c->ops->consumed(c->session, total);
       continue;
     }
-    /* Partial: the rest goes out asynchronously straight from the session's buffers. */
+    /* Partial: the rest goes out asynchronously, straight from the session's buffers when they
+     * stay put, else from a copy. */
     size_t skip = (size_t)w;
     int first = 0;
     while (skip >= bufs[first].len) skip -= bufs[first++].len;
     bufs[first].base += skip;
     bufs[first].len -= skip;
-    c->ops->consumed(c->session, (size_t)w);
     c->inflight = total - (size_t)w;
+    int nbufs = n - first;
+    if (!c->ops->output_stable) {
+      if (copy_rest(c, bufs + first, nbufs) != 0) return;
+      c->ops->consumed(c->session, total);
+      bufs[0] = uv_buf_init((char *)c->tls_out, (unsigned)c->inflight);
+      first = 0;
+      nbufs = 1;
+    } else {
+      c->ops->consumed(c->session, (size_t)w);
+    }
     c->writing = true;
     c->wreq.data = c;
-    int rc = uv_write(&c->wreq, (uv_stream_t *)c->tcp, bufs + first, (unsigned)(n - first),
-                      on_write_done);
+    int rc =
+        uv_write(&c->wreq, (uv_stream_t *)c->tcp, bufs + first, (unsigned)nbufs, on_write_done);
     if (rc < 0) {
       c->writing = false;
       conn_do_close(c, RS_ERR_IO, uv_strerror(rc));

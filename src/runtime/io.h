@@ -45,6 +45,11 @@ typedef struct rs_io_session_ops {
   /* The transport is gone (err 0 for an orderly close). The session must not be touched by the
    * connection afterwards; it is the session's to free. */
   void (*closed)(void *s, int err, const char *reason);
+  /* True when bytes handed out by pending() stay where they are until consumed() covers them,
+   * whatever the session does meanwhile (the engine's block queue): a write the socket could not
+   * take at once is finished from them. False (a growable buffer that a send may move): the
+   * rest of such a write is copied first and reported consumed at once. */
+  bool output_stable;
 } rs_io_session_ops;
 
 typedef struct rs_io_conn rs_io_conn;

@@ -147,7 +147,7 @@ static void null_closed(void *s, int err, const char *reason) {
 }
 static const rs_io_session_ops null_ops = {null_recv,     null_pending, null_consumed,
                                            null_deadline, null_expire,  null_want_close,
-                                           null_closed};
+                                           null_closed,   false};
 
 static const rt_ws_inner_ops null_inner;
 
@@ -326,8 +326,9 @@ static void eng_closed(void *s, int err, const char *reason) {
   rt_conn_transport_closed(rc, err, reason);
 }
 
+/* The engine's output queue is a chain of blocks that never move (core/outq.h). */
 const rs_io_session_ops rt_engine_ops = {eng_recv,   eng_pending,    eng_consumed, eng_deadline,
-                                         eng_expire, eng_want_close, eng_closed};
+                                         eng_expire, eng_want_close, eng_closed,   true};
 
 /* ---- engine over WebSocket (one RSocket frame per binary message) ---- */
 

@@ -456,8 +456,10 @@ static void s_closed(void *s, int err, const char *reason) {
   free(w);
 }
 
+/* Not output_stable: the WebSocket's queues are growable buffers that a send, or a pong queued
+ * while reading, may move. */
 static const rs_io_session_ops ws_session_ops = {s_recv,   s_pending,    s_consumed, s_deadline,
-                                                 s_expire, s_want_close, s_closed};
+                                                 s_expire, s_want_close, s_closed,   false};
 
 static rt_ws *attach(rs_io_conn *io, bool server, const rs_ws_transport_options *o,
                      const char *host, const char *path, const char *headers, bool late_messages,

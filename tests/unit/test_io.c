@@ -119,7 +119,7 @@ static void s_closed(void *p, int err, const char *reason) {
 }
 
 static const rs_io_session_ops ops = {s_recv,   s_pending,    s_consumed, s_deadline,
-                                      s_expire, s_want_close, s_closed};
+                                      s_expire, s_want_close, s_closed,   false};
 
 typedef struct world {
   uv_loop_t loop;
