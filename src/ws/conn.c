@@ -62,6 +62,11 @@ struct rs_ws_conn {
   size_t frame_start;
   uint8_t *cq;
   size_t cq_len, cq_off, cq_cap;
+  /* The last pong queued, cq[pong_at..cq_len), while none of it is written and nothing follows
+   * it: a newer ping replaces it (RFC 6455 5.5.3), so a ping flood queues one pong, not one per
+   * ping. */
+  bool pong_queued;
+  size_t pong_at;
   int last; /* 1 data, 2 control */
 };
 
@@ -157,6 +162,7 @@ static int next_mask_key(rs_ws_conn *c, uint8_t key[4]) {
 /* Room for a ping or pong in the control queue. */
 static int cq_reserve(rs_ws_conn *c, size_t add) {
   if (c->cq_off > 0 && c->cq_off == c->cq_len) c->cq_off = c->cq_len = 0;
+  c->pong_queued = false; /* whatever is queued next follows it */
   if (c->cq_len + add <= c->cq_cap) return 0;
   size_t cap = c->cq_cap ? c->cq_cap * 2 : 256;
   while (cap < c->cq_len + add) cap *= 2;
@@ -283,6 +289,7 @@ void rs_ws_conn_consumed(rs_ws_conn *c, size_t n) {
   if (c->last == 2) {
     c->cq_off += n;
     if (c->cq_off >= c->cq_len) c->cq_off = c->cq_len = 0;
+    c->pong_queued = false; /* partly or wholly written */
     return;
   }
   c->out_off += n;
@@ -338,8 +345,11 @@ static int on_control(rs_ws_conn *c, uint64_t now) {
   switch (c->h.opcode) {
   case RS_WS_OP_PING:
     if (c->state == ST_OPEN) {
+      if (c->pong_queued) c->cq_len = c->pong_at; /* answer only the latest ping */
       int rc = queue_frame(c, RS_WS_OP_PONG, c->ctl, n, NULL, 0);
       if (rc != 0) return rc;
+      c->pong_at = c->cq_len - rs_ws_frame_header_size(!c->o.server, n) - n;
+      c->pong_queued = true;
     }
     if (c->cb.on_ping) c->cb.on_ping(c, c->ctl, n, c->user);
     break;

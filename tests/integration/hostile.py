@@ -75,12 +75,54 @@ def nonreader(host, port, pid):
     print(f"max_rss_mib {max_rss}")
 
 
+def ws_connect(host, port, path="/"):
+    s = socket.create_connection((host, port))
+    s.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise SystemExit("the server closed during the upgrade")
+        head += chunk
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise SystemExit("upgrade refused: " + head.split(b"\r\n")[0].decode())
+    return s
+
+
+def ws_frame(opcode, payload):
+    key = b"\x01\x02\x03\x04"
+    masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + key + masked
+
+
+def pingflood(host, port, pid):
+    s = ws_connect(host, port)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.setblocking(False)
+    burst = ws_frame(0x9, b"p" * 125) * 512
+    start = time.monotonic()
+    sent = max_rss = 0
+    while time.monotonic() - start < 4:
+        try:
+            sent += s.send(burst)
+        except (BlockingIOError, InterruptedError):
+            time.sleep(0.001)
+        except OSError:
+            break  # cut by the server: also fine
+        max_rss = max(max_rss, rss_mib(pid))
+    s.close()
+    print(f"sent_mib {sent >> 20}")
+    print(f"max_rss_mib {max_rss}")
+
+
 def main():
     if len(sys.argv) != 5:
         print(__doc__, file=sys.stderr)
         return 2
     scenario, host, port, pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    {"nonreader": nonreader}[scenario](host, port, pid)
+    {"nonreader": nonreader, "pingflood": pingflood}[scenario](host, port, pid)
     return 0
 
 

@@ -35,4 +35,24 @@ check "non-reader: cut within 15 s (reaped $reaped)" yes \
 check "non-reader: server RSS under 256 MiB ($rss MiB)" yes "$([ "$rss" -lt 256 ] && echo yes || echo no)"
 check "non-reader: the server is still up" ok "$(legit)"
 
+# 2. WebSocket PING flood, never reading the PONGs (item 2): only the latest pong is queued.
+for server in echo rsocket; do
+  if [ $server = echo ]; then
+    "$bin/ws-echo-server" --port 0 > "$work/ws.out" 2>&1 &
+  else
+    "$bin/rsocket" --server ws://127.0.0.1:0 > "$work/ws.out" 2>&1 &
+  fi
+  wpid=$!
+  pids+=("$wpid")
+  wuri=$(listening_uri "$work/ws.out")
+  wport=${wuri##*:}
+  wport=${wport%%/*}
+  "$py" "$hostile" pingflood 127.0.0.1 "$wport" "$wpid" > "$work/pingflood"
+  rss=$(awk '/^max_rss_mib/{print $2}' "$work/pingflood")
+  sent=$(awk '/^sent_mib/{print $2}' "$work/pingflood")
+  check "ping flood on $server ($sent MiB of pings): RSS under 64 MiB ($rss MiB)" yes \
+    "$([ "$rss" -lt 64 ] && echo yes || echo no)"
+  kill "$wpid"
+done
+
 finish test_hostile
