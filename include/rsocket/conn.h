@@ -135,6 +135,11 @@ typedef struct rs_conn_settings {
   /* Pull producers (on_produce) are called only while the output waiting to be written is under
    * this many bytes (back-pressure from the transport). 0 = no limit. */
   size_t output_high_watermark;
+
+  /* Bytes of control frames queued in reply to the peer and not yet sent (KEEPALIVE answers
+   * echo the peer's data: 900 KEEPALIVEs of 1 MiB to a peer that never reads held 900 MB).
+   * Over it the connection closes with CONNECTION_ERROR (RS_ERR_FLOODED). 0 = no limit. */
+  size_t max_queued_control_bytes;
 } rs_conn_settings;
 
 /*
@@ -148,7 +153,7 @@ typedef struct rs_conn_settings {
  *   mtu = 0 (no fragmentation); max_frame_size = 16,777,215; max_reassembly_size = 16 MiB;
  *   max_reassembly_total = 64 MiB;
  *   max_streams = 65536; max_queued_control = 1024; output_block_size = 64 KiB;
- *   output_high_watermark = 1 MiB.
+ *   output_high_watermark = 1 MiB; max_queued_control_bytes = 4 MiB.
  */
 RS_EXPORT void rs_conn_settings_default(rs_conn_settings *s, rs_conn_role role);
 

@@ -32,6 +32,7 @@ void rs_conn_settings_default(rs_conn_settings *s, rs_conn_role role) {
   s->max_reassembly_total = 64u << 20;
   s->max_streams = 65536;
   s->max_queued_control = 1024;
+  s->max_queued_control_bytes = 4u << 20;
   s->output_block_size = 64u << 10;
   s->output_high_watermark = 1u << 20;
 }
@@ -167,14 +168,16 @@ int rs__send_frame(rs_conn *c, const rs_frame *f) {
 }
 
 int rs__send_control(rs_conn *c, const rs_frame *f) {
-  if (rs__outq_control_full(&c->out)) {
+  rs_ssize size = rs_frame_encoded_size(f);
+  if (rs__outq_control_full(&c->out, size > 0 ? (size_t)size : 0)) {
     rs__conn_error(c, RS_ERR_FLOODED, RS_ERROR_CONNECTION_ERROR,
-                   "too many control frames queued (peer not reading)");
+                   "too many control frames or bytes queued in reply (peer not reading)");
     return RS_ERR_FLOODED;
   }
   uint64_t before = c->out.total_in;
   int rc = rs__send_frame(c, f);
-  if (rc == 0 && c->out.total_in != before && rs__outq_mark_control(&c->out) != 0)
+  if (rc == 0 && c->out.total_in != before &&
+      rs__outq_mark_control(&c->out, (size_t)(c->out.total_in - before)) != 0)
     return rs__fatal(c, RS_ERR_NOMEM);
   return rc;
 }
@@ -357,7 +360,7 @@ int rs_conn_new(rs_conn **out, const rs_conn_settings *settings, const rs_conn_c
   rs__smap_init(&c->streams, &c->mem, 4096);
   rs_frame_reader_init(&c->reader, &c->mem, s.max_frame_size);
   rc = rs__outq_init(&c->out, &c->mem, s.framing == RS_FRAMING_MESSAGE, s.output_block_size,
-                     s.max_queued_control);
+                     s.max_queued_control, s.max_queued_control_bytes);
   if (rc == 0) rc = own_settings(c);
   if (rc) {
     rs_conn_free(c);

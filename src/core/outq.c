@@ -6,12 +6,13 @@
 #include "rsocket/frame.h"
 
 int rs__outq_init(rs_outq *q, const rs_mem *mem, bool message, size_t block_size,
-                  uint32_t max_control) {
+                  uint32_t max_control, size_t max_control_bytes) {
   memset(q, 0, sizeof(*q));
   q->mem = mem;
   q->message = message;
   q->block_size = block_size < 256 ? 256 : block_size;
   q->ctl_cap = max_control ? max_control : 1;
+  q->ctl_max_bytes = max_control_bytes;
   /* The control ring is allocated on first use and grows to ctl_cap: an idle connection holds
    * no output memory at all. */
   return 0;
@@ -79,6 +80,7 @@ void rs__outq_clear(rs_outq *q) {
   q->total_out = q->total_in;
   q->pending = 0;
   q->ctl_head = q->ctl_count = 0;
+  q->ctl_bytes = 0;
 }
 
 uint8_t *rs__outq_reserve(rs_outq *q, size_t frame_len) {
@@ -120,26 +122,34 @@ uint8_t *rs__outq_reserve(rs_outq *q, size_t frame_len) {
   return p + pre;
 }
 
-bool rs__outq_control_full(const rs_outq *q) {
-  return q->ctl_count >= q->ctl_cap;
+bool rs__outq_control_full(const rs_outq *q, size_t add_bytes) {
+  return q->ctl_count >= q->ctl_cap ||
+         (q->ctl_max_bytes && q->ctl_bytes + add_bytes > q->ctl_max_bytes);
 }
 
-int rs__outq_mark_control(rs_outq *q) {
+int rs__outq_mark_control(rs_outq *q, size_t len) {
   if (q->ctl_count >= q->ctl_cap) return 0;
   if (q->ctl_count == q->ctl_alloc) {
     /* Grow the ring (16, 32, ... up to ctl_cap entries), unrolling it to start at 0. */
     uint32_t n = q->ctl_alloc ? q->ctl_alloc * 2 : 16;
     if (n > q->ctl_cap) n = q->ctl_cap;
-    uint64_t *ring = q->mem->malloc(sizeof(uint64_t) * n, q->mem->user);
+    uint64_t *ring = q->mem->malloc(sizeof(uint64_t) * 2 * n, q->mem->user);
     if (!ring) return RS_ERR_NOMEM;
-    for (uint32_t i = 0; i < q->ctl_count; i++) ring[i] = q->ctl[(q->ctl_head + i) % q->ctl_alloc];
+    for (uint32_t i = 0; i < q->ctl_count; i++) {
+      uint32_t from = (q->ctl_head + i) % q->ctl_alloc;
+      ring[2 * i] = q->ctl[2 * from];
+      ring[2 * i + 1] = q->ctl[2 * from + 1];
+    }
     q->mem->free(q->ctl, q->mem->user);
     q->ctl = ring;
     q->ctl_alloc = n;
     q->ctl_head = 0;
   }
-  q->ctl[(q->ctl_head + q->ctl_count) % q->ctl_alloc] = q->total_in;
+  uint32_t at = (q->ctl_head + q->ctl_count) % q->ctl_alloc;
+  q->ctl[2 * at] = q->total_in;
+  q->ctl[2 * at + 1] = len;
   q->ctl_count++;
+  q->ctl_bytes += len;
   return 0;
 }
 
@@ -206,7 +216,8 @@ int rs__outq_consume(rs_outq *q, size_t n) {
   }
   q->pending -= n;
   q->total_out += n;
-  while (q->ctl_count && q->ctl[q->ctl_head] <= q->total_out) {
+  while (q->ctl_count && q->ctl[2 * q->ctl_head] <= q->total_out) {
+    q->ctl_bytes -= (size_t)q->ctl[2 * q->ctl_head + 1];
     q->ctl_head = (q->ctl_head + 1) % q->ctl_alloc;
     q->ctl_count--;
   }

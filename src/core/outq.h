@@ -43,17 +43,20 @@ typedef struct rs_outq {
   size_t pending;               /* bytes rs_conn_pending_output would hand out */
   bool message;                 /* message framing */
   uint64_t total_in, total_out; /* monotonic counts of pending units appended / consumed */
-  /* Ring of the total_in value at the end of each unwritten reactive control frame. */
+  /* Ring of the unwritten reactive control frames: for each, the total_in value at its end and
+   * its length (two uint64_t per entry). */
   uint64_t *ctl;
-  uint32_t ctl_cap;   /* limit (max_queued_control) */
-  uint32_t ctl_alloc; /* entries allocated in ctl (grows up to ctl_cap) */
+  uint32_t ctl_cap;     /* limit (max_queued_control) */
+  size_t ctl_bytes;     /* their bytes together */
+  size_t ctl_max_bytes; /* limit (max_queued_control_bytes) */
+  uint32_t ctl_alloc;   /* entries allocated in ctl (grows up to ctl_cap) */
   uint32_t ctl_head, ctl_count;
 } rs_outq;
 
 /* Prepares an empty queue (allocates nothing). `max_control` bounds the reactive control frames.
  * Returns 0. */
 int rs__outq_init(rs_outq *q, const rs_mem *mem, bool message, size_t block_size,
-                  uint32_t max_control);
+                  uint32_t max_control, size_t max_control_bytes);
 
 /* Frees every block. */
 void rs__outq_free(rs_outq *q);
@@ -72,11 +75,11 @@ void rs__outq_clear(rs_outq *q);
 uint8_t *rs__outq_reserve(rs_outq *q, size_t frame_len);
 
 /* True if one more reactive control frame would exceed the limit. */
-bool rs__outq_control_full(const rs_outq *q);
+bool rs__outq_control_full(const rs_outq *q, size_t add_bytes);
 
 /* Records that the frame just reserved is a reactive control frame. Call only when
  * !rs__outq_control_full(). Returns 0 or RS_ERR_NOMEM. */
-int rs__outq_mark_control(rs_outq *q);
+int rs__outq_mark_control(rs_outq *q, size_t len);
 
 /* Fills iovecs (see rs_conn_pending_output). */
 int rs__outq_iov(const rs_outq *q, rs_iov *iov, int max_iov);

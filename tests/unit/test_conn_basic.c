@@ -988,6 +988,32 @@ static void test_control_flood(void **state) {
   h_free(&h);
 }
 
+/* Regression (issue 13): KEEPALIVE(respond) frames carrying 1 MiB of data each, never read:
+ * the reactive-frame guard counted frames only (900 of them held 900 MB). Bytes are bounded by
+ * max_queued_control_bytes (4 MiB by default): the fourth closes the connection with FLOODED. */
+static void test_keepalive_byte_flood(void **state) {
+  (void)state;
+  h_pair h;
+  h_init(&h);
+  h_start(&h);
+  h_pump_ok(&h);
+  size_t data = 1u << 20, flen = 6 + 8 + data;
+  uint8_t *f = calloc(1, 3 + flen);
+  assert_non_null(f);
+  f[0] = (uint8_t)(flen >> 16), f[1] = (uint8_t)(flen >> 8), f[2] = (uint8_t)flen;
+  f[7] = 0x0C, f[8] = 0x80; /* stream 0, KEEPALIVE, respond */
+  for (int i = 0; i < 3; i++) {
+    assert_true(rs_conn_recv(h.srv.conn, f, 3 + flen, h.now) > 0);
+    assert_int_equal(rs_conn_get_state(h.srv.conn), RS_CONN_STATE_ESTABLISHED);
+  }
+  assert_true(rs_conn_pending_bytes(h.srv.conn) > 3 * data);
+  rs_conn_recv(h.srv.conn, f, 3 + flen, h.now); /* 4 answers would pass 4 MiB */
+  assert_int_equal(h_find(&h.srv, EV_CLOSE, 0, 0)->err, RS_ERR_FLOODED);
+  assert_true(rs_conn_pending_bytes(h.srv.conn) < 4 * data);
+  free(f);
+  h_free(&h);
+}
+
 /* A peer that opens and cancels streams in a loop costs no memory growth. */
 static void test_cancel_churn_bounded(void **state) {
   (void)state;
@@ -1169,6 +1195,7 @@ int main(void) {
       cmocka_unit_test(test_keepalive_exchange),
       cmocka_unit_test(test_keepalive_timeout),
       cmocka_unit_test(test_control_flood),
+      cmocka_unit_test(test_keepalive_byte_flood),
       cmocka_unit_test(test_cancel_churn_bounded),
       cmocka_unit_test(test_refusal_flood),
       cmocka_unit_test(test_stream_error_codes),
