@@ -74,7 +74,8 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-  rs_runtime_tune_malloc(); /* see rsocket/runtime.h */
+  rs_runtime_tune_malloc();    /* see rsocket/runtime.h */
+  rs_runtime_raise_fd_limit(); /* every client is a descriptor */
   const char *host = "127.0.0.1";
   long port = 9001;
   unsigned long long max_message = 0;

@@ -228,7 +228,8 @@ static void raise_fd_limit(void) {
 }
 
 int main(int argc, char **argv) {
-  rs_runtime_tune_malloc(); /* see rsocket/runtime.h */
+  rs_runtime_tune_malloc();    /* see rsocket/runtime.h */
+  rs_runtime_raise_fd_limit(); /* --connections and idle mode open thousands */
   bench_cfg cfg = {.model = MODEL_RR,
                    .connections = 1,
                    .threads = 1,

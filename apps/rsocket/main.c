@@ -619,7 +619,8 @@ static int run(int argc, char **argv, cli_options *o, char **load_arg) {
 }
 
 int main(int argc, char **argv) {
-  rs_runtime_tune_malloc(); /* see rsocket/runtime.h */
+  rs_runtime_tune_malloc();    /* see rsocket/runtime.h */
+  rs_runtime_raise_fd_limit(); /* a server holds a descriptor per client */
   cli_options o;
   memset(&o, 0, sizeof o);
   char *load_arg = NULL;

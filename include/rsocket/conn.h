@@ -117,7 +117,9 @@ typedef struct rs_conn_settings {
 
   /* Server: also send KEEPALIVE(respond) at the client's interval (what rsocket-java does). */
   bool server_keepalive;
-  /* Server: how long to wait for the first frame (SETUP or RESUME) before closing; 0: forever. */
+  /* Server: how long to wait for the first frame (SETUP or RESUME) before closing; 0: forever.
+   * 10 s by default: a connection that says nothing holds a descriptor meanwhile (20,000 silent
+   * sockets once locked every client out for the 60 s this used to be). */
   uint32_t setup_timeout_ms;
 
   /* Fragmentation: 0 sends every frame whole; otherwise frames over `mtu` bytes (counting the
@@ -149,7 +151,7 @@ typedef struct rs_conn_settings {
  *   metadata_mime = data_mime = "application/octet-stream"; setup_payload = none;
  *   lease = false; resume = false; resume_token = none; resume_store = NULL;
  *   resume_buffer_size = 1 MiB; resume_session_timeout_ms = 120000;
- *   server_keepalive = false; setup_timeout_ms = 60000;
+ *   server_keepalive = false; setup_timeout_ms = 10000;
  *   mtu = 0 (no fragmentation); max_frame_size = 16,777,215; max_reassembly_size = 16 MiB;
  *   max_reassembly_total = 64 MiB;
  *   max_streams = 65536; max_queued_control = 1024; output_block_size = 64 KiB;

@@ -59,6 +59,14 @@ RS_EXPORT bool rs_runtime_writable(rs_conn *conn);
 RS_EXPORT const char *rs_runtime_peer(rs_conn *conn);
 
 /*
+ * Raises this process's soft limit on open descriptors (RLIMIT_NOFILE) to its hard limit, for
+ * servers: the soft default (1,024 on Debian) is reached by a few hundred idle sockets, the hard
+ * one (524,288 under systemd) is what the administrator allows. Returns the soft limit now in
+ * force, or RS_ERR_IO when it cannot be read (it is left as it was when raising fails).
+ */
+RS_EXPORT long rs_runtime_raise_fd_limit(void);
+
+/*
  * Cross-thread work: runs fn(arg) on `loop`'s thread soon after. Callable from any thread, the
  * loop's own included (fn never runs inside this call). Functions posted to one loop run each
  * exactly once, in the order they were posted (so one thread's posts keep that thread's order),

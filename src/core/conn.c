@@ -25,7 +25,7 @@ void rs_conn_settings_default(rs_conn_settings *s, rs_conn_role role) {
   s->data_mime = rs_bytes_str(default_mime);
   s->resume_buffer_size = 1u << 20;
   s->resume_session_timeout_ms = 120000;
-  s->setup_timeout_ms = 60000;
+  s->setup_timeout_ms = 10000;
   s->mtu = 0;
   s->max_frame_size = RS_FRAME_MAX_SIZE;
   s->max_reassembly_size = 16u << 20;

@@ -6,7 +6,9 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+#include <limits.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "runtime/post.h"
 #include "runtime/rt_internal.h"
@@ -387,6 +389,17 @@ static void worker_maybe_finish(rt_worker *w) {
     server_maybe_done(w->server);
   }
   /* Threads: their loop runs out of handles and uv_run returns (see worker_main). */
+}
+
+long rs_runtime_raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return RS_ERR_IO;
+  if (rl.rlim_cur < rl.rlim_max) {
+    struct rlimit want = {rl.rlim_max, rl.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl.rlim_cur = rl.rlim_max;
+  }
+  return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)LONG_MAX ? LONG_MAX
+                                                                        : (long)rl.rlim_cur;
 }
 
 void rs_runtime_tune_malloc(void) {

@@ -63,8 +63,9 @@ struct rs_ws_conn {
   uint8_t *cq;
   size_t cq_len, cq_off, cq_cap;
   /* The last pong queued, cq[pong_at..cq_len), while none of it is written and nothing follows
-   * it: a newer ping replaces it (RFC 6455 5.5.3), so a ping flood queues one pong, not one per
-   * ping. */
+   * it: once PONG_QUEUE_MAX bytes of control frames wait, a newer ping replaces it (RFC 6455
+   * 5.5.3 allows answering only the latest), so a ping flood queues a bounded amount, not one
+   * pong per ping. */
   bool pong_queued;
   size_t pong_at;
   int last; /* 1 data, 2 control */
@@ -158,6 +159,8 @@ static int next_mask_key(rs_ws_conn *c, uint8_t key[4]) {
   c->keys_off += 4;
   return 0;
 }
+
+#define PONG_QUEUE_MAX 16384u /* see pong_queued */
 
 /* Room for a ping or pong in the control queue. */
 static int cq_reserve(rs_ws_conn *c, size_t add) {
@@ -345,7 +348,8 @@ static int on_control(rs_ws_conn *c, uint64_t now) {
   switch (c->h.opcode) {
   case RS_WS_OP_PING:
     if (c->state == ST_OPEN) {
-      if (c->pong_queued) c->cq_len = c->pong_at; /* answer only the latest ping */
+      /* Every ping is answered while little is queued; beyond that only the latest. */
+      if (c->pong_queued && c->cq_len - c->cq_off > PONG_QUEUE_MAX) c->cq_len = c->pong_at;
       int rc = queue_frame(c, RS_WS_OP_PONG, c->ctl, n, NULL, 0);
       if (rc != 0) return rc;
       c->pong_at = c->cq_len - rs_ws_frame_header_size(!c->o.server, n) - n;
