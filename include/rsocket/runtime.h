@@ -283,6 +283,8 @@ RS_EXPORT int rs_runtime_worker_index(rs_conn *conn);
  * streams (those still open after drain_timeout_ms, when set, are aborted); otherwise they are
  * aborted. `on_stopped` (may be NULL) runs on the caller's loop when
  * every connection is gone and the worker threads have ended; the server is freed right after.
+ * Calling it again during a graceful stop with `graceful` false cuts what is still open at once
+ * (a second Ctrl-C); other repeated calls do nothing.
  * Call from the thread of the loop given to rs_server_start.
  */
 RS_EXPORT void rs_server_stop(rs_server *s, bool graceful, void (*on_stopped)(void *arg),

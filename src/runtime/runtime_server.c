@@ -53,7 +53,7 @@ struct rs_server {
   atomic_int finished;
   void (*on_stopped)(void *);
   void *stopped_arg;
-  bool stopping, joined;
+  bool stopping, joined, aborting;
   /* Handles on the caller's loop (worker 0's, done_async) whose close callback has not run: the
    * server is freed only when every one has (libuv touches a closing handle until then). */
   int closing;
@@ -337,9 +337,20 @@ static void on_drain_timeout(uv_timer_t *t) {
   }
 }
 
+static void worker_stop(rt_worker *w, bool graceful);
+
 static void on_stop_async(uv_async_t *a) {
   rt_worker *w = a->data;
-  bool graceful = atomic_load(&w->graceful);
+  worker_stop(w, atomic_load(&w->graceful));
+}
+
+/* A second rs_server_stop(s, false) during a graceful stop: what is still open is cut now. */
+static void on_abort_posted(void *arg) {
+  rt_worker *w = arg;
+  if (!w->finished) worker_stop(w, false);
+}
+
+static void worker_stop(rt_worker *w, bool graceful) {
   w->stopping = true;
   worker_close_listener(w);
   uint32_t drain_ms = w->server->opt.drain_timeout_ms;
@@ -663,7 +674,18 @@ int rs_runtime_worker_index(rs_conn *conn) {
 }
 
 void rs_server_stop(rs_server *s, bool graceful, void (*on_stopped)(void *), void *arg) {
-  if (!s || s->stopping) return;
+  if (!s) return;
+  if (s->stopping) {
+    /* Already stopping gracefully: a non-graceful call cuts what is left. Worker 0 shares this
+     * thread (skip it once finished); the other workers' loops refuse posts once they are. */
+    if (graceful || s->aborting) return;
+    s->aborting = true;
+    for (int i = 0; i < s->nworkers; i++) {
+      if (i == 0 && s->workers[0].finished) continue;
+      rs_runtime_post(s->workers[i].loop, on_abort_posted, &s->workers[i]);
+    }
+    return;
+  }
   s->stopping = true;
   s->on_stopped = on_stopped;
   s->stopped_arg = arg;

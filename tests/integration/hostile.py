@@ -75,6 +75,56 @@ def nonreader(host, port, pid):
     print(f"max_rss_mib {max_rss}")
 
 
+def request_stream(stream_id, n, data):
+    return frame(stream_id, 0x06, 0, struct.pack(">I", n) + data)
+
+
+def read_frame(s):
+    """One length-prefixed frame from a blocking socket: (stream_id, type, flags, body)."""
+    def exact(k):
+        b = b""
+        while len(b) < k:
+            chunk = s.recv(k - len(b))
+            if not chunk:
+                raise SystemExit("connection closed")
+            b += chunk
+        return b
+    n = int.from_bytes(exact(3), "big")
+    f = exact(n)
+    sid, tf = struct.unpack(">IH", f[:6])
+    return sid, tf >> 10, tf & 0x3FF, f[6:]
+
+
+def answer_ms(host, port):
+    """Time to the answer of a REQUEST_RESPONSE on a fresh connection (ms)."""
+    t0 = time.monotonic()
+    c = socket.create_connection((host, port), timeout=30)
+    c.sendall(setup(20000, 90000) + request_response(1, b"hi"))
+    while True:
+        sid, ftype, _, _ = read_frame(c)
+        if sid == 1 and ftype == 0x0A:  # PAYLOAD
+            break
+    c.close()
+    return (time.monotonic() - t0) * 1000
+
+
+def teardown(host, port, pid):
+    s = socket.create_connection((host, port))
+    out = setup(20000, 90000) + b"".join(request_stream(2 * i + 1, 1, b"x") for i in range(65000))
+    s.sendall(out)
+    # The server answers each stream once: wait until all 65,000 answers came.
+    seen = 0
+    s.settimeout(60)
+    while seen < 65000:
+        sid, ftype, _, _ = read_frame(s)
+        if ftype == 0x0A:
+            seen += 1
+    rss = rss_mib(pid)
+    s.close()
+    print(f"answer_ms {answer_ms(host, port):.0f}")
+    print(f"max_rss_mib {max(rss, rss_mib(pid))}")
+
+
 def ws_connect(host, port, path="/"):
     s = socket.create_connection((host, port))
     s.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
@@ -122,7 +172,8 @@ def main():
         print(__doc__, file=sys.stderr)
         return 2
     scenario, host, port, pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    {"nonreader": nonreader, "pingflood": pingflood}[scenario](host, port, pid)
+    {"nonreader": nonreader, "pingflood": pingflood, "teardown": teardown}[scenario](host, port,
+                                                                                     pid)
     return 0
 
 

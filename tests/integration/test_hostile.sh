@@ -35,7 +35,15 @@ check "non-reader: cut within 15 s (reaped $reaped)" yes \
 check "non-reader: server RSS under 256 MiB ($rss MiB)" yes "$([ "$rss" -lt 256 ] && echo yes || echo no)"
 check "non-reader: the server is still up" ok "$(legit)"
 
-# 2. WebSocket PING flood, never reading the PONGs (item 2): only the latest pong is queued.
+# 2. 65,000 streams on one connection, then the connection closed (item 5): tearing them down is
+# linear, so a second client's request made right after is answered at once (a quadratic
+# teardown froze the loop 6 s; the bound here is loose so a slow machine does not fail it).
+"$py" "$hostile" teardown 127.0.0.1 "$port" "$spid" > "$work/teardown"
+ms=$(awk '/^answer_ms/{print $2}' "$work/teardown")
+check "65,000 streams torn down: a second client answered within 2 s (${ms} ms)" yes \
+  "$([ "${ms:-99999}" -lt 2000 ] && echo yes || echo no)"
+
+# 3. WebSocket PING flood, never reading the PONGs (item 2): only the latest pong is queued.
 for server in echo rsocket; do
   if [ $server = echo ]; then
     "$bin/ws-echo-server" --port 0 > "$work/ws.out" 2>&1 &
@@ -54,5 +62,33 @@ for server in echo rsocket; do
     "$([ "$rss" -lt 64 ] && echo yes || echo no)"
   kill "$wpid"
 done
+
+# 4. SIGTERM while a channel stays open and a client does not read (item 6): the graceful stop
+# ends on its own (drain deadline), exit status 0; a second signal cuts everything at once.
+stop_server() { # URI-file, signals (1 or 2): prints "STATUS SECONDS"
+  "$bin/rsocket" --server tcp://127.0.0.1:0 > "$work/stop.out" 2>&1 &
+  local sp=$!
+  pids+=("$sp")
+  local u
+  u=$(listening_uri "$work/stop.out")
+  (sleep 60 | "$bin/rsocket" --channel "$u" > /dev/null 2>&1) &
+  pids+=($!)
+  ("$bin/rsocket" --stream "$u" | sleep 60) > /dev/null 2>&1 &
+  pids+=($!)
+  sleep 1
+  local t0=$SECONDS rc=0
+  kill -TERM "$sp"
+  if [ "$1" = 2 ]; then sleep 0.3; kill -TERM "$sp"; fi
+  for _ in $(seq 1 300); do kill -0 "$sp" 2> /dev/null || break; sleep 0.1; done
+  wait "$sp" || rc=$?
+  echo "$rc $((SECONDS - t0))"
+}
+read -r rc secs <<< "$(stop_server 1)"
+check "SIGTERM with an idle channel and a non-reader: exit status" 0 "$rc"
+check "SIGTERM with an idle channel and a non-reader: stopped within 15 s (${secs} s)" yes \
+  "$([ "$secs" -le 15 ] && echo yes || echo no)"
+read -r rc secs <<< "$(stop_server 2)"
+check "a second SIGTERM: exit status" 0 "$rc"
+check "a second SIGTERM: stopped at once (${secs} s)" yes "$([ "$secs" -le 3 ] && echo yes || echo no)"
 
 finish test_hostile
