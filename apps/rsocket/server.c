@@ -10,21 +10,40 @@
  * still open after DRAIN_MS is cut. A second signal cuts everything at once (and still exits
  * cleanly, status 0).
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "cli.h"
+#include "rsocket/ws.h"
 
 /* Most a producer call emits; the engine calls again while credit and room remain. */
 #define PRODUCE_BATCH 64
 #define PRODUCE_BYTES (64u << 10)
 /* A graceful stop waits this long for open streams (a channel's requester may never finish). */
 #define DRAIN_MS 5000
+/* Lines printed (fnf, metadata-push) wait here for a thread that writes them to stdout, so a
+ * stdout nobody reads never blocks the event loop; beyond this many bytes lines are dropped and
+ * counted. */
+#define PRINT_QUEUE    (1u << 20)
+#define PRINT_LINE_MAX 4096 /* longest line printed (escaped); longer data is cut with "..." */
+
+/* The stdout writer: a byte queue filled by the loops, emptied by one thread. */
+typedef struct printer {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  char *buf; /* ring of PRINT_QUEUE bytes */
+  size_t head, len;
+  unsigned long long dropped; /* lines dropped since the last one written */
+  bool started;
+} printer;
 
 typedef struct srv_state {
   cli_options *o;
@@ -34,8 +53,8 @@ typedef struct srv_state {
   char **lines; /* -d @FILE split in lines */
   size_t *line_len;
   size_t nlines;
-  uv_mutex_t print_lock; /* workers print fnf / metadata-push lines */
-  atomic_bool stopping;  /* a signal came: endless streams complete (read by every worker) */
+  printer out;          /* workers print fnf / metadata-push lines through it */
+  atomic_bool stopping; /* a signal came: endless streams complete (read by every worker) */
 } srv_state;
 
 typedef struct owned {
@@ -81,11 +100,114 @@ static int own(owned *o, const rs_bytes *b, bool set) {
   return 0;
 }
 
+/* Writes what the loops queued; blocking here blocks nobody else. */
+static void *printer_main(void *arg) {
+  printer *p = arg;
+  char chunk[8192], note[96];
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    while (p->len == 0) pthread_cond_wait(&p->cv, &p->mu);
+    size_t n = p->len < sizeof chunk ? p->len : sizeof chunk;
+    for (size_t i = 0; i < n; i++) chunk[i] = p->buf[(p->head + i) % PRINT_QUEUE];
+    p->head = (p->head + n) % PRINT_QUEUE;
+    p->len -= n;
+    unsigned long long dropped = p->dropped;
+    p->dropped = 0;
+    pthread_mutex_unlock(&p->mu);
+    size_t k = 0;
+    if (dropped)
+      k = (size_t)snprintf(note, sizeof note, "(%llu lines dropped: stdout was not read)\n",
+                           dropped);
+    for (size_t off = 0; off < k;) {
+      ssize_t w = write(STDOUT_FILENO, note + off, k - off);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) break;
+      off += (size_t)w;
+    }
+    for (size_t off = 0; off < n;) {
+      ssize_t w = write(STDOUT_FILENO, chunk + off, n - off);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) break; /* stdout closed: lines are discarded */
+      off += (size_t)w;
+    }
+    pthread_mutex_lock(&p->mu);
+  }
+  return NULL;
+}
+
+/* Appends `b` to `out` with control characters, backslashes and bytes that are not UTF-8
+ * escaped (\n, \t, \xNN), so that no data can move the terminal's cursor, set its title or
+ * write its clipboard (ESC and C1 sequences), or forge a line of its own. At most `cap` bytes. */
+static size_t escape(char *out, size_t cap, rs_bytes b) {
+  size_t o = 0;
+  for (size_t i = 0; i < b.len && o + 8 < cap; i++) {
+    uint8_t c = b.ptr[i];
+    int seq = c < 0x80             ? 1
+              : (c & 0xE0) == 0xC0 ? 2
+              : (c & 0xF0) == 0xE0 ? 3
+              : (c & 0xF8) == 0xF0 ? 4
+                                   : 0;
+    if (seq > 1 && i + (size_t)seq <= b.len && rs_ws_utf8_valid(b.ptr + i, (size_t)seq) &&
+        !(c == 0xC2 && b.ptr[i + 1] < 0xA0)) { /* U+0080..U+009F are C1 controls */
+      memcpy(out + o, b.ptr + i, (size_t)seq);
+      o += (size_t)seq;
+      i += (size_t)seq - 1;
+    } else if (c == '\\') {
+      o += (size_t)snprintf(out + o, cap - o, "\\\\");
+    } else if (c == '\n') {
+      o += (size_t)snprintf(out + o, cap - o, "\\n");
+    } else if (c == '\t') {
+      o += (size_t)snprintf(out + o, cap - o, "\\t");
+    } else if (c < 0x20 || c >= 0x7f) {
+      o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+    } else {
+      out[o++] = (char)c;
+    }
+    if (i + 1 < b.len && o + 8 >= cap) o += (size_t)snprintf(out + o, cap - o, "...");
+  }
+  return o;
+}
+
+/* Queues "PREFIX DATA\n" for the writer thread, or counts it as dropped when the queue is full. */
 static void print_line(srv_state *s, const char *prefix, rs_bytes b) {
-  uv_mutex_lock(&s->print_lock);
-  printf("%s %.*s\n", prefix, (int)b.len, b.ptr ? (const char *)b.ptr : "");
-  fflush(stdout);
-  uv_mutex_unlock(&s->print_lock);
+  char line[PRINT_LINE_MAX + 64];
+  size_t n = (size_t)snprintf(line, sizeof line, "%s ", prefix);
+  n += escape(line + n, PRINT_LINE_MAX, b);
+  line[n++] = '\n';
+  printer *p = &s->out;
+  pthread_mutex_lock(&p->mu);
+  if (!p->started || PRINT_QUEUE - p->len < n) {
+    p->dropped++;
+  } else {
+    for (size_t i = 0; i < n; i++) p->buf[(p->head + p->len + i) % PRINT_QUEUE] = line[i];
+    p->len += n;
+    pthread_cond_signal(&p->cv);
+  }
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* Starts the writer thread (detached: at exit it may be blocked on a stdout nobody reads, and
+ * exiting does not wait for it). Without it every line counts as dropped. */
+static void printer_start(printer *p) {
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->cv, NULL);
+  p->buf = malloc(PRINT_QUEUE);
+  pthread_t t;
+  if (p->buf && pthread_create(&t, NULL, printer_main, p) == 0) {
+    pthread_detach(t);
+    p->started = true;
+  }
+}
+
+/* Gives the writer a moment to write what is queued (it may never: stdout may not be read). */
+static void printer_drain(printer *p) {
+  for (int i = 0; i < 100; i++) {
+    pthread_mutex_lock(&p->mu);
+    bool empty = p->len == 0;
+    pthread_mutex_unlock(&p->mu);
+    if (empty) break;
+    usleep(10000);
+  }
 }
 
 static void conn_unref(conn_state *cs) {
@@ -365,7 +487,7 @@ int cli_run_server(cli_options *o) {
   srv_state s;
   memset(&s, 0, sizeof s);
   s.o = o;
-  uv_mutex_init(&s.print_lock);
+  printer_start(&s.out);
   if (o->stream_file) split_lines(&s);
   uv_loop_t loop;
   uv_loop_init(&loop);
@@ -420,7 +542,7 @@ int cli_run_server(cli_options *o) {
   else
     uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
-  uv_mutex_destroy(&s.print_lock);
+  printer_drain(&s.out); /* its buffer stays allocated: the writer may still be blocked on it */
   free(s.lines);
   free(s.line_len);
   return EXIT_OK;

@@ -91,4 +91,29 @@ read -r rc secs <<< "$(stop_server 2)"
 check "a second SIGTERM: exit status" 0 "$rc"
 check "a second SIGTERM: stopped at once (${secs} s)" yes "$([ "$secs" -le 3 ] && echo yes || echo no)"
 
+# 5. Terminal injection (item 11): fnf and metadata-push data is printed with control bytes,
+# backslashes and C1 controls escaped; UTF-8 text stays readable.
+"$bin/rsocket" --fnf -d "$(printf 'a\033]52;c;ZXZpbA==\007b\nc\\d κόσμε \xc2\x9b')" "$uri"
+wait_for "$work/tcp.out" '^fnf a'
+check "fnf data escaped" 'fnf a\x1b]52;c;ZXZpbA==\x07b\nc\\d κόσμε \xc2\x9b' "$(grep '^fnf a' "$work/tcp.out")"
+
+# 6. A stdout nobody reads (item 10): 100 fire-and-forgets of 3,000 bytes (more than a pipe
+# holds) never block the loop; a request is answered; SIGTERM still stops it.
+mkfifo "$work/fifo"
+exec 7<> "$work/fifo"
+"$bin/rsocket" --server tcp://127.0.0.1:0 >&7 2> "$work/fifo.err" &
+fpid=$!
+pids+=("$fpid")
+furi=$(timeout 10 head -n 1 "$work/fifo" | awk '{print $3}')
+big=$(head -c 3000 /dev/zero | tr '\0' x)
+for _ in $(seq 1 100); do "$bin/rsocket" --fnf -d "$big" "$furi"; done
+got=$("$bin/rsocket" --timeout 3 -d hi "$furi" 2>&1) || true
+check "stdout not read: a request is still answered" hi "$got"
+kill -TERM "$fpid"
+rc=0
+for _ in $(seq 1 150); do kill -0 "$fpid" 2> /dev/null || break; sleep 0.1; done
+wait "$fpid" || rc=$?
+check "stdout not read: SIGTERM stops it, status 0" 0 "$rc"
+exec 7>&-
+
 finish test_hostile
