@@ -70,7 +70,8 @@ typedef struct cli_options {
   /* Server */
   uint32_t lease_per_second;
   int workers;
-  bool busy_poll; /* server: spin instead of sleeping in the kernel */
+  size_t max_connections; /* per worker */
+  bool busy_poll;         /* server: spin instead of sleeping in the kernel */
   const char *cert, *key, *ca;
   bool insecure;
   const char *stream_file; /* server: -d @file for streams */

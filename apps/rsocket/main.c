@@ -79,6 +79,8 @@ static void usage(FILE *f) {
       "                          streams emit each line of FILE, then complete\n"
       "  --lease N               grant N requests per second (LEASE every second, TTL 2 s)\n"
       "  --workers N             worker threads (default 1)\n"
+      "  --max-connections N     connections per worker (default 10000); when full, the oldest\n"
+      "                          one that has not sent SETUP yet is cut to make room\n"
       "  --busy-poll             never sleep in the kernel: spin on the event loop (one busy\n"
       "                          core per worker) for the lowest latency; for benchmarks\n"
       "  --cert FILE, --key FILE TLS certificate chain and key (tls:// and wss:// only)\n"
@@ -120,6 +122,7 @@ enum {
   OPT_SERVER,
   OPT_LEASE,
   OPT_WORKERS,
+  OPT_MAX_CONNECTIONS,
   OPT_BUSY_POLL,
   OPT_CERT,
   OPT_KEY,
@@ -173,6 +176,7 @@ static const struct option long_opts[] = {
     {"server", no_argument, NULL, OPT_SERVER},
     {"lease", required_argument, NULL, OPT_LEASE},
     {"workers", required_argument, NULL, OPT_WORKERS},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
     {"busy-poll", no_argument, NULL, OPT_BUSY_POLL},
     {"cert", required_argument, NULL, OPT_CERT},
     {"key", required_argument, NULL, OPT_KEY},
@@ -336,7 +340,8 @@ static bool client_only(int c) {
 }
 
 static bool server_only(int c) {
-  return c == OPT_LEASE || c == OPT_WORKERS || c == OPT_BUSY_POLL || c == OPT_CERT || c == OPT_KEY;
+  return c == OPT_LEASE || c == OPT_WORKERS || c == OPT_MAX_CONNECTIONS || c == OPT_BUSY_POLL ||
+         c == OPT_CERT || c == OPT_KEY;
 }
 
 static int parse_model(const char *s, cli_model *m) {
@@ -424,6 +429,7 @@ static int run(int argc, char **argv, cli_options *o, char **load_arg) {
   bool certs_given = false;
   o->model = MODEL_REQUEST;
   o->workers = 1;
+  o->max_connections = 10000;
   o->connect_timeout_ms = 10000;
   for (;;) {
     int longindex = -1;
@@ -571,6 +577,13 @@ static int run(int argc, char **argv, cli_options *o, char **load_arg) {
       if (parse_count(optarg, &v) || v == 0 || v > 256)
         return bad_usage("--workers needs a count from 1 to 256, got '%s'", optarg);
       o->workers = (int)v;
+      break;
+    }
+    case OPT_MAX_CONNECTIONS: {
+      uint64_t v;
+      if (parse_count(optarg, &v) || v == 0 || v > 10000000)
+        return bad_usage("--max-connections needs a count from 1 to 10000000, got '%s'", optarg);
+      o->max_connections = (size_t)v;
       break;
     }
     case OPT_CERT: o->cert = optarg, certs_given = true; break;

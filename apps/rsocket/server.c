@@ -497,6 +497,7 @@ int cli_run_server(cli_options *o) {
   rs_server_options_default(&so);
   so.uri = o->uri;
   so.workers = o->workers;
+  so.max_connections = o->max_connections;
   so.busy_poll = o->busy_poll;
   so.drain_timeout_ms = DRAIN_MS;
   so.cert_file = o->cert;

@@ -10,6 +10,17 @@
 
 typedef struct rt_worker rt_worker;
 
+/* A server connection that has not proven itself yet (no SETUP, or a WebSocket handshake not
+ * decided), on its worker's oldest-first list: when the worker is full the oldest is shed. */
+typedef struct rt_pending {
+  struct rt_pending *next, *prev; /* circular, around the worker's sentinel; NULL: not linked */
+  rs_io_conn *io;
+} rt_pending;
+
+/* Worker side of rt_pending (runtime_server.c). */
+void rt_pending_add(rt_worker *w, rt_pending *p, rs_io_conn *io);
+void rt_pending_remove(rt_pending *p);
+
 /*
  * The glue of one engine to its transport. The engine's user pointer is this struct; the
  * application's callbacks are forwarded with the application's user pointer.
@@ -38,6 +49,7 @@ typedef struct rt_conn {
   bool want_drained;    /* rs_runtime_writable said no: on_drained is owed */
   bool read_paused;     /* over the read cap: the peer is not read until the output drains */
   uint64_t finished_at; /* when the engine was first seen closed (0: not yet) */
+  rt_pending pending;   /* server: until SETUP was accepted */
 } rt_conn;
 
 /* Engine callbacks that forward to rt_conn.app (runtime_conn.c). */

@@ -69,7 +69,9 @@ const char *rs_runtime_peer(rs_conn *conn) {
 
 static int fw_setup(rs_conn *conn, const rs_setup_info *setup, void *user) {
   rt_conn *rc = user;
-  return rc->app->on_setup ? rc->app->on_setup(conn, setup, rc->app_user) : 0;
+  int r = rc->app->on_setup ? rc->app->on_setup(conn, setup, rc->app_user) : 0;
+  if (r == 0) rt_pending_remove(&rc->pending); /* a server connection has proven itself */
+  return r;
 }
 
 static void fw_close(rs_conn *conn, const rs_close_info *info, void *user) {

@@ -31,6 +31,8 @@ struct rt_worker {
   void *user;              /* what on_worker_start returned */
   rt_conn *conns;          /* list */
   rs_ws_session *sessions; /* ws://: handshakes in progress and plain WebSocket sessions */
+  rt_pending pending;      /* sentinel of the connections not set up yet, oldest first */
+  uint64_t shed;           /* how many of them were shed to make room */
   size_t nconns;           /* both */
   bool stopping, finished;
   /* Set by rs_server_stop on the caller's thread before it signals stop_async. Atomic: the
@@ -112,10 +114,38 @@ static void session_unlink(rt_worker *w, rs_ws_session *ss) {
   count(w, -1);
 }
 
+void rt_pending_add(rt_worker *w, rt_pending *p, rs_io_conn *io) {
+  if (!w->pending.next) w->pending.next = w->pending.prev = &w->pending;
+  p->io = io;
+  p->prev = w->pending.prev;
+  p->next = &w->pending;
+  w->pending.prev->next = p;
+  w->pending.prev = p;
+}
+
+void rt_pending_remove(rt_pending *p) {
+  if (!p->next) return;
+  p->prev->next = p->next;
+  p->next->prev = p->prev;
+  p->next = p->prev = NULL;
+}
+
+/* The worker is full (max_connections, or no descriptor left): the oldest connection that has
+ * not set up yet is cut, so idle sockets cannot lock everyone out. True when one was. */
+static bool shed_oldest_pending(rt_worker *w) {
+  rt_pending *p = w->pending.next;
+  if (!p || p == &w->pending) return false;
+  rt_pending_remove(p);
+  w->shed++;
+  rs_io_conn_abort(p->io, RS_ERR_CLOSED, "the server is full and this connection had not set up");
+  return true;
+}
+
 void rt_server_conn_gone(rt_conn *rc, int err, const char *reason) {
   (void)err, (void)reason;
   rt_worker *w = rc->worker;
   rs_server *s = rc->server;
+  rt_pending_remove(&rc->pending);
   if (s->opt.on_disconnect) s->opt.on_disconnect(s, rc->conn, rc->app_user, s->opt.user);
   conn_unlink(w, rc);
   rt_conn_destroy(rc);
@@ -148,6 +178,7 @@ static int start_engine(rt_worker *w, rs_io_conn *io, rt_ws *ws, void *user) {
   rt_conn_set_tap(rc, s->opt.on_frame);
   rc->on_drained = s->opt.on_drained;
   rc->app_user = user;
+  rt_pending_add(w, &rc->pending, io);
   if (s->opt.on_connect) rc->app_user = s->opt.on_connect(s, rc->conn, s->opt.user);
   if (ws)
     rt_conn_adopt_ws(rc, io, ws);
@@ -173,6 +204,7 @@ static void accept_ws(rt_worker *w, rs_io_conn *io) {
   w->sessions = ss;
   count(w, 1);
   ss->ws = rt_ws_attach(io, true, &s->opt.ws, NULL, s->uri.path, &rt_session_ops, ss);
+  if (ss->ws) rt_pending_add(w, &ss->pending, io);
   if (!ss->ws) {
     session_unlink(w, ss);
     free(ss);
@@ -217,6 +249,7 @@ static bool origin_ok(rs_server *s, const rs_http_request *req) {
 
 void rt_server_decide(rs_ws_session *ss, rt_ws *ws, const rs_http_request *req, rt_ws_verdict *v) {
   rs_server *s = ss->server;
+  rt_pending_remove(&ss->pending); /* decided (an RSocket engine waits for SETUP on its own) */
   if (!req->websocket) {
     if (s->opt.on_http) answer_http(s, req, v);
     return;
@@ -250,6 +283,7 @@ void rt_server_decide(rs_ws_session *ss, rt_ws *ws, const rs_http_request *req, 
 
 void rt_server_session_gone(rs_ws_session *ss) {
   rt_worker *w = ss->worker;
+  rt_pending_remove(&ss->pending);
   session_unlink(w, ss);
   free(ss);
   worker_maybe_finish(w);
@@ -268,6 +302,7 @@ static void stop_session(rs_ws_session *ss, bool graceful, const char *why) {
 static void on_connection(uv_stream_t *listener, int status) {
   rt_worker *w = listener->data;
   rs_server *s = w->server;
+  if (status == UV_EMFILE || status == UV_ENFILE) shed_oldest_pending(w); /* room for the next */
   if (status < 0 || w->stopping) return;
   uv_tcp_t *tcp = malloc(sizeof *tcp);
   if (!tcp) return;
@@ -276,8 +311,8 @@ static void on_connection(uv_stream_t *listener, int status) {
     uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
     return;
   }
-  if (s->opt.max_connections && w->nconns >= s->opt.max_connections) {
-    uv_close((uv_handle_t *)tcp, (uv_close_cb)free); /* over the limit: refuse at once */
+  if (s->opt.max_connections && w->nconns >= s->opt.max_connections && !shed_oldest_pending(w)) {
+    uv_close((uv_handle_t *)tcp, (uv_close_cb)free); /* full of working connections: refuse */
     return;
   }
   rs_tls *tls = NULL;

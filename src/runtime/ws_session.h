@@ -4,12 +4,11 @@
 
 #include "rsocket/websocket.h"
 #include "runtime/connect.h"
+#include "runtime/rt_internal.h"
 #include "runtime/io.h"
 #include "runtime/tls.h"
 #include "runtime/uri.h"
 #include "runtime/ws_transport.h"
-
-typedef struct rt_worker rt_worker;
 
 /* What a client session adds. */
 typedef struct rt_ws_client {
@@ -40,6 +39,7 @@ struct rs_ws_session {
   rs_server *server;
   rt_worker *worker;
   struct rs_ws_session *next, *prev;
+  rt_pending pending;   /* server: until the handshake is decided */
   rt_ws_client *client; /* client side */
 };
 

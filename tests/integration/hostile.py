@@ -125,6 +125,30 @@ def teardown(host, port, pid):
     print(f"max_rss_mib {max(rss, rss_mib(pid))}")
 
 
+def idle(host, port, pid):
+    socks = []
+    for _ in range(300):
+        socks.append(socket.create_connection((host, port)))
+        time.sleep(0.002)
+    time.sleep(0.5)
+    ms = answer_ms(host, port)
+    time.sleep(0.5)
+    shed = 0
+    for s in socks:
+        s.setblocking(False)
+        try:
+            if s.recv(1) == b"":
+                shed += 1
+        except BlockingIOError:
+            pass
+        except OSError:
+            shed += 1
+        s.close()
+    print(f"answer_ms {ms:.0f}")
+    print(f"shed {shed}")
+    print(f"max_rss_mib {rss_mib(pid)}")
+
+
 def ws_connect(host, port, path="/"):
     s = socket.create_connection((host, port))
     s.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
@@ -172,8 +196,8 @@ def main():
         print(__doc__, file=sys.stderr)
         return 2
     scenario, host, port, pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    {"nonreader": nonreader, "pingflood": pingflood, "teardown": teardown}[scenario](host, port,
-                                                                                     pid)
+    scenarios = {"nonreader": nonreader, "pingflood": pingflood, "teardown": teardown, "idle": idle}
+    scenarios[scenario](host, port, pid)
     return 0
 
 

@@ -43,7 +43,22 @@ ms=$(awk '/^answer_ms/{print $2}' "$work/teardown")
 check "65,000 streams torn down: a second client answered within 2 s (${ms} ms)" yes \
   "$([ "${ms:-99999}" -lt 2000 ] && echo yes || echo no)"
 
-# 3. WebSocket PING flood, never reading the PONGs (item 2): only the latest pong is queued.
+# 3. Sockets that never send anything (item 9): with --max-connections 100, 300 idle sockets do
+# not lock a legitimate client out: the oldest connections that have not set up are cut.
+"$bin/rsocket" --server --max-connections 100 tcp://127.0.0.1:0 > "$work/idle.out" 2>&1 &
+ipid=$!
+pids+=("$ipid")
+iuri=$(listening_uri "$work/idle.out")
+"$py" "$hostile" idle 127.0.0.1 "${iuri##*:}" "$ipid" > "$work/idle"
+ms=$(awk '/^answer_ms/{print $2}' "$work/idle")
+shed=$(awk '/^shed/{print $2}' "$work/idle")
+check "300 idle sockets, 100 allowed: a legitimate client answered within 2 s (${ms} ms)" yes \
+  "$([ "${ms:-99999}" -lt 2000 ] && echo yes || echo no)"
+check "300 idle sockets, 100 allowed: at least 200 shed ($shed)" yes \
+  "$([ "${shed:-0}" -ge 200 ] && echo yes || echo no)"
+kill "$ipid"
+
+# 4. WebSocket PING flood, never reading the PONGs (item 2): only the latest pong is queued.
 for server in echo rsocket; do
   if [ $server = echo ]; then
     "$bin/ws-echo-server" --port 0 > "$work/ws.out" 2>&1 &
@@ -63,7 +78,7 @@ for server in echo rsocket; do
   kill "$wpid"
 done
 
-# 4. SIGTERM while a channel stays open and a client does not read (item 6): the graceful stop
+# 5. SIGTERM while a channel stays open and a client does not read (item 6): the graceful stop
 # ends on its own (drain deadline), exit status 0; a second signal cuts everything at once.
 stop_server() { # URI-file, signals (1 or 2): prints "STATUS SECONDS"
   "$bin/rsocket" --server tcp://127.0.0.1:0 > "$work/stop.out" 2>&1 &
@@ -91,13 +106,13 @@ read -r rc secs <<< "$(stop_server 2)"
 check "a second SIGTERM: exit status" 0 "$rc"
 check "a second SIGTERM: stopped at once (${secs} s)" yes "$([ "$secs" -le 3 ] && echo yes || echo no)"
 
-# 5. Terminal injection (item 11): fnf and metadata-push data is printed with control bytes,
+# 6. Terminal injection (item 11): fnf and metadata-push data is printed with control bytes,
 # backslashes and C1 controls escaped; UTF-8 text stays readable.
 "$bin/rsocket" --fnf -d "$(printf 'a\033]52;c;ZXZpbA==\007b\nc\\d κόσμε \xc2\x9b')" "$uri"
 wait_for "$work/tcp.out" '^fnf a'
 check "fnf data escaped" 'fnf a\x1b]52;c;ZXZpbA==\x07b\nc\\d κόσμε \xc2\x9b' "$(grep '^fnf a' "$work/tcp.out")"
 
-# 6. A stdout nobody reads (item 10): 100 fire-and-forgets of 3,000 bytes (more than a pipe
+# 7. A stdout nobody reads (item 10): 100 fire-and-forgets of 3,000 bytes (more than a pipe
 # holds) never block the loop; a request is answered; SIGTERM still stops it.
 mkfifo "$work/fifo"
 exec 7<> "$work/fifo"
