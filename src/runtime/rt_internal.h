@@ -6,7 +6,7 @@
 #include "rsocket/runtime.h"
 #include "runtime/io.h"
 #include "runtime/tls.h"
-#include "runtime/uri.h"
+#include "rsocket/uri.h"
 
 typedef struct rt_worker rt_worker;
 
