@@ -104,13 +104,18 @@ int rs_conn_resume_producer(rs_conn *c, uint32_t id) {
 }
 
 int rs_conn_produce(rs_conn *c, uint64_t now_ms) {
-  if (!c) return RS_ERR_INVALID_ARGUMENT;
+  return rs_conn_produce_some(c, SIZE_MAX, now_ms);
+}
+
+int rs_conn_produce_some(rs_conn *c, size_t max_bytes, uint64_t now_ms) {
+  if (!c || max_bytes == 0) return RS_ERR_INVALID_ARGUMENT;
   if (c->in_callback || c->in_dispatch) return RS_ERR_INVALID_STATE;
   if (c->fatal) return c->fatal;
   if (!c->ready_head || !c->cb.on_produce) return 0;
   c->in_dispatch = true;
   if (now_ms > c->now) c->now = now_ms;
-  while (c->ready_head && room(c) && window_room(c)) {
+  size_t start = c->out.pending; /* nothing is consumed in here: pending only grows */
+  while (c->ready_head && c->out.pending - start < max_bytes && room(c) && window_room(c)) {
     rs_stream *s = c->ready_head;
     rs__ready_remove(c, s);
     if (!ready(s)) continue; /* credit used up or half ended since it was queued */
