@@ -35,9 +35,9 @@ typedef struct rt_conn {
   rs_frame_reader tap_in, tap_out;
   void *ws_layer; /* the WebSocket session stacked between io and engine */
   void (*on_drained)(rs_conn *conn, void *user); /* the application's, or NULL */
-  bool want_drained;    /* rs_runtime_writable said no: on_drained is owed */
-  bool read_paused;     /* over the read cap: the peer is not read until the output drains */
-  size_t produce_chunk; /* what the next rs_conn_produce_some may add (engine_pending) */
+  bool want_drained;      /* rs_runtime_writable said no: on_drained is owed */
+  bool read_paused;       /* over the read cap: the peer is not read until the output drains */
+  uint32_t produce_calls; /* budget of the next rs_conn_produce_some (engine_pending) */
 } rt_conn;
 
 /* Engine callbacks that forward to rt_conn.app (runtime_conn.c). */

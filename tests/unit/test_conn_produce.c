@@ -1,7 +1,7 @@
 /*
  * Protocol engine: pull production (rs_conn_set_producer, on_produce, rs_conn_produce,
  * rs_conn_produce_some). The producer runs only while its stream has credit and the output is
- * under the high watermark, and for rs_conn_produce_some until its byte budget is used;
+ * under the high watermark, and for rs_conn_produce_some at most its number of calls;
  * pausing and resuming; round robin between streams; no busy loop; and, with resumption, a
  * producer with unbounded credit never outruns the retained-frame window, so any number of cuts
  * lose nothing.
@@ -116,8 +116,8 @@ static void test_produce_stops_at_high_watermark(void **state) {
   h_free(&h);
 }
 
-/* A driver that writes between calls produces a budget at a time: each call stops once the
- * output grew by max_bytes (one producer call may overshoot), the next call goes on, and credit
+/* A driver that writes between calls produces a budget of producer calls at a time: each
+ * rs_conn_produce_some runs producers at most max_calls times, the next one goes on, and credit
  * still bounds it. */
 static void test_produce_some_stops_at_its_budget(void **state) {
   (void)state;
@@ -131,17 +131,18 @@ static void test_produce_some_stops_at_its_budget(void **state) {
   h_pump_ok(&h);             /* the request arrives; the held server's driver does not produce */
   size_t item = 3 + 6 + 100; /* length prefix, header, data */
   size_t before = rs_conn_pending_bytes(h.srv.conn);
-  assert_int_equal(rs_conn_produce_some(h.srv.conn, 500, h.now), 0);
-  size_t grew = rs_conn_pending_bytes(h.srv.conn) - before;
-  assert_true(grew >= 500);
-  assert_true(grew < 500 + 2 * item); /* at most one call (2 items) past the budget */
-  assert_int_equal(k.sent, 6);        /* three calls of two */
+  assert_int_equal(rs_conn_produce_some(h.srv.conn, 3, h.now), 0);
+  assert_int_equal(k.calls, 3);
+  assert_int_equal(k.sent, 6);
+  assert_int_equal(rs_conn_pending_bytes(h.srv.conn) - before, 6 * item);
   assert_true(rs_conn_want_produce(h.srv.conn));
   assert_int_equal(rs_conn_produce_some(h.srv.conn, 1, h.now), 0);
-  assert_int_equal(k.sent, 8); /* any budget lets one call run */
-  /* Credit ends it whatever the budget: 30 elements in all. */
-  assert_int_equal(rs_conn_produce_some(h.srv.conn, SIZE_MAX, h.now), 0);
+  assert_int_equal(k.calls, 4);
+  assert_int_equal(k.sent, 8);
+  /* Credit ends it whatever the budget: 30 elements in all, in 15 calls. */
+  assert_int_equal(rs_conn_produce_some(h.srv.conn, UINT32_MAX, h.now), 0);
   assert_int_equal(k.sent, 30);
+  assert_int_equal(k.calls, 15);
   assert_false(rs_conn_want_produce(h.srv.conn));
   assert_int_equal(rs_conn_produce_some(h.srv.conn, 0, h.now), RS_ERR_INVALID_ARGUMENT);
   assert_int_equal(rs_conn_produce_some(NULL, 10, h.now), RS_ERR_INVALID_ARGUMENT);
