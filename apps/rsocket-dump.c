@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/frame_format.h"
 #include "rsocket/frame.h"
 
 #define PREVIEW_HUMAN  48
@@ -229,7 +228,7 @@ static bool handle_frame(dump *d, const uint8_t *p, size_t len, uint64_t offset)
     print_json(&f);
   } else {
     char line[1024];
-    rs__frame_describe(&f, PREVIEW_HUMAN, line, sizeof line);
+    rs_frame_describe(&f, PREVIEW_HUMAN, line, sizeof line);
     puts(line);
   }
   return true;

@@ -13,7 +13,7 @@
 #include "rsocket-bench/bench.h"
 #include "rsocket/frame.h"
 #include "rsocket/ws.h"
-#include "runtime/uri.h"
+#include "rsocket/uri.h"
 
 #define MAX_PENDING_CONNECTS 256
 #define HS_CAP               512

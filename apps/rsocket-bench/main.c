@@ -22,7 +22,7 @@
 
 #include "rsocket-bench/bench.h"
 #include "rsocket/runtime.h"
-#include "runtime/uri.h"
+#include "rsocket/uri.h"
 
 #define BENCH_VERSION RS_VERSION_STRING
 

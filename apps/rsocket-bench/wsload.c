@@ -9,7 +9,7 @@
 #include "rsocket-bench/bench.h"
 #include "rsocket/runtime.h"
 #include "rsocket/ws.h"
-#include "runtime/uri.h"
+#include "rsocket/uri.h"
 
 #define HS_MAX   8192
 #define READ_BUF (64 * 1024)

@@ -3,8 +3,8 @@
 #include <stdio.h>
 
 #include "cli.h"
-#include "core/frame_format.h"
 #include "rsocket/extensions.h"
+#include "rsocket/frame.h"
 
 #define PREVIEW 32 /* bytes of metadata, data and entries shown */
 
@@ -89,7 +89,7 @@ void cli_debug_frame(bool out, const uint8_t *frame, size_t len) {
             e.message, e.offset);
   } else {
     char line[512];
-    rs__frame_describe(&f, PREVIEW, line, sizeof line);
+    rs_frame_describe(&f, PREVIEW, line, sizeof line);
     fprintf(stderr, "%s %s\n", out ? ">>" : "<<", line);
     if (composite && f.has_metadata && f.metadata.len > 0) put_entries(f.metadata);
   }

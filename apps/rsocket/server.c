@@ -24,7 +24,8 @@
 #include "cli.h"
 #include "rsocket/ws.h"
 
-/* Most a producer call emits; the engine calls again while credit and room remain. */
+/* Most a producer call emits; the engine calls again while credit and room remain (the runtime
+ * writes after 16 calls at the start of a burst, then after 32, 64…: a call is a modest batch). */
 #define PRODUCE_BATCH 64
 #define PRODUCE_BYTES (64u << 10)
 /* A graceful stop waits this long for open streams (a channel's requester may never finish). */

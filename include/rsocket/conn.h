@@ -490,6 +490,18 @@ RS_EXPORT bool rs_conn_want_produce(const rs_conn *conn);
  */
 RS_EXPORT int rs_conn_produce(rs_conn *conn, uint64_t now_ms);
 
+/*
+ * rs_conn_produce, but at most `max_calls` calls of on_produce (one call each per turn, as
+ * there). A driver that writes between such calls puts the first elements of a large grant of
+ * credit on the wire while the rest is still being produced, instead of after all of it (a
+ * REQUEST_N for thousands of small elements takes 100 us and more to produce, and a fast reader
+ * waits meanwhile). The runtime starts each burst with 16 calls and doubles: a call should send a
+ * modest batch (rsocket --server sends up to 64 elements or 64 KiB). Returns 0, or
+ * RS_ERR_INVALID_ARGUMENT (no connection, or max_calls 0), RS_ERR_INVALID_STATE (called from a
+ * callback), RS_ERR_NOMEM (fatal).
+ */
+RS_EXPORT int rs_conn_produce_some(rs_conn *conn, uint32_t max_calls, uint64_t now_ms);
+
 /* Sets or gets the stream's user pointer. set: 0 or RS_ERR_STREAM_CLOSED; get: NULL if none. */
 RS_EXPORT int rs_conn_stream_set_user(rs_conn *conn, uint32_t stream_id, void *stream_user);
 RS_EXPORT void *rs_conn_stream_user(const rs_conn *conn, uint32_t stream_id);

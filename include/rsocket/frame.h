@@ -206,6 +206,31 @@ RS_EXPORT const char *rs_error_code_name(uint32_t code);
 RS_EXPORT bool rs_frame_type_is_resumable(uint8_t type);
 
 /*
+ * A decoded frame (rs_frame_decode) for people, on one line without a newline: type, stream,
+ * flags, the fields of its type, then the metadata and data sizes (ERROR: the message) each with
+ * a quoted preview of at most `preview` bytes (0: sizes only), for example
+ *   REQUEST_STREAM stream=1 flags=M n=16 metadata=6B "\x05hello" data=2B "hi"
+ *   ERROR stream=0 flags=- code=CONNECTION_ERROR(0x101) message=4B "gone"
+ * In a preview, bytes outside printable ASCII, '"' and '\' appear as \xNN; "..." follows a cut
+ * preview. The format is for logs and debugging (rsocket-dump, `rsocket --debug`), not for
+ * parsing: it may change between versions.
+ *
+ * Writes at most `cap` bytes into `buf`, the terminating NUL included (a longer line is cut;
+ * buf may be NULL when cap is 0), and returns the length of the whole line, like snprintf: a
+ * result >= cap means it was cut. A NULL frame gives "" and 0. Returns no errors.
+ */
+RS_EXPORT size_t rs_frame_describe(const rs_frame *f, size_t preview, char *buf, size_t cap);
+
+/*
+ * The flags set in `f` that mean something for its type, by their letters in the spec joined
+ * with '|': I (ignore), M (metadata), F (follows), C (complete), N (next); R is respond on
+ * KEEPALIVE and resume on SETUP, L lease on SETUP. "-" when none, "" for a NULL frame. Written
+ * and returned like rs_frame_describe (at most "I|M|F|C|N", 10 bytes with the NUL). Returns no
+ * errors.
+ */
+RS_EXPORT size_t rs_frame_flag_names(const rs_frame *f, char *buf, size_t cap);
+
+/*
  * Length-prefixed frame reader for byte-stream transports (TCP, TLS). Feed it what the socket gave;
  * it hands out whole frames. When a frame lies entirely inside the bytes fed, the view points into
  * them (zero-copy); a frame split across reads is gathered in an internal buffer that grows up to

@@ -1,28 +1,35 @@
-#include "core/frame_format.h"
-
+/* Human-readable one-line descriptions of frames (rs_frame_describe): rsocket-dump and
+ * `rsocket --debug` print them. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "rsocket/frame.h"
+
+/* A line being written into buf: `len` bytes are there (NUL-terminated while cap > 0), `need`
+ * counts what the whole line takes (snprintf's return value). */
 typedef struct out {
   char *buf;
-  size_t cap, len;
+  size_t cap, len, need;
 } out;
 
 __attribute__((format(printf, 2, 3))) static void put(out *o, const char *fmt, ...) {
-  if (o->len + 1 >= o->cap) return;
+  char *dst = o->len + 1 < o->cap ? o->buf + o->len : NULL;
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+  int n = vsnprintf(dst, dst ? o->cap - o->len : 0, fmt, ap);
   va_end(ap);
   if (n < 0) return;
+  o->need += (size_t)n;
+  if (!dst) return;
   o->len += (size_t)n;
   if (o->len >= o->cap) o->len = o->cap - 1;
 }
 
-const char *rs__frame_flag_names(const rs_frame *f, char *buf, size_t cap) {
-  out o = {buf, cap, 0};
+size_t rs_frame_flag_names(const rs_frame *f, char *buf, size_t cap) {
+  out o = {buf, cap, 0, 0};
   if (cap) buf[0] = '\0';
+  if (!f) return 0;
   const char *sep = "";
 #define FLAG(bit, name)                                                                            \
   if (f->flags & (bit)) {                                                                          \
@@ -52,8 +59,8 @@ const char *rs__frame_flag_names(const rs_frame *f, char *buf, size_t cap) {
   default: break;
   }
 #undef FLAG
-  if (o.len == 0) put(&o, "-");
-  return buf;
+  if (o.need == 0) put(&o, "-");
+  return o.need;
 }
 
 static void preview_bytes(out *o, const char *label, rs_bytes b, size_t max) {
@@ -71,12 +78,13 @@ static void preview_bytes(out *o, const char *label, rs_bytes b, size_t max) {
   put(o, b.len > n ? "\"..." : "\"");
 }
 
-size_t rs__frame_describe(const rs_frame *f, size_t preview, char *buf, size_t cap) {
-  out o = {buf, cap, 0};
+size_t rs_frame_describe(const rs_frame *f, size_t preview, char *buf, size_t cap) {
+  out o = {buf, cap, 0, 0};
   if (cap) buf[0] = '\0';
-  char flags[32];
-  put(&o, "%s stream=%" PRIu32 " flags=%s", rs_frame_type_name(f->type), f->stream_id,
-      rs__frame_flag_names(f, flags, sizeof flags));
+  if (!f) return 0;
+  char flags[32]; /* every flag of one type fits: "I|M|F|C|N" */
+  rs_frame_flag_names(f, flags, sizeof flags);
+  put(&o, "%s stream=%" PRIu32 " flags=%s", rs_frame_type_name(f->type), f->stream_id, flags);
   switch (f->type) {
   case RS_FRAME_SETUP:
     put(&o, " version=%u.%u keepalive=%" PRIu32 "ms lifetime=%" PRIu32 "ms", f->u.setup.major,
@@ -117,5 +125,5 @@ size_t rs__frame_describe(const rs_frame *f, size_t preview, char *buf, size_t c
                   f->type != RS_FRAME_REQUEST_N && f->type != RS_FRAME_CANCEL &&
                   f->type != RS_FRAME_RESUME && f->type != RS_FRAME_RESUME_OK;
   if (has_data) preview_bytes(&o, f->type == RS_FRAME_ERROR ? "message" : "data", f->data, preview);
-  return o.len;
+  return o.need;
 }

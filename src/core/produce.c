@@ -103,19 +103,21 @@ int rs_conn_resume_producer(rs_conn *c, uint32_t id) {
   return 0;
 }
 
-int rs_conn_produce(rs_conn *c, uint64_t now_ms) {
-  if (!c) return RS_ERR_INVALID_ARGUMENT;
+/* Calls ready producers in turn, at most `max_calls` times, while there is room. */
+static int produce(rs_conn *c, uint64_t max_calls, uint64_t now_ms) {
   if (c->in_callback || c->in_dispatch) return RS_ERR_INVALID_STATE;
   if (c->fatal) return c->fatal;
   if (!c->ready_head || !c->cb.on_produce) return 0;
   c->in_dispatch = true;
   if (now_ms > c->now) c->now = now_ms;
-  while (c->ready_head && room(c) && window_room(c)) {
+  uint64_t calls = 0;
+  while (c->ready_head && calls < max_calls && room(c) && window_room(c)) {
     rs_stream *s = c->ready_head;
     rs__ready_remove(c, s);
     if (!ready(s)) continue; /* credit used up or half ended since it was queued */
     uint64_t before = c->out.total_in;
     uint32_t id = s->id;
+    calls++;
     c->in_callback++;
     int r = c->cb.on_produce(c, id, s->user, s->out_credit, c->user);
     c->in_callback--;
@@ -130,4 +132,14 @@ int rs_conn_produce(rs_conn *c, uint64_t now_ms) {
   rs__deliver_events(c);
   c->in_dispatch = false;
   return c->fatal;
+}
+
+int rs_conn_produce(rs_conn *c, uint64_t now_ms) {
+  if (!c) return RS_ERR_INVALID_ARGUMENT;
+  return produce(c, UINT64_MAX, now_ms);
+}
+
+int rs_conn_produce_some(rs_conn *c, uint32_t max_calls, uint64_t now_ms) {
+  if (!c || max_calls == 0) return RS_ERR_INVALID_ARGUMENT;
+  return produce(c, max_calls, now_ms);
 }

@@ -6,7 +6,7 @@
 #include "rsocket/runtime.h"
 #include "runtime/io.h"
 #include "runtime/tls.h"
-#include "runtime/uri.h"
+#include "rsocket/uri.h"
 
 typedef struct rt_worker rt_worker;
 
@@ -46,10 +46,11 @@ typedef struct rt_conn {
   rs_frame_reader tap_in, tap_out;
   void *ws_layer; /* the WebSocket session stacked between io and engine */
   void (*on_drained)(rs_conn *conn, void *user); /* the application's, or NULL */
-  bool want_drained;    /* rs_runtime_writable said no: on_drained is owed */
-  bool read_paused;     /* over the read cap: the peer is not read until the output drains */
-  uint64_t finished_at; /* when the engine was first seen closed (0: not yet) */
-  rt_pending pending;   /* server: until SETUP was accepted */
+  bool want_drained;      /* rs_runtime_writable said no: on_drained is owed */
+  bool read_paused;       /* over the read cap: the peer is not read until the output drains */
+  uint32_t produce_calls; /* budget of the next rs_conn_produce_some (engine_pending) */
+  uint64_t finished_at;   /* when the engine was first seen closed (0: not yet) */
+  rt_pending pending;     /* server: until SETUP was accepted */
 } rt_conn;
 
 /* Engine callbacks that forward to rt_conn.app (runtime_conn.c). */

@@ -201,9 +201,31 @@ const rs_conn_callbacks rt_forward_callbacks = {
     fw_produce,
 };
 
-/* The engine's output, after letting its ready producers fill it up to the high watermark. */
+/* Producer calls per engine_pending: a burst starts with PRODUCE_CALLS_MIN and doubles (the output
+ * watermark bounds the bytes). */
+#define PRODUCE_CALLS_MIN 16u
+#define PRODUCE_CALLS_MAX (1u << 20)
+
+/*
+ * The engine's output, after letting its ready producers add to it. Production is interleaved
+ * with writing: each call lets producers run a number of times, the transport writes what they
+ * sent and asks again (a flush has FLUSH_ROUNDS of those). A burst starts small so its first
+ * bytes leave soon: producing a whole grant first (request-stream of 16-byte items: 100 KB, the
+ * first byte written 100-120 us after the REQUEST_N) left a fast reader idle while its credit was
+ * being produced. The unit is calls, not bytes: what delays the first write is the work per
+ * element, and a first write much under a megabyte made streams of large elements slower (1 KiB
+ * items: a 64 KiB write before the rest of each grant cost 28%); 16 calls of rsocket --server are
+ * 1,024 small elements (the first byte 30 us after the REQUEST_N) or a full watermark of large
+ * ones. A burst ends when producers run out of credit or room.
+ */
 static int engine_pending(rt_conn *rc, rs_iov *iov, int max) {
-  if (rs_conn_want_produce(rc->conn)) rs_conn_produce(rc->conn, uv_now(rc->loop));
+  if (!rs_conn_want_produce(rc->conn)) {
+    rc->produce_calls = PRODUCE_CALLS_MIN; /* out of credit or room: the next burst starts small */
+  } else {
+    if (rc->produce_calls < PRODUCE_CALLS_MIN) rc->produce_calls = PRODUCE_CALLS_MIN;
+    rs_conn_produce_some(rc->conn, rc->produce_calls, uv_now(rc->loop));
+    if (rc->produce_calls < PRODUCE_CALLS_MAX) rc->produce_calls *= 2;
+  }
   return rs_conn_pending_output(rc->conn, iov, max);
 }
 

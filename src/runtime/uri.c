@@ -1,4 +1,4 @@
-#include "runtime/uri.h"
+#include "rsocket/uri.h"
 
 #include <stdarg.h>
 #include <stdio.h>

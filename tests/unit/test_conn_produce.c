@@ -1,6 +1,7 @@
 /*
- * Protocol engine: pull production (rs_conn_set_producer, on_produce, rs_conn_produce). The
- * producer runs only while its stream has credit and the output is under the high watermark;
+ * Protocol engine: pull production (rs_conn_set_producer, on_produce, rs_conn_produce,
+ * rs_conn_produce_some). The producer runs only while its stream has credit and the output is
+ * under the high watermark, and for rs_conn_produce_some at most its number of calls;
  * pausing and resuming; round robin between streams; no busy loop; and, with resumption, a
  * producer with unbounded credit never outruns the retained-frame window, so any number of cuts
  * lose nothing.
@@ -115,6 +116,42 @@ static void test_produce_stops_at_high_watermark(void **state) {
   h_free(&h);
 }
 
+/* A driver that writes between calls produces a budget of producer calls at a time: each
+ * rs_conn_produce_some runs producers at most max_calls times, the next one goes on, and credit
+ * still bounds it. */
+static void test_produce_some_stops_at_its_budget(void **state) {
+  (void)state;
+  h_pair h;
+  counter k = {.per_call = 2, .item_bytes = 100};
+  producer_pair(&h, &k);
+  rs_payload p = h_pl(NULL, "go");
+  h.hold_srv = true;
+  rs_ssize sid = rs_conn_request_stream(h.cli.conn, &p, 30, NULL);
+  assert_true(sid > 0);
+  h_pump_ok(&h);             /* the request arrives; the held server's driver does not produce */
+  size_t item = 3 + 6 + 100; /* length prefix, header, data */
+  size_t before = rs_conn_pending_bytes(h.srv.conn);
+  assert_int_equal(rs_conn_produce_some(h.srv.conn, 3, h.now), 0);
+  assert_int_equal(k.calls, 3);
+  assert_int_equal(k.sent, 6);
+  assert_int_equal(rs_conn_pending_bytes(h.srv.conn) - before, 6 * item);
+  assert_true(rs_conn_want_produce(h.srv.conn));
+  assert_int_equal(rs_conn_produce_some(h.srv.conn, 1, h.now), 0);
+  assert_int_equal(k.calls, 4);
+  assert_int_equal(k.sent, 8);
+  /* Credit ends it whatever the budget: 30 elements in all, in 15 calls. */
+  assert_int_equal(rs_conn_produce_some(h.srv.conn, UINT32_MAX, h.now), 0);
+  assert_int_equal(k.sent, 30);
+  assert_int_equal(k.calls, 15);
+  assert_false(rs_conn_want_produce(h.srv.conn));
+  assert_int_equal(rs_conn_produce_some(h.srv.conn, 0, h.now), RS_ERR_INVALID_ARGUMENT);
+  assert_int_equal(rs_conn_produce_some(NULL, 10, h.now), RS_ERR_INVALID_ARGUMENT);
+  h.hold_srv = false;
+  h_pump_ok(&h);
+  assert_int_equal(h_count(&h.cli, EV_PAYLOAD, (uint32_t)sid), 30);
+  h_free(&h);
+}
+
 static void test_produce_pause_and_resume(void **state) {
   (void)state;
   h_pair h;
@@ -208,6 +245,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_produce_honours_credit),
       cmocka_unit_test(test_produce_stops_at_high_watermark),
+      cmocka_unit_test(test_produce_some_stops_at_its_budget),
       cmocka_unit_test(test_produce_pause_and_resume),
       cmocka_unit_test(test_produce_more_without_sending_is_a_pause),
       cmocka_unit_test(test_produce_round_robin),
