@@ -592,6 +592,19 @@ RS_EXPORT void rs_resume_store_free(rs_resume_store *store);
 /* Number of sessions registered. */
 RS_EXPORT size_t rs_resume_store_count(const rs_resume_store *store);
 
+/*
+ * Bounds the sessions that wait detached (their transport gone, their streams and retained
+ * frames kept for a RESUME): at most `max_detached` of them and `max_bytes` of retained frames
+ * together (0: no limit). Past either, the oldest detached session ends at once, as if its
+ * resume_session_timeout_ms had run out (its streams get errors, a later RESUME is rejected).
+ * Defaults: 10,000 sessions, 64 MiB. Returns 0 or RS_ERR_INVALID_ARGUMENT (no store).
+ */
+RS_EXPORT int rs_resume_store_set_limits(rs_resume_store *store, size_t max_detached,
+                                         size_t max_bytes);
+
+/* Sessions waiting detached now, and (in *bytes, may be NULL) the retained bytes they hold. */
+RS_EXPORT size_t rs_resume_store_detached(const rs_resume_store *store, size_t *bytes);
+
 #ifdef __cplusplus
 }
 #endif

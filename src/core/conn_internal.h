@@ -92,6 +92,11 @@ struct rs_conn {
   rs_resume_store *store;
   bool in_store;
   rs_conn *store_next;
+  /* Server, detached: the store's oldest-first list of detached sessions and what this one
+   * holds (its retained buffer), counted against the store's budget. */
+  bool in_detached;
+  rs_conn *det_prev, *det_next;
+  size_t det_bytes;
   uint8_t *token;
   size_t token_len;
   uint64_t session_deadline; /* detached: when the session gives up */

@@ -18,7 +18,14 @@ struct rs_resume_store {
   rs_conn **buckets;
   size_t nbuckets; /* power of two */
   size_t count;
+  /* Detached sessions, oldest first, and their budget: past it the oldest end at once. */
+  rs_conn *det_head, *det_tail;
+  size_t det_count, det_bytes;
+  size_t max_detached, max_detached_bytes;
 };
+
+#define DEFAULT_MAX_DETACHED       10000u
+#define DEFAULT_MAX_DETACHED_BYTES (64u << 20)
 
 #define REC_HDR 4u
 
@@ -129,6 +136,8 @@ rs_resume_store *rs_resume_store_new(const rs_mem *mem) {
   if (!s) return NULL;
   s->mem = *mem;
   s->nbuckets = 64;
+  s->max_detached = DEFAULT_MAX_DETACHED;
+  s->max_detached_bytes = DEFAULT_MAX_DETACHED_BYTES;
   s->buckets = mem->calloc(s->nbuckets, sizeof(*s->buckets), mem->user);
   if (!s->buckets) {
     mem->free(s, mem->user);
@@ -143,6 +152,7 @@ void rs_resume_store_free(rs_resume_store *s) {
     for (rs_conn *c = s->buckets[i]; c;) {
       rs_conn *next = c->store_next;
       c->in_store = false;
+      c->in_detached = false;
       c->store_next = NULL;
       c = next;
     }
@@ -153,6 +163,61 @@ void rs_resume_store_free(rs_resume_store *s) {
 
 size_t rs_resume_store_count(const rs_resume_store *s) {
   return s ? s->count : 0;
+}
+
+int rs_resume_store_set_limits(rs_resume_store *s, size_t max_detached, size_t max_bytes) {
+  if (!s) return RS_ERR_INVALID_ARGUMENT;
+  s->max_detached = max_detached;
+  s->max_detached_bytes = max_bytes;
+  return 0;
+}
+
+size_t rs_resume_store_detached(const rs_resume_store *s, size_t *bytes) {
+  if (bytes) *bytes = s ? s->det_bytes : 0;
+  return s ? s->det_count : 0;
+}
+
+static void detached_unlink(rs_conn *c) {
+  if (!c->in_detached) return;
+  rs_resume_store *s = c->store;
+  if (c->det_prev)
+    c->det_prev->det_next = c->det_next;
+  else
+    s->det_head = c->det_next;
+  if (c->det_next)
+    c->det_next->det_prev = c->det_prev;
+  else
+    s->det_tail = c->det_prev;
+  c->det_prev = c->det_next = NULL;
+  c->in_detached = false;
+  s->det_count--;
+  s->det_bytes -= c->det_bytes;
+}
+
+/* A session that lost its transport joins the detached list; the oldest ones over the store's
+ * budget end now (their deadline is moved to the present and the driver is told), so sessions
+ * left behind by many short connections cannot hold the process's memory for their timeout. */
+static void detached_link(rs_conn *c) {
+  if (!c->in_store) return;
+  rs_resume_store *s = c->store;
+  c->det_bytes = c->retain.cap;
+  c->det_prev = s->det_tail;
+  c->det_next = NULL;
+  if (s->det_tail)
+    s->det_tail->det_next = c;
+  else
+    s->det_head = c;
+  s->det_tail = c;
+  c->in_detached = true;
+  s->det_count++;
+  s->det_bytes += c->det_bytes;
+  while (s->det_head && ((s->max_detached && s->det_count > s->max_detached) ||
+                         (s->max_detached_bytes && s->det_bytes > s->max_detached_bytes))) {
+    rs_conn *old = s->det_head;
+    detached_unlink(old);
+    old->session_deadline = old->now;
+    rs__wake(old);
+  }
 }
 
 static rs_conn *store_find(const rs_resume_store *s, const uint8_t *tok, size_t len) {
@@ -200,6 +265,7 @@ int rs__store_register(rs_conn *c, rs_bytes token) {
 
 void rs__store_unregister(rs_conn *c) {
   if (!c->in_store) return;
+  detached_unlink(c);
   rs_resume_store *s = c->store;
   size_t b = hash_token(c->token, c->token_len) & (s->nbuckets - 1);
   for (rs_conn **pp = &s->buckets[b]; *pp; pp = &(*pp)->store_next) {
@@ -226,6 +292,7 @@ static void detach_transport(rs_conn *c) {
   c->next_keepalive = RS_NO_DEADLINE;
   c->state = RS_CONN_STATE_DISCONNECTED;
   c->session_deadline = c->now + c->s.resume_session_timeout_ms;
+  detached_link(c);
 }
 
 int rs_conn_detach(rs_conn *c, uint64_t now_ms) {
@@ -322,6 +389,7 @@ void rs__on_resume(rs_conn *c, const rs_frame *f) {
   }
   old->state = RS_CONN_STATE_ESTABLISHED;
   old->session_deadline = RS_NO_DEADLINE;
+  detached_unlink(old);
   rs__keepalive_start(old);
   rs_frame ok;
   rs_frame_init(&ok, RS_FRAME_RESUME_OK, 0);

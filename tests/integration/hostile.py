@@ -149,6 +149,34 @@ def idle(host, port, pid):
     print(f"max_rss_mib {rss_mib(pid)}")
 
 
+def setup_resume(token, keepalive_ms=20000, lifetime_ms=90000, mime=b"application/octet-stream"):
+    body = struct.pack(">HHII", 1, 0, keepalive_ms, lifetime_ms)
+    body += struct.pack(">H", len(token)) + token
+    body += bytes([len(mime)]) + mime + bytes([len(mime)]) + mime
+    return frame(0, 0x01, 0x80, body)  # R flag: resume enabled
+
+
+def resume(host, port, pid):
+    max_rss = 0
+    for i in range(300):
+        s = socket.create_connection((host, port))
+        s.sendall(setup_resume(b"tok-%d" % i) + request_stream(1, 0x7FFFFFFF, b"x" * 64))
+        s.settimeout(0.02)
+        try:
+            while True:
+                if not s.recv(65536):
+                    break
+        except (socket.timeout, OSError):
+            pass
+        s.close()
+        if i % 20 == 0:
+            max_rss = max(max_rss, rss_mib(pid))
+    time.sleep(0.5)
+    max_rss = max(max_rss, rss_mib(pid))
+    print(f"answer_ms {answer_ms(host, port):.0f}")
+    print(f"max_rss_mib {max_rss}")
+
+
 def ws_connect(host, port, path="/"):
     s = socket.create_connection((host, port))
     s.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
@@ -196,7 +224,8 @@ def main():
         print(__doc__, file=sys.stderr)
         return 2
     scenario, host, port, pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    scenarios = {"nonreader": nonreader, "pingflood": pingflood, "teardown": teardown, "idle": idle}
+    scenarios = {"nonreader": nonreader, "pingflood": pingflood, "teardown": teardown, "idle": idle,
+                 "resume": resume}
     scenarios[scenario](host, port, pid)
     return 0
 

@@ -440,6 +440,47 @@ static void test_resume_takes_over_live_session(void **state) {
   h_free(h);
 }
 
+/* Regression (issue 13): 600 connections that each left a resumable session behind held 743 MiB
+ * for the session timeout. The store bounds detached sessions (count and retained bytes): past
+ * the budget the oldest ends at once. */
+static void test_detached_sessions_bounded(void **state) {
+  (void)state;
+  rs_resume_store *store = rs_resume_store_new(NULL);
+  assert_non_null(store);
+  assert_int_equal(rs_resume_store_set_limits(store, 2, 0), 0);
+  h_pair h[3];
+  char token[3][16];
+  for (int i = 0; i < 3; i++) {
+    h_init(&h[i]);
+    snprintf(token[i], sizeof token[i], "token-%d", i);
+    h[i].cs.resume = h[i].ss.resume = true;
+    h[i].cs.resume_token = rs_bytes_str(token[i]);
+    h[i].ss.resume_store = store;
+    h[i].ss.resume_session_timeout_ms = h[i].cs.resume_session_timeout_ms = 30000;
+    h_start(&h[i]);
+    h_pump_ok(&h[i]);
+  }
+  assert_int_equal(rs_resume_store_count(store), 3);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(rs_conn_detach(h[i].srv.conn, h[i].now), 0);
+    assert_int_equal(rs_conn_get_state(h[i].srv.conn), RS_CONN_STATE_DISCONNECTED);
+  }
+  size_t bytes;
+  assert_int_equal(rs_resume_store_detached(store, &bytes), 2);
+  /* The oldest is due now (its driver was told through on_wake) and ends at its expiry. */
+  assert_true(h[0].srv.wakes > 0);
+  assert_true(rs_conn_next_deadline(h[0].srv.conn) <= h[0].now);
+  rs_conn_handle_expiry(h[0].srv.conn, h[0].now);
+  assert_int_equal(rs_conn_get_state(h[0].srv.conn), RS_CONN_STATE_CLOSED);
+  assert_int_equal(rs_conn_get_state(h[1].srv.conn), RS_CONN_STATE_DISCONNECTED);
+  assert_int_equal(rs_resume_store_count(store), 2);
+  /* A byte budget works the same way: 1 byte evicts every other detached session. */
+  assert_int_equal(rs_resume_store_set_limits(store, 0, 1), 0);
+  assert_int_equal(rs_conn_detach(h[2].srv.conn, h[2].now), 0); /* already detached: no-op */
+  for (int i = 0; i < 3; i++) h_free(&h[i]);
+  rs_resume_store_free(store);
+}
+
 /* Without resumption, detach closes: streams get RS_ERR_CLOSED. */
 static void test_detach_without_resume(void **state) {
   (void)state;
@@ -490,6 +531,7 @@ int main(void) {
       cmocka_unit_test(test_resume_duplicate_token_refused),
       cmocka_unit_test(test_resume_takes_over_live_session),
       cmocka_unit_test(test_detach_without_resume),
+      cmocka_unit_test(test_detached_sessions_bounded),
       cmocka_unit_test(test_resume_frame_bytes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
