@@ -201,8 +201,8 @@ typedef struct rs_server_options {
    * worker for lower latency. The caller's loop is the caller's to run. */
   bool busy_poll;
   /* Graceful stop: connections whose streams have not finished this long after
-   * CONNECTION_CLOSE are aborted. 0 waits for them as long as it takes (a stream that never
-   * ends keeps the server running). */
+   * CONNECTION_CLOSE are aborted (rs_server_options_default: 10 s). 0 waits for them as long as
+   * it takes (a stream that never ends keeps the server running). */
   uint32_t drain_timeout_ms;
   /* Worker life cycle (version 2), for per-worker state such as a pool of backend clients on the
    * worker's loop. on_worker_start runs once per worker on the worker's own thread (worker 0: the
@@ -234,7 +234,8 @@ typedef struct rs_server_options {
                   void *server_user);
 } rs_server_options;
 
-/* Fills defaults: workers 1, settings = rs_conn_settings_default(server), everything else 0. */
+/* Fills defaults: workers 1, settings = rs_conn_settings_default(server), drain_timeout_ms
+ * 10000, everything else 0. */
 RS_EXPORT void rs_server_options_default(rs_server_options *o);
 
 /*

@@ -74,6 +74,7 @@ void rs_server_options_default(rs_server_options *o) {
   memset(o, 0, sizeof *o);
   o->struct_size = sizeof *o;
   o->workers = 1;
+  o->drain_timeout_ms = 10000; /* a stop always ends: a stream may never finish by itself */
   rs_conn_settings_default(&o->settings, RS_CONN_SERVER);
 }
 
