@@ -54,7 +54,7 @@ typedef struct srv_state {
   char **lines; /* -d @FILE split in lines */
   size_t *line_len;
   size_t nlines;
-  printer out;          /* workers print fnf / metadata-push lines through it */
+  printer *out;         /* workers print fnf / metadata-push lines through it */
   atomic_bool stopping; /* a signal came: endless streams complete (read by every worker) */
 } srv_state;
 
@@ -175,7 +175,7 @@ static void print_line(srv_state *s, const char *prefix, rs_bytes b) {
   size_t n = (size_t)snprintf(line, sizeof line, "%s ", prefix);
   n += escape(line + n, PRINT_LINE_MAX, b);
   line[n++] = '\n';
-  printer *p = &s->out;
+  printer *p = s->out;
   pthread_mutex_lock(&p->mu);
   if (!p->started || PRINT_QUEUE - p->len < n) {
     p->dropped++;
@@ -187,9 +187,13 @@ static void print_line(srv_state *s, const char *prefix, rs_bytes b) {
   pthread_mutex_unlock(&p->mu);
 }
 
-/* Starts the writer thread (detached: at exit it may be blocked on a stdout nobody reads, and
- * exiting does not wait for it). Without it every line counts as dropped. */
-static void printer_start(printer *p) {
+/* The one writer of the process. Static: the detached thread may outlive cli_run_server (blocked
+ * on a stdout nobody reads; exiting does not wait for it), so what it uses must too. */
+static printer the_printer;
+
+/* Starts the writer thread. Without it every line counts as dropped. */
+static printer *printer_start(void) {
+  printer *p = &the_printer;
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->cv, NULL);
   p->buf = malloc(PRINT_QUEUE);
@@ -198,6 +202,7 @@ static void printer_start(printer *p) {
     pthread_detach(t);
     p->started = true;
   }
+  return p;
 }
 
 /* Gives the writer a moment to write what is queued (it may never: stdout may not be read). */
@@ -488,7 +493,7 @@ int cli_run_server(cli_options *o) {
   srv_state s;
   memset(&s, 0, sizeof s);
   s.o = o;
-  printer_start(&s.out);
+  s.out = printer_start();
   if (o->stream_file) split_lines(&s);
   uv_loop_t loop;
   uv_loop_init(&loop);
@@ -544,7 +549,7 @@ int cli_run_server(cli_options *o) {
   else
     uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
-  printer_drain(&s.out); /* its buffer stays allocated: the writer may still be blocked on it */
+  printer_drain(s.out); /* it stays: the writer may still be blocked writing */
   free(s.lines);
   free(s.line_len);
   return EXIT_OK;
