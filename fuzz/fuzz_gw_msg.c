@@ -54,10 +54,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   rs__gw_buf b;
   rs__gw_buf_init(&b, NULL);
   int rc = rs__gw_parse(&gp, in, size, &c, &e);
-  if (rc == 0) check_cmd(&gp, &c, in, size);
-  else if (rc != RS_ERR_MALFORMED || !e.message || strcmp(e.code, "BAD_REQUEST")) abort();
-  else if (rs__gw_format_rej(&b, &e.id, e.code, rs_bytes_str(e.message))) abort();
-  else must_load(&b);
+  if (rc == 0)
+    check_cmd(&gp, &c, in, size);
+  else if (rc != RS_ERR_MALFORMED || !e.message || strcmp(e.code, "BAD_REQUEST"))
+    abort();
+  else if (rs__gw_format_rej(&b, &e.id, e.code, rs_bytes_str(e.message)))
+    abort();
+  else
+    must_load(&b);
   b.len = 0;
   rs__gw_id id = {RS_GW_ID_INT, 1, rs_bytes_str("1")};
   if (rs__gw_format_payload(&b, &gp, true, &id, (rs_bytes){in, size})) abort();

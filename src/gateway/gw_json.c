@@ -20,8 +20,10 @@ void rs__gw_limits_default(rs__gw_limits *l) {
 int rs__gw_parser_init(rs__gw_parser *p, const rs_mem *mem, const rs__gw_limits *limits) {
   if (!p) return RS_ERR_INVALID_ARGUMENT;
   memset(p, 0, sizeof *p);
-  if (limits) p->limits = *limits;
-  else rs__gw_limits_default(&p->limits);
+  if (limits)
+    p->limits = *limits;
+  else
+    rs__gw_limits_default(&p->limits);
   if (!p->limits.max_depth || !p->limits.max_tokens || p->limits.max_tokens > (1u << 24))
     return RS_ERR_INVALID_ARGUMENT;
   p->mem = mem ? mem : rs_mem_default();
@@ -78,7 +80,8 @@ static int hex4(const uint8_t *p, size_t i, size_t n) {
   int v = 0;
   for (size_t k = i; k < i + 4; k++) {
     uint8_t c = p[k];
-    int d = is_digit(c) ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : -1;
+    uint8_t lc = c | 0x20; /* ASCII letters to lower case */
+    int d = is_digit(c) ? c - '0' : (lc >= 'a' && lc <= 'f') ? lc - 'a' + 10 : -1;
     if (d < 0) return -1;
     v = v * 16 + d;
   }
@@ -111,8 +114,8 @@ static bool string_ok(const uint8_t *p, size_t n) {
   for (size_t i = 0; i < n;) {
     uint32_t cp;
     if (p[i] < 0x20) return false;
-    if (p[i] != '\\') i++;
-    else if (!(i = escape(p, i, n, &cp))) return false;
+    i = p[i] == '\\' ? escape(p, i, n, &cp) : i + 1;
+    if (!i) return false;
   }
   return true;
 }
@@ -151,7 +154,7 @@ static long fail(walk *w, const char *why) {
 
 static long value(walk *w, long cur, uint8_t sep, uint32_t depth);
 
-/* A string token (a key when `key`): its text, and that jsmn gave it no children but a key's value. */
+/* A string token (a key when `key`): its text, and no children but a key's one value. */
 static long string_tok(walk *w, long cur, uint8_t sep, bool key) {
   if (w->next >= w->count) return fail(w, "malformed JSON");
   const jsmntok_t *t = &w->tok[w->next++];
@@ -222,12 +225,16 @@ int rs__gw_json_check(rs__gw_parser *p, const uint8_t *buf, size_t len, rs__gw_m
   while (a < b && is_ws(buf[a])) a++;
   while (b > a && is_ws(buf[b - 1])) b--;
   int rc = RS_ERR_MALFORMED;
-  if (len > INT_MAX) fail(&w, "message too long");
-  else if (a == b) fail(&w, "empty message");
-  else if (!rs_ws_utf8_valid(buf, len)) fail(&w, "invalid UTF-8");
+  if (len > INT_MAX)
+    fail(&w, "message too long");
+  else if (a == b)
+    fail(&w, "empty message");
+  else if (!rs_ws_utf8_valid(buf, len))
+    fail(&w, "invalid UTF-8");
   else if (buf[a] != '{' && buf[a] != '[' && buf[a] != '"')
     rc = primitive_ok(buf + a, b - a) ? 0 : (fail(&w, "malformed JSON"), RS_ERR_MALFORMED);
-  else rc = check_tokens(p, buf, len, &w);
+  else
+    rc = check_tokens(p, buf, len, &w);
   if (why) *why = rc ? (w.why ? w.why : "malformed JSON") : NULL;
   return rc;
 }

@@ -196,10 +196,14 @@ static int put_escaped(rs__gw_buf *b, const uint8_t *s, size_t n) {
   for (size_t i = 0; i < n && !rc; i++) {
     uint8_t c = s[i];
     char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-    if (c == '"' || c == '\\') e[1] = (char)c, rc = put(b, e, 2);
-    else if (c < 0x20 || c == 0x7f) rc = put(b, e, 6);
-    else if (c >= 0x80 && !utf8) rc = puts_(b, "\\ufffd");
-    else rc = put(b, &c, 1);
+    if (c == '"' || c == '\\')
+      e[1] = (char)c, rc = put(b, e, 2);
+    else if (c < 0x20 || c == 0x7f)
+      rc = put(b, e, 6);
+    else if (c >= 0x80 && !utf8)
+      rc = puts_(b, "\\ufffd");
+    else
+      rc = put(b, &c, 1);
   }
   return rc;
 }

@@ -16,9 +16,9 @@
 
 #include "rsocket/common.h"
 
-#define RS_GW_ROUTE_MAX 255 /* bytes, after unescaping */
+#define RS_GW_ROUTE_MAX  255 /* bytes, after unescaping */
 #define RS_GW_ID_STR_MAX 255 /* bytes of a string id as sent (escaped form) */
-#define RS_GW_N_MAX 2147483647u
+#define RS_GW_N_MAX      2147483647u
 
 typedef struct rs__gw_limits {
   uint32_t max_depth;  /* nesting of objects and arrays, the message object counting 1 (64) */
@@ -86,7 +86,7 @@ typedef struct rs__gw_id {
 
 typedef struct rs__gw_cmd {
   rs__gw_type type;
-  rs__gw_id id;  /* RS_GW_ID_NONE only for an fnf without id */
+  rs__gw_id id;     /* RS_GW_ID_NONE only for an fnf without id */
   size_t route_len; /* req, sub, chan, fnf: the route, unescaped, non-empty */
   uint8_t route[RS_GW_ROUTE_MAX];
   bool has_n;

@@ -59,7 +59,8 @@ static void parse_bad_n(const char *msg, size_t len, const char *needle, const c
   assert_int_equal(rs__gw_format_rej(&b, &e.id, e.code, rs_bytes_str(e.message)), 0);
   json_t *j = load_ok(out, b.len);
   json_t *jid = json_object_get(j, "id");
-  if (!id) assert_true(json_is_null(jid));
+  if (!id)
+    assert_true(json_is_null(jid));
   else {
     json_error_t je;
     json_t *want = json_loads(id, JSON_DECODE_ANY, &je);
@@ -82,7 +83,8 @@ static void assert_span(rs_bytes b, const char *s) {
 
 static void test_types(void **state) {
   (void)state;
-  rs__gw_cmd c = parse_ok("{\"type\":\"req\",\"id\":1,\"route\":\"rooms.post\",\"data\":{\"a\":[1]}}");
+  rs__gw_cmd c =
+      parse_ok("{\"type\":\"req\",\"id\":1,\"route\":\"rooms.post\",\"data\":{\"a\":[1]}}");
   assert_int_equal(c.type, RS_GW_REQ);
   assert_int_equal(c.id.kind, RS_GW_ID_INT);
   assert_int_equal(c.id.num, 1);
@@ -221,7 +223,8 @@ static void test_n_bounds(void **state) {
   (void)state;
   assert_int_equal(parse_ok("{\"type\":\"more\",\"id\":1,\"n\":2147483647}").n, 2147483647u);
   assert_int_equal(parse_ok("{\"type\":\"more\",\"id\":1,\"n\":1}").n, 1);
-  const char *bad[] = {"0", "-1", "2147483648", "1.0", "1e2", "\"5\"", "null", "99999999999999999999"};
+  const char *bad[] = {"0",   "-1",    "2147483648", "1.0",
+                       "1e2", "\"5\"", "null",       "99999999999999999999"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     char msg[128];
     snprintf(msg, sizeof msg, "{\"type\":\"more\",\"id\":4,\"n\":%s}", bad[i]);
@@ -254,8 +257,10 @@ static void test_depth(void **state) {
     for (int i = 0; i < depth; i++) msg[k++] = '[';
     for (int i = 0; i < depth; i++) msg[k++] = ']';
     snprintf(msg + k, sizeof msg - (size_t)k, "}");
-    if (depth == 63) parse_ok(msg);
-    else parse_bad(msg, "nested too deep", NULL);
+    if (depth == 63)
+      parse_ok(msg);
+    else
+      parse_bad(msg, "nested too deep", NULL);
   }
 }
 
@@ -287,18 +292,73 @@ static bool valid(const char *s, size_t n) {
 
 static void test_grammar(void **state) {
   (void)state;
-  const char *good[] = {"0", "-0", "1e400", "-1.5E-3", "0.0", "1E+2", "true", "false", "null",
-                        "\"\"", "[]", "{}", " [ ] ", "\"\\u0000\"", "\"\\ud800\\udc00\"",
-                        "\"\xc3\xa9\"", "{\"a\":{\"b\":[null,{}]}}", "[1,\"a\",true]"};
+  const char *good[] = {"0",
+                        "-0",
+                        "1e400",
+                        "-1.5E-3",
+                        "0.0",
+                        "1E+2",
+                        "true",
+                        "false",
+                        "null",
+                        "\"\"",
+                        "[]",
+                        "{}",
+                        " [ ] ",
+                        "\"\\u0000\"",
+                        "\"\\ud800\\udc00\"",
+                        "\"\xc3\xa9\"",
+                        "{\"a\":{\"b\":[null,{}]}}",
+                        "[1,\"a\",true]"};
   for (size_t i = 0; i < sizeof good / sizeof *good; i++)
     if (!valid(good[i], strlen(good[i]))) fail_msg("refused valid JSON: %s", good[i]);
-  const char *bad[] = {"01", "1.", ".5", "-", "+1", "1e", "1e+", "0x1", "tru", "truex", "nul",
-                       "NaN", "Infinity", "[1,]", "[,1]", "[1 2]", "{\"a\" 1}", "{\"a\":}",
-                       "{\"a\"}", "{1:2}", "{\"a\":1,}", "{,}", "[\"a\":1]", "{\"a\":1:2}",
-                       "\"\\ud800\"", "\"\\udc00\"", "\"\\ud800\\u0041\"", "\"\\x\"", "\"\\u12\"",
-                       "\"a\tb\"", "\"\x01\"", "\"\xff\"", "\"\xc3\"", "\"\xed\xa0\x80\"",
-                       "[1]]", "[[1]", "'a'", "[1] 2", "1 2", "{\"a\":1}}", "\xef\xbb\xbf{}",
-                       "[-]", "[--1]", "[1.e1]", "[01]", "[1e1.5]", "[\"a\\\"]"};
+  const char *bad[] = {"01",
+                       "1.",
+                       ".5",
+                       "-",
+                       "+1",
+                       "1e",
+                       "1e+",
+                       "0x1",
+                       "tru",
+                       "truex",
+                       "nul",
+                       "NaN",
+                       "Infinity",
+                       "[1,]",
+                       "[,1]",
+                       "[1 2]",
+                       "{\"a\" 1}",
+                       "{\"a\":}",
+                       "{\"a\"}",
+                       "{1:2}",
+                       "{\"a\":1,}",
+                       "{,}",
+                       "[\"a\":1]",
+                       "{\"a\":1:2}",
+                       "\"\\ud800\"",
+                       "\"\\udc00\"",
+                       "\"\\ud800\\u0041\"",
+                       "\"\\x\"",
+                       "\"\\u12\"",
+                       "\"a\tb\"",
+                       "\"\x01\"",
+                       "\"\xff\"",
+                       "\"\xc3\"",
+                       "\"\xed\xa0\x80\"",
+                       "[1]]",
+                       "[[1]",
+                       "'a'",
+                       "[1] 2",
+                       "1 2",
+                       "{\"a\":1}}",
+                       "\xef\xbb\xbf{}",
+                       "[-]",
+                       "[--1]",
+                       "[1.e1]",
+                       "[01]",
+                       "[1e1.5]",
+                       "[\"a\\\"]"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
     if (valid(bad[i], strlen(bad[i]))) fail_msg("accepted invalid JSON: %s", bad[i]);
   assert_false(VALID("{}\0"));
@@ -397,10 +457,14 @@ static size_t mutate(uint8_t *buf, size_t len, size_t cap) {
   for (unsigned k = 1 + rnd(4); k--;) {
     unsigned op = rnd(4), at = len ? rnd((unsigned)len) : 0;
     uint8_t c = (uint8_t)pool[rnd(sizeof pool - 1)];
-    if (op == 0 && len) buf[at] = c;
-    else if (op == 1 && len < cap) memmove(buf + at + 1, buf + at, len - at), buf[at] = c, len++;
-    else if (op == 2 && len) memmove(buf + at, buf + at + 1, len - at - 1), len--;
-    else if (op == 3) len = at;
+    if (op == 0 && len)
+      buf[at] = c;
+    else if (op == 1 && len < cap)
+      memmove(buf + at + 1, buf + at, len - at), buf[at] = c, len++;
+    else if (op == 2 && len)
+      memmove(buf + at, buf + at + 1, len - at - 1), len--;
+    else if (op == 3)
+      len = at;
   }
   return len;
 }
@@ -438,8 +502,10 @@ static void test_differential(void **state) {
       for (size_t i = 0; i < len; i++) fprintf(stderr, "%02x ", buf[i]);
       fail_msg("disagree (ours %d, jansson %s): [%.*s]", ours, j ? "ok" : e.text, (int)len, buf);
     }
-    if (ours) agree_valid++;
-    else agree_invalid++;
+    if (ours)
+      agree_valid++;
+    else
+      agree_invalid++;
     /* Whatever the bytes, embedding them as a payload gives JSON. */
     rs__gw_buf b;
     rs__gw_buf_init(&b, NULL);
