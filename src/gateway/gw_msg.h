@@ -1,0 +1,142 @@
+/*
+ * The gateway's client protocol, sans-I/O: JSON text messages from browsers parsed into commands,
+ * and the gateway's answers (cfm, ind, end, rej, pong) formatted as JSON. No sockets, no clocks;
+ * memory only through the rs_mem given at init. See issue 14 for the protocol.
+ *
+ * The hot path never builds a document: jsmn (strict) finds the token spans, a validator over
+ * them checks what jsmn does not (separators, number grammar, literals, escapes and surrogates,
+ * control characters, UTF-8, depth), and `data` goes on as the bytes the client sent.
+ */
+#ifndef RS_GATEWAY_GW_MSG_H
+#define RS_GATEWAY_GW_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rsocket/common.h"
+
+#define RS_GW_ROUTE_MAX  255 /* bytes, after unescaping */
+#define RS_GW_ID_STR_MAX 255 /* bytes of a string id as sent (escaped form) */
+#define RS_GW_N_MAX      2147483647u
+
+typedef struct rs__gw_limits {
+  uint32_t max_depth;  /* nesting of objects and arrays, the message object counting 1 (64) */
+  uint32_t max_tokens; /* jsmn tokens per message or payload (16384) */
+} rs__gw_limits;
+
+/* Fills the defaults listed above. */
+void rs__gw_limits_default(rs__gw_limits *l);
+
+/* Holds the token scratch space: one per thread, reused for every message. */
+typedef struct rs__gw_parser {
+  const rs_mem *mem;
+  rs__gw_limits limits;
+  void *tokens; /* jsmntok_t[limits.max_tokens] */
+} rs__gw_parser;
+
+/* Allocates the token space through `mem` (NULL: the C library); `limits` NULL: the defaults.
+ * Errors: RS_ERR_INVALID_ARGUMENT (p NULL, a limit 0, max_tokens over 1<<24), RS_ERR_NOMEM. */
+int rs__gw_parser_init(rs__gw_parser *p, const rs_mem *mem, const rs__gw_limits *limits);
+void rs__gw_parser_free(rs__gw_parser *p);
+
+/* One member of the top-level object: the key as written between its quotes, the value's JSON
+ * text (a string with its quotes). Views into the input. */
+typedef struct rs__gw_member {
+  rs_bytes key;
+  rs_bytes value;
+} rs__gw_member;
+typedef bool (*rs__gw_member_cb)(void *ctx, const rs__gw_member *m); /* false: stop, fail */
+
+/*
+ * Checks that buf[0..len) is exactly one JSON value (RFC 8259, whitespace around it allowed)
+ * within the limits; when the value is an object, `cb` (may be NULL) sees each of its members
+ * in order. On failure *why (if not NULL) is a static message.
+ * Errors: RS_ERR_MALFORMED (not JSON, over a limit, or `cb` returned false).
+ */
+int rs__gw_json_check(rs__gw_parser *p, const uint8_t *buf, size_t len, rs__gw_member_cb cb,
+                      void *ctx, const char **why);
+
+/* Decodes a validated JSON string body (between the quotes) into out[0..cap). Returns the length,
+ * or -1 when it does not fit. */
+rs_ssize rs__gw_unescape(const uint8_t *s, size_t n, uint8_t *out, size_t cap);
+
+typedef enum rs__gw_type {
+  RS_GW_REQ = 1,
+  RS_GW_SUB,
+  RS_GW_MORE,
+  RS_GW_UNSUB,
+  RS_GW_CHAN,
+  RS_GW_SEND,
+  RS_GW_DONE,
+  RS_GW_FNF,
+  RS_GW_PING,
+} rs__gw_type;
+
+typedef enum rs__gw_id_kind { RS_GW_ID_NONE = 0, RS_GW_ID_INT, RS_GW_ID_STR } rs__gw_id_kind;
+
+/* A client's id, kept as it was written so that it is echoed back exactly: `text` is the digits
+ * of an integer, or the escaped body of a string (validated JSON, without the quotes). The gateway
+ * copies `text` when it keeps the id beyond the message buffer. */
+typedef struct rs__gw_id {
+  rs__gw_id_kind kind;
+  int64_t num; /* RS_GW_ID_INT only */
+  rs_bytes text;
+} rs__gw_id;
+
+typedef struct rs__gw_cmd {
+  rs__gw_type type;
+  rs__gw_id id;     /* RS_GW_ID_NONE only for an fnf without id */
+  size_t route_len; /* req, sub, chan, fnf: the route, unescaped, non-empty */
+  uint8_t route[RS_GW_ROUTE_MAX];
+  bool has_n;
+  uint32_t n;    /* 1..RS_GW_N_MAX when has_n (required for more) */
+  rs_bytes data; /* the JSON text of data as sent; len 0 when absent (means null) */
+} rs__gw_cmd;
+
+/* Why a message was refused: `code` is "BAD_REQUEST", `message` a static sentence, `id` the
+ * message's id when one could be read (for {"type":"rej","id":…}), else RS_GW_ID_NONE. */
+typedef struct rs__gw_error {
+  const char *code;
+  const char *message;
+  rs__gw_id id;
+} rs__gw_error;
+
+/*
+ * Parses one client message. Views in *cmd and err->id point into buf. Unknown fields are
+ * ignored; a known field (type, id, route, n, data) twice is an error; fields that the type does
+ * not use are ignored.
+ * Errors: RS_ERR_MALFORMED (*err says why), RS_ERR_INVALID_ARGUMENT (p, cmd or err NULL).
+ */
+int rs__gw_parse(rs__gw_parser *p, const uint8_t *buf, size_t len, rs__gw_cmd *cmd,
+                 rs__gw_error *err);
+
+/* The output: either the caller's fixed buffer (never grown) or one grown through rs_mem. */
+typedef struct rs__gw_buf {
+  const rs_mem *mem; /* NULL: fixed */
+  uint8_t *ptr;
+  size_t len, cap;
+} rs__gw_buf;
+
+void rs__gw_buf_init_fixed(rs__gw_buf *b, uint8_t *ptr, size_t cap);
+void rs__gw_buf_init(rs__gw_buf *b, const rs_mem *mem); /* mem NULL: the C library */
+void rs__gw_buf_free(rs__gw_buf *b);                    /* growable only */
+
+/*
+ * Formatters: each appends one complete message to `b`, or nothing when it fails.
+ * Errors (all of them): RS_ERR_BUFFER_TOO_SMALL (fixed buffer full), RS_ERR_NOMEM.
+ */
+/* {"type":"cfm"|"ind","id":…,"data":…}: `data` is JSON text already validated (a command's
+ * data); empty means null. */
+int rs__gw_format_data(rs__gw_buf *b, bool ind, const rs__gw_id *id, rs_bytes data);
+/* The same for a backend's payload, which may be anything: valid JSON goes in as it is, other
+ * UTF-8 as a JSON string, other bytes as "data_b64" (base64), empty as "data":null. */
+int rs__gw_format_payload(rs__gw_buf *b, rs__gw_parser *p, bool ind, const rs__gw_id *id,
+                          rs_bytes payload);
+int rs__gw_format_end(rs__gw_buf *b, const rs__gw_id *id);
+int rs__gw_format_pong(rs__gw_buf *b, const rs__gw_id *id);
+/* {"type":"rej","id":…|null,"error":{"code":…,"message":…}}: code and message are escaped; bytes
+ * of the message that are not UTF-8 become U+FFFD. */
+int rs__gw_format_rej(rs__gw_buf *b, const rs__gw_id *id, const char *code, rs_bytes message);
+
+#endif
