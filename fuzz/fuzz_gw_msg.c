@@ -3,8 +3,8 @@
  * exactly its size so any read past it trips ASan. A message either parses into a command whose
  * views lie inside the input, or fails with BAD_REQUEST and a message. Whatever we format from it
  * must load in jansson: the cfm and ind of a command's data, the rej of a refusal, and the input
- * itself embedded as a backend payload. jansson refuses numbers beyond a double or an int64, which
- * JSON allows: such a refusal is not a failure.
+ * itself embedded as a backend payload. jansson refuses numbers beyond a double or an int64 and
+ * "\u0000" in an object key, which JSON allows: such a refusal is not a failure.
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -17,7 +17,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void must_load(const rs__gw_buf *b) {
   json_error_t e;
   json_t *j = json_loadb((const char *)b->ptr, b->len, JSON_ALLOW_NUL, &e);
-  if (!j && !strstr(e.text, "overflow") && !strstr(e.text, "too big")) abort();
+  if (!j && !strstr(e.text, "overflow") && !strstr(e.text, "too big") &&
+      !strstr(e.text, "NUL byte in object key"))
+    abort();
   json_decref(j);
 }
 
