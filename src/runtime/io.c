@@ -66,10 +66,6 @@ static void conn_do_close(rs_io_conn *c, int err, const char *reason);
 
 /* How long a lingering close drains input before closing anyway. */
 #define LINGER_MS 2000
-/* How long a connection that is done (its session wants to close, or rs_io_conn_close) may take
- * to write its last output: a peer that does not read it is cut then, so no close waits for
- * ever on a full socket. */
-#define CLOSE_FLUSH_MS 5000
 
 /* ---- loop ---- */
 
@@ -276,7 +272,7 @@ static void on_timer(uv_timer_t *t) {
   if (c->close_deadline && uv_now(c->loop->uv) >= c->close_deadline) {
     char why[160];
     snprintf(why, sizeof why, "the peer did not read our last output within %u s",
-             CLOSE_FLUSH_MS / 1000);
+             RS_IO_CLOSE_FLUSH_MS / 1000);
     conn_do_close(c, RS_ERR_TIMEOUT, why);
     return;
   }
@@ -598,7 +594,7 @@ static void conn_flush(rs_io_conn *c) {
     if (c->closing) return;
   }
   bool done = c->close_after_flush || c->ops->want_close(c->session);
-  if (done && !c->close_deadline) c->close_deadline = uv_now(c->loop->uv) + CLOSE_FLUSH_MS;
+  if (done && !c->close_deadline) c->close_deadline = uv_now(c->loop->uv) + RS_IO_CLOSE_FLUSH_MS;
   arm_timer(c);
   if (!c->writing && done) {
     bool drained = c->tls ? rs_tls_pending(c->tls) == 0 : true;

@@ -22,7 +22,11 @@ typedef struct rs_io_vec {
 } rs_io_vec;
 
 #define RS_IO_NO_DEADLINE UINT64_MAX
-#define RS_IO_MAX_IOV     64
+/* How long a finished connection may take to get its last output out (io: written to the
+ * socket; the WebSocket and engine glue: moved into it) before it is cut: a peer that reads
+ * nothing can never hold a closing connection. */
+#define RS_IO_CLOSE_FLUSH_MS 5000u
+#define RS_IO_MAX_IOV        64
 
 /*
  * What a connection needs from the protocol above it. All callbacks receive the session pointer

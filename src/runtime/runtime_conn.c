@@ -458,8 +458,7 @@ static void wi_direct_consumed(void *inner, size_t n) {
 
 /* Over WebSocket the engine's last output must first move into the WebSocket, which a peer that
  * reads nothing may never let happen: a finished engine whose output is still not drained after
- * CLOSE_FLUSH_MS cuts the transport. */
-#define CLOSE_FLUSH_MS 5000u
+ * RS_IO_CLOSE_FLUSH_MS cuts the transport. */
 
 static uint64_t finished_since(rt_conn *rc) {
   if (!rc->finished_at && engine_finished(rc)) rc->finished_at = uv_now(rc->loop);
@@ -469,8 +468,9 @@ static uint64_t finished_since(rt_conn *rc) {
 static uint64_t wi_deadline(void *inner) {
   rt_conn *rc = inner;
   uint64_t d = rs_conn_next_deadline(rc->conn);
-  if (finished_since(rc) && !rs_conn_want_close(rc->conn) && rc->finished_at + CLOSE_FLUSH_MS < d)
-    d = rc->finished_at + CLOSE_FLUSH_MS;
+  if (finished_since(rc) && !rs_conn_want_close(rc->conn) &&
+      rc->finished_at + RS_IO_CLOSE_FLUSH_MS < d)
+    d = rc->finished_at + RS_IO_CLOSE_FLUSH_MS;
   return d;
 }
 
@@ -478,10 +478,10 @@ static void wi_expire(void *inner, uint64_t now) {
   rt_conn *rc = inner;
   rs_conn_handle_expiry(rc->conn, now);
   if (finished_since(rc) && !rs_conn_want_close(rc->conn) &&
-      now >= rc->finished_at + CLOSE_FLUSH_MS && rc->io) {
+      now >= rc->finished_at + RS_IO_CLOSE_FLUSH_MS && rc->io) {
     char why[128];
     snprintf(why, sizeof why, "the peer did not read our last output within %u s",
-             CLOSE_FLUSH_MS / 1000);
+             RS_IO_CLOSE_FLUSH_MS / 1000);
     rs_io_conn_abort(rc->io, RS_ERR_TIMEOUT, why);
   }
 }

@@ -32,7 +32,6 @@ struct rt_worker {
   rt_conn *conns;          /* list */
   rs_ws_session *sessions; /* ws://: handshakes in progress and plain WebSocket sessions */
   rt_pending pending;      /* sentinel of the connections not set up yet, oldest first */
-  uint64_t shed;           /* how many of them were shed to make room */
   size_t nconns;           /* both */
   bool stopping, finished;
   /* Set by rs_server_stop on the caller's thread before it signals stop_async. Atomic: the
@@ -137,7 +136,6 @@ static bool shed_oldest_pending(rt_worker *w) {
   rt_pending *p = w->pending.next;
   if (!p || p == &w->pending) return false;
   rt_pending_remove(p);
-  w->shed++;
   rs_io_conn_abort(p->io, RS_ERR_CLOSED, "the server is full and this connection had not set up");
   return true;
 }

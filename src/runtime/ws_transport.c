@@ -8,7 +8,6 @@
 #define HANDSHAKE_TIMEOUT_MS 10000u
 #define HS_OUT_CAP           2048u
 #define PULL_HIGH_WATER      (1u << 20) /* stop moving inner output while this much is queued */
-#define CLOSE_GIVE_UP_MS     5000u      /* see closing_since */
 
 enum { HS_SERVER_WAIT, HS_CLIENT_WAIT, HS_DONE, HS_REJECTED };
 
@@ -406,7 +405,7 @@ static void s_consumed(void *s, size_t n) {
 }
 
 /* When the WebSocket started closing (0: not yet). A peer that reads nothing never receives our
- * close frame behind the output it does not take, so after CLOSE_GIVE_UP_MS the session is done
+ * close frame behind the output it does not take, so after RS_IO_CLOSE_FLUSH_MS the session is done
  * whatever is still queued (the transport then cuts it if it cannot be written). */
 static uint64_t closing_since(rt_ws *w) {
   if (!w->closing_since && w->ws && rs_ws_conn_closing(w->ws))
@@ -421,8 +420,8 @@ static uint64_t s_deadline(void *s) {
   if (w->ws) {
     uint64_t e = rs_ws_conn_next_deadline(w->ws);
     if (e < d) d = e;
-    if (closing_since(w) && w->closing_since + CLOSE_GIVE_UP_MS < d)
-      d = w->closing_since + CLOSE_GIVE_UP_MS;
+    if (closing_since(w) && w->closing_since + RS_IO_CLOSE_FLUSH_MS < d)
+      d = w->closing_since + RS_IO_CLOSE_FLUSH_MS;
   }
   return d;
 }
@@ -443,7 +442,8 @@ static bool s_want_close(void *s) {
   if (w->hs == HS_REJECTED) return true; /* once the answer is written (or cannot be) */
   if (w->hs != HS_DONE) return false;
   if (rs_ws_conn_want_close(w->ws)) return true;
-  return closing_since(w) && uv_now(rs_io_conn_uv(w->io)) >= w->closing_since + CLOSE_GIVE_UP_MS;
+  return closing_since(w) &&
+         uv_now(rs_io_conn_uv(w->io)) >= w->closing_since + RS_IO_CLOSE_FLUSH_MS;
 }
 
 static void s_closed(void *s, int err, const char *reason) {
