@@ -88,6 +88,7 @@ typedef enum rs_error {
   RS_ERR_TIMEOUT = -539,
   RS_ERR_CLOSED = -540,      /* the connection is closed or closing */
   RS_ERR_APPLICATION = -541, /* the peer's application failed the stream (APPLICATION_ERROR) */
+  RS_ERR_UNAVAILABLE = -542, /* no connection can take the request now (rsocket/pool.h) */
   /* Fatal: the object is unusable afterwards. */
   RS_ERR_FATAL = -900,
   RS_ERR_NOMEM = -901, /* an allocation failed */

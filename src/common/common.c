@@ -69,6 +69,7 @@ static const struct err_entry errors[] = {
     {RS_ERR_TIMEOUT, "RS_ERR_TIMEOUT", "timed out"},
     {RS_ERR_CLOSED, "RS_ERR_CLOSED", "connection closed"},
     {RS_ERR_APPLICATION, "RS_ERR_APPLICATION", "application error from the peer"},
+    {RS_ERR_UNAVAILABLE, "RS_ERR_UNAVAILABLE", "no connection available"},
     {RS_ERR_FATAL, "RS_ERR_FATAL", "fatal error"},
     {RS_ERR_NOMEM, "RS_ERR_NOMEM", "out of memory"},
     {RS_ERR_INTERNAL, "RS_ERR_INTERNAL", "internal error"},

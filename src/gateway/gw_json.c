@@ -2,7 +2,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "gateway/gw_msg.h"
+#include "rsocket/gateway.h"
 #include "rsocket/ws.h"
 
 /* jsmn is header-only; this is the one file that instantiates it. STRICT rejects unquoted
@@ -12,18 +12,18 @@
 #define JSMN_PARENT_LINKS
 #include <jsmn.h>
 
-void rs__gw_limits_default(rs__gw_limits *l) {
+void rs_gw_limits_default(rs_gw_limits *l) {
   l->max_depth = 64;
   l->max_tokens = 16384;
 }
 
-int rs__gw_parser_init(rs__gw_parser *p, const rs_mem *mem, const rs__gw_limits *limits) {
+int rs_gw_parser_init(rs_gw_parser *p, const rs_mem *mem, const rs_gw_limits *limits) {
   if (!p) return RS_ERR_INVALID_ARGUMENT;
   memset(p, 0, sizeof *p);
   if (limits)
     p->limits = *limits;
   else
-    rs__gw_limits_default(&p->limits);
+    rs_gw_limits_default(&p->limits);
   if (!p->limits.max_depth || !p->limits.max_tokens || p->limits.max_tokens > (1u << 24))
     return RS_ERR_INVALID_ARGUMENT;
   p->mem = mem ? mem : rs_mem_default();
@@ -31,7 +31,7 @@ int rs__gw_parser_init(rs__gw_parser *p, const rs_mem *mem, const rs__gw_limits 
   return p->tokens ? 0 : RS_ERR_NOMEM;
 }
 
-void rs__gw_parser_free(rs__gw_parser *p) {
+void rs_gw_parser_free(rs_gw_parser *p) {
   if (p && p->mem) p->mem->free(p->tokens, p->mem->user);
   if (p) p->tokens = NULL;
 }
@@ -126,7 +126,7 @@ typedef struct walk {
   int count, next;
   uint32_t max_depth;
   const char *why;
-  rs__gw_member_cb cb;
+  rs_gw_member_cb cb;
   void *ctx;
 } walk;
 
@@ -171,7 +171,7 @@ static long member(walk *w, long cur, uint8_t sep, uint32_t depth, bool root) {
   if (w->next >= w->count) return fail(w, "malformed JSON");
   long vstart = raw_start(&w->tok[w->next]);
   if ((cur = value(w, cur, ':', depth)) < 0 || !root || !w->cb) return cur;
-  rs__gw_member m = {{w->s + k->start, (size_t)(k->end - k->start)},
+  rs_gw_member m = {{w->s + k->start, (size_t)(k->end - k->start)},
                      {w->s + vstart, (size_t)(cur - vstart)}};
   return w->cb(w->ctx, &m) ? cur : fail(w, NULL);
 }
@@ -204,7 +204,7 @@ static long value(walk *w, long cur, uint8_t sep, uint32_t depth) {
 
 /* jsmn in strict mode wants a delimiter after a primitive, so a bare top-level number or literal
  * (valid JSON since RFC 7159) never reaches it: it is checked here. */
-static int check_tokens(rs__gw_parser *p, const uint8_t *buf, size_t len, walk *w) {
+static int check_tokens(rs_gw_parser *p, const uint8_t *buf, size_t len, walk *w) {
   jsmn_parser jp;
   jsmn_init(&jp);
   int r = jsmn_parse(&jp, (const char *)buf, len, p->tokens, p->limits.max_tokens);
@@ -218,7 +218,7 @@ static int check_tokens(rs__gw_parser *p, const uint8_t *buf, size_t len, walk *
   return 0;
 }
 
-int rs__gw_json_check(rs__gw_parser *p, const uint8_t *buf, size_t len, rs__gw_member_cb cb,
+int rs_gw_json_check(rs_gw_parser *p, const uint8_t *buf, size_t len, rs_gw_member_cb cb,
                       void *ctx, const char **why) {
   walk w = {buf, p->tokens, 0, 0, p->limits.max_depth, NULL, cb, ctx};
   size_t a = 0, b = len;
@@ -255,7 +255,7 @@ static size_t put_utf8(uint8_t *o, uint32_t cp) {
   return 4;
 }
 
-rs_ssize rs__gw_unescape(const uint8_t *s, size_t n, uint8_t *out, size_t cap) {
+rs_ssize rs_gw_unescape(const uint8_t *s, size_t n, uint8_t *out, size_t cap) {
   size_t o = 0;
   for (size_t i = 0; i < n;) {
     uint8_t tmp[4];

@@ -1,7 +1,7 @@
 /* Client messages into commands, and the gateway's answers into JSON (issue 14's protocol). */
 #include <string.h>
 
-#include "gateway/gw_msg.h"
+#include "rsocket/gateway.h"
 #include "rsocket/ws.h"
 
 enum { F_TYPE, F_ID, F_ROUTE, F_N, F_DATA, F_COUNT };
@@ -15,10 +15,10 @@ typedef struct fields {
 
 /* Keys are compared unescaped ("t\u0079pe" is "type"): a key that merely looks different must
  * not let a second "type" through. */
-static bool on_member(void *ctx, const rs__gw_member *m) {
+static bool on_member(void *ctx, const rs_gw_member *m) {
   fields *f = ctx;
   uint8_t key[8];
-  rs_ssize n = rs__gw_unescape(m->key.ptr, m->key.len, key, sizeof key);
+  rs_ssize n = rs_gw_unescape(m->key.ptr, m->key.len, key, sizeof key);
   for (int i = 0; n > 0 && i < F_COUNT; i++) {
     if ((size_t)n != strlen(field_names[i]) || memcmp(key, field_names[i], (size_t)n)) continue;
     if (f->v[i].ptr) return f->dup = i, f->why = "duplicate field", false;
@@ -43,10 +43,10 @@ static bool integer(rs_bytes t, bool neg, uint64_t max, uint64_t *out) {
   return true;
 }
 
-static const char *parse_id(rs_bytes t, rs__gw_id *id) {
+static const char *parse_id(rs_bytes t, rs_gw_id *id) {
   if (t.ptr[0] == '"') {
     if (t.len - 2 > RS_GW_ID_STR_MAX) return "bad id: a string id is at most 255 bytes";
-    *id = (rs__gw_id){RS_GW_ID_STR, 0, {t.ptr + 1, t.len - 2}};
+    *id = (rs_gw_id){RS_GW_ID_STR, 0, {t.ptr + 1, t.len - 2}};
     return NULL;
   }
   bool neg = t.ptr[0] == '-';
@@ -54,7 +54,7 @@ static const char *parse_id(rs_bytes t, rs__gw_id *id) {
   /* INT64_MIN's magnitude is one more than INT64_MAX's. */
   if (!integer(t, true, neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, &v))
     return "bad id: an integer within 64 bits (no fraction, no exponent) or a string";
-  *id = (rs__gw_id){RS_GW_ID_INT, neg ? (int64_t)(0 - v) : (int64_t)v, t};
+  *id = (rs_gw_id){RS_GW_ID_INT, neg ? (int64_t)(0 - v) : (int64_t)v, t};
   return NULL;
 }
 
@@ -75,29 +75,29 @@ static const struct {
     [RS_GW_PING] = {"ping", B(F_ID), 0},
 };
 
-static const char *parse_type(rs_bytes t, rs__gw_type *type) {
+static const char *parse_type(rs_bytes t, rs_gw_type *type) {
   uint8_t name[8];
-  rs_ssize n = t.ptr[0] == '"' ? rs__gw_unescape(t.ptr + 1, t.len - 2, name, sizeof name) : -2;
+  rs_ssize n = t.ptr[0] == '"' ? rs_gw_unescape(t.ptr + 1, t.len - 2, name, sizeof name) : -2;
   if (n == -2) return "bad type: not a string";
   for (int i = RS_GW_REQ; n > 0 && i <= RS_GW_PING; i++) {
     if ((size_t)n == strlen(types[i].name) && !memcmp(name, types[i].name, (size_t)n)) {
-      *type = (rs__gw_type)i;
+      *type = (rs_gw_type)i;
       return NULL;
     }
   }
   return "unknown type";
 }
 
-static const char *parse_route(rs_bytes t, rs__gw_cmd *cmd) {
+static const char *parse_route(rs_bytes t, rs_gw_cmd *cmd) {
   if (t.ptr[0] != '"') return "bad route: not a string";
-  rs_ssize n = rs__gw_unescape(t.ptr + 1, t.len - 2, cmd->route, sizeof cmd->route);
+  rs_ssize n = rs_gw_unescape(t.ptr + 1, t.len - 2, cmd->route, sizeof cmd->route);
   if (n < 0) return "bad route: longer than 255 bytes";
   if (n == 0) return "bad route: empty";
   cmd->route_len = (size_t)n;
   return NULL;
 }
 
-static const char *parse_fields(const fields *f, rs__gw_cmd *cmd) {
+static const char *parse_fields(const fields *f, rs_gw_cmd *cmd) {
   const char *why;
   if (!f->v[F_TYPE].ptr) return "missing field: type";
   if ((why = parse_type(f->v[F_TYPE], &cmd->type))) return why;
@@ -115,18 +115,18 @@ static const char *parse_fields(const fields *f, rs__gw_cmd *cmd) {
     cmd->n = (uint32_t)n;
   }
   if (use & B(F_DATA)) cmd->data = f->v[F_DATA];
-  if (!(use & B(F_ID))) cmd->id = (rs__gw_id){0};
+  if (!(use & B(F_ID))) cmd->id = (rs_gw_id){0};
   return NULL;
 }
 
-int rs__gw_parse(rs__gw_parser *p, const uint8_t *buf, size_t len, rs__gw_cmd *cmd,
-                 rs__gw_error *err) {
+int rs_gw_parse(rs_gw_parser *p, const uint8_t *buf, size_t len, rs_gw_cmd *cmd,
+                 rs_gw_error *err) {
   if (!p || !cmd || !err) return RS_ERR_INVALID_ARGUMENT;
   memset(cmd, 0, sizeof *cmd);
-  *err = (rs__gw_error){"BAD_REQUEST", NULL, {0}};
+  *err = (rs_gw_error){"BAD_REQUEST", NULL, {0}};
   fields f = {0};
   const char *why = NULL;
-  if (rs__gw_json_check(p, buf, len, on_member, &f, &why)) {
+  if (rs_gw_json_check(p, buf, len, on_member, &f, &why)) {
     err->message = f.why ? f.why : why;
     /* A duplicate stops the walk after the members before it were checked: a single id among
      * them is readable and names the request. */
@@ -146,21 +146,21 @@ int rs__gw_parse(rs__gw_parser *p, const uint8_t *buf, size_t len, rs__gw_cmd *c
 
 /* Output */
 
-void rs__gw_buf_init_fixed(rs__gw_buf *b, uint8_t *ptr, size_t cap) {
-  *b = (rs__gw_buf){NULL, ptr, 0, cap};
+void rs_gw_buf_init_fixed(rs_gw_buf *b, uint8_t *ptr, size_t cap) {
+  *b = (rs_gw_buf){NULL, ptr, 0, cap};
 }
 
-void rs__gw_buf_init(rs__gw_buf *b, const rs_mem *mem) {
-  *b = (rs__gw_buf){mem ? mem : rs_mem_default(), NULL, 0, 0};
+void rs_gw_buf_init(rs_gw_buf *b, const rs_mem *mem) {
+  *b = (rs_gw_buf){mem ? mem : rs_mem_default(), NULL, 0, 0};
 }
 
-void rs__gw_buf_free(rs__gw_buf *b) {
+void rs_gw_buf_free(rs_gw_buf *b) {
   if (b->mem) b->mem->free(b->ptr, b->mem->user);
   b->ptr = NULL;
   b->len = b->cap = 0;
 }
 
-static int reserve(rs__gw_buf *b, size_t n) {
+static int reserve(rs_gw_buf *b, size_t n) {
   if (n <= b->cap - b->len) return 0;
   if (!b->mem) return RS_ERR_BUFFER_TOO_SMALL;
   size_t cap = b->cap ? b->cap : 256;
@@ -175,7 +175,7 @@ static int reserve(rs__gw_buf *b, size_t n) {
   return 0;
 }
 
-static int put(rs__gw_buf *b, const void *p, size_t n) {
+static int put(rs_gw_buf *b, const void *p, size_t n) {
   int rc = reserve(b, n);
   if (rc) return rc;
   if (n) memcpy(b->ptr + b->len, p, n);
@@ -183,13 +183,13 @@ static int put(rs__gw_buf *b, const void *p, size_t n) {
   return 0;
 }
 
-static int puts_(rs__gw_buf *b, const char *s) {
+static int puts_(rs_gw_buf *b, const char *s) {
   return put(b, s, strlen(s));
 }
 
 /* A string's body escaped as JSON; bytes outside valid UTF-8 become U+FFFD, so that a backend's
  * message can never make the output invalid. */
-static int put_escaped(rs__gw_buf *b, const uint8_t *s, size_t n) {
+static int put_escaped(rs_gw_buf *b, const uint8_t *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
   bool utf8 = rs_ws_utf8_valid(s, n);
   int rc = 0;
@@ -208,7 +208,7 @@ static int put_escaped(rs__gw_buf *b, const uint8_t *s, size_t n) {
   return rc;
 }
 
-static int put_id(rs__gw_buf *b, const rs__gw_id *id) {
+static int put_id(rs_gw_buf *b, const rs_gw_id *id) {
   if (!id || id->kind == RS_GW_ID_NONE) return puts_(b, "null");
   if (id->kind == RS_GW_ID_INT) return put(b, id->text.ptr, id->text.len);
   int rc = puts_(b, "\"");
@@ -216,7 +216,7 @@ static int put_id(rs__gw_buf *b, const rs__gw_id *id) {
   return rc ? rc : puts_(b, "\"");
 }
 
-static int put_base64(rs__gw_buf *b, const uint8_t *s, size_t n) {
+static int put_base64(rs_gw_buf *b, const uint8_t *s, size_t n) {
   static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   int rc = 0;
   for (size_t i = 0; i < n && !rc; i += 3) {
@@ -230,19 +230,19 @@ static int put_base64(rs__gw_buf *b, const uint8_t *s, size_t n) {
 }
 
 /* Runs the parts of one message; on failure the buffer is back to where it was. */
-static int finish(rs__gw_buf *b, size_t mark, int rc) {
+static int finish(rs_gw_buf *b, size_t mark, int rc) {
   if (rc) b->len = mark;
   return rc;
 }
 
-static int head(rs__gw_buf *b, const char *type, const rs__gw_id *id) {
+static int head(rs_gw_buf *b, const char *type, const rs_gw_id *id) {
   int rc = puts_(b, "{\"type\":\"");
   if (!rc) rc = puts_(b, type);
   if (!rc) rc = puts_(b, "\",\"id\":");
   return rc ? rc : put_id(b, id);
 }
 
-int rs__gw_format_data(rs__gw_buf *b, bool ind, const rs__gw_id *id, rs_bytes data) {
+int rs_gw_format_data(rs_gw_buf *b, bool ind, const rs_gw_id *id, rs_bytes data) {
   size_t mark = b->len;
   int rc = head(b, ind ? "ind" : "cfm", id);
   if (!rc) rc = puts_(b, ",\"data\":");
@@ -250,10 +250,10 @@ int rs__gw_format_data(rs__gw_buf *b, bool ind, const rs__gw_id *id, rs_bytes da
   return finish(b, mark, rc ? rc : puts_(b, "}"));
 }
 
-int rs__gw_format_payload(rs__gw_buf *b, rs__gw_parser *p, bool ind, const rs__gw_id *id,
+int rs_gw_format_payload(rs_gw_buf *b, rs_gw_parser *p, bool ind, const rs_gw_id *id,
                           rs_bytes payload) {
-  if (!payload.len || !rs__gw_json_check(p, payload.ptr, payload.len, NULL, NULL, NULL))
-    return rs__gw_format_data(b, ind, id, payload);
+  if (!payload.len || !rs_gw_json_check(p, payload.ptr, payload.len, NULL, NULL, NULL))
+    return rs_gw_format_data(b, ind, id, payload);
   size_t mark = b->len;
   bool text = rs_ws_utf8_valid(payload.ptr, payload.len);
   int rc = head(b, ind ? "ind" : "cfm", id);
@@ -263,19 +263,19 @@ int rs__gw_format_payload(rs__gw_buf *b, rs__gw_parser *p, bool ind, const rs__g
   return finish(b, mark, rc ? rc : puts_(b, "\"}"));
 }
 
-int rs__gw_format_end(rs__gw_buf *b, const rs__gw_id *id) {
+int rs_gw_format_end(rs_gw_buf *b, const rs_gw_id *id) {
   size_t mark = b->len;
   int rc = head(b, "end", id);
   return finish(b, mark, rc ? rc : puts_(b, "}"));
 }
 
-int rs__gw_format_pong(rs__gw_buf *b, const rs__gw_id *id) {
+int rs_gw_format_pong(rs_gw_buf *b, const rs_gw_id *id) {
   size_t mark = b->len;
   int rc = head(b, "pong", id);
   return finish(b, mark, rc ? rc : puts_(b, "}"));
 }
 
-int rs__gw_format_rej(rs__gw_buf *b, const rs__gw_id *id, const char *code, rs_bytes message) {
+int rs_gw_format_rej(rs_gw_buf *b, const rs_gw_id *id, const char *code, rs_bytes message) {
   size_t mark = b->len;
   int rc = head(b, "rej", id);
   if (!rc) rc = puts_(b, ",\"error\":{\"code\":\"");

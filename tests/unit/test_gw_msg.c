@@ -1,4 +1,4 @@
-/* The gateway's client protocol (src/gateway/gw_msg.h): parsing, validation, formatting. jansson
+/* The gateway's client protocol (src/rsocket/gateway.h): parsing, validation, formatting. jansson
  * is the oracle: whatever we format must load, and our validator must agree with it. */
 #include "testutil.h"
 
@@ -7,20 +7,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/gw_msg.h"
+#include "rsocket/gateway.h"
 
-static rs__gw_parser P;
+static rs_gw_parser P;
 
 static int setup(void **state) {
   (void)state;
-  rs__gw_limits l;
-  rs__gw_limits_default(&l);
-  return rs__gw_parser_init(&P, NULL, &l);
+  rs_gw_limits l;
+  rs_gw_limits_default(&l);
+  return rs_gw_parser_init(&P, NULL, &l);
 }
 
 static int teardown(void **state) {
   (void)state;
-  rs__gw_parser_free(&P);
+  rs_gw_parser_free(&P);
   return 0;
 }
 
@@ -39,10 +39,10 @@ static json_t *load_ok(const uint8_t *out, size_t n) {
   return j;
 }
 
-static rs__gw_cmd parse_ok(const char *msg) {
-  rs__gw_cmd c;
-  rs__gw_error e;
-  int rc = rs__gw_parse(&P, (const uint8_t *)msg, strlen(msg), &c, &e);
+static rs_gw_cmd parse_ok(const char *msg) {
+  rs_gw_cmd c;
+  rs_gw_error e;
+  int rc = rs_gw_parse(&P, (const uint8_t *)msg, strlen(msg), &c, &e);
   if (rc) fail_msg("%s: %s", msg, e.message);
   return c;
 }
@@ -50,15 +50,15 @@ static rs__gw_cmd parse_ok(const char *msg) {
 /* Parses a message that must fail with a message containing `needle`; `id` is the JSON text of
  * the id the error must carry (NULL: none). */
 static void parse_bad_n(const char *msg, size_t len, const char *needle, const char *id) {
-  rs__gw_cmd c;
-  rs__gw_error e;
-  assert_int_equal(rs__gw_parse(&P, (const uint8_t *)msg, len, &c, &e), RS_ERR_MALFORMED);
+  rs_gw_cmd c;
+  rs_gw_error e;
+  assert_int_equal(rs_gw_parse(&P, (const uint8_t *)msg, len, &c, &e), RS_ERR_MALFORMED);
   assert_string_equal(e.code, "BAD_REQUEST");
   if (!strstr(e.message, needle)) fail_msg("%s: '%s' lacks '%s'", msg, e.message, needle);
   uint8_t out[512];
-  rs__gw_buf b;
-  rs__gw_buf_init_fixed(&b, out, sizeof out);
-  assert_int_equal(rs__gw_format_rej(&b, &e.id, e.code, rs_bytes_str(e.message)), 0);
+  rs_gw_buf b;
+  rs_gw_buf_init_fixed(&b, out, sizeof out);
+  assert_int_equal(rs_gw_format_rej(&b, &e.id, e.code, rs_bytes_str(e.message)), 0);
   json_t *j = load_ok(out, b.len);
   json_t *jid = json_object_get(j, "id");
   if (!id)
@@ -85,7 +85,7 @@ static void assert_span(rs_bytes b, const char *s) {
 
 static void test_types(void **state) {
   (void)state;
-  rs__gw_cmd c =
+  rs_gw_cmd c =
       parse_ok("{\"type\":\"req\",\"id\":1,\"route\":\"rooms.post\",\"data\":{\"a\":[1]}}");
   assert_int_equal(c.type, RS_GW_REQ);
   assert_int_equal(c.id.kind, RS_GW_ID_INT);
@@ -132,7 +132,7 @@ static void test_types(void **state) {
 /* Fields a type does not use are ignored, as are unknown ones; keys are compared unescaped. */
 static void test_fields(void **state) {
   (void)state;
-  rs__gw_cmd c = parse_ok("{\"x\":{\"type\":1},\"type\":\"ping\",\"id\":1,\"route\":5,\"n\":0}");
+  rs_gw_cmd c = parse_ok("{\"x\":{\"type\":1},\"type\":\"ping\",\"id\":1,\"route\":5,\"n\":0}");
   assert_int_equal(c.type, RS_GW_PING);
   assert_int_equal(c.route_len, 0);
   assert_false(c.has_n);
@@ -192,7 +192,7 @@ static void test_errors(void **state) {
 
 static void test_ids(void **state) {
   (void)state;
-  rs__gw_cmd c = parse_ok("{\"type\":\"ping\",\"id\":9223372036854775807}");
+  rs_gw_cmd c = parse_ok("{\"type\":\"ping\",\"id\":9223372036854775807}");
   assert_true(c.id.num == INT64_MAX);
   c = parse_ok("{\"type\":\"ping\",\"id\":-9223372036854775808}");
   assert_true(c.id.num == INT64_MIN);
@@ -211,9 +211,9 @@ static void test_ids(void **state) {
   const char *m = "{\"type\":\"ping\",\"id\":\"q\\\"\\\\\\n\\u0000\\ud83d\\ude00\"}";
   c = parse_ok(m);
   uint8_t out[256];
-  rs__gw_buf b;
-  rs__gw_buf_init_fixed(&b, out, sizeof out);
-  assert_int_equal(rs__gw_format_pong(&b, &c.id), 0);
+  rs_gw_buf b;
+  rs_gw_buf_init_fixed(&b, out, sizeof out);
+  assert_int_equal(rs_gw_format_pong(&b, &c.id), 0);
   json_t *j = load_ok(out, b.len), *in = load_ok((const uint8_t *)m, strlen(m));
   assert_true(json_equal(json_object_get(j, "id"), json_object_get(in, "id")));
   assert_string_equal(json_string_value(json_object_get(j, "type")), "pong");
@@ -268,27 +268,27 @@ static void test_depth(void **state) {
 
 static void test_tokens_limit(void **state) {
   (void)state;
-  rs__gw_parser small;
-  rs__gw_limits l = {64, 8};
-  assert_int_equal(rs__gw_parser_init(&small, NULL, &l), 0);
-  rs__gw_cmd c;
-  rs__gw_error e;
+  rs_gw_parser small;
+  rs_gw_limits l = {64, 8};
+  assert_int_equal(rs_gw_parser_init(&small, NULL, &l), 0);
+  rs_gw_cmd c;
+  rs_gw_error e;
   const char *ok = "{\"type\":\"ping\",\"id\":1}"; /* 5 tokens */
-  assert_int_equal(rs__gw_parse(&small, (const uint8_t *)ok, strlen(ok), &c, &e), 0);
+  assert_int_equal(rs_gw_parse(&small, (const uint8_t *)ok, strlen(ok), &c, &e), 0);
   const char *big = "{\"type\":\"send\",\"id\":1,\"data\":[1,2,3,4]}";
-  assert_int_equal(rs__gw_parse(&small, (const uint8_t *)big, strlen(big), &c, &e),
+  assert_int_equal(rs_gw_parse(&small, (const uint8_t *)big, strlen(big), &c, &e),
                    RS_ERR_MALFORMED);
   assert_string_equal(e.message, "too many JSON tokens");
-  rs__gw_parser_free(&small);
+  rs_gw_parser_free(&small);
   l.max_tokens = 0;
-  assert_int_equal(rs__gw_parser_init(&small, NULL, &l), RS_ERR_INVALID_ARGUMENT);
+  assert_int_equal(rs_gw_parser_init(&small, NULL, &l), RS_ERR_INVALID_ARGUMENT);
   tu_alloc a;
   tu_alloc_init(&a, 1);
-  assert_int_equal(rs__gw_parser_init(&small, &a.mem, NULL), RS_ERR_NOMEM);
+  assert_int_equal(rs_gw_parser_init(&small, &a.mem, NULL), RS_ERR_NOMEM);
 }
 
 static bool valid(const char *s, size_t n) {
-  return rs__gw_json_check(&P, (const uint8_t *)s, n, NULL, NULL, NULL) == 0;
+  return rs_gw_json_check(&P, (const uint8_t *)s, n, NULL, NULL, NULL) == 0;
 }
 #define VALID(lit) valid(lit, sizeof lit - 1)
 
@@ -374,7 +374,7 @@ static void test_grammar(void **state) {
   parse_bad("{\"type\":\"ping\",\"id\":1,\"x\":01}", "number", NULL);
 }
 
-static void format_check(rs__gw_buf *b, int rc, const char *want) {
+static void format_check(rs_gw_buf *b, int rc, const char *want) {
   assert_int_equal(rc, 0);
   if (b->len != strlen(want) || memcmp(b->ptr, want, b->len))
     fail_msg("got %.*s want %s", (int)b->len, (const char *)b->ptr, want);
@@ -384,57 +384,57 @@ static void format_check(rs__gw_buf *b, int rc, const char *want) {
 
 static void test_format(void **state) {
   (void)state;
-  rs__gw_buf b;
-  rs__gw_buf_init(&b, NULL);
-  rs__gw_id i7 = {RS_GW_ID_INT, 7, rs_bytes_str("7")}, s = {RS_GW_ID_STR, 0, rs_bytes_str("a\\\"")};
-  format_check(&b, rs__gw_format_data(&b, false, &i7, rs_bytes_str("{\"x\":1}")),
+  rs_gw_buf b;
+  rs_gw_buf_init(&b, NULL);
+  rs_gw_id i7 = {RS_GW_ID_INT, 7, rs_bytes_str("7")}, s = {RS_GW_ID_STR, 0, rs_bytes_str("a\\\"")};
+  format_check(&b, rs_gw_format_data(&b, false, &i7, rs_bytes_str("{\"x\":1}")),
                "{\"type\":\"cfm\",\"id\":7,\"data\":{\"x\":1}}");
-  format_check(&b, rs__gw_format_data(&b, true, &s, (rs_bytes){NULL, 0}),
+  format_check(&b, rs_gw_format_data(&b, true, &s, (rs_bytes){NULL, 0}),
                "{\"type\":\"ind\",\"id\":\"a\\\"\",\"data\":null}");
-  format_check(&b, rs__gw_format_end(&b, &i7), "{\"type\":\"end\",\"id\":7}");
-  format_check(&b, rs__gw_format_pong(&b, &s), "{\"type\":\"pong\",\"id\":\"a\\\"\"}");
-  format_check(&b, rs__gw_format_rej(&b, NULL, "NO_ROUTE", rs_bytes_str("q\"\\\n\x01\x7f\xc3\xa9")),
+  format_check(&b, rs_gw_format_end(&b, &i7), "{\"type\":\"end\",\"id\":7}");
+  format_check(&b, rs_gw_format_pong(&b, &s), "{\"type\":\"pong\",\"id\":\"a\\\"\"}");
+  format_check(&b, rs_gw_format_rej(&b, NULL, "NO_ROUTE", rs_bytes_str("q\"\\\n\x01\x7f\xc3\xa9")),
                "{\"type\":\"rej\",\"id\":null,\"error\":{\"code\":\"NO_ROUTE\",\"message\":"
                "\"q\\\"\\\\\\u000a\\u0001\\u007f\xc3\xa9\"}}");
-  format_check(&b, rs__gw_format_rej(&b, &i7, "APPLICATION_ERROR", rs_bytes_str("a\xff\xc3")),
+  format_check(&b, rs_gw_format_rej(&b, &i7, "APPLICATION_ERROR", rs_bytes_str("a\xff\xc3")),
                "{\"type\":\"rej\",\"id\":7,\"error\":{\"code\":\"APPLICATION_ERROR\",\"message\":"
                "\"a\\ufffd\\ufffd\"}}");
   /* Backend payloads: JSON as is, other text as a string, other bytes as base64, empty as null. */
-  format_check(&b, rs__gw_format_payload(&b, &P, true, &i7, rs_bytes_str(" [1, 2] ")),
+  format_check(&b, rs_gw_format_payload(&b, &P, true, &i7, rs_bytes_str(" [1, 2] ")),
                "{\"type\":\"ind\",\"id\":7,\"data\": [1, 2] }");
-  format_check(&b, rs__gw_format_payload(&b, &P, false, &i7, rs_bytes_str("42")),
+  format_check(&b, rs_gw_format_payload(&b, &P, false, &i7, rs_bytes_str("42")),
                "{\"type\":\"cfm\",\"id\":7,\"data\":42}");
-  format_check(&b, rs__gw_format_payload(&b, &P, false, &i7, rs_bytes_str("hello \"w\"")),
+  format_check(&b, rs_gw_format_payload(&b, &P, false, &i7, rs_bytes_str("hello \"w\"")),
                "{\"type\":\"cfm\",\"id\":7,\"data\":\"hello \\\"w\\\"\"}");
-  format_check(&b, rs__gw_format_payload(&b, &P, false, &i7, rs_bytes_str("{\"a\":")),
+  format_check(&b, rs_gw_format_payload(&b, &P, false, &i7, rs_bytes_str("{\"a\":")),
                "{\"type\":\"cfm\",\"id\":7,\"data\":\"{\\\"a\\\":\"}");
-  format_check(&b, rs__gw_format_payload(&b, &P, false, &i7, (rs_bytes){NULL, 0}),
+  format_check(&b, rs_gw_format_payload(&b, &P, false, &i7, (rs_bytes){NULL, 0}),
                "{\"type\":\"cfm\",\"id\":7,\"data\":null}");
   const uint8_t bin[] = {0xff, 0x00, 0x10, 0xfe};
-  format_check(&b, rs__gw_format_payload(&b, &P, false, &i7, (rs_bytes){bin, 4}),
+  format_check(&b, rs_gw_format_payload(&b, &P, false, &i7, (rs_bytes){bin, 4}),
                "{\"type\":\"cfm\",\"id\":7,\"data_b64\":\"/wAQ/g==\"}");
-  format_check(&b, rs__gw_format_payload(&b, &P, false, &i7, (rs_bytes){bin, 3}),
+  format_check(&b, rs_gw_format_payload(&b, &P, false, &i7, (rs_bytes){bin, 3}),
                "{\"type\":\"cfm\",\"id\":7,\"data_b64\":\"/wAQ\"}");
-  format_check(&b, rs__gw_format_payload(&b, &P, false, &i7, (rs_bytes){bin, 2}),
+  format_check(&b, rs_gw_format_payload(&b, &P, false, &i7, (rs_bytes){bin, 2}),
                "{\"type\":\"cfm\",\"id\":7,\"data_b64\":\"/wA=\"}");
-  rs__gw_buf_free(&b);
+  rs_gw_buf_free(&b);
 }
 
 /* A fixed buffer that is too small leaves nothing behind; a failed allocation neither. */
 static void test_format_limits(void **state) {
   (void)state;
   uint8_t out[16];
-  rs__gw_buf b;
-  rs__gw_buf_init_fixed(&b, out, sizeof out);
-  rs__gw_id i7 = {RS_GW_ID_INT, 7, rs_bytes_str("7")};
-  assert_int_equal(rs__gw_format_end(&b, &i7), RS_ERR_BUFFER_TOO_SMALL);
+  rs_gw_buf b;
+  rs_gw_buf_init_fixed(&b, out, sizeof out);
+  rs_gw_id i7 = {RS_GW_ID_INT, 7, rs_bytes_str("7")};
+  assert_int_equal(rs_gw_format_end(&b, &i7), RS_ERR_BUFFER_TOO_SMALL);
   assert_int_equal(b.len, 0);
   tu_alloc a;
   tu_alloc_init(&a, 1);
-  rs__gw_buf_init(&b, &a.mem);
-  assert_int_equal(rs__gw_format_end(&b, &i7), RS_ERR_NOMEM);
+  rs_gw_buf_init(&b, &a.mem);
+  assert_int_equal(rs_gw_format_end(&b, &i7), RS_ERR_NOMEM);
   assert_int_equal(b.len, 0);
-  rs__gw_buf_free(&b);
+  rs_gw_buf_free(&b);
   assert_int_equal(a.live, 0);
 }
 
@@ -477,19 +477,19 @@ static size_t mutate(uint8_t *buf, size_t len, size_t cap) {
 /* jansson lets a NUL byte outside strings pass as a delimiter or the end ("5\0 " and
  * "[1\0,2]" load); JSON has no such rule and we refuse them. True when the input is JSON without
  * its NUL bytes, which explains jansson's acceptance. */
-static bool jansson_nul_quirk(rs__gw_parser *p, const uint8_t *buf, size_t len) {
+static bool jansson_nul_quirk(rs_gw_parser *p, const uint8_t *buf, size_t len) {
   uint8_t strip[512];
   size_t n = 0;
   for (size_t i = 0; i < len && n < sizeof strip; i++)
     if (buf[i]) strip[n++] = buf[i];
-  return n < len && rs__gw_json_check(p, strip, n, NULL, NULL, NULL) == 0;
+  return n < len && rs_gw_json_check(p, strip, n, NULL, NULL, NULL) == 0;
 }
 
 static void test_differential(void **state) {
   (void)state;
-  rs__gw_parser big;
-  rs__gw_limits l = {1000, 1 << 16};
-  assert_int_equal(rs__gw_parser_init(&big, NULL, &l), 0);
+  rs_gw_parser big;
+  rs_gw_limits l = {1000, 1 << 16};
+  assert_int_equal(rs_gw_parser_init(&big, NULL, &l), 0);
   long agree_valid = 0, agree_invalid = 0;
   for (int iter = 0; iter < 200000; iter++) {
     uint8_t buf[512];
@@ -499,7 +499,7 @@ static void test_differential(void **state) {
     len = mutate(buf, len, sizeof buf);
     json_error_t e;
     json_t *j = json_loadb((const char *)buf, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
-    bool ours = rs__gw_json_check(&big, buf, len, NULL, NULL, NULL) == 0;
+    bool ours = rs_gw_json_check(&big, buf, len, NULL, NULL, NULL) == 0;
     if (j) json_decref(j);
     if (!j && ours && jansson_limit(&e)) continue;
     if (j && !ours && jansson_nul_quirk(&big, buf, len)) continue;
@@ -512,18 +512,18 @@ static void test_differential(void **state) {
     else
       agree_invalid++;
     /* Whatever the bytes, embedding them as a payload gives JSON. */
-    rs__gw_buf b;
-    rs__gw_buf_init(&b, NULL);
-    rs__gw_id id = {RS_GW_ID_INT, 1, rs_bytes_str("1")};
-    assert_int_equal(rs__gw_format_payload(&b, &big, true, &id, (rs_bytes){buf, len}), 0);
+    rs_gw_buf b;
+    rs_gw_buf_init(&b, NULL);
+    rs_gw_id id = {RS_GW_ID_INT, 1, rs_bytes_str("1")};
+    assert_int_equal(rs_gw_format_payload(&b, &big, true, &id, (rs_bytes){buf, len}), 0);
     j = json_loadb((const char *)b.ptr, b.len, JSON_ALLOW_NUL, &e);
     if (!j && !jansson_limit(&e)) fail_msg("payload output not JSON: %s", e.text);
     json_decref(j);
-    rs__gw_buf_free(&b);
+    rs_gw_buf_free(&b);
   }
   /* Both sides were exercised: the mutations are neither all fatal nor all harmless. */
   assert_true(agree_valid > 1000 && agree_invalid > 1000);
-  rs__gw_parser_free(&big);
+  rs_gw_parser_free(&big);
 }
 
 int main(void) {

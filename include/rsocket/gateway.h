@@ -1,5 +1,5 @@
 /*
- * The gateway's client protocol, sans-I/O: JSON text messages from browsers parsed into commands,
+ * rsocket-gateway's JSON client protocol (issue 14, docs/GATEWAY.md), sans-I/O: JSON text messages from browsers parsed into commands,
  * and the gateway's answers (cfm, ind, end, rej, pong) formatted as JSON. No sockets, no clocks;
  * memory only through the rs_mem given at init. See issue 14 for the protocol.
  *
@@ -7,8 +7,8 @@
  * them checks what jsmn does not (separators, number grammar, literals, escapes and surrogates,
  * control characters, UTF-8, depth), and `data` goes on as the bytes the client sent.
  */
-#ifndef RS_GATEWAY_GW_MSG_H
-#define RS_GATEWAY_GW_MSG_H
+#ifndef RSOCKET_GATEWAY_H
+#define RSOCKET_GATEWAY_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -16,37 +16,41 @@
 
 #include "rsocket/common.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define RS_GW_ROUTE_MAX  255 /* bytes, after unescaping */
 #define RS_GW_ID_STR_MAX 255 /* bytes of a string id as sent (escaped form) */
 #define RS_GW_N_MAX      2147483647u
 
-typedef struct rs__gw_limits {
+typedef struct rs_gw_limits {
   uint32_t max_depth;  /* nesting of objects and arrays, the message object counting 1 (64) */
   uint32_t max_tokens; /* jsmn tokens per message or payload (16384) */
-} rs__gw_limits;
+} rs_gw_limits;
 
 /* Fills the defaults listed above. */
-void rs__gw_limits_default(rs__gw_limits *l);
+RS_EXPORT void rs_gw_limits_default(rs_gw_limits *l);
 
 /* Holds the token scratch space: one per thread, reused for every message. */
-typedef struct rs__gw_parser {
+typedef struct rs_gw_parser {
   const rs_mem *mem;
-  rs__gw_limits limits;
+  rs_gw_limits limits;
   void *tokens; /* jsmntok_t[limits.max_tokens] */
-} rs__gw_parser;
+} rs_gw_parser;
 
 /* Allocates the token space through `mem` (NULL: the C library); `limits` NULL: the defaults.
  * Errors: RS_ERR_INVALID_ARGUMENT (p NULL, a limit 0, max_tokens over 1<<24), RS_ERR_NOMEM. */
-int rs__gw_parser_init(rs__gw_parser *p, const rs_mem *mem, const rs__gw_limits *limits);
-void rs__gw_parser_free(rs__gw_parser *p);
+RS_EXPORT int rs_gw_parser_init(rs_gw_parser *p, const rs_mem *mem, const rs_gw_limits *limits);
+RS_EXPORT void rs_gw_parser_free(rs_gw_parser *p);
 
 /* One member of the top-level object: the key as written between its quotes, the value's JSON
  * text (a string with its quotes). Views into the input. */
-typedef struct rs__gw_member {
+typedef struct rs_gw_member {
   rs_bytes key;
   rs_bytes value;
-} rs__gw_member;
-typedef bool (*rs__gw_member_cb)(void *ctx, const rs__gw_member *m); /* false: stop, fail */
+} rs_gw_member;
+typedef bool (*rs_gw_member_cb)(void *ctx, const rs_gw_member *m); /* false: stop, fail */
 
 /*
  * Checks that buf[0..len) is exactly one JSON value (RFC 8259, whitespace around it allowed)
@@ -54,14 +58,14 @@ typedef bool (*rs__gw_member_cb)(void *ctx, const rs__gw_member *m); /* false: s
  * in order. On failure *why (if not NULL) is a static message.
  * Errors: RS_ERR_MALFORMED (not JSON, over a limit, or `cb` returned false).
  */
-int rs__gw_json_check(rs__gw_parser *p, const uint8_t *buf, size_t len, rs__gw_member_cb cb,
+RS_EXPORT int rs_gw_json_check(rs_gw_parser *p, const uint8_t *buf, size_t len, rs_gw_member_cb cb,
                       void *ctx, const char **why);
 
 /* Decodes a validated JSON string body (between the quotes) into out[0..cap). Returns the length,
  * or -1 when it does not fit. */
-rs_ssize rs__gw_unescape(const uint8_t *s, size_t n, uint8_t *out, size_t cap);
+RS_EXPORT rs_ssize rs_gw_unescape(const uint8_t *s, size_t n, uint8_t *out, size_t cap);
 
-typedef enum rs__gw_type {
+typedef enum rs_gw_type {
   RS_GW_REQ = 1,
   RS_GW_SUB,
   RS_GW_MORE,
@@ -71,36 +75,36 @@ typedef enum rs__gw_type {
   RS_GW_DONE,
   RS_GW_FNF,
   RS_GW_PING,
-} rs__gw_type;
+} rs_gw_type;
 
-typedef enum rs__gw_id_kind { RS_GW_ID_NONE = 0, RS_GW_ID_INT, RS_GW_ID_STR } rs__gw_id_kind;
+typedef enum rs_gw_id_kind { RS_GW_ID_NONE = 0, RS_GW_ID_INT, RS_GW_ID_STR } rs_gw_id_kind;
 
 /* A client's id, kept as it was written so that it is echoed back exactly: `text` is the digits
  * of an integer, or the escaped body of a string (validated JSON, without the quotes). The gateway
  * copies `text` when it keeps the id beyond the message buffer. */
-typedef struct rs__gw_id {
-  rs__gw_id_kind kind;
+typedef struct rs_gw_id {
+  rs_gw_id_kind kind;
   int64_t num; /* RS_GW_ID_INT only */
   rs_bytes text;
-} rs__gw_id;
+} rs_gw_id;
 
-typedef struct rs__gw_cmd {
-  rs__gw_type type;
-  rs__gw_id id;     /* RS_GW_ID_NONE only for an fnf without id */
+typedef struct rs_gw_cmd {
+  rs_gw_type type;
+  rs_gw_id id;     /* RS_GW_ID_NONE only for an fnf without id */
   size_t route_len; /* req, sub, chan, fnf: the route, unescaped, non-empty */
   uint8_t route[RS_GW_ROUTE_MAX];
   bool has_n;
   uint32_t n;    /* 1..RS_GW_N_MAX when has_n (required for more) */
   rs_bytes data; /* the JSON text of data as sent; len 0 when absent (means null) */
-} rs__gw_cmd;
+} rs_gw_cmd;
 
 /* Why a message was refused: `code` is "BAD_REQUEST", `message` a static sentence, `id` the
  * message's id when one could be read (for {"type":"rej","id":…}), else RS_GW_ID_NONE. */
-typedef struct rs__gw_error {
+typedef struct rs_gw_error {
   const char *code;
   const char *message;
-  rs__gw_id id;
-} rs__gw_error;
+  rs_gw_id id;
+} rs_gw_error;
 
 /*
  * Parses one client message. Views in *cmd and err->id point into buf. Unknown fields are
@@ -108,19 +112,19 @@ typedef struct rs__gw_error {
  * not use are ignored.
  * Errors: RS_ERR_MALFORMED (*err says why), RS_ERR_INVALID_ARGUMENT (p, cmd or err NULL).
  */
-int rs__gw_parse(rs__gw_parser *p, const uint8_t *buf, size_t len, rs__gw_cmd *cmd,
-                 rs__gw_error *err);
+RS_EXPORT int rs_gw_parse(rs_gw_parser *p, const uint8_t *buf, size_t len, rs_gw_cmd *cmd,
+                 rs_gw_error *err);
 
 /* The output: either the caller's fixed buffer (never grown) or one grown through rs_mem. */
-typedef struct rs__gw_buf {
+typedef struct rs_gw_buf {
   const rs_mem *mem; /* NULL: fixed */
   uint8_t *ptr;
   size_t len, cap;
-} rs__gw_buf;
+} rs_gw_buf;
 
-void rs__gw_buf_init_fixed(rs__gw_buf *b, uint8_t *ptr, size_t cap);
-void rs__gw_buf_init(rs__gw_buf *b, const rs_mem *mem); /* mem NULL: the C library */
-void rs__gw_buf_free(rs__gw_buf *b);                    /* growable only */
+RS_EXPORT void rs_gw_buf_init_fixed(rs_gw_buf *b, uint8_t *ptr, size_t cap);
+RS_EXPORT void rs_gw_buf_init(rs_gw_buf *b, const rs_mem *mem); /* mem NULL: the C library */
+RS_EXPORT void rs_gw_buf_free(rs_gw_buf *b);                    /* growable only */
 
 /*
  * Formatters: each appends one complete message to `b`, or nothing when it fails.
@@ -128,15 +132,18 @@ void rs__gw_buf_free(rs__gw_buf *b);                    /* growable only */
  */
 /* {"type":"cfm"|"ind","id":…,"data":…}: `data` is JSON text already validated (a command's
  * data); empty means null. */
-int rs__gw_format_data(rs__gw_buf *b, bool ind, const rs__gw_id *id, rs_bytes data);
+RS_EXPORT int rs_gw_format_data(rs_gw_buf *b, bool ind, const rs_gw_id *id, rs_bytes data);
 /* The same for a backend's payload, which may be anything: valid JSON goes in as it is, other
  * UTF-8 as a JSON string, other bytes as "data_b64" (base64), empty as "data":null. */
-int rs__gw_format_payload(rs__gw_buf *b, rs__gw_parser *p, bool ind, const rs__gw_id *id,
+RS_EXPORT int rs_gw_format_payload(rs_gw_buf *b, rs_gw_parser *p, bool ind, const rs_gw_id *id,
                           rs_bytes payload);
-int rs__gw_format_end(rs__gw_buf *b, const rs__gw_id *id);
-int rs__gw_format_pong(rs__gw_buf *b, const rs__gw_id *id);
+RS_EXPORT int rs_gw_format_end(rs_gw_buf *b, const rs_gw_id *id);
+RS_EXPORT int rs_gw_format_pong(rs_gw_buf *b, const rs_gw_id *id);
 /* {"type":"rej","id":…|null,"error":{"code":…,"message":…}}: code and message are escaped; bytes
  * of the message that are not UTF-8 become U+FFFD. */
-int rs__gw_format_rej(rs__gw_buf *b, const rs__gw_id *id, const char *code, rs_bytes message);
+RS_EXPORT int rs_gw_format_rej(rs_gw_buf *b, const rs_gw_id *id, const char *code, rs_bytes message);
 
+#ifdef __cplusplus
+}
+#endif
 #endif
