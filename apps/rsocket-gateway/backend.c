@@ -142,12 +142,16 @@ static rs_payload build_payload(gw_gateway *gw, gw_client *c, const rs_gw_cmd *c
   rs_ssize n = rs_composite_encode(buf, cap, RS_MIME_ROUTING, strlen(RS_MIME_ROUTING), routing,
                                    rn > 0 ? (size_t)rn : 0);
   off += n > 0 ? (size_t)n : 0;
-  char entry[160];
-  int en = snprintf(entry, sizeof entry, "{\"session\":\"%016" PRIx64 "\",\"peer\":\"%s\"}",
-                    c->session_id, rs_ws_session_peer(c->ws));
-  if (en > 0 && (size_t)en < sizeof entry) {
+  if (!c->entry) { /* made at the first request: idle clients do not pay for it */
+    char entry[160];
+    int en = snprintf(entry, sizeof entry, "{\"session\":\"%016" PRIx64 "\",\"peer\":\"%s\"}",
+                      c->session_id, rs_ws_session_peer(c->ws));
+    if (en > 0 && (size_t)en < sizeof entry && (c->entry = malloc((size_t)en)))
+      memcpy(c->entry, entry, c->entry_len = (uint8_t)en);
+  }
+  if (c->entry) {
     n = rs_composite_encode(buf + off, cap - off, GW_CLIENT_MIME, strlen(GW_CLIENT_MIME),
-                            (const uint8_t *)entry, (size_t)en);
+                            (const uint8_t *)c->entry, c->entry_len);
     off += n > 0 ? (size_t)n : 0;
   }
   rs_payload p = {.metadata = {buf, off}, .has_metadata = true};
@@ -344,6 +348,7 @@ int gw_backend_start(gw_gateway *gw, char *err, size_t errlen) {
     o.client.settings.metadata_mime = rs_bytes_str(RS_MIME_COMPOSITE_METADATA);
     o.client.settings.data_mime = rs_bytes_str("application/json");
     o.client.on_drained = on_backend_drained;
+    o.client.probe_at_once = true; /* established one round trip after SETUP */
     rs_conn_callbacks *cb = &o.client.callbacks;
     cb->struct_size = sizeof *cb;
     cb->on_payload = on_payload;

@@ -73,11 +73,6 @@ static void table_remove(gw_client *c, gw_stream *st) {
       i = j;
     }
   }
-  if (c->count == 0) { /* an idle client keeps no table */
-    free(c->table);
-    c->table = NULL;
-    c->cap = 0;
-  }
 }
 
 /* ---- sending ---- */
@@ -425,6 +420,8 @@ static void on_close(rs_ws_session *s, unsigned code, const char *reason, bool r
   release_all(c);
   unlink_waiting(c);
   atomic_fetch_sub(c->gw->clients, 1);
+  free(c->entry);
+  free(c->table);
   free(c);
 }
 

@@ -120,6 +120,8 @@ struct gw_client {
   gw_gateway *gw;
   rs_ws_session *ws;
   uint64_t session_id;
+  char *entry; /* the client metadata entry's JSON, made at the first request */
+  uint8_t entry_len;
   /* Open requests by id: open addressing, linear probing, power-of-two capacity. */
   gw_stream **table;
   uint32_t cap, count;
