@@ -127,7 +127,9 @@ static int produce(rs_conn *c, uint64_t max_calls, uint64_t now_ms) {
       s->flags |= RS_ST_PAUSED;
       continue;
     }
-    if (ready(s)) ready_append(c, s); /* round robin: to the back */
+    /* Round robin: to the back. A producer that resumed itself from inside the call (an
+     * rs_feed pull source pushing into its empty queue) is already back on the list. */
+    if (ready(s) && !(s->flags & RS_ST_READY)) ready_append(c, s);
   }
   rs__deliver_events(c);
   c->in_dispatch = false;

@@ -18,6 +18,7 @@ typedef struct feed_ctx {
   bool anonymous;    /* feeds made by rs_topics_subscribe, which the test does not see */
   int pulls;
   int pull_limit; /* on_pull: items to produce in all, then complete */
+  int pull_batch; /* on_pull: items per call at most (0: its credit) */
   int pulled;
   int inputs;
 } feed_ctx;
@@ -40,7 +41,8 @@ static void on_pull(rs_feed *f, uint64_t credit, void *user) {
   (void)user;
   ctx.pulls++;
   char item[16];
-  for (uint64_t k = 0; k < credit && ctx.pulled < ctx.pull_limit; k++) {
+  uint64_t max = ctx.pull_batch ? (uint64_t)ctx.pull_batch : credit;
+  for (uint64_t k = 0; k < credit && k < max && ctx.pulled < ctx.pull_limit; k++) {
     int n = snprintf(item, sizeof item, "p%d", ctx.pulled++);
     assert_int_equal(rs_feed_push_data(f, item, (size_t)n), 0);
   }
@@ -321,6 +323,26 @@ static void test_feed_pull_source(void **state) {
   svc_free(&h, r);
 }
 
+/* A pull source that pushes less than its credit into its empty queue resumes its own producer
+ * from inside the engine's producer call; the engine put the stream on its ready list twice and
+ * the list became a cycle (the producer loop never ended: collab-service spun at 100% CPU on its
+ * first presence stream). */
+static void test_feed_pull_source_below_credit(void **state) {
+  (void)state;
+  rs_router *r = feed_router();
+  ctx.o.on_pull = on_pull;
+  ctx.pull_limit = 3;
+  ctx.pull_batch = 1;
+  h_pair h;
+  svc_start(&h, r);
+  uint32_t sid = (uint32_t)subscribe(&h, 10, "");
+  assert_int_equal(h_count(&h.cli, EV_PAYLOAD, sid), 3);
+  assert_int_equal(ctx.pulls, 3);
+  assert_true(h_find(&h.cli, EV_PAYLOAD, sid, 2)->flags & RS_PAYLOAD_COMPLETE);
+  assert_int_equal(ctx.closes, 1);
+  svc_free(&h, r);
+}
+
 static void test_feed_channel_input(void **state) {
   (void)state;
   rs_router *r = feed_router();
@@ -461,6 +483,7 @@ int main(void) {
       cmocka_unit_test(test_feed_drop_oldest),
       cmocka_unit_test(test_feed_cancel_and_close),
       cmocka_unit_test(test_feed_pull_source),
+      cmocka_unit_test(test_feed_pull_source_below_credit),
       cmocka_unit_test(test_feed_channel_input),
       cmocka_unit_test(test_feed_misuse),
       cmocka_unit_test(test_topics_fan_out),
