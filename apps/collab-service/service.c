@@ -1,0 +1,658 @@
+/*
+ * collab-service's routes (docs/COLLAB.md): board.join/ops/edit/cursor/presence, chat.post/feed.
+ *
+ * The engine (store.h) keeps boards; this file keeps who is there. Per board: its members and its
+ * subscriptions (ops, chat, presence feeds). Feeds of logs are pull sources: on_pull reads the
+ * board's history after the subscriber's offset, as much as its credit allows, so a slow
+ * subscriber costs no queue and one that falls behind the history kept gets HISTORY_GONE.
+ * Presence feeds are pull sources over state: a "members changed" flag and the latest cursor
+ * per member, replaced in place, so a slow subscriber gets the latest positions, not a backlog.
+ */
+#include "service.h"
+
+#include <rsocket/extensions.h>
+#include <rsocket/frame.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "map.h"
+
+#define CLIENT_MIME "application/x.rsocket-gateway.client+json"
+#define NAME_MAX_   40
+#define SESSION_MAX 80
+#define READ_BATCH  64
+
+static const char *const palette[] = {"#e91e63", "#3f51b5", "#009688", "#ff9800",
+                                      "#9c27b0", "#4caf50", "#f44336", "#2196f3",
+                                      "#795548", "#00bcd4", "#cddc39", "#607d8b"};
+
+typedef enum sub_kind { SUB_OPS, SUB_CHAT, SUB_PRESENCE } sub_kind;
+
+typedef struct board board;
+typedef struct member member;
+
+typedef struct cursor {
+  char id[24];
+  double x, y;
+} cursor;
+
+typedef struct sub {
+  struct sub *next, *prev; /* the board's subscriptions */
+  board *b;
+  sub_kind kind;
+  rs_feed *feed;
+  member *m;      /* the member it counts for, or NULL */
+  uint64_t after; /* ops, chat: the last offset sent */
+  /* presence */
+  bool members_dirty;
+  cursor *cur; /* pending cursor moves, one per member at most */
+  size_t ncur, capcur;
+} sub;
+
+struct member {
+  member *next;
+  board *b;
+  char id[24];
+  char name[NAME_MAX_ + 1];
+  const char *color;
+  char session[SESSION_MAX];
+  rs_conn *join_conn; /* the connection of its last board.join, NULL once gone */
+  int streams;        /* subscriptions counting for it */
+  sub *presence;      /* the one whose end is its leave */
+  uint64_t idle_since;
+};
+
+struct board {
+  collab_service *svc;
+  member *members;
+  size_t nmembers;
+  uint64_t joins; /* colors go round in join order */
+  sub *subs;
+  char name[];
+};
+
+struct collab_service {
+  collab_store *store;
+  uint64_t member_timeout_ms, now_ms, next_member;
+  collab_map boards; /* name -> board (runtime side; created at the first join) */
+};
+
+/* ---- helpers ---- */
+
+/* The session of a request: the gateway's client entry, else the connection. */
+static void session_of(rs_conn *c, const rs_payload *p, char *out, size_t n) {
+  const rs_conn_settings *st = rs_conn_get_settings(c);
+  static const char composite[] = "message/x.rsocket.composite-metadata.v0";
+  if (p->has_metadata && st && st->metadata_mime.len == sizeof composite - 1 &&
+      !memcmp(st->metadata_mime.ptr, composite, sizeof composite - 1)) {
+    rs_composite_iter it;
+    rs_composite_entry e;
+    rs_composite_iter_init(&it, p->metadata.ptr, p->metadata.len);
+    while (rs_composite_next(&it, &e) == 1) {
+      if (e.mime.len != sizeof CLIENT_MIME - 1 || memcmp(e.mime.ptr, CLIENT_MIME, e.mime.len))
+        continue;
+      json_t *j = json_loadb((const char *)e.content.ptr, e.content.len, 0, NULL);
+      const char *s = json_string_value(json_object_get(j, "session"));
+      if (s && *s && strlen(s) < n - 3) {
+        snprintf(out, n, "g:%s", s);
+        json_decref(j);
+        return;
+      }
+      json_decref(j);
+    }
+  }
+  snprintf(out, n, "c:%p", (void *)c);
+}
+
+static uint64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void send_error(rs_conn *c, const rs_request *r, const char *msg) {
+  if (r->type != RS_FRAME_REQUEST_FNF)
+    rs_service_errorf(c, r->stream_id, RS_ERROR_APPLICATION_ERROR, "%s", msg);
+}
+
+/*
+ * The request's data as an object with a valid "board", or NULL once the requester has been
+ * told why not (nothing for fire-and-forget). *name is the board.
+ */
+static json_t *parse(rs_conn *c, const rs_request *r, const char **name) {
+  json_error_t e;
+  char msg[300];
+  json_t *j =
+      json_loadb((const char *)r->payload.data.ptr, r->payload.data.len, JSON_DECODE_ANY, &e);
+  if (!j) {
+    snprintf(msg, sizeof msg, "bad request: not JSON (%s)", e.text);
+  } else if (!json_is_object(j)) {
+    snprintf(msg, sizeof msg, "bad request: the data must be a JSON object");
+  } else {
+    *name = json_string_value(json_object_get(j, "board"));
+    if (collab_board_name_ok(*name)) return j;
+    snprintf(msg, sizeof msg,
+             "bad request: 'board' must be a string of 1 to 64 letters, digits, '.', '_' or '-'");
+  }
+  json_decref(j);
+  send_error(c, r, msg);
+  return NULL;
+}
+
+static board *board_get(collab_service *svc, const char *name) {
+  return collab_map_get(&svc->boards, name);
+}
+
+static board *board_open(collab_service *svc, const char *name, char *err, size_t n) {
+  board *b = board_get(svc, name);
+  if (b) return b;
+  if (svc->store->ops->open(svc->store, name, err, n) < 0) return NULL;
+  size_t len = strlen(name);
+  b = calloc(1, sizeof *b + len + 1);
+  if (b) memcpy(b->name, name, len + 1);
+  if (!b || collab_map_put(&svc->boards, b->name, b) < 0) {
+    free(b);
+    snprintf(err, n, "out of memory");
+    return NULL;
+  }
+  b->svc = svc;
+  return b;
+}
+
+static member *member_find(board *b, const char *session) {
+  if (!b) return NULL;
+  for (member *m = b->members; m; m = m->next)
+    if (!strcmp(m->session, session)) return m;
+  return NULL;
+}
+
+/* The caller's member of board `name`, or NULL once told (not for fire-and-forget). */
+static member *caller(collab_service *svc, rs_conn *c, const rs_request *r, const char *name) {
+  char session[SESSION_MAX];
+  session_of(c, &r->payload, session, sizeof session);
+  member *m = member_find(board_get(svc, name), session);
+  if (!m) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "not a member of board '%s': board.join first (on the same session)",
+             name);
+    send_error(c, r, msg);
+  }
+  return m;
+}
+
+static json_t *member_json(const member *m) {
+  return json_pack("{s:s,s:s,s:s}", "id", m->id, "name", m->name, "color", m->color);
+}
+
+static json_t *members_json(const board *b) {
+  json_t *a = json_array();
+  /* Join order: the list is kept newest first. */
+  size_t n = b->nmembers, i = n;
+  const member **v = malloc((n ? n : 1) * sizeof *v);
+  if (!v) return a;
+  for (const member *m = b->members; m; m = m->next) v[--i] = m;
+  for (i = 0; i < n; i++) json_array_append_new(a, member_json(v[i]));
+  free(v);
+  return a;
+}
+
+static void push_json(rs_feed *f, json_t *j) {
+  char *s = json_dumps(j, JSON_COMPACT);
+  if (s) rs_feed_push_data(f, s, strlen(s));
+  free(s);
+  json_decref(j);
+}
+
+/* ---- presence ---- */
+
+static void presence_changed(board *b) {
+  for (sub *s = b->subs; s; s = s->next) {
+    if (s->kind != SUB_PRESENCE) continue;
+    s->members_dirty = true;
+    rs_feed_wake(s->feed);
+  }
+}
+
+static void drop_cursor(sub *s, const char *id) {
+  for (size_t i = 0; i < s->ncur; i++) {
+    if (strcmp(s->cur[i].id, id)) continue;
+    memmove(&s->cur[i], &s->cur[i + 1], (s->ncur - i - 1) * sizeof *s->cur);
+    s->ncur--;
+    return;
+  }
+}
+
+/* The latest position replaces a pending one: the queue holds one per member at most. */
+static void queue_cursor(sub *s, const member *m, double x, double y) {
+  for (size_t i = 0; i < s->ncur; i++) {
+    if (strcmp(s->cur[i].id, m->id)) continue;
+    s->cur[i].x = x, s->cur[i].y = y;
+    return;
+  }
+  if (s->ncur == s->capcur) {
+    size_t cap = s->capcur ? s->capcur * 2 : 8;
+    cursor *c = realloc(s->cur, cap * sizeof *c);
+    if (!c) return; /* a cursor move is not worth failing for */
+    s->cur = c, s->capcur = cap;
+  }
+  cursor *c = &s->cur[s->ncur++];
+  snprintf(c->id, sizeof c->id, "%s", m->id);
+  c->x = x, c->y = y;
+}
+
+static void presence_pull(sub *s, uint64_t credit) {
+  for (; credit > 0; credit--) {
+    if (s->members_dirty) {
+      s->members_dirty = false;
+      push_json(s->feed, json_pack("{s:o}", "members", members_json(s->b)));
+    } else if (s->ncur > 0) {
+      cursor c = s->cur[0];
+      memmove(&s->cur[0], &s->cur[1], (s->ncur - 1) * sizeof *s->cur);
+      s->ncur--;
+      push_json(s->feed, json_pack("{s:{s:s,s:f,s:f}}", "cursor", "id", c.id, "x", c.x, "y", c.y));
+    } else {
+      return;
+    }
+  }
+}
+
+/* ---- members ---- */
+
+static void member_leave(member *m) {
+  board *b = m->b;
+  for (member **pp = &b->members; *pp; pp = &(*pp)->next) {
+    if (*pp != m) continue;
+    *pp = m->next;
+    break;
+  }
+  b->nmembers--;
+  for (sub *s = b->subs; s; s = s->next) {
+    if (s->m == m) s->m = NULL;
+    if (s->kind == SUB_PRESENCE) drop_cursor(s, m->id);
+  }
+  free(m);
+  presence_changed(b);
+}
+
+/* A subscription of `m` ended. */
+static void member_stream_ended(member *m, sub *s) {
+  m->streams--;
+  if (m->presence == s) {
+    m->presence = NULL;
+    member_leave(m);
+  } else if (m->streams == 0) {
+    m->idle_since = m->b->svc->now_ms;
+  }
+}
+
+/* ---- subscriptions ---- */
+
+static void sub_pushed(const char *json, size_t len, uint64_t offset, void *arg) {
+  sub *s = arg;
+  rs_feed_push_data(s->feed, json, len);
+  s->after = offset;
+}
+
+static void on_pull(rs_feed *f, uint64_t credit, void *user) {
+  sub *s = user;
+  if (s->kind == SUB_PRESENCE) return presence_pull(s, credit);
+  collab_store *st = s->b->svc->store;
+  size_t max = credit < READ_BATCH ? (size_t)credit : READ_BATCH;
+  collab_log log = s->kind == SUB_OPS ? COLLAB_LOG_OPS : COLLAB_LOG_CHAT;
+  if (st->ops->read(st, s->b->name, log, s->after, max, sub_pushed, s) == COLLAB_GONE)
+    rs_feed_error(f, RS_ERROR_APPLICATION_ERROR, (rs_bytes){(const uint8_t *)"HISTORY_GONE", 12});
+}
+
+static void on_sub_close(rs_feed *f, int reason, void *user) {
+  (void)f, (void)reason;
+  sub *s = user;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    s->b->subs = s->next;
+  if (s->next) s->next->prev = s->prev;
+  if (s->m) member_stream_ended(s->m, s);
+  free(s->cur);
+  free(s);
+}
+
+/* Makes the request's stream a subscription of board b, following log offsets after `after`. */
+static int subscribe(rs_conn *c, const rs_request *r, board *b, sub_kind kind, member *m,
+                     uint64_t after) {
+  sub *s = calloc(1, sizeof *s);
+  if (!s) return RS_ERR_NOMEM;
+  s->b = b, s->kind = kind, s->m = m, s->after = after;
+  s->members_dirty = kind == SUB_PRESENCE;
+  rs_feed_options o;
+  rs_feed_options_default(&o);
+  o.on_pull = on_pull;
+  o.on_close = on_sub_close;
+  o.user = s;
+  int rc = rs_feed_new(&s->feed, c, r->stream_id, &o);
+  if (rc != 0) return free(s), rc;
+  s->next = b->subs;
+  if (b->subs) b->subs->prev = s;
+  b->subs = s;
+  if (m) {
+    m->streams++;
+    if (kind == SUB_PRESENCE) m->presence = s;
+  }
+  return 0;
+}
+
+static void wake(board *b, sub_kind kind) {
+  for (sub *s = b->subs; s; s = s->next)
+    if (s->kind == kind) rs_feed_wake(s->feed);
+}
+
+/* ---- routes ---- */
+
+static int join(rs_conn *c, const rs_request *r, void *user) {
+  collab_service *svc = user;
+  const char *name;
+  json_t *in = parse(c, r, &name);
+  if (!in) return 0;
+  char err[200];
+  const char *who = json_string_value(json_object_get(in, "name"));
+  bool ok = who && *who && strlen(who) <= NAME_MAX_;
+  for (const char *p = who; ok && *p; p++) ok = (unsigned char)*p >= 0x20 && *p != 0x7f;
+  board *b = ok ? board_open(svc, name, err, sizeof err) : NULL;
+  if (!ok)
+    snprintf(err, sizeof err,
+             "bad request: 'name' must be a string of 1 to 40 bytes without control characters");
+  char session[SESSION_MAX];
+  session_of(c, &r->payload, session, sizeof session);
+  member *m = member_find(b, session);
+  if (b && !m && b->nmembers >= svc->store->limits.max_members) {
+    snprintf(err, sizeof err, "board '%s' is full: %zu members (--max-members)", name,
+             svc->store->limits.max_members);
+    b = NULL;
+  }
+  if (b && !m && (m = calloc(1, sizeof *m))) {
+    m->b = b;
+    snprintf(m->id, sizeof m->id, "m%llu", (unsigned long long)++svc->next_member);
+    m->color = palette[b->joins++ % (sizeof palette / sizeof *palette)];
+    snprintf(m->session, sizeof m->session, "%s", session);
+    m->idle_since = svc->now_ms;
+    m->next = b->members;
+    b->members = m;
+    b->nmembers++;
+  } else if (b && !m) {
+    snprintf(err, sizeof err, "out of memory");
+    b = NULL;
+  }
+  if (!b) {
+    json_decref(in);
+    return rs_service_errorf(c, r->stream_id, RS_ERROR_APPLICATION_ERROR, "%s", err);
+  }
+  snprintf(m->name, sizeof m->name, "%s", who);
+  m->join_conn = c;
+  if (m->streams == 0) m->idle_since = svc->now_ms;
+  presence_changed(b);
+
+  collab_store *st = svc->store;
+  uint64_t offset;
+  json_t *shapes = st->ops->snapshot(st, name, &offset);
+  json_t *out = json_pack("{s:s,s:s,s:I,s:o,s:o,s:o,s:I}", "board", name, "epoch",
+                          st->ops->epoch(st), "offset", (json_int_t)offset, "shapes", shapes,
+                          "members", members_json(b), "you", member_json(m), "chat_offset",
+                          (json_int_t)st->ops->head(st, name, COLLAB_LOG_CHAT));
+  char *s = json_dumps(out, JSON_COMPACT);
+  int rc = rs_service_replyf(c, r->stream_id, "%s", s ? s : "null");
+  free(s), json_decref(out), json_decref(in);
+  return rc;
+}
+
+/* board.ops and chat.feed: {"board","epoch","from"}. */
+static int follow(rs_conn *c, const rs_request *r, collab_service *svc, collab_log log) {
+  const char *name;
+  json_t *in = parse(c, r, &name);
+  if (!in) return 0;
+  collab_store *st = svc->store;
+  json_t *from = json_object_get(in, "from"), *epoch = json_object_get(in, "epoch");
+  const char *bad = NULL;
+  if (log == COLLAB_LOG_CHAT && (!from || json_is_null(from))) {
+    from = NULL; /* the history kept, then live */
+    if (epoch && !json_is_string(epoch)) bad = "bad request: 'epoch' must be a string";
+  } else if (!json_is_integer(from) || json_integer_value(from) < 0) {
+    bad = "bad request: 'from' must be an integer >= 0";
+  } else if (!json_is_string(epoch)) {
+    bad = "bad request: 'epoch' must be a string";
+  }
+  if (bad) {
+    json_decref(in);
+    return rs_service_errorf(c, r->stream_id, RS_ERROR_APPLICATION_ERROR, "%s", bad);
+  }
+  uint64_t head = st->ops->head(st, name, log), cap = st->limits.history, after;
+  if (from) {
+    after = (uint64_t)json_integer_value(from);
+    bool gone = strcmp(json_string_value(epoch), st->ops->epoch(st)) != 0 || after > head ||
+                after + cap < head;
+    if (gone) {
+      json_decref(in);
+      return rs_service_errorf(c, r->stream_id, RS_ERROR_APPLICATION_ERROR, "HISTORY_GONE");
+    }
+  } else {
+    after = head > cap ? head - cap : 0;
+  }
+  char err[200];
+  board *b = board_open(svc, name, err, sizeof err);
+  if (!b) {
+    json_decref(in);
+    return rs_service_errorf(c, r->stream_id, RS_ERROR_APPLICATION_ERROR, "%s", err);
+  }
+  char session[SESSION_MAX];
+  session_of(c, &r->payload, session, sizeof session);
+  json_decref(in);
+  return subscribe(c, r, b, log == COLLAB_LOG_OPS ? SUB_OPS : SUB_CHAT, member_find(b, session),
+                   after);
+}
+
+static int ops(rs_conn *c, const rs_request *r, void *user) {
+  return follow(c, r, user, COLLAB_LOG_OPS);
+}
+
+static int chat_feed(rs_conn *c, const rs_request *r, void *user) {
+  return follow(c, r, user, COLLAB_LOG_CHAT);
+}
+
+static int edit(rs_conn *c, const rs_request *r, void *user) {
+  collab_service *svc = user;
+  const char *name;
+  json_t *in = parse(c, r, &name);
+  if (!in) return 0;
+  member *m = caller(svc, c, r, name);
+  char err[300];
+  json_t *op =
+      m ? collab_op_parse(json_object_get(in, "op"), &svc->store->limits, err, sizeof err) : NULL;
+  int rc = 0;
+  if (m && !op) {
+    rc = rs_service_errorf(c, r->stream_id, RS_ERROR_APPLICATION_ERROR, "%s", err);
+  } else if (op) {
+    collab_store *st = svc->store;
+    int64_t off = st->ops->edit(st, name, op, m->id, err, sizeof err);
+    if (off < 0) {
+      rc = rs_service_errorf(c, r->stream_id, RS_ERROR_APPLICATION_ERROR, "%s", err);
+    } else {
+      const char *id = json_string_value(json_object_get(json_object_get(op, "shape"), "id"));
+      json_t *out = json_pack("{s:I,s:s}", "offset", (json_int_t)off, "id", id ? id : "");
+      char *s = json_dumps(out, JSON_COMPACT);
+      rc = rs_service_replyf(c, r->stream_id, "%s", s ? s : "null");
+      free(s), json_decref(out);
+      wake(m->b, SUB_OPS);
+    }
+  }
+  json_decref(op), json_decref(in);
+  return rc;
+}
+
+static bool coord(const json_t *v, double *out) {
+  *out = json_number_value(v);
+  return json_is_number(v) && *out >= -1e6 && *out <= 1e6;
+}
+
+static int cursor_fnf(rs_conn *c, const rs_request *r, void *user) {
+  collab_service *svc = user;
+  const char *name;
+  json_t *in = parse(c, r, &name);
+  double x, y;
+  member *m = in ? caller(svc, c, r, name) : NULL;
+  if (m && coord(json_object_get(in, "x"), &x) && coord(json_object_get(in, "y"), &y)) {
+    for (sub *s = m->b->subs; s; s = s->next) {
+      if (s->kind != SUB_PRESENCE || s->m == m) continue;
+      queue_cursor(s, m, x, y);
+      rs_feed_wake(s->feed);
+    }
+  }
+  json_decref(in);
+  return 0;
+}
+
+static int presence(rs_conn *c, const rs_request *r, void *user) {
+  collab_service *svc = user;
+  const char *name;
+  json_t *in = parse(c, r, &name);
+  member *m = in ? caller(svc, c, r, name) : NULL;
+  json_decref(in);
+  return m ? subscribe(c, r, m->b, SUB_PRESENCE, m, 0) : 0;
+}
+
+static int chat_post(rs_conn *c, const rs_request *r, void *user) {
+  collab_service *svc = user;
+  const char *name;
+  json_t *in = parse(c, r, &name);
+  member *m = in ? caller(svc, c, r, name) : NULL;
+  int rc = 0;
+  if (m) {
+    json_t *text = json_object_get(in, "text");
+    size_t max = svc->store->limits.max_text;
+    char err[200];
+    int64_t off = COLLAB_ERR;
+    if (!json_is_string(text) || json_string_length(text) == 0) {
+      snprintf(err, sizeof err, "bad request: 'text' must be a non-empty string");
+    } else if (json_string_length(text) > max) {
+      snprintf(err, sizeof err, "bad request: 'text' is longer than %zu bytes", max);
+    } else {
+      json_t *item = json_pack("{s:i,s:s,s:s,s:O,s:I}", "offset", 0, "by", m->id, "name", m->name,
+                               "text", text, "time", (json_int_t)wall_ms());
+      off = svc->store->ops->append(svc->store, name, COLLAB_LOG_CHAT, item, err, sizeof err);
+      json_decref(item);
+    }
+    if (off < 0) {
+      rc = rs_service_errorf(c, r->stream_id, RS_ERROR_APPLICATION_ERROR, "%s", err);
+    } else {
+      rc = rs_service_replyf(c, r->stream_id, "{\"offset\":%lld}", (long long)off);
+      wake(m->b, SUB_CHAT);
+    }
+  }
+  json_decref(in);
+  return rc;
+}
+
+/* ---- life cycle ---- */
+
+collab_service *collab_service_new(collab_store *store, uint64_t member_timeout_ms) {
+  collab_service *svc = calloc(1, sizeof *svc);
+  if (!svc) return NULL;
+  svc->store = store;
+  svc->member_timeout_ms = member_timeout_ms;
+  if (collab_map_init(&svc->boards, store->limits.max_boards) < 0) return free(svc), NULL;
+  return svc;
+}
+
+int collab_service_routes(collab_service *svc, rs_router *r) {
+  static const struct {
+    const char *route;
+    unsigned model;
+    rs_route_handler fn;
+  } routes[] = {
+      {"board.join", RS_MODEL_REQUEST_RESPONSE, join},
+      {"board.ops", RS_MODEL_REQUEST_STREAM, ops},
+      {"board.edit", RS_MODEL_REQUEST_RESPONSE, edit},
+      {"board.cursor", RS_MODEL_FIRE_AND_FORGET, cursor_fnf},
+      {"board.presence", RS_MODEL_REQUEST_STREAM, presence},
+      {"chat.post", RS_MODEL_REQUEST_RESPONSE, chat_post},
+      {"chat.feed", RS_MODEL_REQUEST_STREAM, chat_feed},
+  };
+  for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
+    int rc = rs_router_add(r, routes[i].route, routes[i].model, routes[i].fn, svc);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+typedef struct sweep {
+  collab_service *svc;
+  rs_conn *gone; /* conn_gone: the connection; tick: NULL */
+  char session[SESSION_MAX];
+  size_t count;
+} sweep;
+
+static void sweep_board(void *value, void *arg) {
+  board *b = value;
+  sweep *w = arg;
+  for (member *m = b->members, *next; m; m = next) {
+    next = m->next;
+    bool leave;
+    if (w->gone) {
+      leave = !strcmp(m->session, w->session) || (m->join_conn == w->gone && m->streams == 0);
+      if (m->join_conn == w->gone) m->join_conn = NULL;
+    } else {
+      leave = m->streams == 0 && w->svc->now_ms - m->idle_since >= w->svc->member_timeout_ms;
+    }
+    if (leave) member_leave(m);
+  }
+}
+
+void collab_service_tick(collab_service *svc, uint64_t now_ms) {
+  svc->now_ms = now_ms;
+  sweep w = {svc, NULL, "", 0};
+  collab_map_each(&svc->boards, sweep_board, &w);
+}
+
+void collab_service_conn_gone(collab_service *svc, rs_conn *conn) {
+  sweep w = {svc, conn, "", 0};
+  snprintf(w.session, sizeof w.session, "c:%p", (void *)conn);
+  collab_map_each(&svc->boards, sweep_board, &w);
+}
+
+static void stop_board(void *value, void *arg) {
+  (void)arg;
+  static const char msg[] = "service stopping";
+  for (sub *s = ((board *)value)->subs; s; s = s->next)
+    rs_feed_error(s->feed, RS_ERROR_APPLICATION_ERROR, (rs_bytes){(const uint8_t *)msg, 16});
+}
+
+void collab_service_stop(collab_service *svc) {
+  collab_map_each(&svc->boards, stop_board, NULL);
+}
+
+static void count_members(void *value, void *arg) {
+  *(size_t *)arg += ((board *)value)->nmembers;
+}
+
+size_t collab_service_members(const collab_service *svc) {
+  size_t n = 0;
+  collab_map_each(&svc->boards, count_members, &n);
+  return n;
+}
+
+static void board_free(void *value, void *arg) {
+  (void)arg;
+  board *b = value;
+  for (member *m = b->members, *next; m; m = next) {
+    next = m->next;
+    free(m);
+  }
+  free(b);
+}
+
+void collab_service_free(collab_service *svc) {
+  if (!svc) return;
+  collab_map_each(&svc->boards, board_free, NULL);
+  collab_map_free(&svc->boards);
+  free(svc);
+}
