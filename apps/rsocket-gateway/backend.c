@@ -390,6 +390,10 @@ int gw_backend_start(gw_gateway *gw, char *err, size_t errlen) {
     o.user = gw;
     o.client.settings.metadata_mime = rs_bytes_str(RS_MIME_COMPOSITE_METADATA);
     o.client.settings.data_mime = rs_bytes_str("application/json");
+    if (cfg->backend_resume_ms) { /* each connection gets its own token from the pool */
+      o.client.settings.resume = true;
+      o.client.settings.resume_session_timeout_ms = cfg->backend_resume_ms;
+    }
     o.client.on_drained = on_backend_drained;
     o.client.on_frame = on_backend_frame;
     o.on_event = on_pool_event;

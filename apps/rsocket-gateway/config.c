@@ -44,6 +44,8 @@ static void usage(FILE *f) {
       "  --credit-window N        items a gateway-managed sub may have in flight (default 64)\n"
       "  --request-timeout DURATION   a req unanswered this long gets rej TIMEOUT (default 30s)\n"
       "  --workers N              worker threads (default 1)\n"
+      "  --backend-resume DURATION   backend connections use RSocket resumption: one that is\n"
+      "                           cut reconnects and resumes its streams (kept this long)\n"
       "  --static DIR             serve the files of DIR over HTTP on the same port (GET and\n"
       "                           HEAD; / is DIR/index.html): a web app and its socket\n"
       "  --log-format text|json|none   one line per connection event on stderr (default\n"
@@ -293,6 +295,7 @@ typedef enum opt_id {
   O_KEY,
   O_STATIC,
   O_LOG_FORMAT,
+  O_BACKEND_RESUME,
 } opt_id;
 
 static const struct option long_opts[] = {
@@ -312,6 +315,7 @@ static const struct option long_opts[] = {
     {"key", required_argument, NULL, O_KEY},
     {"static", required_argument, NULL, O_STATIC},
     {"log-format", required_argument, NULL, O_LOG_FORMAT},
+    {"backend-resume", required_argument, NULL, O_BACKEND_RESUME},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'v'},
     {NULL, 0, NULL, 0},
@@ -396,6 +400,11 @@ static int apply(gw_config *c, int id, const char *v, char *err, size_t errlen) 
   case O_CERT: return set_string(&c->cert, v);
   case O_KEY: return set_string(&c->key, v);
   case O_STATIC: return set_string(&c->static_dir, v);
+  case O_BACKEND_RESUME:
+    if (parse_duration(v, &ms) || ms == 0)
+      return fail(err, errlen, "--backend-resume needs a duration such as 30s, got '%s'", v);
+    c->backend_resume_ms = ms;
+    return 0;
   case O_LOG_FORMAT:
     if (strcmp(v, "text") == 0)
       c->log_format = GW_LOG_TEXT;

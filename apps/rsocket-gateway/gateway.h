@@ -64,6 +64,7 @@ typedef struct gw_config {
   char *static_dir;            /* --static: as given */
   char *static_real;           /* and resolved (gw_static_init) */
   gw_log_format log_format;    /* text */
+  uint32_t backend_resume_ms;  /* 0: backend connections do not resume */
 } gw_config;
 
 /* Fills the defaults. */

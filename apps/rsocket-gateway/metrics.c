@@ -19,14 +19,10 @@
 #include "rsocket/frame.h"
 
 static const char *const code_names[GW_CODE_COUNT] = {
-    [GW_CODE_BAD_REQUEST] = "BAD_REQUEST",
-    [GW_CODE_NO_ROUTE] = "NO_ROUTE",
-    [GW_CODE_UNAVAILABLE] = "UNAVAILABLE",
-    [GW_CODE_TOO_MANY_STREAMS] = "TOO_MANY_STREAMS",
-    [GW_CODE_TIMEOUT] = "TIMEOUT",
-    [GW_CODE_APPLICATION_ERROR] = "APPLICATION_ERROR",
-    [GW_CODE_REJECTED] = "REJECTED",
-    [GW_CODE_CANCELED] = "CANCELED",
+    [GW_CODE_BAD_REQUEST] = "BAD_REQUEST", [GW_CODE_NO_ROUTE] = "NO_ROUTE",
+    [GW_CODE_UNAVAILABLE] = "UNAVAILABLE", [GW_CODE_TOO_MANY_STREAMS] = "TOO_MANY_STREAMS",
+    [GW_CODE_TIMEOUT] = "TIMEOUT",         [GW_CODE_APPLICATION_ERROR] = "APPLICATION_ERROR",
+    [GW_CODE_REJECTED] = "REJECTED",       [GW_CODE_CANCELED] = "CANCELED",
     [GW_CODE_INVALID] = "INVALID",
 };
 
@@ -277,7 +273,8 @@ void gw_metrics_render(rs_server *server, const gw_config *cfg, rs_http_response
       {"rsocket_gateway_backend_connections", "gauge", "Established connections to the backend."},
       {"rsocket_gateway_backend_candidates", "gauge",
        "Connections that may take a request now (established, with lease permits)."},
-      {"rsocket_gateway_backend_in_flight", "gauge", "Request-response streams awaiting an answer."},
+      {"rsocket_gateway_backend_in_flight", "gauge",
+       "Request-response streams awaiting an answer."},
       {"rsocket_gateway_backend_streams", "gauge", "Request-stream and channel streams open."},
       {"rsocket_gateway_backend_latency_seconds", "gauge",
        "Peak-EWMA response latency the load balancer uses (0: no sample yet)."},
@@ -305,16 +302,16 @@ void gw_metrics_render(rs_server *server, const gw_config *cfg, rs_http_response
             first = 0;
           }
         put(&t, "\"} ");
-      switch (i) {
-      case 0: put(&t, "%d\n", sum[k].connections); break;
-      case 1: put(&t, "%d\n", sum[k].candidates); break;
-      case 2: put(&t, "%" PRIu64 "\n", sum[k].in_flight); break;
-      case 3: put(&t, "%" PRIu64 "\n", sum[k].streams); break;
-      case 4: put(&t, "%.6f\n", lat_n[k] ? sum[k].latency_ms / lat_n[k] / 1000.0 : 0.0); break;
-      case 5: put(&t, "%.3f\n", avail_n[k] ? sum[k].availability / avail_n[k] : 0.0); break;
-      case 6: put(&t, "%" PRIu64 "\n", sum[k].requests); break;
-      default: put(&t, "%" PRIu64 "\n", sum[k].failures); break;
-      }
+        switch (i) {
+        case 0: put(&t, "%d\n", sum[k].connections); break;
+        case 1: put(&t, "%d\n", sum[k].candidates); break;
+        case 2: put(&t, "%" PRIu64 "\n", sum[k].in_flight); break;
+        case 3: put(&t, "%" PRIu64 "\n", sum[k].streams); break;
+        case 4: put(&t, "%.6f\n", lat_n[k] ? sum[k].latency_ms / lat_n[k] / 1000.0 : 0.0); break;
+        case 5: put(&t, "%.3f\n", avail_n[k] ? sum[k].availability / avail_n[k] : 0.0); break;
+        case 6: put(&t, "%" PRIu64 "\n", sum[k].requests); break;
+        default: put(&t, "%" PRIu64 "\n", sum[k].failures); break;
+        }
       }
   }
   free(sum);
