@@ -305,6 +305,11 @@ static void on_stream_closed(rs_conn *conn, uint32_t sid, void *stream_user, voi
   if (!st->client) stream_free(st);
 }
 
+/* The backend's own requests: pushes (push.c). */
+static int on_backend_request(rs_conn *conn, const rs_request *req, void *user) {
+  return gw_push_request(conn, req, user);
+}
+
 /* A backend connection's output fell back under its watermark: read the clients paused for it
  * again. */
 static void on_backend_drained(rs_conn *conn, void *user) {
@@ -405,6 +410,7 @@ int gw_backend_start(gw_gateway *gw, char *err, size_t errlen) {
     cb->on_request_n = on_request_n;
     cb->on_cancel = on_cancel;
     cb->on_stream_closed = on_stream_closed;
+    cb->on_request = on_backend_request;
     char why[300];
     int rc = rs_pool_start(&gw->pools[g], gw->loop, &o, why, sizeof why);
     if (rc != 0) {

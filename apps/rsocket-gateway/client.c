@@ -79,12 +79,10 @@ static void table_remove(gw_client *c, gw_stream *st) {
 
 static void close_client(gw_client *c, unsigned code, const char *reason);
 
-bool gw_client_send(gw_client *c, int type) {
+static bool send_bytes(gw_client *c, const uint8_t *msg, size_t len, int type) {
   gw_gateway *gw = c->gw;
-  size_t len = gw->out.len;
-  gw->out.len = 0;
   if (c->closing) return false;
-  int rc = rs_ws_session_send(c->ws, true, gw->out.ptr, len);
+  int rc = rs_ws_session_send(c->ws, true, msg, len);
   if (rc == RS_ERR_WOULD_BLOCK || (rc == 0 && rs_ws_session_queued(c->ws) > gw->cfg->max_buffer)) {
     GW_ADD(gw->stats.slow_consumers, 1);
     close_client(c, 1008, "slow consumer");
@@ -98,6 +96,17 @@ bool gw_client_send(gw_client *c, int type) {
     gw_client_update_reading(c);
   }
   return true;
+}
+
+bool gw_client_send(gw_client *c, int type) {
+  gw_gateway *gw = c->gw;
+  size_t len = gw->out.len;
+  gw->out.len = 0;
+  return send_bytes(c, gw->out.ptr, len, type);
+}
+
+bool gw_client_send_copy(gw_client *c, const uint8_t *msg, size_t len) {
+  return send_bytes(c, msg, len, GW_OUT_IND);
 }
 
 void gw_client_update_reading(gw_client *c) {
@@ -408,7 +417,16 @@ static void on_open(rs_ws_session *s, void *user) {
   }
   c->gw = gw;
   c->ws = s;
-  c->session_id = mix64(uv_hrtime() ^ ((uint64_t)gw->index << 56) ^ ++gw->next_session);
+  /* Random, and naming its worker in the top byte (a push to it goes to that worker only). */
+  do {
+    c->session_id = (mix64(uv_hrtime() ^ ++gw->next_session) & 0x00ffffffffffffffull) |
+                    (uint64_t)gw->index << 56;
+  } while (gw_sessions_find_id(gw, c->session_id));
+  if (!gw_sessions_add(gw, c)) {
+    free(c);
+    rs_ws_session_close(s, 1011, "out of memory");
+    return;
+  }
   rs_ws_session_set_user(s, c);
   GW_ADD(gw->stats.clients, 1);
   GW_ADD(gw->stats.clients_total, 1);
@@ -448,9 +466,11 @@ static void on_close(rs_ws_session *s, unsigned code, const char *reason, bool r
          "by", remote ? "client" : "gateway", NULL);
   release_all(c);
   unlink_waiting(c);
+  gw_sessions_remove(c->gw, c);
   atomic_fetch_sub(c->gw->clients, 1);
   GW_ADD(c->gw->stats.clients, (uint64_t)-1);
   free(c->entry);
+  free(c->user);
   free(c->table);
   free(c);
 }

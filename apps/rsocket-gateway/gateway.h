@@ -118,11 +118,12 @@ typedef struct gw_stats {
   gw_counter clients, clients_total, slow_consumers;
   gw_counter streams_open[3]; /* by gw_model - 1 (a gauge: +1, then + (uint64_t)-1) */
   gw_counter msgs_in[GW_IN_COUNT], msgs_out[GW_OUT_COUNT];
-  gw_counter client_bytes[2];  /* in, out */
-  gw_counter frames[2][64];    /* backend frames: [outbound][type] */
-  gw_counter backend_bytes[2]; /* in, out */
-  gw_counter *requests;        /* [(n_routes + 1) * GW_MODEL_COUNT]; the last row: no route */
-  gw_counter *errors;          /* [(n_routes + 1) * GW_CODE_COUNT] */
+  gw_counter client_bytes[2];        /* in, out */
+  gw_counter frames[2][64];          /* backend frames: [outbound][type] */
+  gw_counter backend_bytes[2];       /* in, out */
+  gw_counter pushes, pushes_dropped; /* per worker that delivered; unknown push routes */
+  gw_counter *requests;              /* [(n_routes + 1) * GW_MODEL_COUNT]; the last row: no route */
+  gw_counter *errors;                /* [(n_routes + 1) * GW_CODE_COUNT] */
 } gw_stats;
 
 /* ---- runtime state ---- */
@@ -175,6 +176,7 @@ struct gw_client {
   rs_ws_session *ws;
   uint64_t session_id;
   char *entry; /* the client metadata entry's JSON, made at the first request */
+  char *user;  /* the authenticated user id (NULL: none) */
   uint8_t entry_len;
   /* Open requests by id: open addressing, linear probing, power-of-two capacity. */
   gw_stream **table;
@@ -210,6 +212,9 @@ struct gw_gateway {
   atomic_size_t *clients; /* the whole gateway's count, for --max-clients */
   int stop_pending;
   void (*stop_done)(gw_gateway *gw);
+  rs_server *server;
+  gw_client **sessions; /* this worker's clients by session id (push.c) */
+  uint32_t sessions_cap, n_sessions;
   gw_stats stats;
   pthread_mutex_t snap_mu; /* guards snap: the pools' figures for /metrics */
   rs_pool_target_stats *snap;
@@ -248,11 +253,22 @@ void gw_stream_refill(gw_stream *st);
 /* Sends queued channel elements the backend has credit for. */
 void gw_stream_flush_up(gw_stream *st);
 
+/* ---- push.c ---- */
+/* A backend's request on a gateway connection: fire-and-forget pushes are delivered (0), other
+ * requests refused (non-zero: ERROR REJECTED). */
+int gw_push_request(rs_conn *conn, const rs_request *req, gw_gateway *gw);
+/* The worker's clients by session id. */
+bool gw_sessions_add(gw_gateway *gw, gw_client *c);
+void gw_sessions_remove(gw_gateway *gw, gw_client *c);
+gw_client *gw_sessions_find_id(gw_gateway *gw, uint64_t id);
+
 /* ---- client.c ---- */
 extern const rs_ws_session_callbacks gw_client_callbacks;
 /* Sends one formatted message (gw->out) to the client; false when the client is closing or was
  * just closed as a slow consumer. */
 bool gw_client_send(gw_client *c, int type /* GW_OUT_* */);
+/* Sends len bytes of JSON (a push) to the client; same checks as gw_client_send. */
+bool gw_client_send_copy(gw_client *c, const uint8_t *msg, size_t len);
 /* Removes `st` from the client's id table (and starved list). */
 void gw_client_forget(gw_client *c, gw_stream *st);
 /* A rej for `st`'s id with `code` and `message`, then the client forgets it. */

@@ -70,11 +70,11 @@ static void on_http(rs_server *server, const rs_http_request *req, rs_http_respo
 }
 
 static void *on_worker_start(rs_server *server, int index, uv_loop_t *loop, void *user) {
-  (void)server;
   gw_main *m = user;
   gw_gateway *gw = calloc(1, sizeof *gw);
   if (!gw) return NULL;
   gw->cfg = &m->cfg;
+  gw->server = server;
   gw->loop = loop;
   gw->index = index;
   gw->clients = &m->clients;
@@ -94,6 +94,7 @@ static void gateway_free(gw_gateway *gw) {
   rs_gw_parser_free(&gw->parser);
   rs_gw_buf_free(&gw->out);
   gw_stats_free(gw);
+  free(gw->sessions);
   for (size_t g = 0; gw->down && g < gw->cfg->n_groups; g++) free(gw->down[g]);
   free(gw->down);
   free(gw->pools);

@@ -172,6 +172,13 @@ void gw_metrics_render(rs_server *server, const gw_config *cfg, rs_http_response
          "Clients closed with 1008 because their unsent output passed --max-buffer.");
   put(&t, "rsocket_gateway_slow_consumer_closes_total %" PRIu64 "\n", SUM(slow_consumers));
 
+  header(&t, "rsocket_gateway_pushes_total", "counter",
+         "Pushes from backends (REQUEST_FNF push.all, push.session.ID, push.user.ID) delivered, "
+         "counted once per worker that delivered them.");
+  put(&t, "rsocket_gateway_pushes_total %" PRIu64 "\n", SUM(pushes));
+  header(&t, "rsocket_gateway_pushes_dropped_total", "counter",
+         "Fire-and-forget requests from backends whose route is not a push route.");
+  put(&t, "rsocket_gateway_pushes_dropped_total %" PRIu64 "\n", SUM(pushes_dropped));
   header(&t, "rsocket_gateway_streams_open", "gauge", "Backend streams open, by model.");
   static const char *const stream_models[3] = {"request_response", "request_stream",
                                                "request_channel"};
