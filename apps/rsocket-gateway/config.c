@@ -44,6 +44,8 @@ static void usage(FILE *f) {
       "  --credit-window N        items a gateway-managed sub may have in flight (default 64)\n"
       "  --request-timeout DURATION   a req unanswered this long gets rej TIMEOUT (default 30s)\n"
       "  --workers N              worker threads (default 1)\n"
+      "  --static DIR             serve the files of DIR over HTTP on the same port (GET and\n"
+      "                           HEAD; / is DIR/index.html): a web app and its socket\n"
       "  --cert FILE, --key FILE  TLS certificate chain and key (wss://)\n"
       "  -h, --help               this help;  -v, --version: print the version\n"
       "\n"
@@ -80,6 +82,8 @@ void gw_config_free(gw_config *c) {
   free(c->listen);
   free(c->cert);
   free(c->key);
+  free(c->static_dir);
+  free(c->static_real);
   memset(c, 0, sizeof *c);
 }
 
@@ -283,6 +287,7 @@ typedef enum opt_id {
   O_WORKERS,
   O_CERT,
   O_KEY,
+  O_STATIC,
 } opt_id;
 
 static const struct option long_opts[] = {
@@ -300,6 +305,7 @@ static const struct option long_opts[] = {
     {"workers", required_argument, NULL, O_WORKERS},
     {"cert", required_argument, NULL, O_CERT},
     {"key", required_argument, NULL, O_KEY},
+    {"static", required_argument, NULL, O_STATIC},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'v'},
     {NULL, 0, NULL, 0},
@@ -383,6 +389,7 @@ static int apply(gw_config *c, int id, const char *v, char *err, size_t errlen) 
     return 0;
   case O_CERT: return set_string(&c->cert, v);
   case O_KEY: return set_string(&c->key, v);
+  case O_STATIC: return set_string(&c->static_dir, v);
   default: return fail(err, errlen, "unknown setting");
   }
 }
@@ -530,5 +537,6 @@ int gw_config_parse(gw_config *c, int argc, char **argv) {
   bool wss = strncmp(c->listen, "wss://", 6) == 0;
   if (wss && (!c->cert || !c->key)) return usage_error("wss:// needs --cert FILE and --key FILE");
   if (!wss && (c->cert || c->key)) return usage_error("--cert and --key are for wss:// only");
+  if (gw_static_init(c, err, sizeof err)) return usage_error("%s", err);
   return 0;
 }

@@ -58,6 +58,8 @@ typedef struct gw_config {
   uint32_t request_timeout_ms; /* 30 s */
   int workers;                 /* 1 */
   char *cert, *key;            /* wss:// */
+  char *static_dir;            /* --static: as given */
+  char *static_real;           /* and resolved (gw_static_init) */
 } gw_config;
 
 /* Fills the defaults. */
@@ -71,6 +73,12 @@ int gw_config_add_route(gw_config *c, const char *spec, char *err, size_t errlen
 /* The group serving `route`: the exact pattern, else the longest matching prefix, else "*".
  * Returns -1 when none matches. */
 long gw_config_lookup(const gw_config *c, const uint8_t *route, size_t len);
+
+/* ---- static.c ---- */
+/* Resolves --static (a directory). Returns 0, or -1 with a reason in `err`. */
+int gw_static_init(gw_config *c, char *err, size_t errlen);
+/* Answers a GET or HEAD from the --static directory; false when no file there matches. */
+bool gw_static_serve(const gw_config *c, const rs_http_request *req, rs_http_response *res);
 
 /* ---- runtime state ---- */
 

@@ -51,8 +51,11 @@ static void on_upgrade(rs_server *server, const rs_http_request *req, rs_ws_deci
 /* GET /healthz: 200 while some backend connection is up on some worker, else 503. */
 static void on_http(rs_server *server, const rs_http_request *req, rs_http_response *res,
                     void *user) {
-  (void)user;
-  if (!path_is(req->path, "/healthz")) return; /* 404 */
+  gw_main *m = user;
+  if (!path_is(req->path, "/healthz")) {
+    gw_static_serve(&m->cfg, req, res); /* else 404 */
+    return;
+  }
   bool up = false;
   for (int i = 0; i < rs_server_workers(server) && !up; i++) {
     gw_gateway *gw = rs_server_worker_user(server, i);
