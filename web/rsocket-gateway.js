@@ -40,8 +40,8 @@
 //
 // Subscriptions with `resubscribe` survive UNAVAILABLE (the backend was lost: retried with
 // backoff) and DISCONNECTED (re-opened as soon as the client is connected again): the hook
-// gets the GatewayError and returns the data to subscribe with, e.g. the next offset; `true`
-// re-sends the original data. onError is called only for other errors (or when the hook
+// gets the GatewayError and returns the data to subscribe with, e.g. the next offset, or a
+// Promise of it (e.g. after joining again); `true` re-sends the original data. onError is called only for other errors (or when the hook
 // throws). Requests are never retried by the client: they may have had an effect.
 
 export class GatewayError extends Error {
@@ -89,6 +89,7 @@ class Stream {
     this.iterating = false;
     if (!this.managed && !(Number.isInteger(opts.n) && opts.n >= 1 && opts.n <= MAX_N))
       throw new RangeError('n must be an integer from 1 to 2147483647');
+    client._live.add(this);
   }
 
   // Public API -----------------------------------------------------------------------------
@@ -198,25 +199,45 @@ class Stream {
         this._finish(e instanceof Error ? e : new Error(String(e)));
         return;
       }
-      if (this.closed) return; // the hook unsubscribed
-      if (next !== undefined && next !== true) this.data = next;
-      if (error.code === 'DISCONNECTED') {
-        this.client._pendingStreams.add(this); // re-opened on the next connection
-      } else {
-        const delay = jittered(this.client.backoff, this.retries++);
-        this.retryTimer = setTimeout(() => {
-          this.retryTimer = null;
-          if (!this.closed) this.client._openStream(this);
-        }, delay);
+      if (next && typeof next.then === 'function') {
+        // An async hook (e.g. one that joins again first): re-open once it resolves.
+        this.resuming = true;
+        next.then(
+          (data) => {
+            this.resuming = false;
+            this._reopen(error, data);
+          },
+          (e) => {
+            this.resuming = false;
+            this._finish(e instanceof Error ? e : new Error(String(e)));
+          },
+        );
+        return;
       }
+      this._reopen(error, next);
       return;
     }
     this._finish(error);
   }
 
+  _reopen(error, next) {
+    if (this.closed) return; // the hook unsubscribed
+    if (next !== undefined && next !== true) this.data = next;
+    if (error.code === 'DISCONNECTED') {
+      this.client._openStream(this); // at once if connected again, else on the next connection
+    } else {
+      const delay = jittered(this.client.backoff, this.retries++);
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        if (!this.closed) this.client._openStream(this);
+      }, delay);
+    }
+  }
+
   _finish(error, cancelled = false) {
     if (this.closed) return;
     this.closed = true;
+    this.client._live.delete(this);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.client._pendingStreams.delete(this);
     if (this.id !== null) this.client._streams.delete(this.id);
@@ -282,6 +303,7 @@ export class GatewayClient {
     this._queued = []; // requests waiting for a connection: {msg, entry}
     this._streams = new Map(); // id -> Stream
     this._pendingStreams = new Set(); // Streams to open on the next connection
+    this._live = new Set(); // every Stream not yet finished (open, pending, retrying)
     this._listeners = new Map();
     if (options.autoConnect !== false) this.connect();
   }
@@ -347,7 +369,7 @@ export class GatewayClient {
     for (const [, r] of this._requests) this._settle(r, err);
     this._requests.clear();
     for (const q of this._queued.splice(0)) this._settle(q.entry, err);
-    for (const s of [...this._streams.values(), ...this._pendingStreams]) s._finish(err);
+    for (const s of [...this._live]) s._finish(err);
     this._streams.clear();
     this._pendingStreams.clear();
   }
@@ -419,6 +441,7 @@ export class GatewayClient {
   // A connection attempt failed or an open connection was lost.
   _failed(url, code, reason, wasOpen) {
     this._stopPing();
+    if (this.state !== 'closed') this.state = 'reconnecting'; // before any callback runs
     if (wasOpen) {
       this._emit('disconnected', { url, code, reason });
       // Requests in flight may or may not have been processed: they reject.
@@ -437,7 +460,6 @@ export class GatewayClient {
       this._urlIndex++; // next URL
     }
     if (this.state === 'closed') return;
-    this.state = 'reconnecting';
     const delay = jittered(this.backoff, this._attempt++);
     const next = this.urls[this._urlIndex % this.urls.length];
     this._emit('reconnecting', { attempt: this._attempt, delay, url: next, code, reason });
@@ -539,7 +561,7 @@ export class GatewayClient {
   }
 
   _openStream(s) {
-    if (s.closed || s.id !== null) return;
+    if (s.closed || s.id !== null || s.resuming || s.retryTimer) return; // (the hook or timer re-opens)
     if (!s.managed && s.credit <= 0) return; // re-opened by the next more()
     if (this.state !== 'open') {
       this._pendingStreams.add(s);

@@ -199,7 +199,7 @@ await R.run('backend killed mid-sub: UNAVAILABLE, the resubscribe hook resumes f
   sub.unsubscribe();
 });
 
-await R.run('gateway restarted: disconnected, reconnecting, connected; sub resumes; queued request', async () => {
+await R.run('gateway restarted: disconnected, reconnecting, connected; async hook; queued request', async () => {
   events.length = 0;
   const items = [];
   const hooks = [];
@@ -209,8 +209,10 @@ await R.run('gateway restarted: disconnected, reconnecting, connected; sub resum
       items.push(d);
       setTimeout(() => s.more(1), 10);
     },
-    resubscribe: (why) => {
+    // an async hook, as an app that joins again before it resumes
+    resubscribe: async (why) => {
       hooks.push(why.code);
+      assert.equal(await gw.request('echo.req', 'join again'), 'join again');
       return { gen: hooks.length };
     },
   });
@@ -262,7 +264,13 @@ await R.run('close(): pending requests reject CLOSED, subscriptions end with CLO
   const p = c4.request('echo.req', 1);
   let subErr = null;
   c4.subscribe('echo.feed', 1, { onError: (e) => (subErr = e) });
+  let resumingErr = null; // a sub waiting in its async resubscribe hook ends too
+  c4.subscribe('echo.feed', 1, {
+    onError: (e) => (resumingErr = e),
+    resubscribe: () => new Promise(() => {}),
+  });
   c4.close();
+  assert.equal(resumingErr.code, 'CLOSED');
   await assert.rejects(p, (e) => e.code === 'CLOSED');
   assert.equal(subErr.code, 'CLOSED');
   assert.throws(() => c4.subscribe('echo.feed', 1), (e) => e.code === 'CLOSED');
