@@ -198,6 +198,8 @@ function applyJoin(snap, forceReload) {
       if (epochChanged && snap.offset === 0 && snap.shapes.length === 0) restored = restoreNotes(before);
       banner('reloaded', restored ? `Board reloaded — ${restored} notes restored` : 'Board reloaded', 6000);
       if (epochChanged) {
+        for (const c of S.cursors.values()) c.node.remove(); // member ids start again
+        S.cursors.clear();
         S.chatOffset = null;
         clearChat('The board was reloaded: earlier messages are gone.');
       }
@@ -539,8 +541,8 @@ function drawNote(id) {
   const ta = node.querySelector('textarea');
   const editing = document.activeElement === ta;
   if (!editing && ta.value !== (v.text || '')) ta.value = v.text || '';
-  for (const sw of node.querySelectorAll('.note-tools .swatch'))
-    sw.setAttribute('aria-checked', String(sw.dataset.color === v.color));
+  const i = NOTE_COLORS.indexOf(v.color);
+  node.querySelector('.note-color').style.background = NOTE_COLORS[(i + 1) % NOTE_COLORS.length];
 }
 
 function makeNote(id) {
@@ -548,19 +550,18 @@ function makeNote(id) {
   node.dataset.id = id;
   const bar = el('div', 'note-bar');
   const tools = el('div', 'note-tools');
-  for (const c of NOTE_COLORS) {
-    const sw = el('button', 'swatch');
-    sw.type = 'button';
-    sw.title = 'Note color';
-    sw.dataset.color = c;
-    sw.style.background = c;
-    sw.addEventListener('click', (ev) => {
-      ev.stopPropagation();
-      queueEdit(id, 'update', { color: c });
-      settleSoon(id);
-    });
-    tools.append(sw);
-  }
+  const sw = el('button', 'swatch note-color');
+  sw.type = 'button';
+  sw.title = 'Next color';
+  sw.setAttribute('aria-label', 'Change the color');
+  sw.addEventListener('click', (ev) => {
+    ev.stopPropagation();
+    const v = view(id);
+    const i = NOTE_COLORS.indexOf(v && v.color);
+    queueEdit(id, 'update', { color: NOTE_COLORS[(i + 1) % NOTE_COLORS.length] });
+    settleSoon(id);
+  });
+  tools.append(sw);
   const del = el('button', 'note-del');
   del.type = 'button';
   del.title = 'Delete note';
