@@ -25,6 +25,18 @@ async function deadPort() {
   return port;
 }
 
+// What an application does with UNAVAILABLE: try again a little later (bounded).
+async function retryUnavailable(fn, tries = 50) {
+  for (let i = 0; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e.code !== 'UNAVAILABLE' || i >= tries) throw e;
+      await sleep(100);
+    }
+  }
+}
+
 let backend = await start(`${bin}/rsocket`, ['--server', 'tcp://127.0.0.1:0']);
 const backendPort = backend.port;
 const downPort = await deadPort();
@@ -212,7 +224,7 @@ await R.run('gateway restarted: disconnected, reconnecting, connected; async hoo
     // an async hook, as an app that joins again before it resumes
     resubscribe: async (why) => {
       hooks.push(why.code);
-      assert.equal(await gw.request('echo.req', 'join again'), 'join again');
+      assert.equal(await retryUnavailable(() => gw.request('echo.req', 'join again')), 'join again');
       return { gen: hooks.length };
     },
   });
@@ -222,7 +234,8 @@ await R.run('gateway restarted: disconnected, reconnecting, connected; async hoo
   await until(() => events.some((e) => e.ev === 'disconnected'), 'disconnected');
   assert.deepEqual(hooks, ['DISCONNECTED']);
   await until(() => events.filter((e) => e.ev === 'reconnecting').length >= 2, 'two reconnect attempts');
-  const queued = gw.request('echo.req', 'queued while down', { timeout: 15000 });
+  // A fresh gateway may not have its backend connection yet: UNAVAILABLE, then it works.
+  const queued = retryUnavailable(() => gw.request('echo.req', 'queued while down', { timeout: 15000 }));
   gateway = await restart(`${bin}/rsocket-gateway`, gwArgs(gwUrl));
   assert.equal(await queued, 'queued while down');
   const c = events.find((e) => e.ev === 'connected');
