@@ -1,7 +1,9 @@
 # rsocket-c top-level entry points. Every target installs the Debian packages it needs
 # (scripts/deps TARGET says which) and configures CMake only with what it needs.
 #   make           release build into build/ (programs in build/bin/, libraries in build/lib/)
-#   make demo      the main job: see README.md (needs only the build packages)
+#   make demo      the main job: the collaborative board running, with a scene (README.md; needs
+#                  only the build packages)
+#   make tour      a guided tour of the rsocket CLI
 #   make test      every test (unit, integration, interop), then unit and integration tests again
 #                  under ASan+UBSan, then a short run of every fuzzer
 #   make install   PREFIX=/usr/local (default) and DESTDIR: headers, librsocket.so/.a, librsocket.pc,
@@ -25,7 +27,7 @@ define configure
 	  echo "make: configuring $(1) failed (full log: $(1)/configure.log)" >&2; exit 1; }
 endef
 
-.PHONY: all build configure test test-release test-asan test-fuzz build-fuzz demo bench fuzz install \
+.PHONY: all build configure test test-release test-asan test-fuzz build-fuzz demo tour bench fuzz install \
 	format format-check npm-deps clean
 
 all: build
@@ -80,6 +82,11 @@ demo:
 	@scripts/deps demo
 	@$(MAKE) build
 	@scripts/demo
+
+tour:
+	@scripts/deps build
+	@$(MAKE) build
+	@scripts/tour
 
 bench:
 	@scripts/deps bench
