@@ -40,7 +40,9 @@ typedef struct bot {
   /* protocol */
   long long next_id;
   long long join_id, ops_id, presence_id, chat_id;
-  int pending_kind[64]; /* by id % 64: requests in flight are few */
+  /* Requests' kinds by id % 1024 (reqs are answered long before 1024 more are sent); the
+   * current subscriptions are told apart by their ids. */
+  unsigned char pending_kind[1024];
   /* board state */
   bool joined, ever_joined, rejoining;
   char epoch[80], me[24];
@@ -81,7 +83,7 @@ static void send_json(bot *b, json_t *msg) {
 
 static long long request(bot *b, const char *type, int kind, const char *route, json_t *data) {
   long long id = ++b->next_id;
-  b->pending_kind[id % 64] = kind;
+  b->pending_kind[id % 1024] = (unsigned char)kind;
   send_json(b, json_pack("{s:s,s:I,s:s,s:o}", "type", type, "id", (json_int_t)id, "route", route,
                          "data", data));
   return id;
@@ -276,12 +278,13 @@ static void on_message(rs_ws_session *s, bool text, const uint8_t *data, size_t 
   json_t *d = json_object_get(m, "data");
   const char *err = json_string_value(json_object_get(json_object_get(m, "error"), "message"));
   const char *code = json_string_value(json_object_get(json_object_get(m, "error"), "code"));
-  int kind = id > 0 ? b->pending_kind[id % 64] : R_NONE;
+  int kind = id > 0 ? b->pending_kind[id % 1024] : R_NONE;
   bool current = id == b->ops_id || id == b->presence_id || id == b->chat_id;
-  if (!type) {
-  } else if (kind == R_JOIN && id == b->join_id && !strcmp(type, "cfm")) {
+  if (!type || id <= 0) {
+    /* pushes ({"type":"ind","route":...}) and rej with "id":null: not ours to handle */
+  } else if (id == b->join_id && !strcmp(type, "cfm")) {
     on_joined(b, d);
-  } else if (kind == R_JOIN && id == b->join_id) {
+  } else if (id == b->join_id) {
     /* The service is away (UNAVAILABLE) or restarting: try again with backoff. */
     b->backoff_ms = b->backoff_ms ? (b->backoff_ms * 2 > 2000 ? 2000 : b->backoff_ms * 2) : 200;
     if (b->backoff_ms == 200 && code && !strcmp(code, "UNAVAILABLE"))
@@ -289,11 +292,11 @@ static void on_message(rs_ws_session *s, bool text, const uint8_t *data, size_t 
     else if (b->backoff_ms == 200)
       say(b, "cannot join yet (%s: %s); retrying", code ? code : "?", err ? err : "?");
     uv_timer_start(&b->retry_timer, retry_join, b->backoff_ms, 0);
-  } else if (!strcmp(type, "ind") && current && kind == R_OPS) {
+  } else if (!strcmp(type, "ind") && id == b->ops_id) {
     apply_op(b, d);
-  } else if (!strcmp(type, "ind") && current && kind == R_PRESENCE) {
+  } else if (!strcmp(type, "ind") && id == b->presence_id) {
     presence(b, d);
-  } else if (!strcmp(type, "ind") && current && kind == R_CHAT) {
+  } else if (!strcmp(type, "ind") && id == b->chat_id) {
     b->chat_after = json_integer_value(json_object_get(d, "offset"));
     const char *by = json_string_value(json_object_get(d, "by"));
     if (strcmp(by, b->me) != 0)
