@@ -81,7 +81,7 @@ fuzz:
 demo:
 	@scripts/deps demo
 	@$(MAKE) build
-	@scripts/demo
+	@DEMO_BIN=$(BUILD)/bin scripts/demo
 
 tour:
 	@scripts/deps build
