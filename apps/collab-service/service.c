@@ -12,6 +12,7 @@
 
 #include <rsocket/extensions.h>
 #include <rsocket/frame.h>
+#include <rsocket/runtime.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,13 @@ static uint64_t wall_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The loop's clock (the tick's, up to date): when a member became idle. */
+static uint64_t clock_of(collab_service *svc, rs_conn *c) {
+  uv_loop_t *loop = c ? rs_runtime_loop(c) : NULL;
+  if (loop) svc->now_ms = uv_now(loop);
+  return svc->now_ms;
 }
 
 static void send_error(rs_conn *c, const rs_request *r, const char *msg) {
@@ -284,7 +292,7 @@ static void member_stream_ended(member *m, sub *s) {
     m->presence = NULL;
     member_leave(m);
   } else if (m->streams == 0) {
-    m->idle_since = m->b->svc->now_ms;
+    m->idle_since = clock_of(m->b->svc, rs_feed_conn(s->feed));
   }
 }
 
@@ -376,7 +384,6 @@ static int join(rs_conn *c, const rs_request *r, void *user) {
     snprintf(m->id, sizeof m->id, "m%llu", (unsigned long long)++svc->next_member);
     m->color = palette[b->joins++ % (sizeof palette / sizeof *palette)];
     snprintf(m->session, sizeof m->session, "%s", session);
-    m->idle_since = svc->now_ms;
     m->next = b->members;
     b->members = m;
     b->nmembers++;
@@ -390,7 +397,7 @@ static int join(rs_conn *c, const rs_request *r, void *user) {
   }
   snprintf(m->name, sizeof m->name, "%s", who);
   m->join_conn = c;
-  if (m->streams == 0) m->idle_since = svc->now_ms;
+  if (m->streams == 0) m->idle_since = clock_of(svc, c);
   presence_changed(b);
 
   collab_store *st = svc->store;

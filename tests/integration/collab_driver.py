@@ -4,7 +4,7 @@ client speaking the gateway's JSON protocol) -> rsocket-gateway -> collab-servic
 
 usage: collab_driver.py GATEWAY_PORT SERVICE_PORT SERVICE_PID -- SERVICE_COMMAND...
 
-The service runs with --history 5 (the test's choice). The driver restarts it once (SIGTERM to
+The service runs with --history 5 and --member-timeout 1 (the test's choices). The driver restarts it once (SIGTERM to
 SERVICE_PID, then SERVICE_COMMAND again on the same port) to check the epoch, and stops the one
 it started when done. Prints "ok NAME" or "FAIL NAME: ..." per check, and "pid N" for the
 restarted service (so the test can clean it up); exits 1 on any failure.
@@ -188,6 +188,7 @@ def main():
     check("presence: the member list first", m and names(m["data"]["members"]) == ["Ada"], m)
     jb = B.req("board.join", {"board": "b1", "name": "Bob"})["data"]
     bob = jb["you"]
+    B.sub("chat.feed", {"board": "b1"})  # a stream: Bob stays past --member-timeout
     check("join: a second member", names(jb["members"]) == ["Ada", "Bob"] and bob["id"] != me["id"],
           jb)
     m = A.ind(pa, lambda d: "members" in d)
@@ -334,6 +335,26 @@ def main():
     C.send({"type": "unsub", "id": pc})
     m = A.ind(pa, lambda d: "members" in d and names(d["members"]) == ["Ada"])
     check("presence: unsubscribing is a leave", m is not None and jc["you"]["name"] == "Cy",
+          A.inbox)
+
+    # --member-timeout 1: a member that never subscribes leaves by itself.
+    D = Browser(gw_port)
+    D.req("board.join", {"board": "b1", "name": "Dee"})
+    m = A.ind(pa, lambda d: "members" in d and "Dee" in names(d["members"]))
+    m2 = A.ind(pa, lambda d: "members" in d and "Dee" not in names(d["members"]))
+    check("a member with no stream leaves after --member-timeout", m is not None and m2 is not None,
+          A.inbox)
+    D.close()
+    # A direct RSocket client has its connection as its session: it leaves when that closes.
+    rsocket = os.path.join(os.path.dirname(svc_cmd[0]), "rsocket")
+    out = subprocess.run([rsocket, "-r", "board.join", "-d", '{"board":"b1","name":"Cli"}',
+                          f"tcp://127.0.0.1:{svc_port}"], capture_output=True, text=True,
+                         timeout=20)
+    check("a direct client joins", out.returncode == 0 and '"name":"Cli"' in out.stdout,
+          out.stdout + out.stderr)
+    m = A.ind(pa, lambda d: "members" in d and "Cli" in names(d["members"]))
+    m2 = A.ind(pa, lambda d: "members" in d and "Cli" not in names(d["members"]))
+    check("a direct client leaves when its connection closes", m is not None and m2 is not None,
           A.inbox)
 
     # restart: a new epoch; old offsets are HISTORY_GONE

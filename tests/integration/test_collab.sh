@@ -2,8 +2,9 @@
 # collab-service end to end through rsocket-gateway, real processes on loopback: joins, edits
 # (add, move, update, delete, an edit to a deleted shape refused), ops from an offset,
 # HISTORY_GONE (old offset, other epoch, a restarted service), presence with joins and leaves
-# (a browser that disconnects or unsubscribes leaves), cursors relayed and coalesced, chat, bad
-# input. The driver is collab_driver.py (stdlib WebSocket client); it restarts the service once.
+# (a browser that disconnects or unsubscribes leaves, a member with no stream after
+# --member-timeout, a direct RSocket client when its connection closes), cursors relayed and
+# coalesced, chat, bad input. The driver is collab_driver.py (stdlib WebSocket client); it restarts the service once.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${RS_BIN:-$here/../../build/bin}
@@ -11,7 +12,7 @@ source "$here/../lib.sh"
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
-svc=("$bin/collab-service" --listen "tcp://127.0.0.1:$port" --history 5)
+svc=("$bin/collab-service" --listen "tcp://127.0.0.1:$port" --history 5 --member-timeout 1)
 "${svc[@]}" >"$work/svc.out" 2>"$work/svc.err" &
 svc_pid=$!
 pids+=($svc_pid)
