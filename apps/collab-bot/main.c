@@ -36,7 +36,8 @@ typedef struct bot {
   uv_timer_t step_timer, retry_timer, glide_timer;
   uv_signal_t sigint, sigterm;
   bool open, stopping, dropped;
-  unsigned backoff_ms;
+  unsigned backoff_ms;    /* joining again while the service is away */
+  unsigned conn_failures; /* WebSocket failures since the last open */
   /* protocol */
   long long next_id;
   long long join_id, ops_id, presence_id, chat_id;
@@ -329,6 +330,7 @@ static void on_open(rs_ws_session *s, void *user) {
   bot *b = user;
   if (getenv("COLLAB_BOT_DEBUG")) fprintf(stderr, "open\n");
   b->open = true;
+  b->conn_failures = 0;
   if (b->ever_joined) say(b, "connected again");
   join(b);
 }
@@ -342,10 +344,12 @@ static void on_close(rs_ws_session *s, unsigned code, const char *reason, bool r
   b->ops_id = b->presence_id = b->chat_id = b->join_id = 0;
   if (b->stopping) return;
   if (b->dropped) return; /* the drop step reconnects */
-  b->backoff_ms = b->backoff_ms ? (b->backoff_ms * 2 > 2000 ? 2000 : b->backoff_ms * 2) : 200;
-  say(b, "connection lost (%u%s%s); reconnecting", code, reason && *reason ? ": " : "",
-      reason ? reason : "");
-  uv_timer_start(&b->retry_timer, reconnect, b->backoff_ms + (unsigned)(rand() % 100), 0);
+  /* 200 ms doubling to 2 s, jittered; only the first failure in a row is told. */
+  unsigned delay = b->conn_failures < 4 ? 200u << b->conn_failures : 2000u;
+  if (b->conn_failures++ == 0)
+    say(b, "connection lost (%u%s%s); reconnecting", code, reason && *reason ? ": " : "",
+        reason ? reason : "");
+  uv_timer_start(&b->retry_timer, reconnect, delay + (unsigned)(rand() % 100), 0);
 }
 
 static void connect_ws(bot *b) {
