@@ -37,6 +37,12 @@ static void on_upgrade(rs_server *server, const rs_http_request *req, rs_ws_deci
     d->reason = "no WebSocket endpoint here: the JSON protocol is on / and /json";
     return;
   }
+  if (!gw_origin_allowed(&m->cfg, req->origin)) {
+    d->verdict = RS_WS_REFUSE;
+    d->status = 403;
+    d->reason = "origin not allowed";
+    return;
+  }
   if (m->cfg.max_clients && atomic_load(&m->clients) >= m->cfg.max_clients) {
     d->verdict = RS_WS_REFUSE;
     d->status = 503;
@@ -46,6 +52,7 @@ static void on_upgrade(rs_server *server, const rs_http_request *req, rs_ws_deci
   d->verdict = RS_WS_MESSAGES;
   d->subprotocol = json_proto ? "json" : NULL;
   d->user = NULL;
+  gw_client_url_token(req); /* ?token=: on_open checks it */
 }
 
 /* GET /healthz: 200 while some backend connection is up on some worker, else 503. */
