@@ -119,12 +119,13 @@ int codec_bench(bool json, double seconds);
 /* Loopback floor: blocking TCP ping-pong between two threads. Returns an exit status. */
 int floor_bench(bool json, double seconds);
 
-/* Opens `n` idle connections (RSocket over tcp:// or ws://) from `sources` 127.0.0.x addresses
- * and holds them `hold_s` seconds (0: until SIGINT/SIGTERM). With `pid` (0: none), reports
- * that process's resident memory per connection. A connection still not ready (tcp: SETUP
- * written; ws: upgraded and SETUP written) after `connect_timeout_s` without any other becoming
- * ready fails. Returns an exit status. */
+/* Opens `n` idle connections (RSocket over tcp:// or ws://, or with `plain` WebSockets that
+ * send nothing after the upgrade, ws:// only) from `sources` 127.0.0.x addresses and holds them
+ * `hold_s` seconds (0: until SIGINT/SIGTERM). With `pid` (0: none), reports that process's
+ * resident memory per connection. A connection still not ready (tcp: SETUP written; ws: upgraded
+ * and, unless plain, SETUP written) after `connect_timeout_s` without any other becoming ready
+ * fails. Returns an exit status. */
 int idle_run(const char *uri, int n, int sources, double hold_s, bool json, long pid,
-             double connect_timeout_s);
+             double connect_timeout_s, bool plain);
 
 #endif

@@ -5,7 +5,7 @@
  *                 [--model rr|fnf|stream|channel|ws|gw-req|gw-sub] [--size BYTES] [--threads N]
  *                 [--json] URI
  *   rsocket-bench --codec [-D SECONDS] [--json]
- *   rsocket-bench --idle N [--sources K] [-D SECONDS] [--json] URI
+ *   rsocket-bench --idle N [--model MODEL] [--sources K] [-D SECONDS] [--json] URI
  */
 #define _GNU_SOURCE /* pthread_tryjoin_np */
 #include <errno.h>
@@ -119,7 +119,8 @@ static void usage(FILE *f) {
       f, "usage: rsocket-bench [options] URI\n"
          "       rsocket-bench --codec [-D SECONDS] [--json]\n"
          "       rsocket-bench --floor [-D SECONDS] [--json]\n"
-         "       rsocket-bench --idle N [--sources K] [--pid PID] [-D SECONDS] [--json] URI\n"
+         "       rsocket-bench --idle N [--model MODEL] [--sources K] [--pid PID] [-D SECONDS]\n"
+         "                     [--json] URI\n"
          "\n"
          "Load generator for RSocket servers (tcp://, tls://, ws://, wss://). The server must\n"
          "implement the echo contract of `rsocket --server` (request-response echoes, streams\n"
@@ -156,9 +157,10 @@ static void usage(FILE *f) {
          "                        0, 64 and 1024 bytes beside memcpy of the same bytes)\n"
          "      --floor           loopback floor: round trips of 25 bytes over TCP between two\n"
          "                        threads with blocking read/write (no event loop, no protocol)\n"
-         "      --idle N          open N idle connections (RSocket over tcp:// or ws://) and hold\n"
-         "                        them for -D seconds (default: until SIGINT/SIGTERM), to measure\n"
-         "                        the server's memory per connection\n"
+         "      --idle N          open N idle connections (RSocket over tcp:// or ws://; with\n"
+         "                        --model ws, gw-req or gw-sub plain WebSockets that send nothing\n"
+         "                        after the upgrade) and hold them for -D seconds (default: until\n"
+         "                        SIGINT/SIGTERM), to measure the server's memory per connection\n"
          "      --sources K       --idle: spread connections over source addresses\n"
          "                        127.0.0.1 .. 127.0.0.K (default 8)\n"
          "      --pid PID         --idle: report PID's resident memory per connection (the\n"
@@ -402,7 +404,7 @@ int main(int argc, char **argv) {
   raise_fd_limit();
   if (idle)
     return idle_run(cfg.uri, (int)idle, (int)sources, have_d ? cfg.duration_s : 0, cfg.json,
-                    (long)pid, cfg.connect_timeout_s);
+                    (long)pid, cfg.connect_timeout_s, cfg.model >= MODEL_WS);
   if (cfg.model >= MODEL_WS && strncmp(cfg.uri, "ws://", 5) != 0)
     return bad("--model ws, gw-req and gw-sub need a ws:// URI (got %s)", cfg.uri);
   if (cfg.model >= MODEL_WS) {
