@@ -1,7 +1,8 @@
 /*
- * rsocket-gateway's JSON client protocol (issue 14, docs/GATEWAY.md), sans-I/O: JSON text messages from browsers parsed into commands,
- * and the gateway's answers (cfm, ind, end, rej, pong) formatted as JSON. No sockets, no clocks;
- * memory only through the rs_mem given at init. See issue 14 for the protocol.
+ * rsocket-gateway's JSON client protocol (issue 14, docs/GATEWAY.md), sans-I/O: JSON text messages
+ * from browsers parsed into commands, and the gateway's answers (cfm, ind, end, rej, pong)
+ * formatted as JSON. No sockets, no clocks; memory only through the rs_mem given at init. See issue
+ * 14 for the protocol.
  *
  * The hot path never builds a document: jsmn (strict) finds the token spans, a validator over
  * them checks what jsmn does not (separators, number grammar, literals, escapes and surrogates,
@@ -59,11 +60,17 @@ typedef bool (*rs_gw_member_cb)(void *ctx, const rs_gw_member *m); /* false: sto
  * Errors: RS_ERR_MALFORMED (not JSON, over a limit, or `cb` returned false).
  */
 RS_EXPORT int rs_gw_json_check(rs_gw_parser *p, const uint8_t *buf, size_t len, rs_gw_member_cb cb,
-                      void *ctx, const char **why);
+                               void *ctx, const char **why);
 
 /* Decodes a validated JSON string body (between the quotes) into out[0..cap). Returns the length,
  * or -1 when it does not fit. */
 RS_EXPORT rs_ssize rs_gw_unescape(const uint8_t *s, size_t n, uint8_t *out, size_t cap);
+
+/* Whitespace outside strings: rs_gw_json_is_compact says whether validated JSON text has none;
+ * rs_gw_json_compact copies it without (out: at least `len` bytes) and returns the new length.
+ * What backends receive is compact JSON (the client may have sent it pretty-printed). */
+RS_EXPORT bool rs_gw_json_is_compact(const uint8_t *in, size_t len);
+RS_EXPORT size_t rs_gw_json_compact(const uint8_t *in, size_t len, uint8_t *out);
 
 typedef enum rs_gw_type {
   RS_GW_REQ = 1,
@@ -90,7 +97,7 @@ typedef struct rs_gw_id {
 
 typedef struct rs_gw_cmd {
   rs_gw_type type;
-  rs_gw_id id;     /* RS_GW_ID_NONE only for an fnf without id */
+  rs_gw_id id;      /* RS_GW_ID_NONE only for an fnf without id */
   size_t route_len; /* req, sub, chan, fnf: the route, unescaped, non-empty */
   uint8_t route[RS_GW_ROUTE_MAX];
   bool has_n;
@@ -113,7 +120,7 @@ typedef struct rs_gw_error {
  * Errors: RS_ERR_MALFORMED (*err says why), RS_ERR_INVALID_ARGUMENT (p, cmd or err NULL).
  */
 RS_EXPORT int rs_gw_parse(rs_gw_parser *p, const uint8_t *buf, size_t len, rs_gw_cmd *cmd,
-                 rs_gw_error *err);
+                          rs_gw_error *err);
 
 /* The output: either the caller's fixed buffer (never grown) or one grown through rs_mem. */
 typedef struct rs_gw_buf {
@@ -136,12 +143,13 @@ RS_EXPORT int rs_gw_format_data(rs_gw_buf *b, bool ind, const rs_gw_id *id, rs_b
 /* The same for a backend's payload, which may be anything: valid JSON goes in as it is, other
  * UTF-8 as a JSON string, other bytes as "data_b64" (base64), empty as "data":null. */
 RS_EXPORT int rs_gw_format_payload(rs_gw_buf *b, rs_gw_parser *p, bool ind, const rs_gw_id *id,
-                          rs_bytes payload);
+                                   rs_bytes payload);
 RS_EXPORT int rs_gw_format_end(rs_gw_buf *b, const rs_gw_id *id);
 RS_EXPORT int rs_gw_format_pong(rs_gw_buf *b, const rs_gw_id *id);
 /* {"type":"rej","id":…|null,"error":{"code":…,"message":…}}: code and message are escaped; bytes
  * of the message that are not UTF-8 become U+FFFD. */
-RS_EXPORT int rs_gw_format_rej(rs_gw_buf *b, const rs_gw_id *id, const char *code, rs_bytes message);
+RS_EXPORT int rs_gw_format_rej(rs_gw_buf *b, const rs_gw_id *id, const char *code,
+                               rs_bytes message);
 
 #ifdef __cplusplus
 }

@@ -65,14 +65,14 @@ typedef struct rs_pool_options {
    * (ca_file, ws.*) must outlive the pool; settings are copied. */
   rs_client_options client;
   void *user;
-  uint32_t backoff_min_ms;   /* first delay before replacing a connection (±50%); 0 = 100 ms */
-  uint32_t backoff_max_ms;   /* cap; 0 = 1 s (a target that comes back is used within ~1 s) */
+  uint32_t backoff_min_ms;    /* first delay before replacing a connection (±50%); 0 = 100 ms */
+  uint32_t backoff_max_ms;    /* cap; 0 = 1 s (a target that comes back is used within ~1 s) */
   uint32_t ewma_half_life_ms; /* 0 = 5000 */
   /* Optional: a connection changed state (RS_CLIENT_CONNECTED, DISCONNECTED, RESUMED,
    * RECONNECTING; CLOSED only when the pool closes). `target` is the index in `uris`, `slot`
    * 0..connections-1, `message` why (valid during the call). */
-  void (*on_event)(rs_pool *pool, size_t target, int slot, rs_client_event ev,
-                   const char *message, void *user);
+  void (*on_event)(rs_pool *pool, size_t target, int slot, rs_client_event ev, const char *message,
+                   void *user);
 } rs_pool_options;
 
 /* Fills defaults: client = rs_client_options_default(), everything else 0. */

@@ -300,7 +300,7 @@ typedef enum rs_client_event {
                              is freed after this callback returns */
 } rs_client_event;
 
-#define RS_CLIENT_OPTIONS_VERSION 2
+#define RS_CLIENT_OPTIONS_VERSION 3
 
 /* A timeout of rs_client_options that never expires. */
 #define RS_CLIENT_NO_TIMEOUT UINT32_MAX
@@ -340,6 +340,12 @@ typedef struct rs_client_options {
    * 0 = 10 s; RS_CLIENT_NO_TIMEOUT = do not wait: no KEEPALIVE is added and the connection is
    * established as soon as SETUP is written. (Version 2.) */
   uint32_t setup_timeout_ms;
+  /* Send that KEEPALIVE(respond) together with SETUP instead of after 1 s of silence, so that a
+   * long-lived connection is established one round trip after SETUP (load-balancing pools use
+   * it: a backend that comes back is used at once). The default waits because a client that
+   * sends a request and closes at once should not leave a KEEPALIVE to answer on a closing
+   * connection (rsocket-js 1.0.0-alpha.3 crashes then). (Version 3.) */
+  bool probe_at_once;
 } rs_client_options;
 
 /* Fills defaults: settings = rs_conn_settings_default(client), everything else 0. */

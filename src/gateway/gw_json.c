@@ -172,7 +172,7 @@ static long member(walk *w, long cur, uint8_t sep, uint32_t depth, bool root) {
   long vstart = raw_start(&w->tok[w->next]);
   if ((cur = value(w, cur, ':', depth)) < 0 || !root || !w->cb) return cur;
   rs_gw_member m = {{w->s + k->start, (size_t)(k->end - k->start)},
-                     {w->s + vstart, (size_t)(cur - vstart)}};
+                    {w->s + vstart, (size_t)(cur - vstart)}};
   return w->cb(w->ctx, &m) ? cur : fail(w, NULL);
 }
 
@@ -218,8 +218,8 @@ static int check_tokens(rs_gw_parser *p, const uint8_t *buf, size_t len, walk *w
   return 0;
 }
 
-int rs_gw_json_check(rs_gw_parser *p, const uint8_t *buf, size_t len, rs_gw_member_cb cb,
-                      void *ctx, const char **why) {
+int rs_gw_json_check(rs_gw_parser *p, const uint8_t *buf, size_t len, rs_gw_member_cb cb, void *ctx,
+                     const char **why) {
   walk w = {buf, p->tokens, 0, 0, p->limits.max_depth, NULL, cb, ctx};
   size_t a = 0, b = len;
   while (a < b && is_ws(buf[a])) a++;
@@ -269,4 +269,46 @@ rs_ssize rs_gw_unescape(const uint8_t *s, size_t n, uint8_t *out, size_t cap) {
     i = next;
   }
   return (rs_ssize)o;
+}
+
+size_t rs_gw_json_compact(const uint8_t *in, size_t len, uint8_t *out) {
+  size_t o = 0;
+  bool in_string = false, escaped = false;
+  for (size_t i = 0; i < len; i++) {
+    uint8_t c = in[i];
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      continue;
+    } else if (c == '"') {
+      in_string = true;
+    }
+    out[o++] = c;
+  }
+  return o;
+}
+
+bool rs_gw_json_is_compact(const uint8_t *in, size_t len) {
+  bool in_string = false, escaped = false;
+  for (size_t i = 0; i < len; i++) {
+    uint8_t c = in[i];
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      return false;
+    } else if (c == '"') {
+      in_string = true;
+    }
+  }
+  return true;
 }

@@ -119,8 +119,7 @@ static const char *parse_fields(const fields *f, rs_gw_cmd *cmd) {
   return NULL;
 }
 
-int rs_gw_parse(rs_gw_parser *p, const uint8_t *buf, size_t len, rs_gw_cmd *cmd,
-                 rs_gw_error *err) {
+int rs_gw_parse(rs_gw_parser *p, const uint8_t *buf, size_t len, rs_gw_cmd *cmd, rs_gw_error *err) {
   if (!p || !cmd || !err) return RS_ERR_INVALID_ARGUMENT;
   memset(cmd, 0, sizeof *cmd);
   *err = (rs_gw_error){"BAD_REQUEST", NULL, {0}};
@@ -251,7 +250,7 @@ int rs_gw_format_data(rs_gw_buf *b, bool ind, const rs_gw_id *id, rs_bytes data)
 }
 
 int rs_gw_format_payload(rs_gw_buf *b, rs_gw_parser *p, bool ind, const rs_gw_id *id,
-                          rs_bytes payload) {
+                         rs_bytes payload) {
   if (!payload.len || !rs_gw_json_check(p, payload.ptr, payload.len, NULL, NULL, NULL))
     return rs_gw_format_data(b, ind, id, payload);
   size_t mark = b->len;

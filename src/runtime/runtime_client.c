@@ -210,6 +210,10 @@ void rt_client_transport_ready(rt_conn *rc) {
   c->setup_deadline = uv_now(c->loop) + t;
   /* A RESUME is answered (RESUME_OK or ERROR); a SETUP may need asking. */
   c->probed = rs_conn_get_state(rc->conn) != RS_CONN_STATE_ESTABLISHED;
+  if (!c->probed && c->opt.probe_at_once) {
+    c->probed = true;
+    if (rs_conn_send_keepalive(rc->conn, (rs_bytes){NULL, 0}) == 0) rt_conn_wake(rc);
+  }
   arm_phase_timer(c, c->probed ? t : (t / 2 < PROBE_DELAY_MS ? t / 2 : PROBE_DELAY_MS));
 }
 

@@ -526,14 +526,37 @@ static void test_differential(void **state) {
   rs_gw_parser_free(&big);
 }
 
+static void test_compact(void **state) {
+  (void)state;
+  static const struct {
+    const char *in, *out;
+  } cases[] = {
+      {"{\"a\": [1, 2,\n 3]}", "{\"a\":[1,2,3]}"},
+      {" \"a b\\\" c\" ", "\"a b\\\" c\""},
+      {"{\"k\" :\t\"\\\\\" , \"j\":null}", "{\"k\":\"\\\\\",\"j\":null}"},
+      {"[]", "[]"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const uint8_t *in = (const uint8_t *)cases[i].in;
+    size_t n = strlen(cases[i].in);
+    uint8_t out[64];
+    size_t m = rs_gw_json_compact(in, n, out);
+    assert_int_equal(m, strlen(cases[i].out));
+    assert_memory_equal(out, cases[i].out, m);
+    assert_true(rs_gw_json_is_compact(out, m));
+    assert_int_equal(rs_gw_json_is_compact(in, n), strcmp(cases[i].in, cases[i].out) == 0);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_types),         cmocka_unit_test(test_fields),
-      cmocka_unit_test(test_errors),        cmocka_unit_test(test_ids),
-      cmocka_unit_test(test_n_bounds),      cmocka_unit_test(test_route_bounds),
-      cmocka_unit_test(test_depth),         cmocka_unit_test(test_tokens_limit),
-      cmocka_unit_test(test_grammar),       cmocka_unit_test(test_format),
-      cmocka_unit_test(test_format_limits), cmocka_unit_test(test_differential),
+      cmocka_unit_test(test_types),        cmocka_unit_test(test_compact),
+      cmocka_unit_test(test_fields),       cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_ids),          cmocka_unit_test(test_n_bounds),
+      cmocka_unit_test(test_route_bounds), cmocka_unit_test(test_depth),
+      cmocka_unit_test(test_tokens_limit), cmocka_unit_test(test_grammar),
+      cmocka_unit_test(test_format),       cmocka_unit_test(test_format_limits),
+      cmocka_unit_test(test_differential),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

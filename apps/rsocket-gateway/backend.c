@@ -1,0 +1,402 @@
+/* rsocket-gateway: the pools of one worker, the backend side of every request, and what comes
+ * back from backends (answers, elements, errors, credit). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway.h"
+#include "rsocket/extensions.h"
+
+/* ---- streams ---- */
+
+rs_gw_id gw_stream_id(const gw_stream *st) {
+  rs_gw_id id = {.kind = st->id_kind, .num = st->id_num};
+  id.text.ptr = (const uint8_t *)st->id;
+  id.text.len = st->id_len;
+  return id;
+}
+
+static void stream_free(gw_stream *st) {
+  for (gw_up *u = st->up_head, *next; u; u = next) {
+    next = u->next;
+    free(u);
+  }
+  free(st);
+}
+
+static void timeout_unlink(gw_gateway *gw, gw_stream *st) {
+  if (!st->deadline) return;
+  if (st->t_prev)
+    st->t_prev->t_next = st->t_next;
+  else
+    gw->t_head = st->t_next;
+  if (st->t_next)
+    st->t_next->t_prev = st->t_prev;
+  else
+    gw->t_tail = st->t_prev;
+  st->t_prev = st->t_next = NULL;
+  st->deadline = 0;
+}
+
+void gw_stream_release(gw_stream *st, bool cancel) {
+  gw_client *c = st->client;
+  if (c) timeout_unlink(c->gw, st);
+  st->client = NULL;
+  if (!st->conn) {
+    stream_free(st);
+    return;
+  }
+  if (cancel) rs_conn_cancel(st->conn, st->sid); /* on_stream_closed follows and frees */
+}
+
+void gw_stream_refill(gw_stream *st) {
+  gw_client *c = st->client;
+  if (!c || !st->conn || st->client_credit || st->model == GW_RR) return;
+  uint32_t window = c->gw->cfg->credit_window;
+  if (st->outstanding > window / 2) return;
+  if (!rs_ws_session_writable(c->ws)) {
+    gw_client_starve(c, st);
+    return;
+  }
+  uint32_t grant = window - st->outstanding;
+  if (rs_conn_request_n(st->conn, st->sid, grant) == 0) st->outstanding += grant;
+}
+
+void gw_stream_flush_up(gw_stream *st) {
+  gw_client *c = st->client;
+  while (st->up_head && st->up_credit > 0 && st->conn) {
+    gw_up *u = st->up_head;
+    rs_payload p = {.data = {u->data, u->len}};
+    if (rs_conn_send_payload(st->conn, st->sid, &p, false) != 0) break;
+    st->up_credit--;
+    st->up_head = u->next;
+    if (!st->up_head) st->up_tail = NULL;
+    st->up_count--;
+    free(u);
+  }
+  if (!st->up_head && st->up_done && !st->up_cancelled && st->conn)
+    rs_conn_send_complete(st->conn, st->sid);
+  /* A channel with a window of sends queued stops the client's reading until credit comes. */
+  bool blocked = c && st->up_count >= c->gw->cfg->credit_window;
+  if (c && blocked != st->blocked) {
+    st->blocked = blocked;
+    if (blocked)
+      c->blocked_chans++;
+    else
+      c->blocked_chans--;
+    gw_client_update_reading(c);
+  }
+}
+
+/* ---- request timeouts: one list per worker, in deadline order (one timeout for all) ---- */
+
+static void timer_fire(uv_timer_t *t);
+
+static void timer_arm(gw_gateway *gw) {
+  if (!gw->t_head) return;
+  uint64_t now = uv_now(gw->loop);
+  uint64_t due = gw->t_head->deadline > now ? gw->t_head->deadline - now : 0;
+  uv_timer_start(&gw->timer, timer_fire, due, 0);
+}
+
+static void timer_fire(uv_timer_t *t) {
+  gw_gateway *gw = t->data;
+  uint64_t now = uv_now(gw->loop);
+  while (gw->t_head && gw->t_head->deadline <= now) {
+    gw_stream *st = gw->t_head;
+    gw_client *c = st->client;
+    char msg[96];
+    int n = snprintf(msg, sizeof msg, "no answer from the backend within %" PRIu32 " ms",
+                     gw->cfg->request_timeout_ms);
+    timeout_unlink(gw, st);
+    gw_client_reject(c, st, "TIMEOUT", msg, (size_t)n);
+    gw_stream_release(st, true);
+  }
+  timer_arm(gw);
+}
+
+static void timeout_add(gw_gateway *gw, gw_stream *st) {
+  st->deadline = uv_now(gw->loop) + gw->cfg->request_timeout_ms;
+  if (st->deadline == 0) st->deadline = 1;
+  st->t_prev = gw->t_tail;
+  st->t_next = NULL;
+  if (gw->t_tail)
+    gw->t_tail->t_next = st;
+  else
+    gw->t_head = st;
+  gw->t_tail = st;
+  if (gw->t_head == st) timer_arm(gw);
+}
+
+/* ---- opening ---- */
+
+/* Writes the request's payload into gw->scratch: metadata (composite: the route, the client
+ * entry) then data (compact JSON; "null" when absent). */
+static rs_payload build_payload(gw_gateway *gw, gw_client *c, const rs_gw_cmd *cmd) {
+  uint8_t *buf = gw->scratch;
+  size_t cap = gw->scratch_cap, off = 0;
+  uint8_t routing[RS_GW_ROUTE_MAX + 1];
+  rs_bytes tag = {cmd->route, cmd->route_len};
+  rs_ssize rn = rs_routing_encode(routing, sizeof routing, &tag, 1);
+  rs_ssize n = rs_composite_encode(buf, cap, RS_MIME_ROUTING, strlen(RS_MIME_ROUTING), routing,
+                                   rn > 0 ? (size_t)rn : 0);
+  off += n > 0 ? (size_t)n : 0;
+  if (!c->entry) { /* made at the first request: idle clients do not pay for it */
+    char entry[160];
+    int en = snprintf(entry, sizeof entry, "{\"session\":\"%016" PRIx64 "\",\"peer\":\"%s\"}",
+                      c->session_id, rs_ws_session_peer(c->ws));
+    if (en > 0 && (size_t)en < sizeof entry && (c->entry = malloc((size_t)en)))
+      memcpy(c->entry, entry, c->entry_len = (uint8_t)en);
+  }
+  if (c->entry) {
+    n = rs_composite_encode(buf + off, cap - off, GW_CLIENT_MIME, strlen(GW_CLIENT_MIME),
+                            (const uint8_t *)c->entry, c->entry_len);
+    off += n > 0 ? (size_t)n : 0;
+  }
+  rs_payload p = {.metadata = {buf, off}, .has_metadata = true};
+  uint8_t *data = buf + off;
+  if (cmd->data.len == 0) {
+    memcpy(data, "null", 4);
+    p.data = (rs_bytes){data, 4};
+  } else if (rs_gw_json_is_compact(cmd->data.ptr, cmd->data.len)) {
+    p.data = cmd->data;
+  } else {
+    p.data = (rs_bytes){data, rs_gw_json_compact(cmd->data.ptr, cmd->data.len, data)};
+  }
+  return p;
+}
+
+int gw_backend_open(gw_gateway *gw, gw_client *c, gw_stream *st, size_t group,
+                    const rs_gw_cmd *cmd) {
+  rs_pool *pool = gw->pools[group];
+  rs_payload p = build_payload(gw, c, cmd);
+  uint32_t window = cmd->has_n ? cmd->n : gw->cfg->credit_window;
+  rs_conn *conn = NULL;
+  rs_ssize sid;
+  switch (st->model) {
+  case GW_RR: sid = rs_pool_request_response(pool, &p, st, &conn); break;
+  case GW_STREAM: sid = rs_pool_request_stream(pool, &p, window, st, &conn); break;
+  default: sid = rs_pool_request_channel(pool, &p, window, false, st, &conn); break;
+  }
+  if (sid < 0) return (int)sid;
+  st->conn = conn;
+  st->sid = (uint32_t)sid;
+  if (!cmd->has_n) st->outstanding = window;
+  if (st->model == GW_RR) timeout_add(gw, st);
+  if (!rs_runtime_writable(conn)) gw_client_wait_backend(c);
+  return 0;
+}
+
+int gw_backend_fnf(gw_gateway *gw, gw_client *c, size_t group, const rs_gw_cmd *cmd) {
+  rs_payload p = build_payload(gw, c, cmd);
+  rs_conn *conn = NULL;
+  rs_ssize rc = rs_pool_request_fnf(gw->pools[group], &p, &conn);
+  if (rc < 0) return (int)rc;
+  if (conn && !rs_runtime_writable(conn)) gw_client_wait_backend(c);
+  return 0;
+}
+
+/* ---- what backends send ---- */
+
+static void on_payload(rs_conn *conn, uint32_t sid, void *stream_user, const rs_payload *p,
+                       unsigned flags, void *user) {
+  (void)conn, (void)sid;
+  gw_gateway *gw = user;
+  gw_stream *st = stream_user;
+  gw_client *c = st->client;
+  if (!c) return; /* the client let go: late elements are dropped */
+  rs_gw_id id = gw_stream_id(st);
+  if (st->model == GW_RR) {
+    rs_bytes data = (flags & RS_PAYLOAD_NEXT) ? p->data : (rs_bytes){0};
+    gw_client_forget(c, st);
+    gw_stream_release(st, false);
+    if (rs_gw_format_payload(&gw->out, &gw->parser, false, &id, data) == 0) gw_client_send(c);
+    return;
+  }
+  if (flags & RS_PAYLOAD_NEXT) {
+    if (!st->client_credit && st->outstanding) st->outstanding--;
+    if (rs_gw_format_payload(&gw->out, &gw->parser, true, &id, p->data) == 0 && !gw_client_send(c))
+      return; /* the client is closing: it let go of its streams */
+  }
+  if (flags & RS_PAYLOAD_COMPLETE) {
+    gw_client_forget(c, st);
+    /* A channel whose client half is still open: end it too, the client's id is free now. */
+    if (st->model == GW_CHANNEL && !st->up_done && !st->up_cancelled && st->conn)
+      rs_conn_send_complete(st->conn, st->sid);
+    gw_stream_release(st, false);
+    if (rs_gw_format_end(&gw->out, &id) == 0) gw_client_send(c);
+    return;
+  }
+  gw_stream_refill(st);
+}
+
+/* The name a client sees for a backend's error. */
+static const char *error_code(const rs_stream_error *e) {
+  if (e->remote) {
+    switch (e->code) {
+    case RS_ERROR_APPLICATION_ERROR:
+    case RS_ERROR_REJECTED:
+    case RS_ERROR_CANCELED:
+    case RS_ERROR_INVALID: return rs_error_code_name(e->code);
+    default:
+      if (e->code >= RS_ERROR_MIN_APPLICATION && e->code != RS_ERROR_RESERVED_EXT)
+        return "APPLICATION_ERROR";
+      return "UNAVAILABLE"; /* a connection-level error took the stream with it */
+    }
+  }
+  return "UNAVAILABLE";
+}
+
+static void on_error(rs_conn *conn, uint32_t sid, void *stream_user, const rs_stream_error *e,
+                     void *user) {
+  (void)conn, (void)sid, (void)user;
+  gw_stream *st = stream_user;
+  gw_client *c = st->client;
+  if (!c) return;
+  const char *msg = (const char *)e->message.ptr;
+  size_t len = e->message.len;
+  char buf[160];
+  if (!e->remote) {
+    int n = snprintf(buf, sizeof buf, "%s: %.*s",
+                     e->err == RS_ERR_CLOSED ? "the backend connection was lost"
+                                             : "backend stream failed",
+                     (int)(len > 100 ? 100 : len), msg ? msg : "");
+    msg = buf;
+    len = (size_t)n;
+  }
+  gw_client_reject(c, st, error_code(e), msg, len);
+  gw_stream_release(st, false);
+}
+
+static void on_request_n(rs_conn *conn, uint32_t sid, void *stream_user, uint64_t n, void *user) {
+  (void)conn, (void)sid, (void)user;
+  gw_stream *st = stream_user;
+  if (st->model != GW_CHANNEL) return;
+  st->up_credit = n == RS_CREDIT_UNBOUNDED || st->up_credit + n < st->up_credit
+                      ? RS_CREDIT_UNBOUNDED
+                      : st->up_credit + n;
+  gw_stream_flush_up(st);
+}
+
+static void on_cancel(rs_conn *conn, uint32_t sid, void *stream_user, void *user) {
+  (void)conn, (void)sid, (void)user;
+  gw_stream *st = stream_user;
+  st->up_cancelled = true;
+  st->up_done = true;
+  for (gw_up *u = st->up_head, *next; u; u = next) {
+    next = u->next;
+    free(u);
+  }
+  st->up_head = st->up_tail = NULL;
+  st->up_count = 0;
+  gw_stream_flush_up(st); /* unblocks the client's reading if this channel blocked it */
+}
+
+static void on_stream_closed(rs_conn *conn, uint32_t sid, void *stream_user, void *user) {
+  (void)conn, (void)sid, (void)user;
+  gw_stream *st = stream_user;
+  st->conn = NULL;
+  if (!st->client) stream_free(st);
+}
+
+/* A backend connection's output fell back under its watermark: read the clients paused for it
+ * again. */
+static void on_backend_drained(rs_conn *conn, void *user) {
+  (void)conn;
+  gw_gateway *gw = user;
+  gw_client *list = gw->waiting;
+  gw->waiting = NULL;
+  while (list) {
+    gw_client *c = list;
+    list = c->wait_next;
+    c->wait_next = NULL;
+    c->waiting_backend = false;
+    gw_client_update_reading(c);
+  }
+}
+
+/* ---- the pools ---- */
+
+static void health_tick(uv_timer_t *t) {
+  gw_gateway *gw = t->data;
+  atomic_store(&gw->backends_up, gw_backend_any_connected(gw));
+}
+
+int gw_backend_start(gw_gateway *gw, char *err, size_t errlen) {
+  const gw_config *cfg = gw->cfg;
+  uv_timer_init(gw->loop, &gw->timer);
+  gw->timer.data = gw;
+  uv_timer_init(gw->loop, &gw->health);
+  gw->health.data = gw;
+  gw->timers = true;
+  gw->pools = calloc(cfg->n_groups, sizeof *gw->pools);
+  gw->scratch_cap = cfg->max_message + 2048;
+  gw->scratch = malloc(gw->scratch_cap);
+  if (!gw->pools || !gw->scratch) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  for (size_t g = 0; g < cfg->n_groups; g++) {
+    rs_pool_options o;
+    rs_pool_options_default(&o);
+    o.uris = (const char *const *)cfg->groups[g].uris;
+    o.n_uris = cfg->groups[g].n_uris;
+    o.connections = cfg->connections;
+    o.strategy = cfg->lb;
+    o.user = gw;
+    o.client.settings.metadata_mime = rs_bytes_str(RS_MIME_COMPOSITE_METADATA);
+    o.client.settings.data_mime = rs_bytes_str("application/json");
+    o.client.on_drained = on_backend_drained;
+    o.client.probe_at_once = true; /* established one round trip after SETUP */
+    rs_conn_callbacks *cb = &o.client.callbacks;
+    cb->struct_size = sizeof *cb;
+    cb->on_payload = on_payload;
+    cb->on_error = on_error;
+    cb->on_request_n = on_request_n;
+    cb->on_cancel = on_cancel;
+    cb->on_stream_closed = on_stream_closed;
+    char why[300];
+    if (rs_pool_start(&gw->pools[g], gw->loop, &o, why, sizeof why) != 0) {
+      snprintf(err, errlen, "backends %s: %s", cfg->groups[g].uris[0], why);
+      return -1;
+    }
+  }
+  uv_timer_start(&gw->health, health_tick, 100, 250);
+  return 0;
+}
+
+bool gw_backend_any_connected(gw_gateway *gw) {
+  for (size_t g = 0; gw->pools && g < gw->cfg->n_groups; g++)
+    if (gw->pools[g] && rs_pool_available(gw->pools[g]) > 0) return true;
+  return false;
+}
+
+/* Stopping: every pool closes, the timers close, then `done`. */
+static void stop_step(gw_gateway *gw) {
+  if (--gw->stop_pending == 0 && gw->stop_done) gw->stop_done(gw);
+}
+
+static void pool_closed(void *arg) {
+  stop_step(arg);
+}
+
+static void handle_closed(uv_handle_t *h) {
+  stop_step(h->data);
+}
+
+void gw_backend_stop(gw_gateway *gw, void (*done)(gw_gateway *gw)) {
+  gw->stop_done = done;
+  gw->stop_pending = 1; /* this call's own */
+  for (size_t g = 0; gw->pools && g < gw->cfg->n_groups; g++) {
+    if (!gw->pools[g]) continue;
+    gw->stop_pending++;
+    rs_pool_close(gw->pools[g], false, pool_closed, gw);
+  }
+  if (gw->timers) {
+    gw->stop_pending += 2;
+    uv_close((uv_handle_t *)&gw->timer, handle_closed);
+    uv_close((uv_handle_t *)&gw->health, handle_closed);
+  }
+  stop_step(gw);
+}

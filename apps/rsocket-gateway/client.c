@@ -1,0 +1,433 @@
+/* rsocket-gateway: one browser's WebSocket session, its messages and its open requests. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway.h"
+
+/* ---- the id table (open addressing, linear probing, tombstone-free deletion) ---- */
+
+static uint32_t id_hash(rs_gw_id_kind kind, const uint8_t *p, size_t n) {
+  uint32_t h = 2166136261u ^ (uint32_t)kind;
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+  return h;
+}
+
+static bool id_equal(const gw_stream *st, rs_gw_id_kind kind, const uint8_t *p, size_t n) {
+  return st->id_kind == kind && st->id_len == n && memcmp(st->id, p, n) == 0;
+}
+
+static gw_stream *table_find(const gw_client *c, const rs_gw_id *id) {
+  if (!c->cap) return NULL;
+  uint32_t mask = c->cap - 1;
+  for (uint32_t i = id_hash(id->kind, id->text.ptr, id->text.len) & mask;; i = (i + 1) & mask) {
+    gw_stream *st = c->table[i];
+    if (!st) return NULL;
+    if (id_equal(st, id->kind, id->text.ptr, id->text.len)) return st;
+  }
+}
+
+static void table_put_raw(gw_stream **table, uint32_t cap, gw_stream *st) {
+  uint32_t mask = cap - 1;
+  uint32_t i = id_hash(st->id_kind, (const uint8_t *)st->id, st->id_len) & mask;
+  while (table[i]) i = (i + 1) & mask;
+  table[i] = st;
+}
+
+static bool table_put(gw_client *c, gw_stream *st) {
+  if ((c->count + 1) * 4 > c->cap * 3) { /* keep the load under 3/4 */
+    uint32_t ncap = c->cap ? c->cap * 2 : 8;
+    gw_stream **nt = calloc(ncap, sizeof *nt);
+    if (!nt) return false;
+    for (uint32_t i = 0; i < c->cap; i++)
+      if (c->table[i]) table_put_raw(nt, ncap, c->table[i]);
+    free(c->table);
+    c->table = nt;
+    c->cap = ncap;
+  }
+  table_put_raw(c->table, c->cap, st);
+  c->count++;
+  return true;
+}
+
+/* Backward-shift deletion: the entries after the hole that hash at or before it move up. */
+static void table_remove(gw_client *c, gw_stream *st) {
+  uint32_t mask = c->cap - 1;
+  uint32_t i = id_hash(st->id_kind, (const uint8_t *)st->id, st->id_len) & mask;
+  while (c->table[i] != st) {
+    if (!c->table[i]) return;
+    i = (i + 1) & mask;
+  }
+  c->table[i] = NULL;
+  c->count--;
+  for (uint32_t j = (i + 1) & mask; c->table[j]; j = (j + 1) & mask) {
+    gw_stream *e = c->table[j];
+    uint32_t home = id_hash(e->id_kind, (const uint8_t *)e->id, e->id_len) & mask;
+    /* e may fill the hole at i when its home is not in the cyclic range (i, j]. */
+    bool in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+    if (!in_range) {
+      c->table[i] = e;
+      c->table[j] = NULL;
+      i = j;
+    }
+  }
+}
+
+/* ---- sending ---- */
+
+static void close_client(gw_client *c, unsigned code, const char *reason);
+
+bool gw_client_send(gw_client *c) {
+  gw_gateway *gw = c->gw;
+  size_t len = gw->out.len;
+  gw->out.len = 0;
+  if (c->closing) return false;
+  int rc = rs_ws_session_send(c->ws, true, gw->out.ptr, len);
+  if (rc == RS_ERR_WOULD_BLOCK || (rc == 0 && rs_ws_session_queued(c->ws) > gw->cfg->max_buffer)) {
+    close_client(c, 1008, "slow consumer");
+    return false;
+  }
+  if (rc != 0) return false;
+  if (!c->out_full && !rs_ws_session_writable(c->ws)) {
+    c->out_full = true;
+    gw_client_update_reading(c);
+  }
+  return true;
+}
+
+void gw_client_update_reading(gw_client *c) {
+  bool pause = c->out_full || c->waiting_backend || c->blocked_chans > 0;
+  if (pause != c->paused && !c->closing) {
+    c->paused = pause;
+    rs_ws_session_pause_reading(c->ws, pause);
+  }
+}
+
+void gw_client_wait_backend(gw_client *c) {
+  if (c->waiting_backend) return;
+  c->waiting_backend = true;
+  c->wait_next = c->gw->waiting;
+  c->gw->waiting = c;
+  gw_client_update_reading(c);
+}
+
+static void unlink_waiting(gw_client *c) {
+  if (!c->waiting_backend) return;
+  for (gw_client **pp = &c->gw->waiting; *pp; pp = &(*pp)->wait_next)
+    if (*pp == c) {
+      *pp = c->wait_next;
+      break;
+    }
+  c->waiting_backend = false;
+}
+
+void gw_client_starve(gw_client *c, gw_stream *st) {
+  if (st->starved) return;
+  st->starved = true;
+  st->starved_next = c->starved;
+  c->starved = st;
+}
+
+void gw_client_forget(gw_client *c, gw_stream *st) {
+  if (st->starved) {
+    for (gw_stream **pp = &c->starved; *pp; pp = &(*pp)->starved_next)
+      if (*pp == st) {
+        *pp = st->starved_next;
+        break;
+      }
+    st->starved = false;
+  }
+  if (st->blocked) {
+    st->blocked = false;
+    c->blocked_chans--;
+    gw_client_update_reading(c);
+  }
+  table_remove(c, st);
+}
+
+static void send_rej(gw_client *c, const rs_gw_id *id, const char *code, const char *message,
+                     size_t len) {
+  if (rs_gw_format_rej(&c->gw->out, id, code, (rs_bytes){(const uint8_t *)message, len}) == 0)
+    gw_client_send(c);
+}
+
+void gw_client_reject(gw_client *c, gw_stream *st, const char *code, const char *message,
+                      size_t message_len) {
+  rs_gw_id id = gw_stream_id(st);
+  gw_client_forget(c, st);
+  send_rej(c, &id, code, message, message_len);
+}
+
+static void rejectf(gw_client *c, const rs_gw_id *id, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void rejectf(gw_client *c, const rs_gw_id *id, const char *code, const char *fmt, ...) {
+  char msg[400];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (n < 0) n = 0;
+  if ((size_t)n >= sizeof msg) n = sizeof msg - 1;
+  send_rej(c, id, code, msg, (size_t)n);
+}
+
+/* Every open request of the client is cancelled (it closes, or is closed). */
+static void release_all(gw_client *c) {
+  gw_stream **table = c->table;
+  uint32_t cap = c->cap;
+  c->table = NULL;
+  c->cap = c->count = 0;
+  c->starved = NULL;
+  for (uint32_t i = 0; i < cap; i++)
+    if (table[i]) gw_stream_release(table[i], true);
+  free(table);
+}
+
+static void close_client(gw_client *c, unsigned code, const char *reason) {
+  if (c->closing) return;
+  c->closing = true;
+  release_all(c);
+  unlink_waiting(c);
+  rs_ws_session_close(c->ws, code, reason);
+}
+
+/* ---- messages ---- */
+
+static const char *model_word(gw_model m) {
+  return m == GW_RR ? "req" : m == GW_STREAM ? "sub" : "chan";
+}
+
+static void open_request(gw_client *c, const rs_gw_cmd *cmd, gw_model model) {
+  gw_gateway *gw = c->gw;
+  const gw_config *cfg = gw->cfg;
+  if (table_find(c, &cmd->id)) {
+    rejectf(c, &cmd->id, "BAD_REQUEST", "id %.*s is already open", (int)cmd->id.text.len,
+            (const char *)cmd->id.text.ptr);
+    return;
+  }
+  if (c->count >= cfg->max_streams) {
+    rejectf(c, &cmd->id, "TOO_MANY_STREAMS",
+            "%" PRIu32 " requests and subscriptions are open (--max-streams-per-client)",
+            cfg->max_streams);
+    return;
+  }
+  long group = gw_config_lookup(cfg, cmd->route, cmd->route_len);
+  if (group < 0) {
+    rejectf(c, &cmd->id, "NO_ROUTE", "no backend serves route '%.*s'", (int)cmd->route_len,
+            (const char *)cmd->route);
+    return;
+  }
+  gw_stream *st = calloc(1, sizeof *st + cmd->id.text.len + 1);
+  if (!st) {
+    rejectf(c, &cmd->id, "UNAVAILABLE", "the gateway is out of memory");
+    return;
+  }
+  st->client = c;
+  st->model = model;
+  st->client_credit = cmd->has_n;
+  st->id_kind = cmd->id.kind;
+  st->id_num = cmd->id.num;
+  st->id_len = (uint8_t)cmd->id.text.len;
+  memcpy(st->id, cmd->id.text.ptr, cmd->id.text.len);
+  if (!table_put(c, st)) {
+    free(st);
+    rejectf(c, &cmd->id, "UNAVAILABLE", "the gateway is out of memory");
+    return;
+  }
+  int rc = gw_backend_open(gw, c, st, (size_t)group, cmd);
+  if (rc != 0) {
+    table_remove(c, st);
+    gw_stream_release(st, false); /* no backend stream: freed now */
+    rejectf(c, &cmd->id, "UNAVAILABLE", "no backend can take %s '%.*s' now: %s", model_word(model),
+            (int)cmd->route_len, (const char *)cmd->route,
+            rc == RS_ERR_UNAVAILABLE ? "none is connected or has lease" : rs_strerror(rc));
+  }
+}
+
+static void on_fnf(gw_client *c, const rs_gw_cmd *cmd) {
+  bool answer = cmd->id.kind != RS_GW_ID_NONE;
+  long group = gw_config_lookup(c->gw->cfg, cmd->route, cmd->route_len);
+  if (group < 0) {
+    if (answer)
+      rejectf(c, &cmd->id, "NO_ROUTE", "no backend serves route '%.*s'", (int)cmd->route_len,
+              (const char *)cmd->route);
+    return;
+  }
+  int rc = gw_backend_fnf(c->gw, c, (size_t)group, cmd);
+  if (rc != 0 && answer)
+    rejectf(c, &cmd->id, "UNAVAILABLE", "no backend can take fnf '%.*s' now: %s",
+            (int)cmd->route_len, (const char *)cmd->route,
+            rc == RS_ERR_UNAVAILABLE ? "none is connected or has lease" : rs_strerror(rc));
+}
+
+/* more, unsub, send, done: on an open sub or chan. A message for an id that is not open is
+ * dropped (it may have crossed the end or rej that closed it); one that does not fit the request
+ * gets a rej with "id":null, which leaves the request open. */
+static gw_stream *find_open(gw_client *c, const rs_gw_cmd *cmd, const char *what, bool chan_only) {
+  gw_stream *st = table_find(c, &cmd->id);
+  if (!st) return NULL;
+  if (st->model == GW_RR || (chan_only && st->model != GW_CHANNEL)) {
+    rs_gw_id none = {0};
+    rejectf(c, &none, "BAD_REQUEST", "%s: id %.*s is a %s, not a %s", what, (int)cmd->id.text.len,
+            (const char *)cmd->id.text.ptr, model_word(st->model),
+            chan_only ? "chan" : "sub or chan");
+    return NULL;
+  }
+  return st;
+}
+
+static void on_more(gw_client *c, const rs_gw_cmd *cmd) {
+  gw_stream *st = find_open(c, cmd, "more", false);
+  if (!st) return;
+  if (!st->client_credit) {
+    rs_gw_id none = {0};
+    rejectf(c, &none, "BAD_REQUEST",
+            "more: id %.*s was opened without \"n\": the gateway manages its credit",
+            (int)cmd->id.text.len, (const char *)cmd->id.text.ptr);
+    return;
+  }
+  if (st->conn) rs_conn_request_n(st->conn, st->sid, cmd->n);
+}
+
+static void on_unsub(gw_client *c, const rs_gw_cmd *cmd) {
+  gw_stream *st = find_open(c, cmd, "unsub", false);
+  if (!st) return;
+  gw_client_forget(c, st);
+  gw_stream_release(st, true);
+}
+
+static void on_send(gw_client *c, const rs_gw_cmd *cmd, bool done) {
+  gw_stream *st = find_open(c, cmd, done ? "done" : "send", true);
+  if (!st) return;
+  if (st->up_done) {
+    if (!st->up_cancelled) {
+      rs_gw_id none = {0};
+      rejectf(c, &none, "BAD_REQUEST", "%s: chan %.*s was already done", done ? "done" : "send",
+              (int)cmd->id.text.len, (const char *)cmd->id.text.ptr);
+    }
+    return; /* the backend cancelled our half: elements are dropped */
+  }
+  if (done) {
+    st->up_done = true;
+    gw_stream_flush_up(st);
+    return;
+  }
+  rs_bytes data = cmd->data.len ? cmd->data : (rs_bytes){(const uint8_t *)"null", 4};
+  gw_up *u = malloc(sizeof *u + data.len);
+  if (!u) {
+    close_client(c, 1011, "out of memory");
+    return;
+  }
+  u->next = NULL;
+  u->len = rs_gw_json_compact(data.ptr, data.len, u->data);
+  if (st->up_tail)
+    st->up_tail->next = u;
+  else
+    st->up_head = u;
+  st->up_tail = u;
+  st->up_count++;
+  gw_stream_flush_up(
+      st); /* sends what the backend has credit for; blocks reading over the window */
+}
+
+static void on_message(rs_ws_session *s, bool text, const uint8_t *data, size_t len, void *user) {
+  gw_client *c = user;
+  if (!c || c->closing) return;
+  if (!text) {
+    close_client(c, 1003, "binary messages are not part of the JSON protocol");
+    return;
+  }
+  gw_gateway *gw = c->gw;
+  rs_gw_cmd cmd;
+  rs_gw_error e;
+  if (rs_gw_parse(&gw->parser, data, len, &cmd, &e) != 0) {
+    send_rej(c, &e.id, e.code, e.message, strlen(e.message));
+    return;
+  }
+  (void)s;
+  switch (cmd.type) {
+  case RS_GW_REQ: open_request(c, &cmd, GW_RR); break;
+  case RS_GW_SUB: open_request(c, &cmd, GW_STREAM); break;
+  case RS_GW_CHAN: open_request(c, &cmd, GW_CHANNEL); break;
+  case RS_GW_MORE: on_more(c, &cmd); break;
+  case RS_GW_UNSUB: on_unsub(c, &cmd); break;
+  case RS_GW_SEND: on_send(c, &cmd, false); break;
+  case RS_GW_DONE: on_send(c, &cmd, true); break;
+  case RS_GW_FNF: on_fnf(c, &cmd); break;
+  case RS_GW_PING:
+    if (rs_gw_format_pong(&gw->out, &cmd.id) == 0) gw_client_send(c);
+    break;
+  }
+}
+
+/* ---- the session's life ---- */
+
+static gw_gateway *worker_of(rs_ws_session *s) {
+  rs_server *server = rs_ws_session_server(s);
+  uv_loop_t *loop = rs_ws_session_loop(s);
+  for (int i = 0; i < rs_server_workers(server); i++)
+    if (rs_server_worker_loop(server, i) == loop) return rs_server_worker_user(server, i);
+  return NULL;
+}
+
+static uint64_t mix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+static void on_open(rs_ws_session *s, void *user) {
+  (void)user;
+  gw_gateway *gw = worker_of(s);
+  gw_client *c = gw ? calloc(1, sizeof *c) : NULL;
+  if (!c) {
+    rs_ws_session_close(s, 1011, "out of memory");
+    return;
+  }
+  c->gw = gw;
+  c->ws = s;
+  c->session_id = mix64(uv_hrtime() ^ ((uint64_t)gw->index << 56) ^ ++gw->next_session);
+  rs_ws_session_set_user(s, c);
+  size_t n = atomic_fetch_add(gw->clients, 1) + 1;
+  if (gw->cfg->max_clients && n > gw->cfg->max_clients)
+    close_client(c, 1013, "too many clients: try again later");
+}
+
+static void on_drained(rs_ws_session *s, void *user) {
+  (void)s;
+  gw_client *c = user;
+  if (!c || c->closing) return;
+  c->out_full = false;
+  gw_stream *list = c->starved;
+  c->starved = NULL;
+  while (list) {
+    gw_stream *st = list;
+    list = st->starved_next;
+    st->starved = false;
+    st->starved_next = NULL;
+    gw_stream_refill(st);
+  }
+  gw_client_update_reading(c);
+}
+
+static void on_close(rs_ws_session *s, unsigned code, const char *reason, bool remote, void *user) {
+  (void)s, (void)code, (void)reason, (void)remote;
+  gw_client *c = user;
+  if (!c) return;
+  release_all(c);
+  unlink_waiting(c);
+  atomic_fetch_sub(c->gw->clients, 1);
+  free(c->entry);
+  free(c->table);
+  free(c);
+}
+
+const rs_ws_session_callbacks gw_client_callbacks = {
+    .on_open = on_open,
+    .on_message = on_message,
+    .on_drained = on_drained,
+    .on_close = on_close,
+};

@@ -1,0 +1,542 @@
+/* rsocket-gateway's settings: defaults, the command line, the config file, the route table. */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway.h"
+#include "rsocket/uri.h"
+
+#define MAX_ROUTES   4096
+#define MAX_WORKERS  256
+#define MAX_BACKENDS RS_POOL_MAX_TARGETS
+
+static void usage(FILE *f) {
+  fprintf(
+      f,
+      "usage: rsocket-gateway --listen ws://127.0.0.1:8080 --route PATTERN=URI[,URI...] ...\n"
+      "                       [options]\n"
+      "\n"
+      "A WebSocket gateway: browsers send JSON requests and subscriptions (req, sub, chan, fnf,\n"
+      "more, unsub, ping: see docs/GATEWAY.md); each becomes a stream on one of a few long-lived\n"
+      "RSocket connections to the backends that serve its route, the least-loaded one first.\n"
+      "Credit flows from each browser's socket to the backend that produces for it.\n"
+      "\n"
+      "  --listen URI             where browsers connect: ws://HOST:PORT[/PATH] or wss:// (with\n"
+      "                           --cert and --key); prints 'listening on URI' when ready\n"
+      "  --route PATTERN=URIS     backends (tcp://, tls://, ws://, wss://; comma-separated) for\n"
+      "                           the routes PATTERN names: an exact route, a prefix ending in\n"
+      "                           '.*' (rooms.* is rooms.x, rooms.x.y, not rooms), or '*';\n"
+      "                           the most specific wins. Repeat for several.\n"
+      "  --config FILE            the same settings as a JSON object (see docs/GATEWAY.md); the\n"
+      "                           command line overrides it\n"
+      "  --connections-per-backend K   RSocket connections to each backend (default 2)\n"
+      "  --lb p2c|round-robin     how a connection is chosen (default p2c: the cheaper of two\n"
+      "                           random ones, by load x latency)\n"
+      "  --max-message BYTES      largest client message (default 1MiB; over it: close 1009)\n"
+      "  --max-buffer BYTES       unsent output per client before it is closed with 1008 'slow\n"
+      "                           consumer' (default 1MiB)\n"
+      "  --max-clients N          clients at once (default: no limit; over it: HTTP 503)\n"
+      "  --max-streams-per-client N   open subs, chans and reqs per client (default 1024)\n"
+      "  --credit-window N        items a gateway-managed sub may have in flight (default 64)\n"
+      "  --request-timeout DURATION   a req unanswered this long gets rej TIMEOUT (default 30s)\n"
+      "  --workers N              worker threads (default 1)\n"
+      "  --static DIR             serve the files of DIR over HTTP on the same port (GET and\n"
+      "                           HEAD; / is DIR/index.html): a web app and its socket\n"
+      "  --cert FILE, --key FILE  TLS certificate chain and key (wss://)\n"
+      "  -h, --help               this help;  -v, --version: print the version\n"
+      "\n"
+      "Sizes: bytes, or with a unit: 64KiB, 1MiB (also K, M). Durations: seconds, or 500ms, 30s,\n"
+      "2m. SIGINT/SIGTERM stop: clients get close 1001; a second signal stops at once.\n"
+      "Exit status: 0 ok, 1 cannot listen, 2 usage.\n");
+}
+
+void gw_config_init(gw_config *c) {
+  memset(c, 0, sizeof *c);
+  c->connections = 2;
+  c->lb = RS_POOL_P2C;
+  c->max_message = 1u << 20;
+  c->max_buffer = 1u << 20;
+  c->max_streams = 1024;
+  c->credit_window = 64;
+  c->request_timeout_ms = 30000;
+  c->workers = 1;
+}
+
+static void clear_routes(gw_config *c) {
+  for (size_t i = 0; i < c->n_routes; i++) free(c->routes[i].pattern);
+  for (size_t i = 0; i < c->n_groups; i++) {
+    for (size_t j = 0; j < c->groups[i].n_uris; j++) free(c->groups[i].uris[j]);
+    free(c->groups[i].uris);
+  }
+  free(c->routes);
+  free(c->groups);
+  c->routes = NULL, c->groups = NULL, c->n_routes = c->n_groups = 0;
+}
+
+void gw_config_free(gw_config *c) {
+  clear_routes(c);
+  free(c->listen);
+  free(c->cert);
+  free(c->key);
+  free(c->static_dir);
+  free(c->static_real);
+  memset(c, 0, sizeof *c);
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+/* A route pattern: an exact route (1..255 bytes, no '*'), "PREFIX.*" or "*". */
+static int parse_pattern(const char *p, gw_route *r, char *err, size_t errlen) {
+  size_t n = strlen(p);
+  if (n == 0) return fail(err, errlen, "empty route pattern");
+  if (n > RS_GW_ROUTE_MAX) return fail(err, errlen, "route pattern over 255 bytes");
+  if (strcmp(p, "*") == 0) {
+    r->match = GW_ANY;
+  } else if (n >= 3 && p[n - 1] == '*' && p[n - 2] == '.') {
+    r->match = GW_PREFIX;
+    r->prefix_len = n - 1;
+  } else {
+    r->match = GW_EXACT;
+  }
+  size_t scan = r->match == GW_PREFIX ? n - 1 : (r->match == GW_ANY ? 0 : n);
+  for (size_t i = 0; i < scan; i++)
+    if (p[i] == '*' || (unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+      return fail(err, errlen,
+                  "bad route pattern '%s': '*' only as '*' or at the end after '.' (rooms.*), "
+                  "no control characters",
+                  p);
+  return 0;
+}
+
+static int check_backend_uri(const char *u, char *err, size_t errlen) {
+  rs_uri parsed;
+  char why[200];
+  if (rs_uri_parse(u, &parsed, why, sizeof why) != 0)
+    return fail(err, errlen, "bad backend URI '%s': %s", u, why);
+  return 0;
+}
+
+/* The group with exactly these URIs, or a new one. */
+static long find_group(gw_config *c, char **uris, size_t n) {
+  for (size_t g = 0; g < c->n_groups; g++) {
+    if (c->groups[g].n_uris != n) continue;
+    size_t i = 0;
+    while (i < n && strcmp(c->groups[g].uris[i], uris[i]) == 0) i++;
+    if (i == n) return (long)g;
+  }
+  return -1;
+}
+
+static int add_route_uris(gw_config *c, const char *pattern, char **uris, size_t n, char *err,
+                          size_t errlen) {
+  gw_route r = {0};
+  if (parse_pattern(pattern, &r, err, errlen)) return -1;
+  if (n == 0) return fail(err, errlen, "route '%s' names no backend", pattern);
+  for (size_t i = 0; i < n; i++)
+    if (check_backend_uri(uris[i], err, errlen)) return -1;
+  for (size_t i = 0; i < c->n_routes; i++)
+    if (strcmp(c->routes[i].pattern, pattern) == 0)
+      return fail(err, errlen, "route pattern '%s' given twice", pattern);
+  if (c->n_routes == MAX_ROUTES) return fail(err, errlen, "more than %d routes", MAX_ROUTES);
+  long g = find_group(c, uris, n);
+  if (g < 0) {
+    gw_group *ng = realloc(c->groups, (c->n_groups + 1) * sizeof *ng);
+    if (!ng) return fail(err, errlen, "out of memory");
+    c->groups = ng;
+    gw_group *grp = &c->groups[c->n_groups];
+    grp->uris = calloc(n, sizeof *grp->uris);
+    if (!grp->uris) return fail(err, errlen, "out of memory");
+    grp->n_uris = n;
+    for (size_t i = 0; i < n; i++) grp->uris[i] = strdup(uris[i]);
+    g = (long)c->n_groups++;
+  }
+  gw_route *nr = realloc(c->routes, (c->n_routes + 1) * sizeof *nr);
+  if (!nr) return fail(err, errlen, "out of memory");
+  c->routes = nr;
+  r.pattern = strdup(pattern);
+  r.group = (size_t)g;
+  c->routes[c->n_routes++] = r;
+  return 0;
+}
+
+int gw_config_add_route(gw_config *c, const char *spec, char *err, size_t errlen) {
+  const char *eq = strchr(spec, '=');
+  if (!eq) return fail(err, errlen, "--route needs PATTERN=URI[,URI...], got '%s'", spec);
+  char *pattern = strndup(spec, (size_t)(eq - spec));
+  char *list = strdup(eq + 1);
+  char *uris[MAX_BACKENDS];
+  size_t n = 0;
+  int rc = 0;
+  for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
+       tok = strtok_r(NULL, ",", &save)) {
+    if (n == MAX_BACKENDS) {
+      rc = fail(err, errlen, "route '%s': more than %d backends", pattern, MAX_BACKENDS);
+      break;
+    }
+    uris[n++] = tok;
+  }
+  if (rc == 0) rc = add_route_uris(c, pattern, uris, n, err, errlen);
+  free(pattern);
+  free(list);
+  return rc;
+}
+
+long gw_config_lookup(const gw_config *c, const uint8_t *route, size_t len) {
+  long best = -1, any = -1;
+  size_t best_len = 0;
+  for (size_t i = 0; i < c->n_routes; i++) {
+    const gw_route *r = &c->routes[i];
+    switch (r->match) {
+    case GW_EXACT:
+      if (strlen(r->pattern) == len && memcmp(r->pattern, route, len) == 0) return (long)r->group;
+      break;
+    case GW_PREFIX:
+      /* "rooms.*" needs at least one byte after "rooms." */
+      if (len > r->prefix_len && r->prefix_len > best_len &&
+          memcmp(r->pattern, route, r->prefix_len) == 0) {
+        best = (long)r->group;
+        best_len = r->prefix_len;
+      }
+      break;
+    case GW_ANY: any = (long)r->group; break;
+    }
+  }
+  return best >= 0 ? best : any;
+}
+
+/* ---- values ---- */
+
+static int parse_u64(const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  if (!*s || *s == '-' || *s == '+') return -1;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s || *end) return -1;
+  *out = v;
+  return 0;
+}
+
+/* "1048576", "64KiB", "1MiB", "64K", "1M", "1GiB" */
+static int parse_size(const char *s, size_t *out) {
+  char *end;
+  errno = 0;
+  if (!*s || *s == '-' || *s == '+') return -1;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s) return -1;
+  unsigned long long mult = 1;
+  if (*end == '\0' || strcmp(end, "B") == 0)
+    mult = 1;
+  else if (strcmp(end, "K") == 0 || strcmp(end, "KiB") == 0 || strcmp(end, "k") == 0)
+    mult = 1ull << 10;
+  else if (strcmp(end, "M") == 0 || strcmp(end, "MiB") == 0)
+    mult = 1ull << 20;
+  else if (strcmp(end, "G") == 0 || strcmp(end, "GiB") == 0)
+    mult = 1ull << 30;
+  else
+    return -1;
+  if (v > (1ull << 40) / mult) return -1;
+  *out = (size_t)(v * mult);
+  return 0;
+}
+
+static int parse_duration(const char *s, uint32_t *ms) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || !(v >= 0)) return -1;
+  double mult;
+  if (*end == '\0' || strcmp(end, "s") == 0)
+    mult = 1000;
+  else if (strcmp(end, "ms") == 0)
+    mult = 1;
+  else if (strcmp(end, "m") == 0)
+    mult = 60000;
+  else if (strcmp(end, "h") == 0)
+    mult = 3600000;
+  else
+    return -1;
+  double r = v * mult;
+  if (r > 2147483647.0) return -1;
+  *ms = (uint32_t)r;
+  return 0;
+}
+
+/* One setting by name, from the command line or the config file (as text). */
+typedef enum opt_id {
+  O_LISTEN = 1000,
+  O_ROUTE,
+  O_CONFIG,
+  O_CONNECTIONS,
+  O_LB,
+  O_MAX_MESSAGE,
+  O_MAX_BUFFER,
+  O_MAX_CLIENTS,
+  O_MAX_STREAMS,
+  O_CREDIT,
+  O_TIMEOUT,
+  O_WORKERS,
+  O_CERT,
+  O_KEY,
+  O_STATIC,
+} opt_id;
+
+static const struct option long_opts[] = {
+    {"listen", required_argument, NULL, O_LISTEN},
+    {"route", required_argument, NULL, O_ROUTE},
+    {"config", required_argument, NULL, O_CONFIG},
+    {"connections-per-backend", required_argument, NULL, O_CONNECTIONS},
+    {"lb", required_argument, NULL, O_LB},
+    {"max-message", required_argument, NULL, O_MAX_MESSAGE},
+    {"max-buffer", required_argument, NULL, O_MAX_BUFFER},
+    {"max-clients", required_argument, NULL, O_MAX_CLIENTS},
+    {"max-streams-per-client", required_argument, NULL, O_MAX_STREAMS},
+    {"credit-window", required_argument, NULL, O_CREDIT},
+    {"request-timeout", required_argument, NULL, O_TIMEOUT},
+    {"workers", required_argument, NULL, O_WORKERS},
+    {"cert", required_argument, NULL, O_CERT},
+    {"key", required_argument, NULL, O_KEY},
+    {"static", required_argument, NULL, O_STATIC},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'v'},
+    {NULL, 0, NULL, 0},
+};
+
+static const char *opt_name(int id) {
+  for (const struct option *o = long_opts; o->name; o++)
+    if (o->val == id) return o->name;
+  return "?";
+}
+
+static int set_string(char **dst, const char *v) {
+  free(*dst);
+  *dst = strdup(v);
+  return *dst ? 0 : -1;
+}
+
+/* Applies one setting given as text. Returns 0, or -1 with a reason in err. */
+static int apply(gw_config *c, int id, const char *v, char *err, size_t errlen) {
+  uint64_t n;
+  size_t sz;
+  uint32_t ms;
+  const char *name = opt_name(id);
+  switch (id) {
+  case O_LISTEN: {
+    rs_uri u;
+    char why[200];
+    if (rs_uri_parse(v, &u, why, sizeof why) != 0) return fail(err, errlen, "--listen: %s", why);
+    if (u.scheme != RS_URI_WS && u.scheme != RS_URI_WSS)
+      return fail(err, errlen, "--listen needs ws://HOST:PORT[/PATH] or wss://, got '%s'", v);
+    return set_string(&c->listen, v);
+  }
+  case O_ROUTE: return gw_config_add_route(c, v, err, errlen);
+  case O_CONNECTIONS:
+    if (parse_u64(v, &n) || n < 1 || n > RS_POOL_MAX_CONNECTIONS)
+      return fail(err, errlen, "--%s needs 1..%d, got '%s'", name, RS_POOL_MAX_CONNECTIONS, v);
+    c->connections = (int)n;
+    return 0;
+  case O_LB:
+    if (strcmp(v, "p2c") == 0)
+      c->lb = RS_POOL_P2C;
+    else if (strcmp(v, "round-robin") == 0)
+      c->lb = RS_POOL_ROUND_ROBIN;
+    else
+      return fail(err, errlen, "--lb is p2c or round-robin, got '%s'", v);
+    return 0;
+  case O_MAX_MESSAGE:
+    if (parse_size(v, &sz) || sz < 64 || sz > (64u << 20))
+      return fail(err, errlen, "--max-message needs 64 bytes to 64MiB, got '%s'", v);
+    c->max_message = sz;
+    return 0;
+  case O_MAX_BUFFER:
+    if (parse_size(v, &sz) || sz < 1024 || sz > (1ull << 30))
+      return fail(err, errlen, "--max-buffer needs 1KiB to 1GiB, got '%s'", v);
+    c->max_buffer = sz;
+    return 0;
+  case O_MAX_CLIENTS:
+    if (parse_u64(v, &n) || n > 100000000)
+      return fail(err, errlen, "--max-clients needs a count (0: no limit), got '%s'", v);
+    c->max_clients = (size_t)n;
+    return 0;
+  case O_MAX_STREAMS:
+    if (parse_u64(v, &n) || n < 1 || n > 1000000)
+      return fail(err, errlen, "--max-streams-per-client needs 1..1000000, got '%s'", v);
+    c->max_streams = (uint32_t)n;
+    return 0;
+  case O_CREDIT:
+    if (parse_u64(v, &n) || n < 1 || n > 1000000)
+      return fail(err, errlen, "--credit-window needs 1..1000000, got '%s'", v);
+    c->credit_window = (uint32_t)n;
+    return 0;
+  case O_TIMEOUT:
+    if (parse_duration(v, &ms) || ms == 0)
+      return fail(err, errlen, "--request-timeout needs a duration such as 30s, got '%s'", v);
+    c->request_timeout_ms = ms;
+    return 0;
+  case O_WORKERS:
+    if (parse_u64(v, &n) || n < 1 || n > MAX_WORKERS)
+      return fail(err, errlen, "--workers needs 1..%d, got '%s'", MAX_WORKERS, v);
+    c->workers = (int)n;
+    return 0;
+  case O_CERT: return set_string(&c->cert, v);
+  case O_KEY: return set_string(&c->key, v);
+  case O_STATIC: return set_string(&c->static_dir, v);
+  default: return fail(err, errlen, "unknown setting");
+  }
+}
+
+/* ---- the config file ---- */
+
+/* A JSON value as the text the command line would give: strings as they are, integers and reals
+ * printed. */
+static int json_text(json_t *v, char *buf, size_t cap) {
+  if (json_is_string(v)) {
+    snprintf(buf, cap, "%s", json_string_value(v));
+    return 0;
+  }
+  if (json_is_integer(v)) {
+    snprintf(buf, cap, "%lld", (long long)json_integer_value(v));
+    return 0;
+  }
+  if (json_is_real(v)) {
+    snprintf(buf, cap, "%.17g", json_real_value(v));
+    return 0;
+  }
+  return -1;
+}
+
+/* routes: {"PATTERN": "URI" | ["URI", ...], ...} */
+static int config_routes(gw_config *c, json_t *routes, const char *path, char *err, size_t errlen) {
+  if (!json_is_object(routes))
+    return fail(err, errlen, "%s: \"routes\" must be an object of PATTERN: URI or [URI, ...]",
+                path);
+  const char *pattern;
+  json_t *v;
+  json_object_foreach(routes, pattern, v) {
+    char *uris[MAX_BACKENDS];
+    size_t n = 0;
+    if (json_is_string(v)) {
+      uris[n++] = (char *)json_string_value(v);
+    } else if (json_is_array(v) && json_array_size(v) <= MAX_BACKENDS) {
+      size_t i;
+      json_t *u;
+      json_array_foreach(v, i, u) {
+        if (!json_is_string(u))
+          return fail(err, errlen, "%s: route '%s': backends must be URI strings", path, pattern);
+        uris[n++] = (char *)json_string_value(u);
+      }
+    } else {
+      return fail(err, errlen, "%s: route '%s' needs a URI or a list of URIs", path, pattern);
+    }
+    char why[300];
+    if (add_route_uris(c, pattern, uris, n, why, sizeof why))
+      return fail(err, errlen, "%s: %s", path, why);
+  }
+  return 0;
+}
+
+static int config_file(gw_config *c, const char *path, char *err, size_t errlen) {
+  json_error_t je;
+  json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+  if (!root) {
+    if (je.line <= 0) return fail(err, errlen, "cannot read %s: %s", path, je.text);
+    return fail(err, errlen, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+  }
+  int rc = 0;
+  if (!json_is_object(root)) {
+    rc = fail(err, errlen, "%s: the config is a JSON object of settings", path);
+    goto out;
+  }
+  const char *key;
+  json_t *v;
+  json_object_foreach(root, key, v) {
+    if (strcmp(key, "routes") == 0) {
+      if ((rc = config_routes(c, v, path, err, errlen))) goto out;
+      continue;
+    }
+    /* Keys are the long options, with '-' or '_': "max_buffer" or "max-buffer". */
+    char name[64];
+    snprintf(name, sizeof name, "%s", key);
+    for (char *p = name; *p; p++)
+      if (*p == '_') *p = '-';
+    int id = 0;
+    for (const struct option *o = long_opts; o->name; o++)
+      if (o->val >= O_LISTEN && o->val != O_ROUTE && o->val != O_CONFIG &&
+          strcmp(o->name, name) == 0)
+        id = o->val;
+    if (!id) {
+      rc = fail(err, errlen, "%s: unknown setting \"%s\"", path, key);
+      goto out;
+    }
+    char text[512];
+    if (json_text(v, text, sizeof text)) {
+      rc = fail(err, errlen, "%s: \"%s\" must be a string or a number", path, key);
+      goto out;
+    }
+    char why[300];
+    if (apply(c, id, text, why, sizeof why)) {
+      rc = fail(err, errlen, "%s: %s", path, why);
+      goto out;
+    }
+  }
+out:
+  json_decref(root);
+  return rc;
+}
+
+static int usage_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("rsocket-gateway: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputs("\n(rsocket-gateway --help for usage)\n", stderr);
+  return 2;
+}
+
+int gw_config_parse(gw_config *c, int argc, char **argv) {
+  char err[512];
+  /* The config file first, whatever its place on the line: the command line overrides it. */
+  for (int i = 1; i < argc; i++) {
+    const char *path = NULL;
+    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+      path = argv[i + 1];
+    else if (strncmp(argv[i], "--config=", 9) == 0)
+      path = argv[i] + 9;
+    if (path && config_file(c, path, err, sizeof err)) return usage_error("%s", err);
+  }
+  bool cli_routes = false;
+  optind = 1;
+  int ch;
+  while ((ch = getopt_long(argc, argv, "hv", long_opts, NULL)) != -1) {
+    switch (ch) {
+    case 'h': usage(stdout); return 1;
+    case 'v': printf("rsocket-gateway (rsocket-c) %s\n", RS_VERSION_STRING); return 1;
+    case O_CONFIG: break;
+    case '?': return usage_error("bad option");
+    default:
+      if (ch == O_ROUTE && !cli_routes && c->n_routes) {
+        clear_routes(c); /* --route on the command line replaces the file's routes */
+      }
+      if (ch == O_ROUTE) cli_routes = true;
+      if (apply(c, ch, optarg, err, sizeof err)) return usage_error("%s", err);
+    }
+  }
+  if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
+  if (!c->listen) return usage_error("--listen URI is required (e.g. ws://127.0.0.1:8080)");
+  if (c->n_routes == 0) return usage_error("at least one --route PATTERN=URI is required");
+  bool wss = strncmp(c->listen, "wss://", 6) == 0;
+  if (wss && (!c->cert || !c->key)) return usage_error("wss:// needs --cert FILE and --key FILE");
+  if (!wss && (c->cert || c->key)) return usage_error("--cert and --key are for wss:// only");
+  if (gw_static_init(c, err, sizeof err)) return usage_error("%s", err);
+  return 0;
+}

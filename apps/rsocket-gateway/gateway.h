@@ -1,0 +1,206 @@
+/*
+ * rsocket-gateway: browsers over WebSocket (the JSON protocol of rsocket/gateway.h), backends
+ * over a few multiplexed RSocket connections each (rsocket/pool.h), credit from the browser's
+ * socket to the producing backend. docs/GATEWAY.md is the manual; this file the map:
+ *
+ *   config.c   options, the command line and the config file (jansson), the route table
+ *   main.c     the server: workers, handshake hook, /healthz, signals
+ *   client.c   one browser: its messages, its open requests by id, its back-pressure
+ *   backend.c  the pools of one worker and what comes back from backends
+ *
+ * Threads: each worker (rs_server worker loop) has its own pools, parser and buffers; a client
+ * and everything about it lives on the worker that accepted it.
+ */
+#ifndef RSOCKET_GATEWAY_APP_H
+#define RSOCKET_GATEWAY_APP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rsocket/gateway.h"
+#include "rsocket/pool.h"
+#include "rsocket/websocket.h"
+
+#define GW_CLIENT_MIME "application/x.rsocket-gateway.client+json"
+
+/* ---- configuration (config.c) ---- */
+
+typedef enum gw_match { GW_EXACT = 0, GW_PREFIX, GW_ANY } gw_match;
+
+typedef struct gw_route {
+  char *pattern;  /* as written: "rooms.post", "rooms.*", "*" */
+  gw_match match; /* GW_PREFIX: `pattern` without its '*' ("rooms.") is the prefix */
+  size_t prefix_len;
+  size_t group; /* index into gw_config.groups */
+} gw_route;
+
+/* The distinct backend lists: routes naming the same list share one pool per worker. */
+typedef struct gw_group {
+  char **uris;
+  size_t n_uris;
+} gw_group;
+
+typedef struct gw_config {
+  char *listen;
+  gw_route *routes;
+  size_t n_routes;
+  gw_group *groups;
+  size_t n_groups;
+  int connections;             /* per backend (2) */
+  rs_pool_strategy lb;         /* p2c */
+  size_t max_message;          /* bytes of one client message (1 MiB) */
+  size_t max_buffer;           /* unsent output per client before 1008 (1 MiB) */
+  size_t max_clients;          /* 0: no limit beyond the descriptors */
+  uint32_t max_streams;        /* per client (1024) */
+  uint32_t credit_window;      /* per gateway-managed sub (64) */
+  uint32_t request_timeout_ms; /* 30 s */
+  int workers;                 /* 1 */
+  char *cert, *key;            /* wss:// */
+  char *static_dir;            /* --static: as given */
+  char *static_real;           /* and resolved (gw_static_init) */
+} gw_config;
+
+/* Fills the defaults. */
+void gw_config_init(gw_config *c);
+void gw_config_free(gw_config *c);
+/* Parses argv (and --config FILE, whose values the command line overrides). Returns 0 to run,
+ * 1 when it printed --help or --version (exit 0), 2 on a usage error (printed, exit 2). */
+int gw_config_parse(gw_config *c, int argc, char **argv);
+/* Adds one `PATTERN=URI[,URI...]` route. Returns 0, or -1 with a reason in `err`. */
+int gw_config_add_route(gw_config *c, const char *spec, char *err, size_t errlen);
+/* The group serving `route`: the exact pattern, else the longest matching prefix, else "*".
+ * Returns -1 when none matches. */
+long gw_config_lookup(const gw_config *c, const uint8_t *route, size_t len);
+
+/* ---- static.c ---- */
+/* Resolves --static (a directory). Returns 0, or -1 with a reason in `err`. */
+int gw_static_init(gw_config *c, char *err, size_t errlen);
+/* Answers a GET or HEAD from the --static directory; false when no file there matches. */
+bool gw_static_serve(const gw_config *c, const rs_http_request *req, rs_http_response *res);
+
+/* ---- runtime state ---- */
+
+typedef struct gw_client gw_client;
+typedef struct gw_stream gw_stream;
+typedef struct gw_gateway gw_gateway;
+
+typedef enum gw_model { GW_RR = 1, GW_STREAM, GW_CHANNEL } gw_model;
+
+/* A queued upstream element of a channel (send while the backend gave no credit). */
+typedef struct gw_up {
+  struct gw_up *next;
+  size_t len;
+  uint8_t data[];
+} gw_up;
+
+/* One request of one client, open on a backend stream. Owned by two parties: the client (until
+ * the request is over for it: answered, rejected, unsubscribed, or the client gone) and the
+ * engine (until on_stream_closed); freed when both let go. */
+struct gw_stream {
+  gw_client *client; /* NULL once the client let go */
+  rs_conn *conn;     /* the backend connection; NULL once the engine let go */
+  uint32_t sid;
+  gw_model model;
+  bool client_credit;   /* sub/chan opened with "n": the client's request(n) go through */
+  bool up_done;         /* chan: the client sent done (or the backend cancelled our half) */
+  bool up_cancelled;    /* chan: the backend cancelled our half: sends are dropped */
+  bool starved;         /* on the client's list of streams waiting for its socket to drain */
+  bool blocked;         /* chan: counted in the client's blocked_chans */
+  uint32_t outstanding; /* gateway-managed credit granted to the backend and not yet used */
+  uint64_t up_credit;   /* chan: elements the backend lets us send */
+  gw_up *up_head, *up_tail;
+  size_t up_count;
+  /* The request timeout list of the worker (request-response only). */
+  gw_stream *t_prev, *t_next;
+  uint64_t deadline;
+  /* The client's id table entry and the starved list. */
+  gw_stream *starved_next;
+  rs_gw_id_kind id_kind;
+  int64_t id_num;
+  uint8_t id_len;
+  char id[]; /* id_len bytes as the client wrote it (escaped form), NUL-terminated */
+};
+
+/* One browser. */
+struct gw_client {
+  gw_gateway *gw;
+  rs_ws_session *ws;
+  uint64_t session_id;
+  char *entry; /* the client metadata entry's JSON, made at the first request */
+  uint8_t entry_len;
+  /* Open requests by id: open addressing, linear probing, power-of-two capacity. */
+  gw_stream **table;
+  uint32_t cap, count;
+  gw_stream *starved; /* gateway-managed streams that wait for the socket to drain */
+  bool closing;       /* close started (slow consumer, protocol error): nothing more is sent */
+  bool paused;        /* reading paused for back-pressure, for one of: */
+  bool out_full;      /*   our output to it is over the watermark (it reads slower than it asks) */
+  bool waiting_backend;   /* a backend connection is over its watermark (on gw->waiting) */
+  uint32_t blocked_chans; /* channels whose queued sends reached the credit window */
+  gw_client *wait_next;
+};
+
+/* What each worker has. */
+struct gw_gateway {
+  const gw_config *cfg;
+  uv_loop_t *loop;
+  int index;
+  rs_pool **pools; /* one per group */
+  rs_gw_parser parser;
+  rs_gw_buf out;    /* outgoing messages are formatted here */
+  uint8_t *scratch; /* compacted data and metadata of a request */
+  size_t scratch_cap;
+  uv_timer_t timer;  /* request timeouts */
+  uv_timer_t health; /* refreshes backends_up for /healthz (read from any worker) */
+  bool timers;       /* both initialised */
+  atomic_bool backends_up;
+  gw_stream *t_head, *t_tail;
+  gw_client *waiting; /* clients paused because a backend connection is not writable */
+  uint64_t next_session;
+  atomic_size_t *clients; /* the whole gateway's count, for --max-clients */
+  int stop_pending;
+  void (*stop_done)(gw_gateway *gw);
+};
+
+/* ---- backend.c ---- */
+/* Makes the worker's pools. Returns 0, or -1 with a reason in `err`. */
+int gw_backend_start(gw_gateway *gw, char *err, size_t errlen);
+/* Closes them (graceful or not); gw is freed by `done` once everything is closed. */
+void gw_backend_stop(gw_gateway *gw, void (*done)(gw_gateway *gw));
+/* True when some backend connection is established. */
+bool gw_backend_any_connected(gw_gateway *gw);
+/* Opens the backend stream of a req, sub or chan. Returns 0, or the pool's error (nothing open:
+ * the caller rejects and frees). */
+int gw_backend_open(gw_gateway *gw, gw_client *c, gw_stream *st, size_t group,
+                    const rs_gw_cmd *cmd);
+/* Fire-and-forget. Returns 0 or the pool's error. */
+int gw_backend_fnf(gw_gateway *gw, gw_client *c, size_t group, const rs_gw_cmd *cmd);
+/* The client let go of `st` (cancelling the backend stream when `cancel`). */
+void gw_stream_release(gw_stream *st, bool cancel);
+/* Grants the backend more gateway-managed credit when the client's socket has room. */
+void gw_stream_refill(gw_stream *st);
+/* Sends queued channel elements the backend has credit for. */
+void gw_stream_flush_up(gw_stream *st);
+
+/* ---- client.c ---- */
+extern const rs_ws_session_callbacks gw_client_callbacks;
+/* Sends one formatted message (gw->out) to the client; false when the client is closing or was
+ * just closed as a slow consumer. */
+bool gw_client_send(gw_client *c);
+/* Removes `st` from the client's id table (and starved list). */
+void gw_client_forget(gw_client *c, gw_stream *st);
+/* A rej for `st`'s id with `code` and `message`, then the client forgets it. */
+void gw_client_reject(gw_client *c, gw_stream *st, const char *code, const char *message,
+                      size_t message_len);
+/* Puts `st` on the client's starved list (it is refilled in on_drained). */
+void gw_client_starve(gw_client *c, gw_stream *st);
+/* A backend connection could not take more: stop reading the client until it drains. */
+void gw_client_wait_backend(gw_client *c);
+/* Pauses or resumes reading the client after a back-pressure flag changed. */
+void gw_client_update_reading(gw_client *c);
+/* The id of `st` as an rs_gw_id (views into st). */
+rs_gw_id gw_stream_id(const gw_stream *st);
+
+#endif

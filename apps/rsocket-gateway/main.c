@@ -1,0 +1,177 @@
+/*
+ * rsocket-gateway: the server. Browsers connect over WebSocket (ws:// or wss://) and speak the
+ * JSON protocol (client.c); each worker has its own pools of backend connections (backend.c).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway.h"
+
+typedef struct gw_main {
+  gw_config cfg;
+  rs_server *server;
+  uv_signal_t sigint, sigterm;
+  bool stopping;
+  atomic_size_t clients;
+  char err[400]; /* a worker's start failure */
+} gw_main;
+
+static bool path_is(rs_bytes path, const char *s) {
+  return path.len == strlen(s) && memcmp(path.ptr, s, path.len) == 0;
+}
+
+/* Upgrades: the JSON protocol on "/", "/json" and the listen URI's path (or for a client that
+ * offers the "json" subprotocol). RSocket from the browser ("/rsocket") is not served yet. */
+static void on_upgrade(rs_server *server, const rs_http_request *req, rs_ws_decision *d,
+                       void *user) {
+  (void)server;
+  gw_main *m = user;
+  bool json_path = path_is(req->path, "/") || path_is(req->path, "/json") ||
+                   d->verdict == RS_WS_RSOCKET; /* the listen URI's own path */
+  bool json_proto = rs_http_request_offers(req, "json");
+  if (!json_path && !json_proto) {
+    d->verdict = RS_WS_REFUSE;
+    d->status = 404;
+    d->reason = "no WebSocket endpoint here: the JSON protocol is on / and /json";
+    return;
+  }
+  if (m->cfg.max_clients && atomic_load(&m->clients) >= m->cfg.max_clients) {
+    d->verdict = RS_WS_REFUSE;
+    d->status = 503;
+    d->reason = "too many clients: try again later";
+    return;
+  }
+  d->verdict = RS_WS_MESSAGES;
+  d->subprotocol = json_proto ? "json" : NULL;
+  d->user = NULL;
+}
+
+/* GET /healthz: 200 while some backend connection is up on some worker, else 503. */
+static void on_http(rs_server *server, const rs_http_request *req, rs_http_response *res,
+                    void *user) {
+  gw_main *m = user;
+  if (!path_is(req->path, "/healthz")) {
+    gw_static_serve(&m->cfg, req, res); /* else 404 */
+    return;
+  }
+  bool up = false;
+  for (int i = 0; i < rs_server_workers(server) && !up; i++) {
+    gw_gateway *gw = rs_server_worker_user(server, i);
+    up = gw && atomic_load(&gw->backends_up);
+  }
+  const char *body = up ? "ok\n" : "no backend connected\n";
+  rs_http_respond(res, up ? 200 : 503, "text/plain; charset=utf-8", NULL, body, strlen(body));
+}
+
+static void *on_worker_start(rs_server *server, int index, uv_loop_t *loop, void *user) {
+  (void)server;
+  gw_main *m = user;
+  gw_gateway *gw = calloc(1, sizeof *gw);
+  if (!gw) return NULL;
+  gw->cfg = &m->cfg;
+  gw->loop = loop;
+  gw->index = index;
+  gw->clients = &m->clients;
+  rs_gw_limits lim;
+  rs_gw_limits_default(&lim);
+  char err[300];
+  if (rs_gw_parser_init(&gw->parser, NULL, &lim) != 0) {
+    snprintf(m->err, sizeof m->err, "out of memory");
+  } else if (gw_backend_start(gw, err, sizeof err) != 0) {
+    snprintf(m->err, sizeof m->err, "%s", err);
+  }
+  rs_gw_buf_init(&gw->out, NULL);
+  return gw;
+}
+
+static void gateway_free(gw_gateway *gw) {
+  rs_gw_parser_free(&gw->parser);
+  rs_gw_buf_free(&gw->out);
+  free(gw->pools);
+  free(gw->scratch);
+  free(gw);
+}
+
+static void on_worker_stop(rs_server *server, int index, uv_loop_t *loop, void *worker_user,
+                           void *user) {
+  (void)server, (void)index, (void)loop, (void)user;
+  gw_gateway *gw = worker_user;
+  if (gw) gw_backend_stop(gw, gateway_free);
+}
+
+static void on_stopped(void *arg) {
+  gw_main *m = arg;
+  uv_close((uv_handle_t *)&m->sigint, NULL);
+  uv_close((uv_handle_t *)&m->sigterm, NULL);
+}
+
+/* The first signal stops gracefully (clients get 1001); a second one cuts everything. */
+static void on_signal(uv_signal_t *h, int signum) {
+  (void)signum;
+  gw_main *m = h->data;
+  bool again = m->stopping;
+  m->stopping = true;
+  rs_server_stop(m->server, !again, on_stopped, m);
+}
+
+int main(int argc, char **argv) {
+  static gw_main m;
+  gw_config_init(&m.cfg);
+  int rc = gw_config_parse(&m.cfg, argc, argv);
+  if (rc) {
+    gw_config_free(&m.cfg);
+    return rc == 1 ? 0 : 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  rs_runtime_raise_fd_limit();
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+
+  rs_server_options so;
+  rs_server_options_default(&so);
+  so.uri = m.cfg.listen;
+  so.workers = m.cfg.workers;
+  so.cert_file = m.cfg.cert;
+  so.key_file = m.cfg.key;
+  so.user = &m;
+  so.on_upgrade = on_upgrade;
+  so.messages = &gw_client_callbacks;
+  so.on_http = on_http;
+  so.on_worker_start = on_worker_start;
+  so.on_worker_stop = on_worker_stop;
+  so.ws.max_message = m.cfg.max_message;
+  /* Credit for gateway-managed subs is granted while a client's unsent output is under this. */
+  size_t watermark = m.cfg.max_buffer / 4;
+  so.settings.output_high_watermark = watermark < (64u << 10) ? watermark : (64u << 10);
+
+  char err[400];
+  rc = rs_server_start(&m.server, &loop, &so, err, sizeof err);
+  if (rc == 0 && m.err[0]) {
+    rs_server_stop(m.server, false, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    fprintf(stderr, "rsocket-gateway: %s\n", m.err);
+    rc = 2;
+  } else if (rc != 0) {
+    fprintf(stderr, "rsocket-gateway: cannot listen on %s: %s\n", m.cfg.listen, err);
+    rc = rc == RS_ERR_IO ? 1 : 2;
+  } else {
+    uv_signal_init(&loop, &m.sigint);
+    uv_signal_init(&loop, &m.sigterm);
+    m.sigint.data = m.sigterm.data = &m;
+    uv_signal_start(&m.sigint, on_signal, SIGINT);
+    uv_signal_start(&m.sigterm, on_signal, SIGTERM);
+    /* "ws://127.0.0.1:8080" as the user wrote it, without the "/" the runtime adds. */
+    const char *uri = rs_server_uri(m.server);
+    size_t n = strlen(uri);
+    bool bare = strncmp(m.cfg.listen + strlen(m.cfg.listen) - 1, "/", 1) != 0 && n > 1 &&
+                uri[n - 1] == '/' && strchr(strstr(uri, "://") + 3, '/') == uri + n - 1;
+    printf("listening on %.*s\n", (int)(bare ? n - 1 : n), uri);
+    fflush(stdout);
+    uv_run(&loop, UV_RUN_DEFAULT);
+  }
+  uv_loop_close(&loop);
+  gw_config_free(&m.cfg);
+  return rc;
+}
