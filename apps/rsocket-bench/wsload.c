@@ -362,9 +362,10 @@ static void on_ws_close(rs_ws_conn *ws, unsigned code, rs_bytes reason, bool rem
   if (!c->done) {
     char of[32] = "";
     if (c->quota != UINT64_MAX) snprintf(of, sizeof of, " of %" PRIu64, c->quota);
-    worker_error(c->L->w, "the WebSocket was closed %s with %u%s%.*s after %" PRIu64 "%s answers",
+    worker_error(c->L->w, "the WebSocket was closed %s with %u%s%.*s after %" PRIu64 "%s %s",
                  remote ? "by the server" : "by us", code, reason.len ? ": " : "", (int)reason.len,
-                 (const char *)reason.ptr, c->finished, of);
+                 (const char *)reason.ptr, c->finished, of,
+                 is_gw(c->L->w->cfg) ? "answers" : "echoes");
   }
   c->done = true;
 }
@@ -431,13 +432,14 @@ static void on_stall(uv_timer_t *t) {
     if (c->done || c->inflight == 0) continue;
     waiting++;
     c->done = true;
-    rs_ws_conn_close(c->ws, 1000, "no answer", now_ms());
+    rs_ws_conn_close(c->ws, 1000, is_gw(w->cfg) ? "no answer" : "no echo", now_ms());
     flush(c);
   }
   if (!waiting) return;
   w->errors++;
-  worker_error(w, "no answer for %u s with messages in flight: --model %s %s", STALL_MS / 1000,
-               bench_model_name(w->cfg->model), needs(w->cfg));
+  worker_error(w, "no %s for %u s with messages in flight: --model %s %s",
+               is_gw(w->cfg) ? "answer" : "echo", STALL_MS / 1000, bench_model_name(w->cfg->model),
+               needs(w->cfg));
   L->stopping = true;
 }
 
