@@ -293,6 +293,7 @@ static void gw_on_message(wconn *c, int opcode, const uint8_t *data, size_t len,
   if (req && id > 0 && c->slot_sent[(id - 1) % m] && c->slot_id[(id - 1) % m] == id)
     s = (unsigned)((id - 1) % m);
   bool sub = !req && id > 0 && id <= c->issued;
+  if (sub && is_type(type, "ind") && c->finished >= c->quota) return; /* -n: past the count */
   if (is_type(type, req ? "cfm" : "ind") && (req ? s < m : sub)) {
     L->last_reply = now;
     c->finished++;
