@@ -11,8 +11,8 @@ the same backend). Prints a table and rewrites docs/BENCHMARKS.md.
 Environment: BENCH_SECONDS (measured seconds per run, default 3), BENCH_WARMUP (default 1),
 BENCH_IDLE (idle connections, default 10000), BENCH_GW_IDLE (idle gateway clients, default
 20000), BENCH_GATEWAY (the rsocket-gateway binary, default build/bin/rsocket-gateway; when it is
-missing its rows are skipped), BENCH_ONLY=gateway (only the gateway section, printed; the doc is
-not rewritten), BENCH_NO_DOC=1 (do not rewrite the doc).
+missing its rows are skipped), BENCH_ONLY=gateway (only the gateway section, which replaces the
+doc's "## Gateway" section, the last), BENCH_NO_DOC=1 (do not rewrite the doc).
 """
 import datetime
 import json
@@ -247,7 +247,7 @@ def gateway():
     """Runs the gateway rows; returns (rows, results). The same rsocket-bench client drives both
     gateways (--model gw-req and gw-sub) in front of one `rsocket --server` backend; the direct
     row is the backend itself over RSocket/TCP, for the gateway's hop."""
-    rows, res = [], {}
+    rows, res = [], {"t0": time.time(), "load": os.getloadavg(), "cmds_from": len(commands)}
     backend, be_uri = start("gw-backend", [os.path.join(BIN, "rsocket"), "--server",
                                            "tcp://127.0.0.1:0"])
     ours_cmd, node_cmd = gateway_cmds(be_uri)
@@ -296,6 +296,7 @@ def gateway():
     b = gw_idle("gw idle node gateway", node_cmd)
     stop(backend)
     res["gwidle"] = (a, b)
+    res["elapsed"] = time.time() - res["t0"]
     per = [r.get("server_bytes_per_connection") if r else None for r in (a, b)]
     opened = "/".join(f"{r['open']:,}" for r in (a, b) if r)
     rows.append((GW_SECTION, f"idle memory per client, {GW_IDLE:,} idle clients ({opened} open)",
@@ -347,7 +348,16 @@ def main():
         print_table(rows, ("rsocket-gateway", "Node gateway"))
         print("\nGateway targets:")
         print("\n".join(gateway_targets(res)))
-        print(f"\nthe gateway section took {time.time() - t_start:.0f} s")
+        print(f"\nthe gateway section took {res['elapsed']:.0f} s")
+        if not os.environ.get("BENCH_NO_DOC"):
+            path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
+            with open(path) as f:
+                doc = f.read()
+            cut = doc.find("\n## Gateway\n")
+            doc = (doc if cut < 0 else doc[:cut + 1]).rstrip("\n") + "\n\n"
+            with open(path, "w") as f:
+                f.write(doc + "\n".join(gateway_doc(rows, res, machine())))
+            print(f"wrote the Gateway section of {os.path.relpath(path, ROOT)}")
         return
     if ONLY:
         sys.exit(f"bench: BENCH_ONLY={ONLY}: only 'gateway' is known")
@@ -532,6 +542,84 @@ def print_table(rows, head=("rsocket-c", "peer")):
     print("\n".join(table(rows, head)))
 
 
+def commands_block(cmds):
+    out = ["```"]
+    for label, cmd in cmds:
+        cmd = cmd.replace(ROOT + "/", "")
+        cmd = re.sub(r"(tcp|ws)://127\.0\.0\.1:\d+/?", r"\1://127.0.0.1:PORT", cmd)
+        cmd = re.sub(r"--pid \d+", "--pid PID", cmd)
+        out.append(f"# {label}")
+        out.append(cmd)
+    out.append("```")
+    return out
+
+
+def gateway_doc(gw_rows, res, m):
+    """The doc's last section, "## Gateway", with its own machine note and commands (so that
+    BENCH_ONLY=gateway can rewrite it alone)."""
+    doc = ["## Gateway", ""]
+    when = datetime.datetime.fromtimestamp(res["t0"], datetime.timezone.utc)
+    load = ", ".join(f"{x:.1f}" for x in res["load"])
+    doc.append(f"- date: {when.strftime('%Y-%m-%d %H:%M UTC')}, commit `{m['commit']}`; "
+               f"{m['cpu']}, {m['cores']} cores; load average {load} when it started (other work "
+               f"on the machine); the section took {res['elapsed']:.0f} s")
+    if os.access(GATEWAY, os.X_OK):
+        v = subprocess.run([GATEWAY, "--version"], capture_output=True, text=True).stdout.strip()
+        where = os.path.relpath(GATEWAY, ROOT) if GATEWAY.startswith(ROOT + "/") else GATEWAY
+        doc.append(f"- rsocket-gateway: `{where}` ({v or 'no version'}), its defaults: 1 worker "
+                   "thread, 2 connections to the backend, credit window 64")
+    else:
+        doc.append(f"- rsocket-gateway: not built ({os.path.relpath(GATEWAY, ROOT)} is missing); "
+                   "its rows are pending")
+    doc.append(f"- Node gateway: `tests/interop/peers/node_gateway.mjs`, Node {m['node']}, ws "
+               "8.2.3, rsocket-js 1.0.0-alpha.3 (rsocket-core, rsocket-tcp-client); "
+               "`--connections 2`, credit window 256")
+    doc.append(f"- each run: {WARMUP:g} s warm-up, then {SECONDS:g} s measured")
+    doc.append("")
+    doc.append("Issue 14's benchmarks. Both gateways sit in front of the same backend, `rsocket "
+               "--server tcp://127.0.0.1:0` (it answers a request with its payload and streams a "
+               "request's payload back without end), with the route `*`, and the same client "
+               "drives both: `rsocket-bench --model gw-req` (req messages in flight per "
+               "WebSocket client, each timed to its cfm) and `--model gw-sub` (one sub per client "
+               "with gateway-managed credit, counting ind messages). The direct row is the "
+               "backend without a gateway (`rsocket-bench -m 1`, RSocket over TCP), for the "
+               "gateway's hop. Idle memory: WebSocket clients that upgrade and then send nothing "
+               "(`rsocket-bench --idle N --model gw-req`, 10,000 per client process), the growth "
+               "of a fresh gateway's VmRSS divided by the clients open. Client, gateways and "
+               "backend share the machine's cores. Ratio: rsocket-gateway ÷ Node for rates, "
+               "Node ÷ rsocket-gateway for latencies and memory.")
+    doc.append("")
+    doc.extend(table(gw_rows, ("rsocket-gateway", "Node gateway")))
+    doc.append("")
+    doc.append("| Target (issue 14) | Measured | |")
+    doc.append("|---|---|---|")
+    doc.extend(gateway_targets(res))
+    doc.append("")
+    doc.append("Notes:")
+    doc.append("")
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if any(r and r["open"] < GW_IDLE for r in res.get("gwidle", ())) and hard <= GW_IDLE:
+        doc.append(f"- Idle clients: a process may hold at most {hard:,} descriptors here (the hard "
+                   "limit; raising it needs CAP_SYS_RESOURCE), so a gateway holds a few fewer than "
+                   f"{GW_IDLE:,} clients beside its listening socket, event loop and backend "
+                   "connections and refuses the rest. The per-client figure divides by the "
+                   "clients open.")
+    doc.append("- At 1 in flight the hop is two more loopback round trips' wake-ups (client → "
+               "gateway → backend and back) on a shared 2-core machine: compare it with the "
+               "direct row and with the loopback floor in the tables above.")
+    doc.append("- The Node gateway parses every message (`JSON.parse`) and serializes `data` again "
+               "for the backend; backend payloads are checked with `JSON.parse` and embedded as "
+               "they are.")
+    doc.append("")
+    doc.append("Commands (the gateways: `build/bin/rsocket-gateway --listen ws://127.0.0.1:0 "
+               "--route '*=tcp://127.0.0.1:PORT'` and `node tests/interop/peers/node_gateway.mjs "
+               "--listen ws://127.0.0.1:0 --route '*=tcp://127.0.0.1:PORT' --connections 2`):")
+    doc.append("")
+    doc.extend(commands_block(commands[res["cmds_from"]:]))
+    doc.append("")
+    return doc
+
+
 def report(rows, results, codec, idle, gw_rows, gw_res, elapsed):
     m = machine()
     lines = table(rows)
@@ -591,10 +679,6 @@ def report(rows, results, codec, idle, gw_rows, gw_res, elapsed):
     doc.append(f"- date: {m['date']}, commit `{m['commit']}`")
     doc.append(f"- CPU: {m['cpu']}, {m['cores']} cores; memory {m['memory']}; Linux {m['kernel']}")
     doc.append(f"- Node {m['node']}, rsocket-js 1.0.0-alpha.3, ws 8.2.3 (tests/interop/package.json)")
-    if os.access(GATEWAY, os.X_OK):
-        v = subprocess.run([GATEWAY, "--version"], capture_output=True, text=True).stdout.strip()
-        where = os.path.relpath(GATEWAY, ROOT) if GATEWAY.startswith(ROOT + "/") else GATEWAY
-        doc.append(f"- gateway: `{where}` ({v or 'no version'})")
     doc.append(f"- each run: {WARMUP:g} s warm-up, then {SECONDS:g} s measured; "
                f"the whole `make bench` took {elapsed:.0f} s")
     doc.append("")
@@ -649,49 +733,17 @@ def report(rows, results, codec, idle, gw_rows, gw_res, elapsed):
     doc.append("|---|---:|---:|---:|")
     doc.extend(idle_lines)
     doc.append("")
-    doc.append("## Gateway")
-    doc.append("")
-    doc.append("Issue 14's benchmarks. Ours is `rsocket-gateway --listen ws://127.0.0.1:0 --route "
-               "'*=tcp://BACKEND'` (its defaults: 1 worker, 2 connections to the backend, credit "
-               "window 64); the peer is the Node gateway `tests/interop/peers/node_gateway.mjs` "
-               "(node `ws` + rsocket-js 1.0.0-alpha.3, written as a team would, 2 connections to "
-               "the backend, credit window 256). Both sit in front of the same backend, "
-               "`rsocket --server tcp://127.0.0.1:0` (it echoes requests and streams the request "
-               "back without end), and the same client drives both: `rsocket-bench --model "
-               "gw-req` (req messages in flight, timed to their cfm) and `--model gw-sub` (one "
-               "sub per client with gateway-managed credit, counting ind messages). The direct "
-               "row is the backend without a gateway (`rsocket-bench -m 1`, RSocket over TCP). "
-               f"Idle memory: {GW_IDLE:,} WebSocket clients that upgrade and then send nothing "
-               "(`rsocket-bench --idle N --model gw-req --pid PID`), the growth of a fresh "
-               "gateway's VmRSS divided by the clients. Client, gateway and backend share the "
-               f"machine's {m['cores']} cores. Ratio: ours ÷ Node for rates, Node ÷ ours for "
-               "latencies and memory.")
-    doc.append("")
-    doc.extend(gw_lines)
-    doc.append("")
-    doc.append("| Target (issue 14) | Measured | |")
-    doc.append("|---|---|---|")
-    doc.extend(gw_targets)
-    doc.append("")
     doc.append("## Commands")
     doc.append("")
     doc.append("Servers: `build/bin/rsocket --server tcp://127.0.0.1:0` (and `ws://`), "
                "`node tests/interop/peers/js_echo_server.mjs --transport tcp|ws --port 0`, "
                "`build/bin/ws-echo-server --port 0`, "
-               "`node tests/interop/peers/ws_echo_server.mjs --port 0`; gateways: "
-               "`build/bin/rsocket-gateway --listen ws://127.0.0.1:0 --route '*=tcp://127.0.0.1:PORT'`, "
-               "`node tests/interop/peers/node_gateway.mjs --listen ws://127.0.0.1:0 --route "
-               "'*=tcp://127.0.0.1:PORT' --connections 2`. Ports vary per run.")
+               "`node tests/interop/peers/ws_echo_server.mjs --port 0`. Ports vary per run; the "
+               "gateway's are in its section.")
     doc.append("")
-    doc.append("```")
-    for label, cmd in commands:
-        cmd = cmd.replace(ROOT + "/", "")
-        cmd = re.sub(r"(tcp|ws)://127\.0\.0\.1:\d+/?", r"\1://127.0.0.1:PORT", cmd)
-        cmd = re.sub(r"--pid \d+", "--pid PID", cmd)
-        doc.append(f"# {label}")
-        doc.append(cmd)
-    doc.append("```")
+    doc.extend(commands_block(commands[:gw_res["cmds_from"]]))
     doc.append("")
+    doc.extend(gateway_doc(gw_rows, gw_res, m))
     path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
     with open(path, "w") as f:
         f.write("\n".join(doc))
