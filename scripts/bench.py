@@ -186,6 +186,10 @@ def machine():
 GW_SECTION = "Gateway (rsocket-gateway vs Node: ws + rsocket-js)"
 
 
+def gateway_name():
+    return os.path.relpath(GATEWAY, ROOT) if GATEWAY.startswith(ROOT + "/") else GATEWAY
+
+
 def gateway_cmds(be_uri):
     """The two gateways' command lines (None for ours when its binary is missing)."""
     ours = [GATEWAY, "--listen", "ws://127.0.0.1:0", "--route", f"*={be_uri}"]
@@ -252,7 +256,7 @@ def gateway():
                                            "tcp://127.0.0.1:0"])
     ours_cmd, node_cmd = gateway_cmds(be_uri)
     if ours_cmd is None:
-        print(f"bench: {os.path.relpath(GATEWAY, ROOT)} is missing: the rsocket-gateway rows are "
+        print(f"bench: {gateway_name()} is missing: the rsocket-gateway rows are "
               "skipped (the Node gateway's still run)", file=sys.stderr)
     ours = start("rsocket-gateway", ours_cmd) if ours_cmd else None
     node = start("node-gateway", node_cmd)
@@ -334,7 +338,7 @@ def gateway_targets(res):
         out.append(f"| idle memory per client at {GW_IDLE:,} idle clients ≤ 2 KiB | "
                    f"{per:,.0f} B ({a['open']:,} open) | {chk(per <= 2048 and a['open'] == GW_IDLE)} |")
     if not out:
-        out.append(f"| gateway targets | pending: {os.path.relpath(GATEWAY, ROOT)} was not built | |")
+        out.append(f"| gateway targets | pending: {gateway_name()} was not built | |")
     return out
 
 
@@ -565,11 +569,10 @@ def gateway_doc(gw_rows, res, m):
                f"on the machine); the section took {res['elapsed']:.0f} s")
     if os.access(GATEWAY, os.X_OK):
         v = subprocess.run([GATEWAY, "--version"], capture_output=True, text=True).stdout.strip()
-        where = os.path.relpath(GATEWAY, ROOT) if GATEWAY.startswith(ROOT + "/") else GATEWAY
-        doc.append(f"- rsocket-gateway: `{where}` ({v or 'no version'}), its defaults: 1 worker "
-                   "thread, 2 connections to the backend, credit window 64")
+        doc.append(f"- rsocket-gateway: `{gateway_name()}` ({v or 'no version'}), its defaults: "
+                   "1 worker thread, 2 connections to the backend, credit window 64")
     else:
-        doc.append(f"- rsocket-gateway: not built ({os.path.relpath(GATEWAY, ROOT)} is missing); "
+        doc.append(f"- rsocket-gateway: not built ({gateway_name()} is missing); "
                    "its rows are pending")
     doc.append(f"- Node gateway: `tests/interop/peers/node_gateway.mjs`, Node {m['node']}, ws "
                "8.2.3, rsocket-js 1.0.0-alpha.3 (rsocket-core, rsocket-tcp-client); "
