@@ -110,8 +110,10 @@ static int header_alg(const char *token, char *alg, size_t cap) {
   size_t m = 0;
   for (size_t i = 0; i < n; i++) {
     char ch = token[i];
-    if (ch == '-') ch = '+';
-    else if (ch == '_') ch = '/';
+    if (ch == '-')
+      ch = '+';
+    else if (ch == '_')
+      ch = '/';
     else if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')))
       return -1;
     b64[m++] = ch;
@@ -233,7 +235,8 @@ bool gw_origin_allowed(const gw_config *cfg, rs_bytes origin) {
   if (!cfg->n_origins) return true;
   if (!origin.ptr) return true; /* not a browser: browsers always send Origin */
   for (size_t i = 0; i < cfg->n_origins; i++)
-    if (strlen(cfg->origins[i]) == origin.len && memcmp(cfg->origins[i], origin.ptr, origin.len) == 0)
+    if (strlen(cfg->origins[i]) == origin.len &&
+        memcmp(cfg->origins[i], origin.ptr, origin.len) == 0)
       return true;
   return false;
 }

@@ -95,7 +95,17 @@ static bool send_bytes(gw_client *c, const uint8_t *msg, size_t len, int type) {
     c->out_full = true;
     gw_client_update_reading(c);
   }
+  /* Draining: the answer to the last req in flight is queued; the close goes after it. */
+  if (c->rr_open == 0 && atomic_load_explicit(gw->draining, memory_order_relaxed))
+    close_client(c, 1001, "gateway shutting down");
   return true;
+}
+
+void gw_client_drain_all(gw_gateway *gw) {
+  for (uint32_t i = 0; i < gw->sessions_cap; i++) {
+    gw_client *c = gw->sessions[i];
+    if (c && c->rr_open == 0) close_client(c, 1001, "gateway shutting down");
+  }
 }
 
 bool gw_client_send(gw_client *c, int type) {
@@ -143,6 +153,7 @@ void gw_client_starve(gw_client *c, gw_stream *st) {
 }
 
 void gw_client_forget(gw_client *c, gw_stream *st) {
+  if (st->model == GW_RR) c->rr_open--;
   if (st->starved) {
     for (gw_stream **pp = &c->starved; *pp; pp = &(*pp)->starved_next)
       if (*pp == st) {
@@ -195,7 +206,7 @@ static void release_all(gw_client *c) {
   gw_stream **table = c->table;
   uint32_t cap = c->cap;
   c->table = NULL;
-  c->cap = c->count = 0;
+  c->cap = c->count = c->rr_open = 0;
   c->starved = NULL;
   for (uint32_t i = 0; i < cap; i++)
     if (table[i]) gw_stream_release(table[i], true);
@@ -251,7 +262,14 @@ static void open_request(gw_client *c, const rs_gw_cmd *cmd, gw_model model) {
   st->id_num = cmd->id.num;
   st->id_len = (uint8_t)cmd->id.text.len;
   memcpy(st->id, cmd->id.text.ptr, cmd->id.text.len);
+  if (atomic_load_explicit(gw->draining, memory_order_relaxed)) {
+    free(st);
+    rejectf(c, &cmd->id, "UNAVAILABLE", "the gateway is shutting down");
+    return;
+  }
+  if (model == GW_RR) c->rr_open++;
   if (!table_put(c, st)) {
+    if (model == GW_RR) c->rr_open--;
     free(st);
     rejectf(c, &cmd->id, "UNAVAILABLE", "the gateway is out of memory");
     return;
@@ -259,7 +277,7 @@ static void open_request(gw_client *c, const rs_gw_cmd *cmd, gw_model model) {
   st->route = (uint16_t)route;
   int rc = gw_backend_open(gw, c, st, cfg->routes[route].group, cmd);
   if (rc != 0) {
-    table_remove(c, st);
+    gw_client_forget(c, st);
     gw_stream_release(st, false); /* no backend stream: freed now */
     rejectf(c, &cmd->id, "UNAVAILABLE", "no backend can take %s '%.*s' now: %s", model_word(model),
             (int)cmd->route_len, (const char *)cmd->route,

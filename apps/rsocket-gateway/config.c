@@ -64,7 +64,10 @@ static void usage(FILE *f) {
       "  -h, --help               this help;  -v, --version: print the version\n"
       "\n"
       "Sizes: bytes, or with a unit: 64KiB, 1MiB (also K, M). Durations: seconds, or 500ms, 30s,\n"
-      "2m. SIGINT/SIGTERM stop: clients get close 1001; a second signal stops at once.\n"
+      "2m.\n"
+      "SIGINT/SIGTERM drain: no new clients or requests, /healthz answers 503, each client is\n"
+      "closed with 1001 once its reqs in flight are answered (--drain-timeout DURATION at most,\n"
+      "default 10s); a second signal stops at once.\n"
       "HTTP on the same port: GET /healthz (200 while a backend is connected, else 503) and\n"
       "GET /metrics (Prometheus text format).\n"
       "Exit status: 0 ok, 1 cannot listen, 2 usage.\n");
@@ -81,6 +84,7 @@ void gw_config_init(gw_config *c) {
   c->request_timeout_ms = 30000;
   c->workers = 1;
   c->auth_timeout_ms = 10000;
+  c->drain_timeout_ms = 10000;
 }
 
 static void clear_routes(gw_config *c) {
@@ -319,6 +323,7 @@ typedef enum opt_id {
   O_AUTH_TIMEOUT,
   O_ORIGIN,
   O_RATE_LIMIT,
+  O_DRAIN_TIMEOUT,
 } opt_id;
 
 static const struct option long_opts[] = {
@@ -345,6 +350,7 @@ static const struct option long_opts[] = {
     {"auth-timeout", required_argument, NULL, O_AUTH_TIMEOUT},
     {"origin", required_argument, NULL, O_ORIGIN},
     {"rate-limit", required_argument, NULL, O_RATE_LIMIT},
+    {"drain-timeout", required_argument, NULL, O_DRAIN_TIMEOUT},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'v'},
     {NULL, 0, NULL, 0},
@@ -488,6 +494,11 @@ static int apply(gw_config *c, int id, const char *v, char *err, size_t errlen) 
     if (parse_u64(v, &n) || n > 1000000)
       return fail(err, errlen, "--rate-limit needs messages per second (0: none), got '%s'", v);
     c->rate_limit = (uint32_t)n;
+    return 0;
+  case O_DRAIN_TIMEOUT:
+    if (parse_duration(v, &ms))
+      return fail(err, errlen, "--drain-timeout needs a duration such as 10s, got '%s'", v);
+    c->drain_timeout_ms = ms;
     return 0;
   case O_BACKEND_RESUME:
     if (parse_duration(v, &ms) || ms == 0)

@@ -79,7 +79,8 @@ typedef struct gw_config {
   uint32_t auth_timeout_ms; /* 10 s */
   char **origins;           /* --origin, repeatable: the allowed Origin values */
   size_t n_origins;
-  uint32_t rate_limit; /* messages per second per client (and burst); 0: none */
+  uint32_t rate_limit;       /* messages per second per client (and burst); 0: none */
+  uint32_t drain_timeout_ms; /* SIGTERM: how long reqs in flight may take (10 s) */
 } gw_config;
 
 /* Fills the defaults. */
@@ -209,6 +210,7 @@ struct gw_client {
   bool rate_init;
   uint32_t rate_tokens, rate_at; /* the token bucket (thousandths, ms) */
   uint32_t opened_s;             /* uv_now / 1000 at on_open: the authentication deadline */
+  uint32_t rr_open;              /* reqs awaiting their answer (a draining gateway waits) */
   uint32_t entry_len;
   /* Open requests by id: open addressing, linear probing, power-of-two capacity. */
   gw_stream **table;
@@ -242,6 +244,7 @@ struct gw_gateway {
   long cur_route;     /* the route of the message being handled, for counting rej (-1: none) */
   uint64_t next_session;
   atomic_size_t *clients; /* the whole gateway's count, for --max-clients */
+  atomic_bool *draining;  /* SIGTERM came: finish reqs, then close clients with 1001 */
   int stop_pending;
   void (*stop_done)(gw_gateway *gw);
   rs_server *server;
@@ -301,6 +304,9 @@ gw_client *gw_sessions_find_id(gw_gateway *gw, uint64_t id);
 void gw_client_url_token(const rs_http_request *req);
 /* Starts the worker's authentication deadline timer (when authentication is on). */
 void gw_client_auth_start(gw_gateway *gw);
+/* Draining (on the worker's thread): clients without a req in flight are closed with 1001 now,
+ * the others once their last req is answered. */
+void gw_client_drain_all(gw_gateway *gw);
 extern const rs_ws_session_callbacks gw_client_callbacks;
 /* Sends one formatted message (gw->out) to the client; false when the client is closing or was
  * just closed as a slow consumer. */
