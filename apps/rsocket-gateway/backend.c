@@ -409,6 +409,7 @@ int gw_backend_start(gw_gateway *gw, char *err, size_t errlen) {
     o.user = gw;
     o.client.settings.metadata_mime = rs_bytes_str(RS_MIME_COMPOSITE_METADATA);
     o.client.settings.data_mime = rs_bytes_str("application/json");
+    o.client.settings.lease = cfg->backend_lease;
     if (cfg->backend_resume_ms) { /* each connection gets its own token from the pool */
       o.client.settings.resume = true;
       o.client.settings.resume_session_timeout_ms = cfg->backend_resume_ms;

@@ -44,6 +44,8 @@ static void usage(FILE *f) {
       "  --credit-window N        items a gateway-managed sub may have in flight (default 64)\n"
       "  --request-timeout DURATION   a req unanswered this long gets rej TIMEOUT (default 30s)\n"
       "  --workers N              worker threads (default 1)\n"
+      "  --backend-lease          ask backends for leases (SETUP with lease): a connection is\n"
+      "                           used only while its lease has permits\n"
       "  --backend-resume DURATION   backend connections use RSocket resumption: one that is\n"
       "                           cut reconnects and resumes its streams (kept this long)\n"
       "  --static DIR             serve the files of DIR over HTTP on the same port (GET and\n"
@@ -324,6 +326,7 @@ typedef enum opt_id {
   O_ORIGIN,
   O_RATE_LIMIT,
   O_DRAIN_TIMEOUT,
+  O_BACKEND_LEASE,
 } opt_id;
 
 static const struct option long_opts[] = {
@@ -351,6 +354,7 @@ static const struct option long_opts[] = {
     {"origin", required_argument, NULL, O_ORIGIN},
     {"rate-limit", required_argument, NULL, O_RATE_LIMIT},
     {"drain-timeout", required_argument, NULL, O_DRAIN_TIMEOUT},
+    {"backend-lease", no_argument, NULL, O_BACKEND_LEASE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'v'},
     {NULL, 0, NULL, 0},
@@ -495,6 +499,11 @@ static int apply(gw_config *c, int id, const char *v, char *err, size_t errlen) 
       return fail(err, errlen, "--rate-limit needs messages per second (0: none), got '%s'", v);
     c->rate_limit = (uint32_t)n;
     return 0;
+  case O_BACKEND_LEASE: /* the command line gives no value; the config file true or false */
+    if (v && strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
+      return fail(err, errlen, "backend_lease is true or false, got '%s'", v);
+    c->backend_lease = !v || strcmp(v, "true") == 0;
+    return 0;
   case O_DRAIN_TIMEOUT:
     if (parse_duration(v, &ms))
       return fail(err, errlen, "--drain-timeout needs a duration such as 10s, got '%s'", v);
@@ -530,6 +539,10 @@ static int json_text(json_t *v, char *buf, size_t cap) {
   }
   if (json_is_integer(v)) {
     snprintf(buf, cap, "%lld", (long long)json_integer_value(v));
+    return 0;
+  }
+  if (json_is_boolean(v)) {
+    snprintf(buf, cap, "%s", json_is_true(v) ? "true" : "false");
     return 0;
   }
   if (json_is_real(v)) {
@@ -604,7 +617,7 @@ static int config_file(gw_config *c, const char *path, char *err, size_t errlen)
     }
     char text[512];
     if (json_text(v, text, sizeof text)) {
-      rc = fail(err, errlen, "%s: \"%s\" must be a string or a number", path, key);
+      rc = fail(err, errlen, "%s: \"%s\" must be a string, a number or a boolean", path, key);
       goto out;
     }
     char why[300];

@@ -69,6 +69,7 @@ typedef struct gw_config {
   char *static_real;           /* and resolved (gw_static_init) */
   gw_log_format log_format;    /* text */
   uint32_t backend_resume_ms;  /* 0: backend connections do not resume */
+  bool backend_lease;          /* ask backends for leases */
   /* Authentication and admission (auth.c). */
   uint8_t *jwt_secret; /* --jwt-secret: HS256/384/512 */
   size_t jwt_secret_len;
