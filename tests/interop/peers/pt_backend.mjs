@@ -67,7 +67,9 @@ function stream(route, payload, initialN, sub, { limit = 0, failAfter = 0 } = {}
   let sent = 0;
   let done = false;
   const pump = () => {
-    while (!done && credit > 0) {
+    // A batch per turn: unbounded credit must not block the loop (a CANCEL has to get in).
+    for (let batch = 0; !done && credit > 0; batch++) {
+      if (batch === 64) return void setImmediate(pump);
       if (failAfter && sent === failAfter) {
         done = true;
         sub.onError(rsError(ErrorCodes.APPLICATION_ERROR, "stream broke"));
