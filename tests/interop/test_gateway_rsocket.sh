@@ -8,7 +8,7 @@
 #   messages, metadata both ways with the gateway's client entry (a forged one dropped), 5 MiB
 #   payloads, MTU 64 on every side, 2,000 concurrent requests and 2,000 concurrent streams, the
 #   stream limit, a backend killed mid-stream (CANCELED, the client connection stays), JWT in the
-#   SETUP (good, expired, wrongly signed, none), lease toward the client (no backend: no permits,
+#   SETUP (good, expired, wrongly signed, none), a slow consumer closed, lease toward the client (no backend: no permits,
 #   the request waits; the backend comes: it goes), metadata-push, metrics and logs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -172,7 +172,15 @@ check "rsocket: a bad token in the SETUP: REJECTED_SETUP (exit 4)" "$(printf 'to
 check "rsocket: a token in the SETUP" "hi" \
   "$("${c[@]}" --smmt message/x.rsocket.authentication.v0 --sm "token:$(token "$secret" '{"sub":"bob"}')" -r echo.jwt -d hi "$GW/rsocket" 2>&1)"
 
-# ---- 6. lease toward the client ----
+# ---- 6. a client that asks for more than it reads: closed when its output passes --max-buffer -
+gateway gwslowc --route "inf.*=$nb" --route "stats=$nb" --max-buffer 256KiB
+"$py" "$peers/rs_slow_reader.py" "${GW##*:}" inf.slow 1000 3
+http "$GW" /metrics | tail -n +2 > "$work/metrics"
+check "slow consumer: closed and counted" 1 "$(metric 'rsocket_gateway_slow_consumer_closes_total')"
+check "slow consumer: its backend stream cancelled" 1 "$(jsonq "$(stats "$GW")" 'd["cancels"].get("inf.slow")')"
+check "slow consumer: logged" 1 "$(grep -c 'protocol=rsocket reason="slow consumer: unsent output over --max-buffer" by=gateway' "$work/gwslowc.err")"
+
+# ---- 7. lease toward the client ----
 gateway gwlease "${routes[@]}"
 client js-lease --uri "$GW" --lease --only lease_250,request_channel
 # No backend connected: the lease has no permits, so a request waits in the client; once the
