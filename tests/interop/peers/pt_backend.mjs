@@ -16,6 +16,7 @@
 // Usage: node pt_backend.mjs [--port 0] [--fragment MTU]. Prints "listening on tcp://…".
 import { RSocketServer, RSocketError, ErrorCodes } from "rsocket-core";
 import { TcpServerTransport } from "rsocket-tcp-server";
+import { CLIENT_MIME, entries } from "./pt_composite.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name, def) => {
@@ -24,28 +25,7 @@ const opt = (name, def) => {
 };
 const port = Number(opt("--port", "0"));
 const mtu = Number(opt("--fragment", "0"));
-const CLIENT_MIME = "application/x.rsocket-gateway.client+json";
 
-// Composite metadata entries: [{mime, id, content}].
-function entries(md) {
-  const out = [];
-  let off = 0;
-  while (md && off < md.length) {
-    const b = md[off++];
-    let mime = null;
-    let id = -1;
-    if (b & 0x80) id = b & 0x7f;
-    else {
-      mime = md.subarray(off, off + b + 1).toString();
-      off += b + 1;
-    }
-    const len = md.readUIntBE(off, 3);
-    off += 3;
-    out.push({ mime, id, content: md.subarray(off, off + len) });
-    off += len;
-  }
-  return out;
-}
 function routeOf(md) {
   const e = entries(md).find((x) => x.id === 0x7e || x.mime === "message/x.rsocket.routing.v0");
   return e ? e.content.subarray(1, 1 + e.content[0]).toString() : "";

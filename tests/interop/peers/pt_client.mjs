@@ -7,6 +7,7 @@
 import { RSocketConnector } from "rsocket-core";
 import { WebsocketClientTransport } from "rsocket-websocket-client";
 import WebSocket from "ws";
+import { CLIENT_MIME, entries } from "./pt_composite.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name, def) => {
@@ -21,7 +22,6 @@ const lease = args.includes("--lease");
 const token = opt("--token", "");
 const only = opt("--only", "");
 const timeoutMs = Number(opt("--timeout-ms", "30000"));
-const CLIENT_MIME = "application/x.rsocket-gateway.client+json";
 
 // ---- composite metadata ----
 const u24 = (n) => Buffer.from([(n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]);
@@ -30,25 +30,6 @@ const entryMime = (mime, content) =>
   Buffer.concat([Buffer.from([mime.length - 1]), Buffer.from(mime), u24(content.length), content]);
 const routing = (route) => entryId(0x7e, Buffer.concat([Buffer.from([route.length]), Buffer.from(route)]));
 const bearer = (t) => entryId(0x7c, Buffer.concat([Buffer.from([0x81]), Buffer.from(t)]));
-function entries(md) {
-  const out = [];
-  let off = 0;
-  while (md && off < md.length) {
-    const b = md[off++];
-    let mime = null;
-    let id = -1;
-    if (b & 0x80) id = b & 0x7f;
-    else {
-      mime = md.subarray(off, off + b + 1).toString();
-      off += b + 1;
-    }
-    const len = md.readUIntBE(off, 3);
-    off += 3;
-    out.push({ mime, id, content: md.subarray(off, off + len) });
-    off += len;
-  }
-  return out;
-}
 const md = (route, ...more) => Buffer.concat([routing(route), ...more]);
 const enc = (s) => Buffer.from(s);
 
