@@ -131,6 +131,24 @@ static void timeout_add(gw_gateway *gw, gw_stream *st) {
 
 /* ---- opening ---- */
 
+char *gw_entry_make(uint64_t session, const char *peer, const char *user, const char *claims,
+                    uint32_t *len) {
+  char u[2 * 6 * 256 + 1] = "";
+  if (user) gw_json_escape(u, sizeof u, user);
+  size_t cap = 128 + strlen(u) + (claims ? strlen(claims) : 0);
+  char *e = malloc(cap);
+  int n = e ? snprintf(e, cap, "{\"session\":\"%016" PRIx64 "\",\"peer\":\"%s\"%s%s%s%s%s}",
+                       session, peer, user ? ",\"user\":\"" : "", u, user ? "\"" : "",
+                       claims ? ",\"claims\":" : "", claims ? claims : "")
+            : -1;
+  if (n < 0 || (size_t)n >= cap) {
+    free(e);
+    return NULL;
+  }
+  *len = (uint32_t)n;
+  return e;
+}
+
 /* Writes the request's payload into gw->scratch: metadata (composite: the route, the client
  * entry) then data (compact JSON; "null" when absent). */
 static rs_payload build_payload(gw_gateway *gw, gw_client *c, const rs_gw_cmd *cmd) {
@@ -142,25 +160,9 @@ static rs_payload build_payload(gw_gateway *gw, gw_client *c, const rs_gw_cmd *c
   rs_ssize n = rs_composite_encode(buf, cap, RS_MIME_ROUTING, strlen(RS_MIME_ROUTING), routing,
                                    rn > 0 ? (size_t)rn : 0);
   off += n > 0 ? (size_t)n : 0;
-  if (!c->entry) { /* made at the first request: idle clients do not pay for it */
-    char user[2 * 6 * 256 + 1] = "";
-    if (c->user) gw_json_escape(user, sizeof user, c->user);
-    const char *claims = c->claims ? c->claims : "";
-    size_t ecap = 128 + strlen(user) + strlen(claims);
-    c->entry = malloc(ecap);
-    int en =
-        c->entry
-            ? snprintf(c->entry, ecap, "{\"session\":\"%016" PRIx64 "\",\"peer\":\"%s\"%s%s%s%s%s}",
-                       c->session_id, rs_ws_session_peer(c->ws), c->user ? ",\"user\":\"" : "",
-                       user, c->user ? "\"" : "", c->claims ? ",\"claims\":" : "", claims)
-            : -1;
-    if (en < 0 || (size_t)en >= ecap) {
-      free(c->entry);
-      c->entry = NULL;
-    } else {
-      c->entry_len = (uint32_t)en;
-    }
-  }
+  if (!c->entry) /* made at the first request: idle clients do not pay for it */
+    c->entry =
+        gw_entry_make(c->session_id, rs_ws_session_peer(c->ws), c->user, c->claims, &c->entry_len);
   if (c->entry) {
     n = rs_composite_encode(buf + off, cap - off, GW_CLIENT_MIME, strlen(GW_CLIENT_MIME),
                             (const uint8_t *)c->entry, c->entry_len);
@@ -216,6 +218,10 @@ static void on_payload(rs_conn *conn, uint32_t sid, void *stream_user, const rs_
                        unsigned flags, void *user) {
   (void)conn, (void)sid;
   gw_gateway *gw = user;
+  if (GW_IS_RSOCKET(stream_user)) {
+    gw_pt_back_payload(stream_user, p, flags);
+    return;
+  }
   gw_stream *st = stream_user;
   gw_client *c = st->client;
   if (!c) return; /* the client let go: late elements are dropped */
@@ -266,6 +272,10 @@ static const char *error_code(const rs_stream_error *e) {
 static void on_error(rs_conn *conn, uint32_t sid, void *stream_user, const rs_stream_error *e,
                      void *user) {
   (void)conn, (void)sid, (void)user;
+  if (GW_IS_RSOCKET(stream_user)) {
+    gw_pt_back_error(stream_user, e);
+    return;
+  }
   gw_stream *st = stream_user;
   gw_client *c = st->client;
   if (!c) return;
@@ -286,6 +296,10 @@ static void on_error(rs_conn *conn, uint32_t sid, void *stream_user, const rs_st
 
 static void on_request_n(rs_conn *conn, uint32_t sid, void *stream_user, uint64_t n, void *user) {
   (void)conn, (void)sid, (void)user;
+  if (GW_IS_RSOCKET(stream_user)) {
+    gw_pt_back_request_n(stream_user, n);
+    return;
+  }
   gw_stream *st = stream_user;
   if (st->model != GW_CHANNEL) return;
   st->up_credit = n == RS_CREDIT_UNBOUNDED || st->up_credit + n < st->up_credit
@@ -296,6 +310,10 @@ static void on_request_n(rs_conn *conn, uint32_t sid, void *stream_user, uint64_
 
 static void on_cancel(rs_conn *conn, uint32_t sid, void *stream_user, void *user) {
   (void)conn, (void)sid, (void)user;
+  if (GW_IS_RSOCKET(stream_user)) {
+    gw_pt_back_cancel(stream_user);
+    return;
+  }
   gw_stream *st = stream_user;
   st->up_cancelled = true;
   st->up_done = true;
@@ -311,6 +329,10 @@ static void on_cancel(rs_conn *conn, uint32_t sid, void *stream_user, void *user
 static void on_stream_closed(rs_conn *conn, uint32_t sid, void *stream_user, void *user) {
   (void)conn, (void)sid;
   gw_gateway *gw = user;
+  if (GW_IS_RSOCKET(stream_user)) {
+    gw_pt_back_closed(stream_user);
+    return;
+  }
   gw_stream *st = stream_user;
   GW_ADD(gw->stats.streams_open[st->model - 1], (uint64_t)-1);
   st->conn = NULL;
@@ -388,6 +410,10 @@ int gw_backend_start(gw_gateway *gw, char *err, size_t errlen) {
   gw->health.data = gw;
   uv_timer_init(gw->loop, &gw->auth_timer);
   gw->auth_timer.data = gw;
+  uv_timer_init(gw->loop, &gw->pt_timer);
+  gw->pt_timer.data = gw;
+  uv_timer_init(gw->loop, &gw->pt_lease);
+  gw->pt_lease.data = gw;
   gw->timers = true;
   gw->pools = calloc(cfg->n_groups, sizeof *gw->pools);
   gw->down = calloc(cfg->n_groups, sizeof *gw->down);
@@ -435,6 +461,7 @@ int gw_backend_start(gw_gateway *gw, char *err, size_t errlen) {
   }
   uv_timer_start(&gw->health, health_tick, 100, 250);
   gw_client_auth_start(gw);
+  gw_pt_start(gw);
   return 0;
 }
 
@@ -466,7 +493,9 @@ void gw_backend_stop(gw_gateway *gw, void (*done)(gw_gateway *gw)) {
     rs_pool_close(gw->pools[g], false, pool_closed, gw);
   }
   if (gw->timers) {
-    gw->stop_pending += 3;
+    gw->stop_pending += 5;
+    uv_close((uv_handle_t *)&gw->pt_timer, handle_closed);
+    uv_close((uv_handle_t *)&gw->pt_lease, handle_closed);
     uv_close((uv_handle_t *)&gw->auth_timer, handle_closed);
     uv_close((uv_handle_t *)&gw->timer, handle_closed);
     uv_close((uv_handle_t *)&gw->health, handle_closed);

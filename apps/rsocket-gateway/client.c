@@ -517,6 +517,16 @@ static uint64_t mix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+/* Random, and naming its worker in the top byte (a push to it goes to that worker only). */
+uint64_t gw_session_new(gw_gateway *gw) {
+  uint64_t id;
+  do {
+    id = (mix64(uv_hrtime() ^ ++gw->next_session) & 0x00ffffffffffffffull) | (uint64_t)gw->index
+                                                                                 << 56;
+  } while (gw_sessions_find_id(gw, id));
+  return id;
+}
+
 static void on_open(rs_ws_session *s, void *user) {
   (void)user;
   gw_gateway *gw = worker_of(s);
@@ -527,11 +537,7 @@ static void on_open(rs_ws_session *s, void *user) {
   }
   c->gw = gw;
   c->ws = s;
-  /* Random, and naming its worker in the top byte (a push to it goes to that worker only). */
-  do {
-    c->session_id = (mix64(uv_hrtime() ^ ++gw->next_session) & 0x00ffffffffffffffull) |
-                    (uint64_t)gw->index << 56;
-  } while (gw_sessions_find_id(gw, c->session_id));
+  c->session_id = gw_session_new(gw);
   if (!gw_sessions_add(gw, c)) {
     free(c);
     rs_ws_session_close(s, 1011, "out of memory");
@@ -542,7 +548,8 @@ static void on_open(rs_ws_session *s, void *user) {
   GW_ADD(gw->stats.clients_total, 1);
   char sid[20];
   session_hex(c, sid);
-  gw_log(gw->cfg, "client_open", "session", sid, "peer", rs_ws_session_peer(s), NULL);
+  gw_log(gw->cfg, "client_open", "session", sid, "peer", rs_ws_session_peer(s), "protocol", "json",
+         NULL);
   size_t n = atomic_fetch_add(gw->clients, 1) + 1;
   c->authed = !gw_auth_enabled(gw->cfg);
   c->opened_s = (uint32_t)(uv_now(gw->loop) / 1000);
@@ -579,8 +586,8 @@ static void on_close(rs_ws_session *s, unsigned code, const char *reason, bool r
   snprintf(sid, sizeof sid, "%016" PRIx64, c->session_id);
   snprintf(codes, sizeof codes, "%u", code);
   (void)s; /* its peer is gone by now: client_open has it, under the same session */
-  gw_log(c->gw->cfg, "client_close", "session", sid, "code", codes, "reason", reason ? reason : "",
-         "by", remote ? "client" : "gateway", NULL);
+  gw_log(c->gw->cfg, "client_close", "session", sid, "protocol", "json", "code", codes, "reason",
+         reason ? reason : "", "by", remote ? "client" : "gateway", NULL);
   release_all(c);
   unlink_waiting(c);
   gw_sessions_remove(c->gw, c);

@@ -23,7 +23,9 @@ static void usage(FILE *f) {
       "A WebSocket gateway: browsers send JSON requests and subscriptions (req, sub, chan, fnf,\n"
       "more, unsub, ping: see docs/GATEWAY.md); each becomes a stream on one of a few long-lived\n"
       "RSocket connections to the backends that serve its route, the least-loaded one first.\n"
-      "Credit flows from each browser's socket to the backend that produces for it.\n"
+      "Credit flows from each browser's socket to the backend that produces for it. Browsers\n"
+      "that speak RSocket themselves connect to /rsocket (or offer the subprotocol 'rsocket'):\n"
+      "each of their streams goes to the backend of its routing metadata.\n"
       "\n"
       "  --listen URI             where browsers connect: ws://HOST:PORT[/PATH] or wss:// (with\n"
       "                           --cert and --key); prints 'listening on URI' when ready\n"
@@ -48,6 +50,8 @@ static void usage(FILE *f) {
       "                           used only while its lease has permits\n"
       "  --backend-resume DURATION   backend connections use RSocket resumption: one that is\n"
       "                           cut reconnects and resumes its streams (kept this long)\n"
+      "  --rsocket-mtu BYTES      RSocket clients (/rsocket): fragment frames to them over\n"
+      "                           BYTES (default 0: whole frames; at least 64)\n"
       "  --static DIR             serve the files of DIR over HTTP on the same port (GET and\n"
       "                           HEAD; / is DIR/index.html): a web app and its socket\n"
       "  --log-format text|json|none   one line per connection event on stderr (default\n"
@@ -327,6 +331,7 @@ typedef enum opt_id {
   O_RATE_LIMIT,
   O_DRAIN_TIMEOUT,
   O_BACKEND_LEASE,
+  O_RSOCKET_MTU,
 } opt_id;
 
 static const struct option long_opts[] = {
@@ -355,6 +360,7 @@ static const struct option long_opts[] = {
     {"rate-limit", required_argument, NULL, O_RATE_LIMIT},
     {"drain-timeout", required_argument, NULL, O_DRAIN_TIMEOUT},
     {"backend-lease", no_argument, NULL, O_BACKEND_LEASE},
+    {"rsocket-mtu", required_argument, NULL, O_RSOCKET_MTU},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'v'},
     {NULL, 0, NULL, 0},
@@ -503,6 +509,12 @@ static int apply(gw_config *c, int id, const char *v, char *err, size_t errlen) 
     if (v && strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
       return fail(err, errlen, "backend_lease is true or false, got '%s'", v);
     c->backend_lease = !v || strcmp(v, "true") == 0;
+    return 0;
+  case O_RSOCKET_MTU:
+    if (parse_size(v, &sz) || (sz != 0 && sz < RS_CONN_MIN_MTU) || sz > (16u << 20))
+      return fail(err, errlen,
+                  "--rsocket-mtu needs 0 (whole frames) or 64 bytes to 16MiB, got '%s'", v);
+    c->rsocket_mtu = (uint32_t)sz;
     return 0;
   case O_DRAIN_TIMEOUT:
     if (parse_duration(v, &ms))

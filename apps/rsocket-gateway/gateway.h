@@ -7,6 +7,7 @@
  *   main.c     the server: workers, handshake hook, /healthz, signals
  *   client.c   one browser: its messages, its open requests by id, its back-pressure
  *   backend.c  the pools of one worker and what comes back from backends
+ *   passthrough.c  RSocket clients (/rsocket): each stream proxied to a backend stream
  *
  * Threads: each worker (rs_server worker loop) has its own pools, parser and buffers; a client
  * and everything about it lives on the worker that accepted it.
@@ -29,6 +30,13 @@
 typedef struct gw_client gw_client;
 typedef struct gw_stream gw_stream;
 typedef struct gw_gateway gw_gateway;
+typedef struct gw_rsclient gw_rsclient; /* an RSocket client (passthrough.c) */
+typedef struct gw_pstream gw_pstream;   /* one of its streams, proxied to a backend stream */
+
+/* The first byte of every backend stream's user pointer (gw_stream and gw_pstream): whose
+ * stream a pool callback is about. */
+enum { GW_KIND_JSON = 0, GW_KIND_RSOCKET = 1 };
+#define GW_IS_RSOCKET(stream_user) (*(const uint8_t *)(stream_user) == GW_KIND_RSOCKET)
 
 /* ---- configuration (config.c) ---- */
 
@@ -82,6 +90,7 @@ typedef struct gw_config {
   size_t n_origins;
   uint32_t rate_limit;       /* messages per second per client (and burst); 0: none */
   uint32_t drain_timeout_ms; /* SIGTERM: how long reqs in flight may take (10 s) */
+  uint32_t rsocket_mtu;      /* fragment frames to RSocket clients over this (0: whole) */
 } gw_config;
 
 /* Fills the defaults. */
@@ -149,10 +158,12 @@ enum {
 
 typedef struct gw_stats {
   gw_counter clients, clients_total, slow_consumers;
-  gw_counter streams_open[3]; /* by gw_model - 1 (a gauge: +1, then + (uint64_t)-1) */
+  gw_counter rs_clients, rs_clients_total; /* RSocket clients (passthrough.c) */
+  gw_counter streams_open[3];              /* by gw_model - 1 (a gauge: +1, then + (uint64_t)-1) */
   gw_counter msgs_in[GW_IN_COUNT], msgs_out[GW_OUT_COUNT];
   gw_counter client_bytes[2];        /* in, out */
   gw_counter frames[2][64];          /* backend frames: [outbound][type] */
+  gw_counter client_frames[2][64];   /* RSocket clients' frames: [outbound][type] */
   gw_counter backend_bytes[2];       /* in, out */
   gw_counter pushes, pushes_dropped; /* per worker that delivered; unknown push routes */
   gw_counter *requests;              /* [(n_routes + 1) * GW_MODEL_COUNT]; the last row: no route */
@@ -174,6 +185,7 @@ typedef struct gw_up {
  * the request is over for it: answered, rejected, unsubscribed, or the client gone) and the
  * engine (until on_stream_closed); freed when both let go. */
 struct gw_stream {
+  uint8_t kind;      /* GW_KIND_JSON (0: calloc) */
   gw_client *client; /* NULL once the client let go */
   rs_conn *conn;     /* the backend connection; NULL once the engine let go */
   uint32_t sid;
@@ -251,8 +263,12 @@ struct gw_gateway {
   rs_server *server;
   gw_client **sessions; /* this worker's clients by session id (push.c) */
   uint32_t sessions_cap, n_sessions;
-  uv_timer_t auth_timer; /* closes clients that did not authenticate in time */
-  uint32_t unauthed;     /* clients waiting to authenticate */
+  uv_timer_t auth_timer;         /* closes clients that did not authenticate in time */
+  uint32_t unauthed;             /* clients waiting to authenticate */
+  gw_rsclient *rs_clients;       /* this worker's RSocket clients (passthrough.c) */
+  gw_pstream *pt_head, *pt_tail; /* their request-responses in deadline order */
+  uv_timer_t pt_timer;           /* request timeouts of RSocket clients */
+  uv_timer_t pt_lease;           /* leases to RSocket clients that asked for lease */
   gw_stats stats;
   pthread_mutex_t snap_mu; /* guards snap: the pools' figures for /metrics */
   rs_pool_target_stats *snap;
@@ -266,6 +282,9 @@ void gw_stats_free(gw_gateway *gw);
 void gw_stats_snapshot(gw_gateway *gw);
 /* Counts one backend frame (the pools' on_frame tap). */
 void gw_stats_frame(gw_gateway *gw, bool outbound, const uint8_t *frame, size_t len);
+/* Counts one RSocket client's frame (the server's on_frame tap). */
+void gw_stats_client_frame(rs_conn *conn, bool outbound, const uint8_t *frame, size_t len,
+                           void *user);
 /* GW_CODE_* of a code name (unknown names count as UNAVAILABLE). */
 int gw_code_of(const char *code);
 /* Answers GET /metrics. */
@@ -284,6 +303,10 @@ int gw_backend_open(gw_gateway *gw, gw_client *c, gw_stream *st, size_t group,
                     const rs_gw_cmd *cmd);
 /* Fire-and-forget. Returns 0 or the pool's error. */
 int gw_backend_fnf(gw_gateway *gw, gw_client *c, size_t group, const rs_gw_cmd *cmd);
+/* The client metadata entry's JSON ({"session":…,"peer":…,"user":…,"claims":…}), malloc'd, its
+ * length in *len; NULL when out of memory. `user` and `claims` may be NULL. */
+char *gw_entry_make(uint64_t session, const char *peer, const char *user, const char *claims,
+                    uint32_t *len);
 /* The client let go of `st` (cancelling the backend stream when `cancel`). */
 void gw_stream_release(gw_stream *st, bool cancel);
 /* Grants the backend more gateway-managed credit when the client's socket has room. */
@@ -300,7 +323,25 @@ bool gw_sessions_add(gw_gateway *gw, gw_client *c);
 void gw_sessions_remove(gw_gateway *gw, gw_client *c);
 gw_client *gw_sessions_find_id(gw_gateway *gw, uint64_t id);
 
+/* ---- passthrough.c ---- */
+/* The server's RSocket side: callbacks, on_connect, on_disconnect (main.c sets them). */
+extern const rs_conn_callbacks gw_pt_callbacks;
+void *gw_pt_connect(rs_server *server, rs_conn *conn, void *server_user);
+void gw_pt_disconnect(rs_server *server, rs_conn *conn, void *conn_user, void *server_user);
+/* Starts the worker's lease timer (its handles are initialised by gw_backend_start). */
+void gw_pt_start(gw_gateway *gw);
+/* Draining: every RSocket client gets a graceful close (CONNECTION_CLOSE: streams finish). */
+void gw_pt_drain_all(gw_gateway *gw);
+/* What a backend did on a stream of an RSocket client (backend.c's pool callbacks). */
+void gw_pt_back_payload(gw_pstream *ps, const rs_payload *p, unsigned flags);
+void gw_pt_back_error(gw_pstream *ps, const rs_stream_error *e);
+void gw_pt_back_request_n(gw_pstream *ps, uint64_t n);
+void gw_pt_back_cancel(gw_pstream *ps);
+void gw_pt_back_closed(gw_pstream *ps);
+
 /* ---- client.c ---- */
+/* A new session id, unique on this worker, naming the worker in its top byte. */
+uint64_t gw_session_new(gw_gateway *gw);
 /* Keeps the ?token= of an accepted upgrade for the on_open that follows on this thread. */
 void gw_client_url_token(const rs_http_request *req);
 /* Starts the worker's authentication deadline timer (when authentication is on). */

@@ -1,6 +1,7 @@
 /*
  * rsocket-gateway: the server. Browsers connect over WebSocket (ws:// or wss://) and speak the
- * JSON protocol (client.c); each worker has its own pools of backend connections (backend.c).
+ * JSON protocol (client.c) or RSocket (passthrough.c); each worker has its own pools of backend
+ * connections (backend.c).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -27,7 +28,8 @@ static bool path_is(rs_bytes path, const char *s) {
 }
 
 /* Upgrades: the JSON protocol on "/", "/json" and the listen URI's path (or for a client that
- * offers the "json" subprotocol). RSocket from the browser ("/rsocket") is not served yet. */
+ * offers the "json" subprotocol); RSocket over WebSocket on "/rsocket" (or for a client that
+ * offers the "rsocket" subprotocol). A subprotocol offered decides over the path. */
 static void on_upgrade(rs_server *server, const rs_http_request *req, rs_ws_decision *d,
                        void *user) {
   (void)server;
@@ -35,10 +37,13 @@ static void on_upgrade(rs_server *server, const rs_http_request *req, rs_ws_deci
   bool json_path = path_is(req->path, "/") || path_is(req->path, "/json") ||
                    d->verdict == RS_WS_RSOCKET; /* the listen URI's own path */
   bool json_proto = rs_http_request_offers(req, "json");
-  if (!json_path && !json_proto) {
+  bool rsocket_proto = !json_proto && rs_http_request_offers(req, "rsocket");
+  bool rsocket = rsocket_proto || (!json_proto && path_is(req->path, "/rsocket"));
+  if (!json_path && !json_proto && !rsocket) {
     d->verdict = RS_WS_REFUSE;
     d->status = 404;
-    d->reason = "no WebSocket endpoint here: the JSON protocol is on / and /json";
+    d->reason = "no WebSocket endpoint here: the JSON protocol is on / and /json, RSocket on "
+                "/rsocket";
     return;
   }
   if (atomic_load(&m->draining)) {
@@ -57,6 +62,12 @@ static void on_upgrade(rs_server *server, const rs_http_request *req, rs_ws_deci
     d->verdict = RS_WS_REFUSE;
     d->status = 503;
     d->reason = "too many clients: try again later";
+    return;
+  }
+  if (rsocket) {
+    d->verdict = RS_WS_RSOCKET;
+    d->subprotocol = rsocket_proto ? "rsocket" : NULL;
+    d->user = NULL;
     return;
   }
   d->verdict = RS_WS_MESSAGES;
@@ -149,6 +160,7 @@ static void drain_tick(uv_timer_t *t) {
 
 static void drain_worker(void *arg) {
   gw_client_drain_all(arg);
+  gw_pt_drain_all(arg);
 }
 
 /* The first signal drains: no new clients or requests (/healthz says 503, so load balancers
@@ -196,6 +208,13 @@ int main(int argc, char **argv) {
   so.on_upgrade = on_upgrade;
   so.messages = &gw_client_callbacks;
   so.on_http = on_http;
+  /* RSocket clients (/rsocket): proxied stream by stream (passthrough.c). */
+  so.callbacks = gw_pt_callbacks;
+  so.on_connect = gw_pt_connect;
+  so.on_disconnect = gw_pt_disconnect;
+  so.on_frame = gw_stats_client_frame;
+  so.settings.lease = true; /* accepted, not imposed: only clients that ask get leases */
+  so.settings.mtu = m.cfg.rsocket_mtu;
   so.on_worker_start = on_worker_start;
   so.on_worker_stop = on_worker_stop;
   so.ws.max_message = m.cfg.max_message;

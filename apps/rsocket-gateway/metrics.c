@@ -87,6 +87,15 @@ void gw_stats_frame(gw_gateway *gw, bool outbound, const uint8_t *frame, size_t 
   GW_ADD(gw->stats.backend_bytes[outbound], len);
 }
 
+void gw_stats_client_frame(rs_conn *conn, bool outbound, const uint8_t *frame, size_t len,
+                           void *user) {
+  (void)user;
+  gw_gateway *gw = rs_runtime_worker_user(conn);
+  if (!gw || len < 6) return;
+  GW_ADD(gw->stats.client_frames[outbound][(frame[4] >> 2) & 63], 1);
+  GW_ADD(gw->stats.client_bytes[outbound], len);
+}
+
 /* ---- the text ---- */
 
 typedef struct text {
@@ -155,6 +164,19 @@ static uint64_t sum_cell(gw_gateway *const *gws, int nw, bool errors, size_t i) 
   return s;
 }
 
+/* A [direction][frame type] table of counters at `off` in gw_stats, the zeros left out. */
+static void put_frames(text *t, gw_gateway *const *gws, int nw, const char *name, const char *help,
+                       size_t off) {
+  header(t, name, "counter", help);
+  for (int dir = 0; dir < 2; dir++)
+    for (int ty = 0; ty < 64; ty++) {
+      uint64_t v = sum_at(gws, nw, off + ((size_t)dir * 64 + (size_t)ty) * sizeof(gw_counter));
+      if (v)
+        put(t, "%s{direction=\"%s\",type=\"%s\"} %" PRIu64 "\n", name, dir ? "out" : "in",
+            rs_frame_type_name((uint8_t)ty), v);
+    }
+}
+
 void gw_metrics_render(rs_server *server, const gw_config *cfg, rs_http_response *res) {
   int nw = rs_server_workers(server);
   gw_gateway *gws[256] = {0};
@@ -164,12 +186,16 @@ void gw_metrics_render(rs_server *server, const gw_config *cfg, rs_http_response
 
   header(&t, "rsocket_gateway_clients", "gauge", "WebSocket clients connected, by protocol.");
   put(&t, "rsocket_gateway_clients{protocol=\"json\"} %" PRIu64 "\n", SUM(clients));
+  put(&t, "rsocket_gateway_clients{protocol=\"rsocket\"} %" PRIu64 "\n", SUM(rs_clients));
   header(&t, "rsocket_gateway_clients_accepted_total", "counter",
          "WebSocket clients accepted since the start, by protocol.");
   put(&t, "rsocket_gateway_clients_accepted_total{protocol=\"json\"} %" PRIu64 "\n",
       SUM(clients_total));
+  put(&t, "rsocket_gateway_clients_accepted_total{protocol=\"rsocket\"} %" PRIu64 "\n",
+      SUM(rs_clients_total));
   header(&t, "rsocket_gateway_slow_consumer_closes_total", "counter",
-         "Clients closed with 1008 because their unsent output passed --max-buffer.");
+         "Clients closed because their unsent output passed --max-buffer (JSON: 1008; RSocket: "
+         "ERROR CONNECTION_ERROR).");
   put(&t, "rsocket_gateway_slow_consumer_closes_total %" PRIu64 "\n", SUM(slow_consumers));
 
   header(&t, "rsocket_gateway_pushes_total", "counter",
@@ -204,15 +230,13 @@ void gw_metrics_render(rs_server *server, const gw_config *cfg, rs_http_response
   put(&t, "rsocket_gateway_client_bytes_total{direction=\"out\"} %" PRIu64 "\n",
       SUM(client_bytes[1]));
 
-  header(&t, "rsocket_gateway_backend_frames_total", "counter",
-         "RSocket frames received from (in) and sent to (out) backends, by frame type.");
-  for (int dir = 0; dir < 2; dir++)
-    for (int ty = 0; ty < 64; ty++) {
-      uint64_t v = SUM(frames[dir][ty]);
-      if (!v) continue;
-      put(&t, "rsocket_gateway_backend_frames_total{direction=\"%s\",type=\"%s\"} %" PRIu64 "\n",
-          dir ? "out" : "in", rs_frame_type_name((uint8_t)ty), v);
-    }
+  put_frames(&t, gws, nw, "rsocket_gateway_client_frames_total",
+             "RSocket frames received from (in) and sent to (out) RSocket clients (/rsocket), by "
+             "frame type.",
+             offsetof(gw_stats, client_frames));
+  put_frames(&t, gws, nw, "rsocket_gateway_backend_frames_total",
+             "RSocket frames received from (in) and sent to (out) backends, by frame type.",
+             offsetof(gw_stats, frames));
   header(&t, "rsocket_gateway_backend_bytes_total", "counter",
          "Bytes of RSocket frames received from (in) and sent to (out) backends.");
   put(&t, "rsocket_gateway_backend_bytes_total{direction=\"in\"} %" PRIu64 "\n",

@@ -136,6 +136,14 @@ RS_EXPORT rs_ssize rs_pool_request_channel(rs_pool *p, const rs_payload *pl, uin
                                            bool complete, void *stream_user, rs_conn **conn);
 RS_EXPORT rs_ssize rs_pool_request_fnf(rs_pool *p, const rs_payload *pl, rs_conn **conn);
 
+/*
+ * METADATA_PUSH to every target, on one established connection of each (the first in slot
+ * order; lease does not apply to metadata-push). Returns how many targets it was queued for (0:
+ * none is connected), or RS_ERR_INVALID_ARGUMENT (p NULL), RS_ERR_CLOSED (the pool is closing),
+ * RS_ERR_FRAME_TOO_LARGE (over one frame or the connections' mtu), RS_ERR_NOMEM.
+ */
+RS_EXPORT rs_ssize rs_pool_metadata_push(rs_pool *p, rs_bytes metadata);
+
 /* The stream_user given when the pool opened `stream_id` on `conn` (NULL if unknown: no such
  * stream, an even id, or not a pool's connection). `conn`: a connection of the runtime. Returns
  * no errors. */

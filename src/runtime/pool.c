@@ -809,6 +809,24 @@ rs_ssize rs_pool_request_fnf(rs_pool *p, const rs_payload *pl, rs_conn **conn) {
 
 /* The member `conn` is the connection of, or NULL when it is not a pool's. The runtime's glue is
  * every runtime connection's engine user; a pool's clients have the pool's callbacks. */
+rs_ssize rs_pool_metadata_push(rs_pool *p, rs_bytes metadata) {
+  if (!p) return RS_ERR_INVALID_ARGUMENT;
+  if (p->closing) return RS_ERR_CLOSED;
+  rs_ssize sent = 0;
+  for (size_t t = 0; t < p->n_targets; t++)
+    for (int k = 0; k < p->per_target; k++) {
+      pool_member *m = &p->targets[t].members[k];
+      if (!m->up || !m->client || !rs_client_connected(m->client)) continue;
+      int rc = rs_conn_metadata_push(rs_client_conn(m->client), metadata);
+      if (rc == RS_ERR_FRAME_TOO_LARGE || rc == RS_ERR_NOMEM) return rc;
+      if (rc == 0) {
+        sent++;
+        break;
+      }
+    }
+  return sent;
+}
+
 static pool_member *member_of(rs_conn *conn) {
   rt_conn *rc = conn ? rs_conn_user(conn) : NULL;
   if (!rc || !rc->client || !rc->app || rc->app->on_close != pl_close) return NULL;

@@ -98,7 +98,7 @@ pids+=($!)
 uri2=$(listening_uri "$work/gw2.out")
 printf '%s\n' '{"type":"ping","id":1}' | timeout 10 "$bin/ws-client" --grace 0.3 "$uri2/" > /dev/null
 sleep 0.3
-check "text log: logfmt client_open" 1 "$(grep -cE '^[0-9T:.-]+Z event=client_open session=[0-9a-f]{16} peer=127.0.0.1:[0-9]+$' "$work/gw2.err")"
+check "text log: logfmt client_open" 1 "$(grep -cE '^[0-9T:.-]+Z event=client_open session=[0-9a-f]{16} peer=127.0.0.1:[0-9]+ protocol=json$' "$work/gw2.err")"
 "$bin/rsocket-gateway" --listen ws://127.0.0.1:0 --route "*=$backend" --log-format none > "$work/gw3.out" 2> "$work/gw3.err" &
 pids+=($!)
 uri3=$(listening_uri "$work/gw3.out")

@@ -1,0 +1,654 @@
+/*
+ * rsocket-gateway: RSocket from the browser (/rsocket, or the subprotocol "rsocket").
+ *
+ * The client's RSocket connection ends here: its engine (the server's, one per client, on the
+ * worker that accepted it) reassembles what the client fragmented and fragments what we send to
+ * --rsocket-mtu. Each stream the client opens becomes one stream to a backend, on the pool of
+ * the route its routing metadata names (the route table and pools the JSON clients use), and
+ * from then on the two streams are tied frame for frame:
+ *
+ *   client → gateway                       gateway → backend
+ *   REQUEST_* (route in its metadata)      the same request; metadata as sent, plus our entry
+ *   REQUEST_N                              REQUEST_N, the same n: the client's credit is the
+ *                                          backend's, so back-pressure is end to end
+ *   CANCEL                                 CANCEL
+ *   PAYLOAD / ERROR (its channel half)     PAYLOAD / ERROR
+ *   ... and the same backwards: PAYLOAD (metadata included), COMPLETE, ERROR with its code and
+ *   message, REQUEST_N and CANCEL of a channel's half.
+ *
+ * The gateway's own refusals are ERROR frames whose message starts with the gateway's code
+ * (the JSON protocol's names): REJECTED "NO_ROUTE: …", "UNAVAILABLE: …", "TOO_MANY_STREAMS: …",
+ * INVALID "BAD_REQUEST: …" (malformed metadata); after the backend got the request, CANCELED
+ * "TIMEOUT: …" (request-response over --request-timeout) and CANCELED "UNAVAILABLE: the backend
+ * connection was lost: …" (CANCELED: the backend may have acted on it, so a retry is the
+ * application's call).
+ *
+ * Everything about a client, its streams and their backend streams runs on its worker's loop:
+ * the callbacks of both engines call each other directly. A stream record (gw_pstream) is held by
+ * both engines (each until its on_stream_closed) and freed when both let go.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway.h"
+#include "rsocket/extensions.h"
+#include "rsocket/service.h"
+
+#define LEASE_PERIOD_MS 1000u /* a new lease every second ... */
+#define LEASE_TTL_MS    2000u /* ... valid for two, so that a late tick leaves no gap */
+
+struct gw_rsclient {
+  gw_gateway *gw;
+  rs_conn *conn;
+  uint64_t session_id;
+  char *entry; /* the client metadata entry's JSON, made at the first request */
+  uint32_t entry_len;
+  char *user, *claims; /* authenticated user and forwarded claims (NULL: none) */
+  bool opened;         /* SETUP seen: client_open logged */
+  bool lease;          /* asked for lease in its SETUP */
+  bool slow;           /* closed as a slow consumer */
+  bool composite;      /* its metadata MIME is composite metadata */
+  uint8_t dmime[130];  /* its data MIME as a per-stream MIME entry (0 bytes: application/json) */
+  uint8_t dmime_len;   /* or one that cannot be written as one */
+  uint32_t streams;    /* open: taken in on_request, not yet in on_stream_closed */
+  char why[160];       /* how the connection ended, for client_close */
+  bool why_remote;
+  gw_rsclient *prev, *next; /* gw->rs_clients */
+};
+
+struct gw_pstream {
+  uint8_t kind; /* GW_KIND_RSOCKET: first, as in gw_stream */
+  gw_gateway *gw;
+  bool front_open; /* the client's engine still knows the stream */
+  bool back_open;  /* the backend's engine still knows its stream */
+  uint8_t model;   /* GW_RR, GW_STREAM, GW_CHANNEL */
+  uint16_t route;  /* index into gw_config.routes */
+  gw_rsclient *client;
+  uint32_t fsid, bsid; /* the client's stream id, the backend's */
+  rs_conn *back;
+  gw_pstream *t_prev, *t_next; /* gw's deadline list (request-response) */
+  uint64_t deadline;           /* 0: not on it */
+};
+
+static bool bytes_is(rs_bytes b, const char *s) {
+  size_t n = strlen(s);
+  return b.len == n && (n == 0 || memcmp(b.ptr, s, n) == 0);
+}
+
+/* ---- counting ---- */
+
+static size_t route_row(const gw_gateway *gw, long route) {
+  return route >= 0 ? (size_t)route : gw->cfg->n_routes;
+}
+
+static void count_error(gw_gateway *gw, long route, const char *code) {
+  GW_ADD(gw->stats.errors[route_row(gw, route) * GW_CODE_COUNT + (size_t)gw_code_of(code)], 1);
+}
+
+/* Ends the client's stream with ERROR[rcode] "CODE: message" (a refusal of the gateway's). */
+static void refuse(gw_rsclient *c, uint32_t sid, long route, uint32_t rcode, const char *code,
+                   const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void refuse(gw_rsclient *c, uint32_t sid, long route, uint32_t rcode, const char *code,
+                   const char *fmt, ...) {
+  char msg[400];
+  int n = snprintf(msg, sizeof msg, "%s: ", code);
+  va_list ap;
+  va_start(ap, fmt);
+  int m = vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+  va_end(ap);
+  size_t len = (size_t)n + (m > 0 ? (size_t)m : 0);
+  if (len >= sizeof msg) len = sizeof msg - 1;
+  count_error(c->gw, route, code);
+  rs_conn_send_error(c->conn, sid, rcode, (rs_bytes){(const uint8_t *)msg, len});
+}
+
+/* ---- request timeouts (request-response): one list in deadline order, one timer ---- */
+
+static void timeout_remove(gw_gateway *gw, gw_pstream *ps) {
+  if (!ps->deadline) return;
+  *(ps->t_prev ? &ps->t_prev->t_next : &gw->pt_head) = ps->t_next;
+  *(ps->t_next ? &ps->t_next->t_prev : &gw->pt_tail) = ps->t_prev;
+  ps->t_prev = ps->t_next = NULL;
+  ps->deadline = 0;
+}
+
+static void timer_fire(uv_timer_t *t);
+
+static void timer_arm(gw_gateway *gw) {
+  if (!gw->pt_head) return;
+  uint64_t now = uv_now(gw->loop), at = gw->pt_head->deadline;
+  uv_timer_start(&gw->pt_timer, timer_fire, at > now ? at - now : 0, 0);
+}
+
+static void timer_fire(uv_timer_t *t) {
+  gw_gateway *gw = t->data;
+  uint64_t now = uv_now(gw->loop);
+  while (gw->pt_head && gw->pt_head->deadline <= now) {
+    gw_pstream *ps = gw->pt_head;
+    timeout_remove(gw, ps);
+    refuse(ps->client, ps->fsid, ps->route, RS_ERROR_CANCELED, "TIMEOUT",
+           "no answer from the backend within %" PRIu32 " ms", gw->cfg->request_timeout_ms);
+    if (ps->back_open) rs_conn_cancel(ps->back, ps->bsid);
+  }
+  timer_arm(gw);
+}
+
+static void timeout_add(gw_gateway *gw, gw_pstream *ps) {
+  ps->deadline = uv_now(gw->loop) + gw->cfg->request_timeout_ms;
+  if (!ps->deadline) ps->deadline = 1;
+  ps->t_prev = gw->pt_tail;
+  *(gw->pt_tail ? &gw->pt_tail->t_next : &gw->pt_head) = ps;
+  gw->pt_tail = ps;
+  if (gw->pt_head == ps) timer_arm(gw);
+}
+
+/* ---- the backend's side of a stream ---- */
+
+/* A client whose unsent output is already over --max-buffer when more must be queued for it
+ * reads slower than it asks (its credit is larger than what it reads): it is closed. One large
+ * payload alone never trips it. Returns false when the client was closed. */
+static bool front_room(gw_rsclient *c) {
+  if (c->slow) return false;
+  if (rs_conn_pending_bytes(c->conn) <= c->gw->cfg->max_buffer) return true;
+  c->slow = true;
+  GW_ADD(c->gw->stats.slow_consumers, 1);
+  rs_conn_abort(c->conn, rs_bytes_str("slow consumer: unsent output over --max-buffer"));
+  return false;
+}
+
+static void pstream_maybe_free(gw_pstream *ps) {
+  if (!ps->front_open && !ps->back_open) free(ps);
+}
+
+void gw_pt_back_payload(gw_pstream *ps, const rs_payload *p, unsigned flags) {
+  if (!ps->front_open || !front_room(ps->client)) return;
+  rs_conn *front = ps->client->conn;
+  bool complete = (flags & RS_PAYLOAD_COMPLETE) != 0;
+  if (ps->model == GW_RR) timeout_remove(ps->client->gw, ps);
+  if (flags & RS_PAYLOAD_NEXT)
+    rs_conn_send_payload(front, ps->fsid, p, complete);
+  else if (complete)
+    rs_conn_send_complete(front, ps->fsid);
+}
+
+/* The code and message a client gets for a backend stream's error. */
+void gw_pt_back_error(gw_pstream *ps, const rs_stream_error *e) {
+  if (!ps->front_open) return;
+  gw_rsclient *c = ps->client;
+  timeout_remove(c->gw, ps);
+  uint32_t code = e->code;
+  bool stream_code = code == RS_ERROR_APPLICATION_ERROR || code == RS_ERROR_REJECTED ||
+                     code == RS_ERROR_CANCELED || code == RS_ERROR_INVALID ||
+                     (code >= RS_ERROR_MIN_APPLICATION && code != RS_ERROR_RESERVED_EXT);
+  if (e->remote && stream_code) { /* the backend's own: passed on as it is */
+    const char *name =
+        code >= RS_ERROR_MIN_APPLICATION ? "APPLICATION_ERROR" : rs_error_code_name(code);
+    count_error(c->gw, ps->route, name);
+    rs_conn_send_error(c->conn, ps->fsid, code, e->message);
+    return;
+  }
+  int len = (int)(e->message.len > 200 ? 200 : e->message.len);
+  const char *msg = e->message.ptr ? (const char *)e->message.ptr : "";
+  if (e->remote || e->err == RS_ERR_CLOSED)
+    refuse(c, ps->fsid, ps->route, RS_ERROR_CANCELED, "UNAVAILABLE",
+           "the backend connection was lost: %.*s", len, msg);
+  else
+    refuse(c, ps->fsid, ps->route, RS_ERROR_APPLICATION_ERROR, "APPLICATION_ERROR",
+           "the backend stream failed: %.*s", len, msg);
+}
+
+void gw_pt_back_request_n(gw_pstream *ps, uint64_t n) {
+  if (ps->front_open) rs_conn_request_n(ps->client->conn, ps->fsid, n);
+}
+
+/* The backend cancelled our half of a channel: the client's half stops too. */
+void gw_pt_back_cancel(gw_pstream *ps) {
+  if (ps->front_open) rs_conn_cancel(ps->client->conn, ps->fsid);
+}
+
+void gw_pt_back_closed(gw_pstream *ps) {
+  ps->back_open = false;
+  GW_ADD(ps->gw->stats.streams_open[ps->model - 1], (uint64_t)-1);
+  /* The backend's stream is over: a channel whose client half is still open stops it. */
+  if (ps->front_open && ps->model == GW_CHANNEL) rs_conn_cancel(ps->client->conn, ps->fsid);
+  pstream_maybe_free(ps);
+}
+
+/* ---- the client's requests ---- */
+
+/* The metadata a backend gets (its connections' MIME is composite metadata): the client's
+ * entries as sent (a client's own entry of GW_CLIENT_MIME is dropped: only the gateway writes
+ * it), or, for another metadata MIME (routing), its metadata as one entry of that MIME; then the
+ * client's data MIME when it is not application/json (the backend connection's); then the
+ * client entry. Written into `buf` (cap bytes: enough for the metadata plus 512 and the entry).
+ * Returns the length, or -1 for metadata that cannot be carried (malformed composite). */
+static rs_ssize backend_metadata(gw_rsclient *c, const rs_payload *p, uint8_t *buf, size_t cap) {
+  size_t off = 0;
+  rs_ssize n;
+  if (c->composite && p->has_metadata) {
+    rs_composite_iter it;
+    rs_composite_entry e;
+    int r;
+    size_t gl = strlen(GW_CLIENT_MIME);
+    rs_composite_iter_init(&it, p->metadata.ptr, p->metadata.len);
+    while ((r = rs_composite_next(&it, &e)) == 1) {
+      if (!e.well_known && e.mime.len == gl && memcmp(e.mime.ptr, GW_CLIENT_MIME, gl) == 0)
+        continue;
+      n = e.well_known ? rs_composite_encode_id(buf + off, cap - off, e.mime_id, e.content.ptr,
+                                                e.content.len)
+                       : rs_composite_encode(buf + off, cap - off, (const char *)e.mime.ptr,
+                                             e.mime.len, e.content.ptr, e.content.len);
+      if (n < 0) return -1;
+      off += (size_t)n;
+    }
+    if (r < 0) return -1;
+  } else if (p->has_metadata && p->metadata.len) {
+    rs_bytes mime = rs_conn_get_settings(c->conn)->metadata_mime;
+    n = rs_composite_encode(buf, cap, (const char *)mime.ptr, mime.len, p->metadata.ptr,
+                            p->metadata.len);
+    if (n < 0) return -1;
+    off += (size_t)n;
+  }
+  if (c->dmime_len) { /* the backend connection's data MIME is application/json */
+    n = rs_composite_encode_id(buf + off, cap - off, RS_MIME_ID_DATA_MIME, c->dmime, c->dmime_len);
+    off += n > 0 ? (size_t)n : 0;
+  }
+  if (c->entry) {
+    n = rs_composite_encode(buf + off, cap - off, GW_CLIENT_MIME, strlen(GW_CLIENT_MIME),
+                            (const uint8_t *)c->entry, c->entry_len);
+    off += n > 0 ? (size_t)n : 0;
+  }
+  return (rs_ssize)off;
+}
+
+/* backend_metadata into gw->scratch, or into a buffer of its own (*heap: the caller frees it)
+ * when it does not fit there. Returns the length with *buf set, -1 for metadata that cannot be
+ * carried, -2 when out of memory. */
+static rs_ssize make_metadata(gw_rsclient *c, const rs_payload *p, uint8_t **buf, uint8_t **heap) {
+  gw_gateway *gw = c->gw;
+  if (!c->entry) /* made at the first request: idle clients do not pay for it */
+    c->entry =
+        gw_entry_make(c->session_id, rs_runtime_peer(c->conn), c->user, c->claims, &c->entry_len);
+  size_t need = (p->has_metadata ? p->metadata.len : 0) + 512 + c->entry_len;
+  *heap = need > gw->scratch_cap ? malloc(need) : NULL;
+  if (need > gw->scratch_cap && !*heap) return -2;
+  *buf = *heap ? *heap : gw->scratch;
+  return backend_metadata(c, p, *buf, need);
+}
+
+static int model_of(uint8_t type) {
+  switch (type) {
+  case RS_FRAME_REQUEST_RESPONSE: return GW_RR;
+  case RS_FRAME_REQUEST_STREAM: return GW_STREAM;
+  case RS_FRAME_REQUEST_CHANNEL: return GW_CHANNEL;
+  default: return 0; /* fire-and-forget */
+  }
+}
+
+/* The route's pool, or -1 after refusing the stream (sid 0: fire-and-forget, nothing to say). */
+static long find_route(gw_rsclient *c, const rs_payload *p, uint32_t sid, int metric) {
+  gw_gateway *gw = c->gw;
+  rs_bytes tag;
+  int r = rs_route_of(rs_conn_get_settings(c->conn)->metadata_mime, p, &tag);
+  long route = r == 1 ? gw_config_lookup(gw->cfg, tag.ptr, tag.len) : -1;
+  if (metric >= 0) GW_ADD(gw->stats.requests[route_row(gw, route) * GW_MODEL_COUNT + metric], 1);
+  if (route >= 0) return route;
+  if (!sid) {
+    count_error(gw, -1, r < 0 ? "BAD_REQUEST" : "NO_ROUTE");
+  } else if (r < 0) {
+    refuse(c, sid, -1, RS_ERROR_INVALID, "BAD_REQUEST", "malformed routing metadata");
+  } else if (r == 0) {
+    refuse(c, sid, -1, RS_ERROR_REJECTED, "NO_ROUTE",
+           "the request has no route: send routing metadata (message/x.rsocket.routing.v0, in "
+           "composite metadata or as the connection's metadata MIME)");
+  } else {
+    refuse(c, sid, -1, RS_ERROR_REJECTED, "NO_ROUTE", "no backend serves route '%.*s'",
+           (int)tag.len, (const char *)tag.ptr);
+  }
+  return -1;
+}
+
+/* Opens the backend stream of a client's request. */
+static void open_stream(gw_rsclient *c, const rs_request *req, gw_model model) {
+  gw_gateway *gw = c->gw;
+  const gw_config *cfg = gw->cfg;
+  long route = find_route(c, &req->payload, req->stream_id, (int)model - 1);
+  if (route < 0) return;
+  if (c->streams >= cfg->max_streams) {
+    refuse(c, req->stream_id, route, RS_ERROR_REJECTED, "TOO_MANY_STREAMS",
+           "%" PRIu32 " streams are open (--max-streams-per-client)", cfg->max_streams);
+    return;
+  }
+  if (atomic_load_explicit(gw->draining, memory_order_relaxed)) {
+    refuse(c, req->stream_id, route, RS_ERROR_REJECTED, "UNAVAILABLE",
+           "the gateway is shutting down");
+    return;
+  }
+  uint8_t *buf = NULL, *heap = NULL;
+  gw_pstream *ps = calloc(1, sizeof *ps);
+  rs_ssize mlen = ps ? make_metadata(c, &req->payload, &buf, &heap) : -2;
+  if (mlen < 0) {
+    if (mlen == -1)
+      refuse(c, req->stream_id, route, RS_ERROR_INVALID, "BAD_REQUEST",
+             "malformed composite metadata");
+    else
+      refuse(c, req->stream_id, route, RS_ERROR_REJECTED, "UNAVAILABLE",
+             "the gateway is out of memory");
+    free(heap);
+    free(ps);
+    return;
+  }
+  ps->kind = GW_KIND_RSOCKET;
+  ps->gw = gw;
+  ps->model = (uint8_t)model;
+  ps->route = (uint16_t)route;
+  ps->client = c;
+  ps->fsid = req->stream_id;
+  rs_payload p = {.has_metadata = true, .metadata = {buf, (size_t)mlen}, .data = req->payload.data};
+  rs_pool *pool = gw->pools[cfg->routes[route].group];
+  rs_ssize sid;
+  switch (model) {
+  case GW_RR: sid = rs_pool_request_response(pool, &p, ps, &ps->back); break;
+  case GW_STREAM: sid = rs_pool_request_stream(pool, &p, req->initial_n, ps, &ps->back); break;
+  default:
+    sid = rs_pool_request_channel(pool, &p, req->initial_n, req->complete, ps, &ps->back);
+    break;
+  }
+  free(heap);
+  if (sid < 0) {
+    free(ps);
+    refuse(c, req->stream_id, route, RS_ERROR_REJECTED, "UNAVAILABLE",
+           "no backend can take the request now: %s",
+           sid == RS_ERR_UNAVAILABLE ? "none is connected or has lease" : rs_strerror((int)sid));
+    return;
+  }
+  ps->bsid = (uint32_t)sid;
+  ps->front_open = ps->back_open = true;
+  rs_conn_stream_set_user(c->conn, req->stream_id, ps);
+  c->streams++;
+  GW_ADD(gw->stats.streams_open[model - 1], 1);
+  if (model == GW_RR && cfg->request_timeout_ms) timeout_add(gw, ps);
+}
+
+static void send_fnf(gw_rsclient *c, const rs_request *req) {
+  gw_gateway *gw = c->gw;
+  long route = find_route(c, &req->payload, 0, GW_M_FNF);
+  if (route < 0) return;
+  uint8_t *buf = NULL, *heap = NULL;
+  rs_ssize mlen = make_metadata(c, &req->payload, &buf, &heap);
+  if (mlen >= 0) {
+    rs_payload p = {
+        .has_metadata = true, .metadata = {buf, (size_t)mlen}, .data = req->payload.data};
+    if (rs_pool_request_fnf(gw->pools[gw->cfg->routes[route].group], &p, NULL) < 0)
+      count_error(gw, route, "UNAVAILABLE"); /* nobody to tell: fire-and-forget */
+  } else {
+    count_error(gw, route, "BAD_REQUEST");
+  }
+  free(heap);
+}
+
+static int on_request(rs_conn *conn, const rs_request *req, void *user) {
+  (void)conn;
+  gw_rsclient *c = user;
+  if (!c) return 1;
+  int model = model_of(req->type);
+  if (model)
+    open_stream(c, req, (gw_model)model);
+  else
+    send_fnf(c, req);
+  return 0;
+}
+
+/* The client's half of a channel: elements, completion. */
+static void on_payload(rs_conn *conn, uint32_t sid, void *stream_user, const rs_payload *p,
+                       unsigned flags, void *user) {
+  (void)conn, (void)sid, (void)user;
+  gw_pstream *ps = stream_user;
+  if (!ps || !ps->back_open) return;
+  bool complete = (flags & RS_PAYLOAD_COMPLETE) != 0;
+  if (flags & RS_PAYLOAD_NEXT)
+    rs_conn_send_payload(ps->back, ps->bsid, p, complete);
+  else if (complete)
+    rs_conn_send_complete(ps->back, ps->bsid);
+}
+
+static void on_request_n(rs_conn *conn, uint32_t sid, void *stream_user, uint64_t n, void *user) {
+  (void)conn, (void)sid, (void)user;
+  gw_pstream *ps = stream_user;
+  if (ps && ps->back_open) rs_conn_request_n(ps->back, ps->bsid, n);
+}
+
+static void on_cancel(rs_conn *conn, uint32_t sid, void *stream_user, void *user) {
+  (void)conn, (void)sid, (void)user;
+  gw_pstream *ps = stream_user;
+  if (ps && ps->back_open) rs_conn_cancel(ps->back, ps->bsid);
+}
+
+/* The client ended the stream with an ERROR (its half of a channel), or the stream ended on the
+ * client's side for another reason (its connection is gone, a limit). */
+static void on_error(rs_conn *conn, uint32_t sid, void *stream_user, const rs_stream_error *e,
+                     void *user) {
+  (void)conn, (void)sid, (void)user;
+  gw_pstream *ps = stream_user;
+  if (!ps || !ps->back_open) return;
+  if (e->remote && ps->model == GW_CHANNEL &&
+      rs_conn_send_error(ps->back, ps->bsid, e->code, e->message) == 0)
+    return;
+  rs_conn_cancel(ps->back, ps->bsid);
+}
+
+static void on_stream_closed(rs_conn *conn, uint32_t sid, void *stream_user, void *user) {
+  (void)conn, (void)sid;
+  gw_rsclient *c = user;
+  gw_pstream *ps = stream_user;
+  if (!ps || !c) return;
+  c->streams--;
+  timeout_remove(c->gw, ps);
+  ps->front_open = false;
+  ps->client = NULL;
+  if (ps->back_open) rs_conn_cancel(ps->back, ps->bsid); /* nothing if it is over already */
+  pstream_maybe_free(ps);
+}
+
+/* METADATA_PUSH from a client: to every connected backend of the route its metadata names
+ * (one connection each), with the client entry added like a request's. Without a route, or
+ * with no backend connected, it is dropped and counted: METADATA_PUSH has no answer. */
+static void on_metadata_push(rs_conn *conn, rs_bytes metadata, void *user) {
+  (void)conn;
+  gw_rsclient *c = user;
+  if (!c) return;
+  gw_gateway *gw = c->gw;
+  rs_payload p = {.has_metadata = true, .metadata = metadata};
+  long route = find_route(c, &p, 0, -1);
+  if (route < 0) return;
+  uint8_t *buf = NULL, *heap = NULL;
+  rs_ssize mlen = make_metadata(c, &p, &buf, &heap);
+  rs_ssize sent = mlen >= 0 ? rs_pool_metadata_push(gw->pools[gw->cfg->routes[route].group],
+                                                    (rs_bytes){buf, (size_t)mlen})
+                            : -1;
+  if (sent <= 0) count_error(gw, route, mlen < 0 ? "BAD_REQUEST" : "UNAVAILABLE");
+  free(heap);
+}
+
+/* ---- the connection ---- */
+
+static void session_hex(const gw_rsclient *c, char out[20]) {
+  snprintf(out, 20, "%016" PRIx64, c->session_id);
+}
+
+/* The bearer token of a SETUP's authentication metadata (in composite metadata, or the whole
+ * metadata when that is the connection's metadata MIME), NUL-terminated into `out`. Returns 0,
+ * or -1 with the reason in `why`. */
+static int setup_token(const rs_setup_info *s, char *out, size_t cap, char *why, size_t whylen) {
+  const char *auth_mime = RS_MIME_AUTHENTICATION;
+  rs_bytes md = s->payload.has_metadata ? s->payload.metadata : (rs_bytes){0};
+  rs_bytes content = {0};
+  bool found = false;
+  if (bytes_is(s->metadata_mime, RS_MIME_COMPOSITE_METADATA)) {
+    rs_composite_iter it;
+    rs_composite_entry e;
+    rs_composite_iter_init(&it, md.ptr, md.len);
+    while (!found && rs_composite_next(&it, &e) == 1)
+      if (bytes_is(e.mime, auth_mime)) content = e.content, found = true;
+  } else if (bytes_is(s->metadata_mime, auth_mime)) {
+    content = md, found = true;
+  }
+  rs_auth a;
+  if (!found) {
+    snprintf(why, whylen,
+             "authentication required: a bearer token in the SETUP's authentication metadata "
+             "(%s)",
+             auth_mime);
+    return -1;
+  }
+  if (rs_auth_decode(&a, content.ptr, content.len) != 0 || !bytes_is(a.type, "bearer")) {
+    snprintf(why, whylen, "authentication refused: a bearer token is required");
+    return -1;
+  }
+  if (a.payload.len == 0 || a.payload.len >= cap) {
+    snprintf(why, whylen, "token refused: malformed");
+    return -1;
+  }
+  memcpy(out, a.payload.ptr, a.payload.len);
+  out[a.payload.len] = '\0';
+  return 0;
+}
+
+/* The lease granted to every client that asked for lease, every second: the share of the
+ * backends' capacity this worker can use now, times --max-streams-per-client requests. */
+static uint32_t lease_permits(gw_gateway *gw) {
+  double usable = 0, total = 0;
+  for (size_t g = 0; g < gw->cfg->n_groups; g++)
+    for (size_t t = 0; t < gw->cfg->groups[g].n_uris; t++) {
+      rs_pool_target_stats st;
+      total += gw->cfg->connections;
+      if (gw->pools[g] && rs_pool_target_stats_get(gw->pools[g], t, &st) == 0)
+        usable += st.candidates * st.availability;
+    }
+  if (usable <= 0 || total <= 0) return 0;
+  double permits = (double)gw->cfg->max_streams * usable / total;
+  return permits < 1 ? 1 : (uint32_t)(permits + 0.5);
+}
+
+static void grant_lease(gw_rsclient *c, uint32_t permits) {
+  rs_conn_send_lease(c->conn, LEASE_TTL_MS, permits, NULL, 0);
+}
+
+static void lease_tick(uv_timer_t *t) {
+  gw_gateway *gw = t->data;
+  uint32_t permits = UINT32_MAX;
+  for (gw_rsclient *c = gw->rs_clients; c; c = c->next) {
+    if (!c->lease) continue;
+    if (permits == UINT32_MAX) permits = lease_permits(gw);
+    grant_lease(c, permits);
+  }
+}
+
+void gw_pt_start(gw_gateway *gw) {
+  uv_timer_start(&gw->pt_lease, lease_tick, LEASE_PERIOD_MS, LEASE_PERIOD_MS);
+}
+
+static int on_setup(rs_conn *conn, const rs_setup_info *s, void *user) {
+  gw_rsclient *c = user;
+  if (!c) return 1;
+  gw_gateway *gw = c->gw;
+  char sid[20];
+  session_hex(c, sid);
+  c->opened = true;
+  gw_log(gw->cfg, "client_open", "session", sid, "peer", rs_runtime_peer(conn), "protocol",
+         "rsocket", NULL);
+  c->composite = bytes_is(s->metadata_mime, RS_MIME_COMPOSITE_METADATA);
+  if (!bytes_is(s->data_mime, "application/json")) {
+    rs_ssize n = rs_data_mime_encode(c->dmime, sizeof c->dmime, (const char *)s->data_mime.ptr,
+                                     s->data_mime.len);
+    c->dmime_len = n > 0 ? (uint8_t)n : 0;
+  }
+  if (gw_auth_enabled(gw->cfg)) {
+    char *token = malloc(RS_GW_TOKEN_MAX + 1), why[160];
+    int rc = token ? setup_token(s, token, RS_GW_TOKEN_MAX + 1, why, sizeof why) : -1;
+    if (!token) snprintf(why, sizeof why, "out of memory");
+    if (rc == 0) rc = gw_auth_check(gw->cfg, token, &c->user, &c->claims, why, sizeof why);
+    free(token);
+    if (rc != 0) {
+      rs_conn_reject_setup(conn, rs_bytes_str(why));
+      return 1;
+    }
+    gw_log(gw->cfg, "client_auth", "session", sid, "user", c->user, NULL);
+  }
+  c->lease = s->lease;
+  if (c->lease) grant_lease(c, lease_permits(gw));
+  return 0;
+}
+
+static void on_close(rs_conn *conn, const rs_close_info *info, void *user) {
+  (void)conn;
+  gw_rsclient *c = user;
+  if (!c) return;
+  snprintf(c->why, sizeof c->why, "%.*s", (int)(info->message.len > 150 ? 150 : info->message.len),
+           info->message.ptr ? (const char *)info->message.ptr : "");
+  c->why_remote = info->remote;
+}
+
+const rs_conn_callbacks gw_pt_callbacks = {
+    .struct_size = sizeof(rs_conn_callbacks),
+    .on_setup = on_setup,
+    .on_close = on_close,
+    .on_request = on_request,
+    .on_payload = on_payload,
+    .on_request_n = on_request_n,
+    .on_cancel = on_cancel,
+    .on_error = on_error,
+    .on_stream_closed = on_stream_closed,
+    .on_metadata_push = on_metadata_push,
+};
+
+void *gw_pt_connect(rs_server *server, rs_conn *conn, void *server_user) {
+  (void)server, (void)server_user;
+  gw_gateway *gw = rs_runtime_worker_user(conn);
+  gw_rsclient *c = gw ? calloc(1, sizeof *c) : NULL;
+  if (!c) {
+    rs_conn_abort(conn, rs_bytes_str("out of memory"));
+    return NULL;
+  }
+  c->gw = gw;
+  c->conn = conn;
+  c->session_id = gw_session_new(gw);
+  c->next = gw->rs_clients;
+  if (c->next) c->next->prev = c;
+  gw->rs_clients = c;
+  GW_ADD(gw->stats.rs_clients, 1);
+  GW_ADD(gw->stats.rs_clients_total, 1);
+  size_t n = atomic_fetch_add(gw->clients, 1) + 1;
+  if (gw->cfg->max_clients && n > gw->cfg->max_clients)
+    rs_conn_abort(conn, rs_bytes_str("too many clients: try again later"));
+  return c;
+}
+
+void gw_pt_disconnect(rs_server *server, rs_conn *conn, void *conn_user, void *server_user) {
+  (void)server, (void)conn, (void)server_user;
+  gw_rsclient *c = conn_user;
+  if (!c) return;
+  gw_gateway *gw = c->gw;
+  if (c->opened) {
+    char sid[20];
+    session_hex(c, sid);
+    gw_log(gw->cfg, "client_close", "session", sid, "protocol", "rsocket", "reason", c->why, "by",
+           c->why_remote ? "client" : "gateway", NULL);
+  }
+  *(c->prev ? &c->prev->next : &gw->rs_clients) = c->next;
+  if (c->next) c->next->prev = c->prev;
+  atomic_fetch_sub(gw->clients, 1);
+  GW_ADD(gw->stats.rs_clients, (uint64_t)-1);
+  free(c->entry);
+  free(c->user);
+  free(c->claims);
+  free(c);
+}
+
+void gw_pt_drain_all(gw_gateway *gw) {
+  for (gw_rsclient *c = gw->rs_clients; c; c = c->next)
+    rs_conn_close(c->conn, rs_bytes_str("the gateway is shutting down"));
+}
