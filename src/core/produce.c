@@ -127,7 +127,9 @@ static int produce(rs_conn *c, uint64_t max_calls, uint64_t now_ms) {
       s->flags |= RS_ST_PAUSED;
       continue;
     }
-    if (ready(s)) ready_append(c, s); /* round robin: to the back */
+    /* Round robin: to the back, unless the callback queued it already (a producer that resumed
+     * itself, as rs_feed's pull sources do): twice on the list would loop the list. */
+    if (ready(s) && !(s->flags & RS_ST_READY)) ready_append(c, s);
   }
   rs__deliver_events(c);
   c->in_dispatch = false;
