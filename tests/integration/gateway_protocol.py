@@ -459,6 +459,7 @@ def sigterm(port, ready):
     CHECK("SIGTERM: the client gets close 1001", 1001, code)
 
 
-run({"messages": messages, "errors": errors, "malformed": malformed, "routes": routes,
-     "http": http, "healthz_down": healthz_down, "max_clients": max_clients, "rsocket": rsocket,
-     "sigterm": sigterm})
+if __name__ == "__main__":
+    run({"messages": messages, "errors": errors, "malformed": malformed, "routes": routes,
+         "http": http, "healthz_down": healthz_down, "max_clients": max_clients, "rsocket": rsocket,
+         "sigterm": sigterm})
