@@ -69,14 +69,15 @@ def only(port, name, n):
 
 def kill(port, pid, name, other):
     c = Client(port)
-    # Load: 40 subs that never end and 16 reqs answered after 2 s, spread by the pool over both
-    # backends (subs count as load while open).
+    # Load: 40 subs that never end and 16 reqs answered after 2 s, spread by the pools over both
+    # backends (subs count as load while open). The slow reqs go through a pool of their own
+    # (route slow.*): see test_gateway_lb.sh.
     for i in range(40):
         c.send({"type": "sub", "id": "s%d" % i, "route": "silent"})
     c.send({"type": "ping", "id": "subs"})
     c.recv_until(lambda m: m.get("id") == "subs")
     for i in range(16):
-        c.send({"type": "req", "id": "r%d" % i, "route": "delay", "data": 2000})
+        c.send({"type": "req", "id": "r%d" % i, "route": "slow.delay", "data": 2000})
     bystander = Client(port)
     CHECK("before the kill: both backends answer", True,
           len(whoami_counts(bystander, 200)[0]) == 2)
