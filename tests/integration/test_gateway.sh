@@ -198,4 +198,10 @@ while IFS=$'\t' read -r tag name want got; do
 done < "$work/sigterm.out"
 check "sigterm scenario reported" yes "$(grep -q '^CHECK' "$work/sigterm.out" && echo yes || cat "$work/sigterm.out")"
 
+# Everything stops on SIGTERM, and no process reported a memory error or a leak (under a
+# sanitizer; a release build prints nothing of the kind either way).
+for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done
+for p in "${pids[@]}"; do wait "$p" 2> /dev/null || true; done
+check "no sanitizer report from any process" "" \
+  "$(grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$work"/*.out 2> /dev/null || true)"
 finish test_gateway

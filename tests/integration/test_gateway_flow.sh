@@ -62,4 +62,10 @@ scenario many "$pm"
 
 check "the gateways are still up" yes "$(kill -0 "$(cat "$work/GF.pid")" "$(cat "$work/GS.pid")" \
   "$(cat "$work/GM.pid")" && echo yes)"
+# Everything stops on SIGTERM, and no process reported a memory error or a leak (under a
+# sanitizer; a release build prints nothing of the kind either way).
+for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done
+for p in "${pids[@]}"; do wait "$p" 2> /dev/null || true; done
+check "no sanitizer report from any process" "" \
+  "$(grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$work"/*.out 2> /dev/null || true)"
 finish test_gateway_flow
