@@ -143,11 +143,23 @@ static rs_payload build_payload(gw_gateway *gw, gw_client *c, const rs_gw_cmd *c
                                    rn > 0 ? (size_t)rn : 0);
   off += n > 0 ? (size_t)n : 0;
   if (!c->entry) { /* made at the first request: idle clients do not pay for it */
-    char entry[160];
-    int en = snprintf(entry, sizeof entry, "{\"session\":\"%016" PRIx64 "\",\"peer\":\"%s\"}",
-                      c->session_id, rs_ws_session_peer(c->ws));
-    if (en > 0 && (size_t)en < sizeof entry && (c->entry = malloc((size_t)en)))
-      memcpy(c->entry, entry, c->entry_len = (uint8_t)en);
+    char user[2 * 6 * 256 + 1] = "";
+    if (c->user) gw_json_escape(user, sizeof user, c->user);
+    const char *claims = c->claims ? c->claims : "";
+    size_t ecap = 128 + strlen(user) + strlen(claims);
+    c->entry = malloc(ecap);
+    int en =
+        c->entry
+            ? snprintf(c->entry, ecap, "{\"session\":\"%016" PRIx64 "\",\"peer\":\"%s\"%s%s%s%s%s}",
+                       c->session_id, rs_ws_session_peer(c->ws), c->user ? ",\"user\":\"" : "",
+                       user, c->user ? "\"" : "", c->claims ? ",\"claims\":" : "", claims)
+            : -1;
+    if (en < 0 || (size_t)en >= ecap) {
+      free(c->entry);
+      c->entry = NULL;
+    } else {
+      c->entry_len = (uint32_t)en;
+    }
   }
   if (c->entry) {
     n = rs_composite_encode(buf + off, cap - off, GW_CLIENT_MIME, strlen(GW_CLIENT_MIME),
@@ -182,6 +194,7 @@ int gw_backend_open(gw_gateway *gw, gw_client *c, gw_stream *st, size_t group,
   if (sid < 0) return (int)sid;
   st->conn = conn;
   st->sid = (uint32_t)sid;
+  GW_ADD(gw->stats.streams_open[st->model - 1], 1);
   if (!cmd->has_n) st->outstanding = window;
   if (st->model == GW_RR) timeout_add(gw, st);
   if (!rs_runtime_writable(conn)) gw_client_wait_backend(c);
@@ -211,12 +224,14 @@ static void on_payload(rs_conn *conn, uint32_t sid, void *stream_user, const rs_
     rs_bytes data = (flags & RS_PAYLOAD_NEXT) ? p->data : (rs_bytes){0};
     gw_client_forget(c, st);
     gw_stream_release(st, false);
-    if (rs_gw_format_payload(&gw->out, &gw->parser, false, &id, data) == 0) gw_client_send(c);
+    if (rs_gw_format_payload(&gw->out, &gw->parser, false, &id, data) == 0)
+      gw_client_send(c, GW_OUT_CFM);
     return;
   }
   if (flags & RS_PAYLOAD_NEXT) {
     if (!st->client_credit && st->outstanding) st->outstanding--;
-    if (rs_gw_format_payload(&gw->out, &gw->parser, true, &id, p->data) == 0 && !gw_client_send(c))
+    if (rs_gw_format_payload(&gw->out, &gw->parser, true, &id, p->data) == 0 &&
+        !gw_client_send(c, GW_OUT_IND))
       return; /* the client is closing: it let go of its streams */
   }
   if (flags & RS_PAYLOAD_COMPLETE) {
@@ -225,7 +240,7 @@ static void on_payload(rs_conn *conn, uint32_t sid, void *stream_user, const rs_
     if (st->model == GW_CHANNEL && !st->up_done && !st->up_cancelled && st->conn)
       rs_conn_send_complete(st->conn, st->sid);
     gw_stream_release(st, false);
-    if (rs_gw_format_end(&gw->out, &id) == 0) gw_client_send(c);
+    if (rs_gw_format_end(&gw->out, &id) == 0) gw_client_send(c, GW_OUT_END);
     return;
   }
   gw_stream_refill(st);
@@ -294,10 +309,17 @@ static void on_cancel(rs_conn *conn, uint32_t sid, void *stream_user, void *user
 }
 
 static void on_stream_closed(rs_conn *conn, uint32_t sid, void *stream_user, void *user) {
-  (void)conn, (void)sid, (void)user;
+  (void)conn, (void)sid;
+  gw_gateway *gw = user;
   gw_stream *st = stream_user;
+  GW_ADD(gw->stats.streams_open[st->model - 1], (uint64_t)-1);
   st->conn = NULL;
   if (!st->client) stream_free(st);
+}
+
+/* The backend's own requests: pushes (push.c). */
+static int on_backend_request(rs_conn *conn, const rs_request *req, void *user) {
+  return gw_push_request(conn, req, user);
 }
 
 /* A backend connection's output fell back under its watermark: read the clients paused for it
@@ -318,9 +340,44 @@ static void on_backend_drained(rs_conn *conn, void *user) {
 
 /* ---- the pools ---- */
 
+static void on_pool_event(rs_pool *pool, size_t target, int slot, rs_client_event ev,
+                          const char *message, void *user) {
+  gw_gateway *gw = user;
+  static const char *const names[] = {[RS_CLIENT_CONNECTED] = "backend_connected",
+                                      [RS_CLIENT_DISCONNECTED] = "backend_lost",
+                                      [RS_CLIENT_RESUMED] = "backend_resumed",
+                                      [RS_CLIENT_RECONNECTING] = "backend_retry",
+                                      [RS_CLIENT_CLOSED] = "backend_closed"};
+  if ((unsigned)ev >= sizeof names / sizeof names[0] || ev == RS_CLIENT_CLOSED) return;
+  /* A backend that stays down is retried every second or so: say so once, not every time. */
+  size_t g = 0;
+  while (g < gw->cfg->n_groups && gw->pools[g] != pool) g++;
+  uint8_t *down = g < gw->cfg->n_groups && gw->down[g]
+                      ? &gw->down[g][target * (size_t)gw->cfg->connections + (size_t)slot]
+                      : NULL;
+  if (down) {
+    if (ev == RS_CLIENT_RECONNECTING && *down) return;
+    *down = ev == RS_CLIENT_RECONNECTING || ev == RS_CLIENT_DISCONNECTED;
+  }
+  rs_pool_target_stats st;
+  if (rs_pool_target_stats_get(pool, target, &st) != 0) return;
+  char worker[12], conn[12];
+  snprintf(worker, sizeof worker, "%d", gw->index);
+  snprintf(conn, sizeof conn, "%d", slot);
+  gw_log(gw->cfg, names[ev], "backend", st.uri, "worker", worker, "connection", conn, "why",
+         message ? message : "", NULL);
+}
+
 static void health_tick(uv_timer_t *t) {
   gw_gateway *gw = t->data;
   atomic_store(&gw->backends_up, gw_backend_any_connected(gw));
+  gw_stats_snapshot(gw);
+}
+
+static void on_backend_frame(rs_conn *conn, bool outbound, const uint8_t *frame, size_t len,
+                             void *user) {
+  (void)conn;
+  gw_stats_frame(user, outbound, frame, len);
 }
 
 int gw_backend_start(gw_gateway *gw, char *err, size_t errlen) {
@@ -329,8 +386,13 @@ int gw_backend_start(gw_gateway *gw, char *err, size_t errlen) {
   gw->timer.data = gw;
   uv_timer_init(gw->loop, &gw->health);
   gw->health.data = gw;
+  uv_timer_init(gw->loop, &gw->auth_timer);
+  gw->auth_timer.data = gw;
   gw->timers = true;
   gw->pools = calloc(cfg->n_groups, sizeof *gw->pools);
+  gw->down = calloc(cfg->n_groups, sizeof *gw->down);
+  for (size_t g = 0; gw->down && g < cfg->n_groups; g++)
+    gw->down[g] = calloc(cfg->groups[g].n_uris * (size_t)cfg->connections, 1);
   gw->scratch_cap = cfg->max_message + 2048;
   gw->scratch = malloc(gw->scratch_cap);
   if (!gw->pools || !gw->scratch) {
@@ -347,7 +409,14 @@ int gw_backend_start(gw_gateway *gw, char *err, size_t errlen) {
     o.user = gw;
     o.client.settings.metadata_mime = rs_bytes_str(RS_MIME_COMPOSITE_METADATA);
     o.client.settings.data_mime = rs_bytes_str("application/json");
+    o.client.settings.lease = cfg->backend_lease;
+    if (cfg->backend_resume_ms) { /* each connection gets its own token from the pool */
+      o.client.settings.resume = true;
+      o.client.settings.resume_session_timeout_ms = cfg->backend_resume_ms;
+    }
     o.client.on_drained = on_backend_drained;
+    o.client.on_frame = on_backend_frame;
+    o.on_event = on_pool_event;
     o.client.probe_at_once = true; /* established one round trip after SETUP */
     rs_conn_callbacks *cb = &o.client.callbacks;
     cb->struct_size = sizeof *cb;
@@ -356,13 +425,16 @@ int gw_backend_start(gw_gateway *gw, char *err, size_t errlen) {
     cb->on_request_n = on_request_n;
     cb->on_cancel = on_cancel;
     cb->on_stream_closed = on_stream_closed;
+    cb->on_request = on_backend_request;
     char why[300];
-    if (rs_pool_start(&gw->pools[g], gw->loop, &o, why, sizeof why) != 0) {
+    int rc = rs_pool_start(&gw->pools[g], gw->loop, &o, why, sizeof why);
+    if (rc != 0) {
       snprintf(err, errlen, "backends %s: %s", cfg->groups[g].uris[0], why);
       return -1;
     }
   }
   uv_timer_start(&gw->health, health_tick, 100, 250);
+  gw_client_auth_start(gw);
   return 0;
 }
 
@@ -394,7 +466,8 @@ void gw_backend_stop(gw_gateway *gw, void (*done)(gw_gateway *gw)) {
     rs_pool_close(gw->pools[g], false, pool_closed, gw);
   }
   if (gw->timers) {
-    gw->stop_pending += 2;
+    gw->stop_pending += 3;
+    uv_close((uv_handle_t *)&gw->auth_timer, handle_closed);
     uv_close((uv_handle_t *)&gw->timer, handle_closed);
     uv_close((uv_handle_t *)&gw->health, handle_closed);
   }

@@ -79,22 +79,44 @@ static void table_remove(gw_client *c, gw_stream *st) {
 
 static void close_client(gw_client *c, unsigned code, const char *reason);
 
-bool gw_client_send(gw_client *c) {
+static bool send_bytes(gw_client *c, const uint8_t *msg, size_t len, int type) {
   gw_gateway *gw = c->gw;
-  size_t len = gw->out.len;
-  gw->out.len = 0;
   if (c->closing) return false;
-  int rc = rs_ws_session_send(c->ws, true, gw->out.ptr, len);
+  int rc = rs_ws_session_send(c->ws, true, msg, len);
   if (rc == RS_ERR_WOULD_BLOCK || (rc == 0 && rs_ws_session_queued(c->ws) > gw->cfg->max_buffer)) {
+    GW_ADD(gw->stats.slow_consumers, 1);
     close_client(c, 1008, "slow consumer");
     return false;
   }
   if (rc != 0) return false;
+  GW_ADD(gw->stats.msgs_out[type], 1);
+  GW_ADD(gw->stats.client_bytes[1], len);
   if (!c->out_full && !rs_ws_session_writable(c->ws)) {
     c->out_full = true;
     gw_client_update_reading(c);
   }
+  /* Draining: the answer to the last req in flight is queued; the close goes after it. */
+  if (c->rr_open == 0 && atomic_load_explicit(gw->draining, memory_order_relaxed))
+    close_client(c, 1001, "gateway shutting down");
   return true;
+}
+
+void gw_client_drain_all(gw_gateway *gw) {
+  for (uint32_t i = 0; i < gw->sessions_cap; i++) {
+    gw_client *c = gw->sessions[i];
+    if (c && c->rr_open == 0) close_client(c, 1001, "gateway shutting down");
+  }
+}
+
+bool gw_client_send(gw_client *c, int type) {
+  gw_gateway *gw = c->gw;
+  size_t len = gw->out.len;
+  gw->out.len = 0;
+  return send_bytes(c, gw->out.ptr, len, type);
+}
+
+bool gw_client_send_copy(gw_client *c, const uint8_t *msg, size_t len) {
+  return send_bytes(c, msg, len, GW_OUT_IND);
 }
 
 void gw_client_update_reading(gw_client *c) {
@@ -131,6 +153,7 @@ void gw_client_starve(gw_client *c, gw_stream *st) {
 }
 
 void gw_client_forget(gw_client *c, gw_stream *st) {
+  if (st->model == GW_RR) c->rr_open--;
   if (st->starved) {
     for (gw_stream **pp = &c->starved; *pp; pp = &(*pp)->starved_next)
       if (*pp == st) {
@@ -147,16 +170,21 @@ void gw_client_forget(gw_client *c, gw_stream *st) {
   table_remove(c, st);
 }
 
+/* Counted under the route of the message being handled (gw->cur_route; -1: none known). */
 static void send_rej(gw_client *c, const rs_gw_id *id, const char *code, const char *message,
                      size_t len) {
-  if (rs_gw_format_rej(&c->gw->out, id, code, (rs_bytes){(const uint8_t *)message, len}) == 0)
-    gw_client_send(c);
+  gw_gateway *gw = c->gw;
+  size_t row = gw->cur_route >= 0 ? (size_t)gw->cur_route : gw->cfg->n_routes;
+  GW_ADD(gw->stats.errors[row * GW_CODE_COUNT + (size_t)gw_code_of(code)], 1);
+  if (rs_gw_format_rej(&gw->out, id, code, (rs_bytes){(const uint8_t *)message, len}) == 0)
+    gw_client_send(c, GW_OUT_REJ);
 }
 
 void gw_client_reject(gw_client *c, gw_stream *st, const char *code, const char *message,
                       size_t message_len) {
   rs_gw_id id = gw_stream_id(st);
   gw_client_forget(c, st);
+  c->gw->cur_route = st->route;
   send_rej(c, &id, code, message, message_len);
 }
 
@@ -178,7 +206,7 @@ static void release_all(gw_client *c) {
   gw_stream **table = c->table;
   uint32_t cap = c->cap;
   c->table = NULL;
-  c->cap = c->count = 0;
+  c->cap = c->count = c->rr_open = 0;
   c->starved = NULL;
   for (uint32_t i = 0; i < cap; i++)
     if (table[i]) gw_stream_release(table[i], true);
@@ -202,6 +230,10 @@ static const char *model_word(gw_model m) {
 static void open_request(gw_client *c, const rs_gw_cmd *cmd, gw_model model) {
   gw_gateway *gw = c->gw;
   const gw_config *cfg = gw->cfg;
+  long route = gw_config_lookup(cfg, cmd->route, cmd->route_len);
+  gw->cur_route = route;
+  size_t row = route >= 0 ? (size_t)route : cfg->n_routes;
+  GW_ADD(gw->stats.requests[row * GW_MODEL_COUNT + (size_t)(model - 1)], 1);
   if (table_find(c, &cmd->id)) {
     rejectf(c, &cmd->id, "BAD_REQUEST", "id %.*s is already open", (int)cmd->id.text.len,
             (const char *)cmd->id.text.ptr);
@@ -213,8 +245,7 @@ static void open_request(gw_client *c, const rs_gw_cmd *cmd, gw_model model) {
             cfg->max_streams);
     return;
   }
-  long group = gw_config_lookup(cfg, cmd->route, cmd->route_len);
-  if (group < 0) {
+  if (route < 0) {
     rejectf(c, &cmd->id, "NO_ROUTE", "no backend serves route '%.*s'", (int)cmd->route_len,
             (const char *)cmd->route);
     return;
@@ -231,14 +262,22 @@ static void open_request(gw_client *c, const rs_gw_cmd *cmd, gw_model model) {
   st->id_num = cmd->id.num;
   st->id_len = (uint8_t)cmd->id.text.len;
   memcpy(st->id, cmd->id.text.ptr, cmd->id.text.len);
+  if (atomic_load_explicit(gw->draining, memory_order_relaxed)) {
+    free(st);
+    rejectf(c, &cmd->id, "UNAVAILABLE", "the gateway is shutting down");
+    return;
+  }
+  if (model == GW_RR) c->rr_open++;
   if (!table_put(c, st)) {
+    if (model == GW_RR) c->rr_open--;
     free(st);
     rejectf(c, &cmd->id, "UNAVAILABLE", "the gateway is out of memory");
     return;
   }
-  int rc = gw_backend_open(gw, c, st, (size_t)group, cmd);
+  st->route = (uint16_t)route;
+  int rc = gw_backend_open(gw, c, st, cfg->routes[route].group, cmd);
   if (rc != 0) {
-    table_remove(c, st);
+    gw_client_forget(c, st);
     gw_stream_release(st, false); /* no backend stream: freed now */
     rejectf(c, &cmd->id, "UNAVAILABLE", "no backend can take %s '%.*s' now: %s", model_word(model),
             (int)cmd->route_len, (const char *)cmd->route,
@@ -248,14 +287,17 @@ static void open_request(gw_client *c, const rs_gw_cmd *cmd, gw_model model) {
 
 static void on_fnf(gw_client *c, const rs_gw_cmd *cmd) {
   bool answer = cmd->id.kind != RS_GW_ID_NONE;
-  long group = gw_config_lookup(c->gw->cfg, cmd->route, cmd->route_len);
-  if (group < 0) {
+  long route = gw_config_lookup(c->gw->cfg, cmd->route, cmd->route_len);
+  c->gw->cur_route = route;
+  size_t row = route >= 0 ? (size_t)route : c->gw->cfg->n_routes;
+  GW_ADD(c->gw->stats.requests[row * GW_MODEL_COUNT + GW_M_FNF], 1);
+  if (route < 0) {
     if (answer)
       rejectf(c, &cmd->id, "NO_ROUTE", "no backend serves route '%.*s'", (int)cmd->route_len,
               (const char *)cmd->route);
     return;
   }
-  int rc = gw_backend_fnf(c->gw, c, (size_t)group, cmd);
+  int rc = gw_backend_fnf(c->gw, c, c->gw->cfg->routes[route].group, cmd);
   if (rc != 0 && answer)
     rejectf(c, &cmd->id, "UNAVAILABLE", "no backend can take fnf '%.*s' now: %s",
             (int)cmd->route_len, (const char *)cmd->route,
@@ -332,6 +374,79 @@ static void on_send(gw_client *c, const rs_gw_cmd *cmd, bool done) {
       st); /* sends what the backend has credit for; blocks reading over the window */
 }
 
+/* ---- authentication ---- */
+
+static void session_hex(const gw_client *c, char out[20]) {
+  snprintf(out, 20, "%016" PRIx64, c->session_id);
+}
+
+static void set_authed(gw_client *c, char *user, char *claims) {
+  c->authed = true;
+  c->user = user;
+  c->claims = claims;
+  c->gw->unauthed--;
+  char sid[20];
+  session_hex(c, sid);
+  gw_log(c->gw->cfg, "client_auth", "session", sid, "user", user, NULL);
+}
+
+/* Checks `token`: authenticated, or closed with 4401 and the reason. */
+static bool authenticate(gw_client *c, const char *token) {
+  char *user, *claims, why[120];
+  if (gw_auth_check(c->gw->cfg, token, &user, &claims, why, sizeof why) != 0) {
+    close_client(c, 4401, why);
+    return false;
+  }
+  set_authed(c, user, claims);
+  return true;
+}
+
+static void on_hello(gw_client *c, const rs_gw_cmd *cmd) {
+  if (!gw_auth_enabled(c->gw->cfg) || c->authed) {
+    rejectf(c, &cmd->id, "BAD_REQUEST",
+            c->user ? "already authenticated" : "this gateway has no authentication");
+    return;
+  }
+  char token[RS_GW_TOKEN_MAX + 1];
+  memcpy(token, cmd->token.ptr, cmd->token.len);
+  token[cmd->token.len] = '\0';
+  if (!authenticate(c, token)) return;
+  char sid[20];
+  session_hex(c, sid);
+  if (rs_gw_format_welcome(&c->gw->out, sid, rs_bytes_str(c->user)) == 0)
+    gw_client_send(c, GW_OUT_WELCOME);
+}
+
+/* The ?token= of the upgrade being accepted on this thread: on_upgrade and the on_open of the
+ * same connection run back to back on the worker's thread, without another connection's hooks
+ * in between; every on_upgrade resets it. */
+static _Thread_local char url_token[RS_GW_TOKEN_MAX + 1];
+static _Thread_local bool url_token_set;
+
+void gw_client_url_token(const rs_http_request *req) {
+  rs_ssize n = rs_http_query_param(req, "token", url_token, sizeof url_token);
+  url_token_set = n > 0;
+}
+
+/* Every second: clients that did not authenticate within --auth-timeout are closed. */
+static void auth_tick(uv_timer_t *t) {
+  gw_gateway *gw = t->data;
+  if (!gw->unauthed) return;
+  uint32_t now_s = (uint32_t)(uv_now(gw->loop) / 1000);
+  uint32_t limit_s = (gw->cfg->auth_timeout_ms + 999) / 1000;
+  for (uint32_t i = 0; i < gw->sessions_cap; i++) {
+    gw_client *c = gw->sessions[i];
+    if (c && !c->authed && !c->closing && now_s - c->opened_s >= limit_s)
+      close_client(c, 4401, "authentication timeout");
+  }
+}
+
+void gw_client_auth_start(gw_gateway *gw) {
+  if (!gw_auth_enabled(gw->cfg)) return;
+  uint64_t period = gw->cfg->auth_timeout_ms < 1000 ? gw->cfg->auth_timeout_ms : 1000;
+  uv_timer_start(&gw->auth_timer, auth_tick, period, period);
+}
+
 static void on_message(rs_ws_session *s, bool text, const uint8_t *data, size_t len, void *user) {
   gw_client *c = user;
   if (!c || c->closing) return;
@@ -342,11 +457,33 @@ static void on_message(rs_ws_session *s, bool text, const uint8_t *data, size_t 
   gw_gateway *gw = c->gw;
   rs_gw_cmd cmd;
   rs_gw_error e;
+  gw->cur_route = -1;
+  GW_ADD(gw->stats.client_bytes[0], len);
+  if (!c->authed && len > GW_PREAUTH_MAX) {
+    close_client(c, 1009, "message too big before authentication");
+    return;
+  }
   if (rs_gw_parse(&gw->parser, data, len, &cmd, &e) != 0) {
+    GW_ADD(gw->stats.msgs_in[GW_IN_INVALID], 1);
     send_rej(c, &e.id, e.code, e.message, strlen(e.message));
     return;
   }
+  GW_ADD(gw->stats.msgs_in[cmd.type], 1);
   (void)s;
+  if (!c->authed && cmd.type != RS_GW_HELLO && cmd.type != RS_GW_PING) {
+    close_client(c, 4401, "authentication required: send {\"type\":\"hello\",\"token\":...} first");
+    return;
+  }
+  if (!gw_rate_take(c, uv_now(gw->loop))) {
+    /* The request is not made. Messages about an open request are refused without its id (a
+     * rej with it would end that request). */
+    bool opens = cmd.type == RS_GW_REQ || cmd.type == RS_GW_SUB || cmd.type == RS_GW_CHAN ||
+                 cmd.type == RS_GW_FNF || cmd.type == RS_GW_PING;
+    rs_gw_id none = {0};
+    rejectf(c, opens ? &cmd.id : &none, "RATE_LIMITED", "over %" PRIu32 " messages per second",
+            gw->cfg->rate_limit);
+    return;
+  }
   switch (cmd.type) {
   case RS_GW_REQ: open_request(c, &cmd, GW_RR); break;
   case RS_GW_SUB: open_request(c, &cmd, GW_STREAM); break;
@@ -357,8 +494,9 @@ static void on_message(rs_ws_session *s, bool text, const uint8_t *data, size_t 
   case RS_GW_DONE: on_send(c, &cmd, true); break;
   case RS_GW_FNF: on_fnf(c, &cmd); break;
   case RS_GW_PING:
-    if (rs_gw_format_pong(&gw->out, &cmd.id) == 0) gw_client_send(c);
+    if (rs_gw_format_pong(&gw->out, &cmd.id) == 0) gw_client_send(c, GW_OUT_PONG);
     break;
+  case RS_GW_HELLO: on_hello(c, &cmd); break;
   }
 }
 
@@ -389,11 +527,32 @@ static void on_open(rs_ws_session *s, void *user) {
   }
   c->gw = gw;
   c->ws = s;
-  c->session_id = mix64(uv_hrtime() ^ ((uint64_t)gw->index << 56) ^ ++gw->next_session);
+  /* Random, and naming its worker in the top byte (a push to it goes to that worker only). */
+  do {
+    c->session_id = (mix64(uv_hrtime() ^ ++gw->next_session) & 0x00ffffffffffffffull) |
+                    (uint64_t)gw->index << 56;
+  } while (gw_sessions_find_id(gw, c->session_id));
+  if (!gw_sessions_add(gw, c)) {
+    free(c);
+    rs_ws_session_close(s, 1011, "out of memory");
+    return;
+  }
   rs_ws_session_set_user(s, c);
+  GW_ADD(gw->stats.clients, 1);
+  GW_ADD(gw->stats.clients_total, 1);
+  char sid[20];
+  session_hex(c, sid);
+  gw_log(gw->cfg, "client_open", "session", sid, "peer", rs_ws_session_peer(s), NULL);
   size_t n = atomic_fetch_add(gw->clients, 1) + 1;
+  c->authed = !gw_auth_enabled(gw->cfg);
+  c->opened_s = (uint32_t)(uv_now(gw->loop) / 1000);
+  bool token = url_token_set;
+  url_token_set = false;
+  if (!c->authed) gw->unauthed++;
   if (gw->cfg->max_clients && n > gw->cfg->max_clients)
     close_client(c, 1013, "too many clients: try again later");
+  else if (!c->authed && token)
+    authenticate(c, url_token);
 }
 
 static void on_drained(rs_ws_session *s, void *user) {
@@ -414,13 +573,23 @@ static void on_drained(rs_ws_session *s, void *user) {
 }
 
 static void on_close(rs_ws_session *s, unsigned code, const char *reason, bool remote, void *user) {
-  (void)s, (void)code, (void)reason, (void)remote;
   gw_client *c = user;
   if (!c) return;
+  char sid[20], codes[12];
+  snprintf(sid, sizeof sid, "%016" PRIx64, c->session_id);
+  snprintf(codes, sizeof codes, "%u", code);
+  (void)s; /* its peer is gone by now: client_open has it, under the same session */
+  gw_log(c->gw->cfg, "client_close", "session", sid, "code", codes, "reason", reason ? reason : "",
+         "by", remote ? "client" : "gateway", NULL);
   release_all(c);
   unlink_waiting(c);
+  gw_sessions_remove(c->gw, c);
+  if (!c->authed) c->gw->unauthed--;
   atomic_fetch_sub(c->gw->clients, 1);
+  GW_ADD(c->gw->stats.clients, (uint64_t)-1);
   free(c->entry);
+  free(c->user);
+  free(c->claims);
   free(c->table);
   free(c);
 }

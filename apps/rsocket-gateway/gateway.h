@@ -14,6 +14,7 @@
 #ifndef RSOCKET_GATEWAY_APP_H
 #define RSOCKET_GATEWAY_APP_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,6 +25,10 @@
 #include "rsocket/websocket.h"
 
 #define GW_CLIENT_MIME "application/x.rsocket-gateway.client+json"
+
+typedef struct gw_client gw_client;
+typedef struct gw_stream gw_stream;
+typedef struct gw_gateway gw_gateway;
 
 /* ---- configuration (config.c) ---- */
 
@@ -42,6 +47,8 @@ typedef struct gw_group {
   size_t n_uris;
 } gw_group;
 
+typedef enum gw_log_format { GW_LOG_TEXT = 0, GW_LOG_JSON, GW_LOG_NONE } gw_log_format;
+
 typedef struct gw_config {
   char *listen;
   gw_route *routes;
@@ -58,6 +65,23 @@ typedef struct gw_config {
   uint32_t request_timeout_ms; /* 30 s */
   int workers;                 /* 1 */
   char *cert, *key;            /* wss:// */
+  char *static_dir;            /* --static: as given */
+  char *static_real;           /* and resolved (gw_static_init) */
+  gw_log_format log_format;    /* text */
+  uint32_t backend_resume_ms;  /* 0: backend connections do not resume */
+  bool backend_lease;          /* ask backends for leases */
+  /* Authentication and admission (auth.c). */
+  uint8_t *jwt_secret; /* --jwt-secret: HS256/384/512 */
+  size_t jwt_secret_len;
+  uint8_t *jwt_public_key; /* --jwt-public-key: PEM, RS/PS/ES */
+  size_t jwt_public_key_len;
+  char **jwt_claims; /* --jwt-claims: forwarded to backends besides sub */
+  size_t n_jwt_claims;
+  uint32_t auth_timeout_ms; /* 10 s */
+  char **origins;           /* --origin, repeatable: the allowed Origin values */
+  size_t n_origins;
+  uint32_t rate_limit;       /* messages per second per client (and burst); 0: none */
+  uint32_t drain_timeout_ms; /* SIGTERM: how long reqs in flight may take (10 s) */
 } gw_config;
 
 /* Fills the defaults. */
@@ -68,15 +92,74 @@ void gw_config_free(gw_config *c);
 int gw_config_parse(gw_config *c, int argc, char **argv);
 /* Adds one `PATTERN=URI[,URI...]` route. Returns 0, or -1 with a reason in `err`. */
 int gw_config_add_route(gw_config *c, const char *spec, char *err, size_t errlen);
-/* The group serving `route`: the exact pattern, else the longest matching prefix, else "*".
- * Returns -1 when none matches. */
+/* The route (index into c->routes) serving `route`: the exact pattern, else the longest matching
+ * prefix, else "*". Returns -1 when none matches. */
 long gw_config_lookup(const gw_config *c, const uint8_t *route, size_t len);
 
-/* ---- runtime state ---- */
+/* ---- auth.c ---- */
+#define GW_PREAUTH_MAX (RS_GW_TOKEN_MAX + 1024) /* largest message before authentication */
+bool gw_auth_enabled(const gw_config *cfg);
+/* Reads SECRET or @FILE. 0, or -1 with a reason in `err`. */
+int gw_auth_load_key(const char *arg, uint8_t **out, size_t *len, char *err, size_t errlen);
+/* Verifies a token: 0 with the user (sub) and the chosen claims (a JSON object, or NULL), both
+ * malloc'd; -1 with the reason in `why`. */
+int gw_auth_check(const gw_config *cfg, const char *token, char **user, char **claims, char *why,
+                  size_t whylen);
+/* --origin: true when `origin` (absent: not a browser) may connect. */
+bool gw_origin_allowed(const gw_config *cfg, rs_bytes origin);
+/* --rate-limit: takes a token from the client's bucket; false when it is empty. */
+bool gw_rate_take(gw_client *c, uint64_t now_ms);
+/* A JSON string body for `s` (escapes '"', '\\', control characters), truncated to fit. */
+void gw_json_escape(char *out, size_t cap, const char *s);
 
-typedef struct gw_client gw_client;
-typedef struct gw_stream gw_stream;
-typedef struct gw_gateway gw_gateway;
+/* ---- log.c ---- */
+/* One line on stderr: `event`, then key, value pairs (const char *), NULL-terminated. */
+void gw_log(const gw_config *cfg, const char *event, ...) __attribute__((sentinel));
+
+/* ---- static.c ---- */
+/* Resolves --static (a directory). Returns 0, or -1 with a reason in `err`. */
+int gw_static_init(gw_config *c, char *err, size_t errlen);
+/* Answers a GET or HEAD from the --static directory; false when no file there matches. */
+bool gw_static_serve(const gw_config *c, const rs_http_request *req, rs_http_response *res);
+
+/* ---- counters (metrics.c) ---- */
+
+/* Written by one worker's thread only, read by any: relaxed loads and stores, no locked add. */
+typedef _Atomic uint64_t gw_counter;
+#define GW_GET(c) atomic_load_explicit(&(c), memory_order_relaxed)
+#define GW_ADD(c, n)                                                                               \
+  atomic_store_explicit(&(c), atomic_load_explicit(&(c), memory_order_relaxed) + (uint64_t)(n),    \
+                        memory_order_relaxed)
+
+enum { GW_IN_INVALID = 0, GW_IN_COUNT = RS_GW_HELLO + 1 };
+enum { GW_OUT_CFM, GW_OUT_IND, GW_OUT_END, GW_OUT_REJ, GW_OUT_PONG, GW_OUT_WELCOME, GW_OUT_COUNT };
+enum { GW_M_REQ, GW_M_SUB, GW_M_CHAN, GW_M_FNF, GW_MODEL_COUNT };
+enum {
+  GW_CODE_BAD_REQUEST,
+  GW_CODE_NO_ROUTE,
+  GW_CODE_UNAVAILABLE,
+  GW_CODE_TOO_MANY_STREAMS,
+  GW_CODE_TIMEOUT,
+  GW_CODE_APPLICATION_ERROR,
+  GW_CODE_REJECTED,
+  GW_CODE_CANCELED,
+  GW_CODE_INVALID,
+  GW_CODE_COUNT
+};
+
+typedef struct gw_stats {
+  gw_counter clients, clients_total, slow_consumers;
+  gw_counter streams_open[3]; /* by gw_model - 1 (a gauge: +1, then + (uint64_t)-1) */
+  gw_counter msgs_in[GW_IN_COUNT], msgs_out[GW_OUT_COUNT];
+  gw_counter client_bytes[2];        /* in, out */
+  gw_counter frames[2][64];          /* backend frames: [outbound][type] */
+  gw_counter backend_bytes[2];       /* in, out */
+  gw_counter pushes, pushes_dropped; /* per worker that delivered; unknown push routes */
+  gw_counter *requests;              /* [(n_routes + 1) * GW_MODEL_COUNT]; the last row: no route */
+  gw_counter *errors;                /* [(n_routes + 1) * GW_CODE_COUNT] */
+} gw_stats;
+
+/* ---- runtime state ---- */
 
 typedef enum gw_model { GW_RR = 1, GW_STREAM, GW_CHANNEL } gw_model;
 
@@ -95,6 +178,7 @@ struct gw_stream {
   rs_conn *conn;     /* the backend connection; NULL once the engine let go */
   uint32_t sid;
   gw_model model;
+  uint16_t route;       /* index into gw_config.routes */
   bool client_credit;   /* sub/chan opened with "n": the client's request(n) go through */
   bool up_done;         /* chan: the client sent done (or the backend cancelled our half) */
   bool up_cancelled;    /* chan: the backend cancelled our half: sends are dropped */
@@ -120,8 +204,15 @@ struct gw_client {
   gw_gateway *gw;
   rs_ws_session *ws;
   uint64_t session_id;
-  char *entry; /* the client metadata entry's JSON, made at the first request */
-  uint8_t entry_len;
+  char *entry;  /* the client metadata entry's JSON, made at the first request */
+  char *user;   /* the authenticated user id (NULL: none) */
+  char *claims; /* the claims forwarded to backends, a JSON object (NULL: none) */
+  bool authed;  /* authenticated, or no authentication configured */
+  bool rate_init;
+  uint32_t rate_tokens, rate_at; /* the token bucket (thousandths, ms) */
+  uint32_t opened_s;             /* uv_now / 1000 at on_open: the authentication deadline */
+  uint32_t rr_open;              /* reqs awaiting their answer (a draining gateway waits) */
+  uint32_t entry_len;
   /* Open requests by id: open addressing, linear probing, power-of-two capacity. */
   gw_stream **table;
   uint32_t cap, count;
@@ -140,6 +231,7 @@ struct gw_gateway {
   uv_loop_t *loop;
   int index;
   rs_pool **pools; /* one per group */
+  uint8_t **down;  /* per group, per backend and connection: its failure was logged */
   rs_gw_parser parser;
   rs_gw_buf out;    /* outgoing messages are formatted here */
   uint8_t *scratch; /* compacted data and metadata of a request */
@@ -150,11 +242,34 @@ struct gw_gateway {
   atomic_bool backends_up;
   gw_stream *t_head, *t_tail;
   gw_client *waiting; /* clients paused because a backend connection is not writable */
+  long cur_route;     /* the route of the message being handled, for counting rej (-1: none) */
   uint64_t next_session;
   atomic_size_t *clients; /* the whole gateway's count, for --max-clients */
+  atomic_bool *draining;  /* SIGTERM came: finish reqs, then close clients with 1001 */
   int stop_pending;
   void (*stop_done)(gw_gateway *gw);
+  rs_server *server;
+  gw_client **sessions; /* this worker's clients by session id (push.c) */
+  uint32_t sessions_cap, n_sessions;
+  uv_timer_t auth_timer; /* closes clients that did not authenticate in time */
+  uint32_t unauthed;     /* clients waiting to authenticate */
+  gw_stats stats;
+  pthread_mutex_t snap_mu; /* guards snap: the pools' figures for /metrics */
+  rs_pool_target_stats *snap;
+  size_t n_snap;
 };
+
+/* ---- metrics.c ---- */
+int gw_stats_init(gw_gateway *gw); /* 0, or -1: out of memory */
+void gw_stats_free(gw_gateway *gw);
+/* Copies the pools' figures for /metrics (on the worker's thread). */
+void gw_stats_snapshot(gw_gateway *gw);
+/* Counts one backend frame (the pools' on_frame tap). */
+void gw_stats_frame(gw_gateway *gw, bool outbound, const uint8_t *frame, size_t len);
+/* GW_CODE_* of a code name (unknown names count as UNAVAILABLE). */
+int gw_code_of(const char *code);
+/* Answers GET /metrics. */
+void gw_metrics_render(rs_server *server, const gw_config *cfg, rs_http_response *res);
 
 /* ---- backend.c ---- */
 /* Makes the worker's pools. Returns 0, or -1 with a reason in `err`. */
@@ -176,11 +291,29 @@ void gw_stream_refill(gw_stream *st);
 /* Sends queued channel elements the backend has credit for. */
 void gw_stream_flush_up(gw_stream *st);
 
+/* ---- push.c ---- */
+/* A backend's request on a gateway connection: fire-and-forget pushes are delivered (0), other
+ * requests refused (non-zero: ERROR REJECTED). */
+int gw_push_request(rs_conn *conn, const rs_request *req, gw_gateway *gw);
+/* The worker's clients by session id. */
+bool gw_sessions_add(gw_gateway *gw, gw_client *c);
+void gw_sessions_remove(gw_gateway *gw, gw_client *c);
+gw_client *gw_sessions_find_id(gw_gateway *gw, uint64_t id);
+
 /* ---- client.c ---- */
+/* Keeps the ?token= of an accepted upgrade for the on_open that follows on this thread. */
+void gw_client_url_token(const rs_http_request *req);
+/* Starts the worker's authentication deadline timer (when authentication is on). */
+void gw_client_auth_start(gw_gateway *gw);
+/* Draining (on the worker's thread): clients without a req in flight are closed with 1001 now,
+ * the others once their last req is answered. */
+void gw_client_drain_all(gw_gateway *gw);
 extern const rs_ws_session_callbacks gw_client_callbacks;
 /* Sends one formatted message (gw->out) to the client; false when the client is closing or was
  * just closed as a slow consumer. */
-bool gw_client_send(gw_client *c);
+bool gw_client_send(gw_client *c, int type /* GW_OUT_* */);
+/* Sends len bytes of JSON (a push) to the client; same checks as gw_client_send. */
+bool gw_client_send_copy(gw_client *c, const uint8_t *msg, size_t len);
 /* Removes `st` from the client's id table (and starved list). */
 void gw_client_forget(gw_client *c, gw_stream *st);
 /* A rej for `st`'s id with `code` and `message`, then the client forgets it. */
