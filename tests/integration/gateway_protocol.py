@@ -9,9 +9,11 @@ tests/support/gw_backend and `rsocket --server` backends. Each prints CHECK line
   routes PORT PORT2    route patterns
   http PORT            /healthz, paths, subprotocol
   rsocket PORT         every model to `rsocket --server` (routes rs.*)
-  sigterm PORT FILE    holds a sub open, touches FILE, and reports the close code
+  sigterm PORT PID     sends SIGTERM to PID and checks the drain
 """
+import os
 import re
+import signal
 import sys
 import time
 
@@ -451,13 +453,29 @@ def rsocket(port):
     CHECK("rsocket --server: fnf, no answer", True, ping_ok(c))
 
 
-def sigterm(port, ready):
-    c = Client(port)
-    c.send({"type": "sub", "id": 1, "route": "silent"})
-    ping_ok(c)
-    open(ready, "w").close()
-    code, reason = c.recv_close(10)
-    CHECK("SIGTERM: the client gets close 1001", 1001, code)
+def sigterm(port, pid):
+    """SIGTERM drains: upgrades and /healthz get 503, new requests rej UNAVAILABLE, a client is
+    closed with 1001 once its reqs in flight are answered (a sub does not hold it)."""
+    a = Client(port)
+    a.send({"type": "sub", "id": 1, "route": "silent"})
+    b = Client(port)
+    b.send({"type": "req", "id": "slow", "route": "delay", "data": 1500})
+    CHECK("before SIGTERM: both clients served", True, ping_ok(a) and ping_ok(b))
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    time.sleep(0.2)
+    m = b.call({"type": "req", "id": "new", "route": "echo"})
+    CHECK("draining: a new req -> rej UNAVAILABLE 'the gateway is shutting down'",
+          ("rej UNAVAILABLE", True), (error_of(m), "shutting down" in m.get("error", {}).get(
+              "message", "")))
+    CHECK("draining: /healthz -> 503", 503, http_get(port, "/healthz")[0])
+    CHECK("draining: a new upgrade -> 503", 503, upgrade_status(port))
+    code, _ = a.recv_close(5)
+    CHECK("draining: a client with only a sub is closed with 1001 at once (%.2f s)" %
+          (time.monotonic() - t0), (1001, True), (code, time.monotonic() - t0 < 1.4))
+    m, before = b.recv_until(lambda m: m.get("id") == "slow", 10)
+    CHECK("draining: a req in flight is still answered", "cfm", error_of(m))
+    CHECK("draining: ...then its client is closed with 1001", 1001, b.recv_close(5)[0])
 
 
 if __name__ == "__main__":
