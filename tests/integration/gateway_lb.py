@@ -16,7 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, sys.path[0])
-from gwclient import CHECK, Client, Closed, Timeout, error_of, http_get, run  # noqa
+from gwclient import CHECK, Client, Timeout, error_of, http_get, run  # noqa
 
 
 def whoami_counts(c, n, in_flight=16, route="whoami"):

@@ -18,7 +18,8 @@ import sys
 import time
 
 sys.path.insert(0, sys.path[0])
-from gwclient import CHECK, Client, Closed, Timeout, error_of, http_get, run, upgrade_status  # noqa
+from gwclient import (CHECK, Client, Closed, Timeout, error_of, http_get, run,  # noqa
+                      upgrade_status)
 
 
 def ping_ok(c, n=77):

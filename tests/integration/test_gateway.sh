@@ -162,7 +162,7 @@ for _ in range(100):
     time.sleep(0.05)
 print(m.get("data"))
 EOF
-check "--route on the command line replaces the file's routes" "rej NO_ROUTE A" "$(echo $(cat "$work/g5"))"
+check "--route on the command line replaces the file's routes" "rej NO_ROUTE A" "$(tr '\n' ' ' < "$work/g5" | sed 's/ $//')"
 kill "$(cat "$work/G5.pid")"
 
 # /healthz is 503 while no backend is up, and requests are refused at once.
