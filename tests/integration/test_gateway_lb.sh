@@ -63,19 +63,14 @@ ready "$prr"
 scenario even "$prr" 400
 kill "$(cat "$work/RR.pid")"
 
-# Lease: a backend that grants leases of 0 requests gets none. The gateway must ask backends for
-# lease (the SETUP's L flag) for their LEASE to count; it has no way to yet (a backend without
-# lease support refuses such a SETUP), so this part runs once `--backend-lease` exists.
-if "$gw" --help | grep -q -- --backend-lease; then
-  start L "$backend" --name L --lease 0 tcp://127.0.0.1:0
-  start LA "$backend" --name LA --lease 1000 tcp://127.0.0.1:0
-  start GL "$gw" --listen ws://127.0.0.1:0 --route "*=$(uri L),$(uri LA)" --backend-lease
-  pl=$(port_of "$(uri GL)")
-  ready "$pl"
-  scenario only "$pl" LA 300
-else
-  echo "SKIP lease: rsocket-gateway cannot ask backends for lease (no --backend-lease)"
-fi
+# Lease (--backend-lease: the gateway asks for it in SETUP): a backend that grants leases of 0
+# requests gets none, the other one all.
+start L "$backend" --name L --lease 0 tcp://127.0.0.1:0
+start LA "$backend" --name LA --lease 1000 tcp://127.0.0.1:0
+start GL "$gw" --listen ws://127.0.0.1:0 --route "*=$(uri L),$(uri LA)" --backend-lease
+pl=$(port_of "$(uri GL)")
+ready "$pl"
+scenario only "$pl" LA 300
 
 # kill -9 of a backend under load, then its return on the same port.
 start K1 "$backend" --name K1 tcp://127.0.0.1:0
