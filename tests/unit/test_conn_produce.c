@@ -16,6 +16,7 @@ typedef struct counter {
   int pause_after;   /* return PAUSE once `sent` reaches it (0: never) */
   size_t item_bytes; /* payload size */
   bool send_nothing; /* return MORE without sending */
+  bool resume_first; /* call rs_conn_resume_producer first (as rs_feed's pull sources do) */
   uint32_t last_sid;
   uint32_t order[64];
   int norder;
@@ -27,6 +28,7 @@ static int produce_items(h_peer *p, rs_conn *c, uint32_t sid, uint64_t credit) {
   k->last_sid = sid;
   if (k->norder < 64) k->order[k->norder++] = sid;
   assert_true(credit > 0);
+  if (k->resume_first) assert_int_equal(rs_conn_resume_producer(c, sid), 0);
   if (k->send_nothing) return RS_PRODUCE_MORE;
   static char item[4096];
   for (int i = 0; i < k->per_call && credit > 0; i++) {
@@ -216,6 +218,29 @@ static void test_produce_round_robin(void **state) {
   h_free(&h);
 }
 
+/* A producer that resumes its own stream inside on_produce (rs_feed does: a pull source's first
+ * push wakes the producer) and keeps credit after the call: the stream was queued as ready twice,
+ * which looped the ready list on itself and spun rs_conn_produce for ever (found by the gateway's
+ * tests: a client-managed sub of more than 64 elements hung the backend). */
+static void test_produce_resume_inside_on_produce(void **state) {
+  (void)state;
+  h_pair h;
+  counter k = {.per_call = 2, .resume_first = true};
+  producer_pair(&h, &k);
+  rs_payload p = h_pl(NULL, "go");
+  rs_ssize a = rs_conn_request_stream(h.cli.conn, &p, 7, NULL);
+  rs_ssize b = rs_conn_request_stream(h.cli.conn, &p, 5, NULL);
+  h_pump_ok(&h);
+  assert_int_equal(h_count(&h.cli, EV_PAYLOAD, (uint32_t)a), 7);
+  assert_int_equal(h_count(&h.cli, EV_PAYLOAD, (uint32_t)b), 5);
+  assert_int_equal(k.calls, 4 + 3);
+  assert_false(rs_conn_want_produce(h.srv.conn));
+  assert_int_equal(rs_conn_request_n(h.cli.conn, (uint32_t)a, 3), 0);
+  h_pump_ok(&h);
+  assert_int_equal(h_count(&h.cli, EV_PAYLOAD, (uint32_t)a), 10);
+  h_free(&h);
+}
+
 static void test_set_producer_misuse(void **state) {
   (void)state;
   h_pair h;
@@ -249,6 +274,7 @@ int main(void) {
       cmocka_unit_test(test_produce_pause_and_resume),
       cmocka_unit_test(test_produce_more_without_sending_is_a_pause),
       cmocka_unit_test(test_produce_round_robin),
+      cmocka_unit_test(test_produce_resume_inside_on_produce),
       cmocka_unit_test(test_set_producer_misuse),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
