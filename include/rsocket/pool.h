@@ -13,10 +13,12 @@
  *   cost = (requests in flight + open streams + 1) x latency / availability, where latency is a
  *   peak-sensitive EWMA of response times (request-response: request to answer; streams and
  *   channels: request to the first payload; a slower sample counts at once, a faster one decays in
- *   over `ewma_half_life_ms`), and availability the lease's remaining share (1 without lease, so
- *   a target running out of lease gets fewer requests before it gets none). A connection without
- *   a sample yet (every new one) uses the median of the others' (1 ms when none has one), so a
- *   target that comes back gets traffic at once. rsocket-java's WeightedLoadbalanceStrategy is
+ *   over `ewma_half_life_ms`; between samples the figure itself halves every half-life, so a
+ *   connection avoided for being slow is tried again once it looks cheap), and availability the
+ *   lease's remaining share (1 without lease, so a target running out of lease gets fewer
+ *   requests before it gets none). A connection without a sample yet (every new one) uses the
+ *   lowest of the others' (1 ms when none has one), so a target that comes back gets traffic at
+ *   once. rsocket-java's WeightedLoadbalanceStrategy is
  *   the model. Targets, not connections, are drawn: with K connections per target, two
  *   connections drawn at random would belong to the same target (K-1)/(N*K-1) of the time (1/3
  *   for two targets of 4), and a slow target would get that share whatever its cost.

@@ -96,9 +96,8 @@ struct rs_pool {
   size_t *up_targets; /* indices of the targets with a member up */
   size_t n_up;
   pool_choice *choices; /* scratch, one per target */
-  double *latencies;    /* scratch, one per member */
-  double median_ms;
-  uint64_t median_at; /* uv_now when median_ms was computed (+1: 0 means never) */
+  double fresh_ms;
+  uint64_t fresh_at; /* uv_now when fresh_ms was computed (+1: 0 means never) */
   size_t rr_next;
   uint64_t rng;
   double half_life_ns;
@@ -170,49 +169,32 @@ static void add_sample(rs_pool *p, pool_member *m, uint64_t start_ns) {
   m->ewma_at_ns = now;
 }
 
-static void swap_d(double *a, double *b) {
-  double t = *a;
-  *a = *b;
-  *b = t;
+/* A connection's latency as the balancer sees it now: its peak EWMA decayed by the time since
+ * its last sample (halved every half-life). Without the decay a connection that once answered
+ * slowly and was then avoided would keep that cost for ever and never be tried again; decayed,
+ * it gets a request once it looks cheap, and that request's sample (slow again, or not) sets it
+ * right (Finagle's peak EWMA does the same). */
+static double latency_now(const rs_pool *p, const pool_member *m, uint64_t now_ns) {
+  double idle = now_ns > m->ewma_at_ns ? (double)(now_ns - m->ewma_at_ns) : 0;
+  return m->ewma_ms * pow2_neg(idle / p->half_life_ns);
 }
 
-/* The k-th smallest of v[0..n) (quickselect; reorders v). */
-static double select_kth(double *v, size_t n, size_t k) {
-  size_t lo = 0, hi = n - 1;
-  while (lo < hi) {
-    double pivot = v[lo + (hi - lo) / 2];
-    size_t i = lo, j = hi;
-    while (i <= j) {
-      while (v[i] < pivot) i++;
-      while (v[j] > pivot) j--;
-      if (i <= j) {
-        swap_d(&v[i], &v[j]);
-        i++;
-        if (j == 0) break;
-        j--;
-      }
-    }
-    if (k <= j)
-      hi = j;
-    else if (k >= i)
-      lo = i;
-    else
-      return v[k];
-  }
-  return v[k];
-}
-
-/* The latency assumed for a connection without a sample: the median of those with one (1 ms
- * when none has), computed at most once per loop tick. */
-static double median_latency(rs_pool *p) {
+/* The latency assumed for a connection without a sample (every new one): the lowest of those
+ * with one (1 ms when none has), so that a new connection, or a target that comes back, is
+ * tried at once; its first answer gives it its own. Computed at most once per loop tick. */
+static double fresh_latency(rs_pool *p) {
   uint64_t now = uv_now(p->loop) + 1;
-  if (p->median_at == now) return p->median_ms;
-  size_t n = 0;
+  if (p->fresh_at == now) return p->fresh_ms;
+  uint64_t ns = uv_hrtime();
+  double best = -1;
   for (size_t i = 0; i < p->n_members; i++)
-    if (p->members[i].has_sample) p->latencies[n++] = p->members[i].ewma_ms;
-  p->median_ms = n ? select_kth(p->latencies, n, n / 2) : NO_SAMPLE_LATENCY_MS;
-  p->median_at = now;
-  return p->median_ms;
+    if (p->members[i].has_sample) {
+      double l = latency_now(p, &p->members[i], ns);
+      if (best < 0 || l < best) best = l;
+    }
+  p->fresh_ms = best >= 0 ? best : NO_SAMPLE_LATENCY_MS;
+  p->fresh_at = now;
+  return p->fresh_ms;
 }
 
 /* The share of new requests the connection can take: 0 unless established (and leased). */
@@ -222,7 +204,7 @@ static double availability(const pool_member *m, uint64_t now) {
 }
 
 static double cost_of(rs_pool *p, const pool_member *m, double avail) {
-  double lat = m->has_sample ? m->ewma_ms : median_latency(p);
+  double lat = m->has_sample ? latency_now(p, m, uv_hrtime()) : fresh_latency(p);
   if (lat < MIN_LATENCY_MS) lat = MIN_LATENCY_MS;
   return (double)(m->in_flight + m->streams + 1) * lat / avail;
 }
@@ -420,7 +402,7 @@ static int member_start(rs_pool *p, pool_member *m, char *err, size_t errlen) {
     }
     co.settings.resume_token = (rs_bytes){m->token, sizeof m->token};
   }
-  /* A new connection starts without a latency history (it gets the median). */
+  /* A new connection starts without a latency history (it gets the lowest of the others'). */
   m->has_sample = false;
   m->was_up = false;
   m->starting = true;
@@ -482,7 +464,6 @@ static void pool_free(rs_pool *p) {
   free(p->members);
   free(p->up_targets);
   free(p->choices);
-  free(p->latencies);
   free(p->settings_copy);
   free(p);
 }
@@ -678,9 +659,7 @@ static rs_pool *pool_new(uv_loop_t *loop, const rs_pool_options *o) {
   p->members = calloc(p->n_members, sizeof *p->members);
   p->up_targets = calloc(p->n_targets, sizeof *p->up_targets);
   p->choices = calloc(p->n_targets, sizeof *p->choices);
-  p->latencies = calloc(p->n_members, sizeof *p->latencies);
-  bool ok = p->targets && p->members && p->up_targets && p->choices && p->latencies &&
-            copy_settings(p) == 0;
+  bool ok = p->targets && p->members && p->up_targets && p->choices && copy_settings(p) == 0;
   for (size_t i = 0; ok && i < p->n_targets; i++) {
     pool_target *t = &p->targets[i];
     ok = (t->uri = strdup(o->uris[i])) != NULL;
