@@ -165,7 +165,7 @@ typedef struct gw_stats {
   gw_counter frames[2][64];          /* backend frames: [outbound][type] */
   gw_counter client_frames[2][64];   /* RSocket clients' frames: [outbound][type] */
   gw_counter backend_bytes[2];       /* in, out */
-  gw_counter pushes, pushes_dropped; /* per worker that delivered; unknown push routes */
+  gw_counter pushes, pushes_dropped; /* messages to clients; unknown push routes */
   gw_counter *requests;              /* [(n_routes + 1) * GW_MODEL_COUNT]; the last row: no route */
   gw_counter *errors;                /* [(n_routes + 1) * GW_CODE_COUNT] */
 } gw_stats;

@@ -199,8 +199,8 @@ void gw_metrics_render(rs_server *server, const gw_config *cfg, rs_http_response
   put(&t, "rsocket_gateway_slow_consumer_closes_total %" PRIu64 "\n", SUM(slow_consumers));
 
   header(&t, "rsocket_gateway_pushes_total", "counter",
-         "Pushes from backends (REQUEST_FNF push.all, push.session.ID, push.user.ID) delivered, "
-         "counted once per worker that delivered them.");
+         "Messages delivered to clients by pushes from backends (REQUEST_FNF push.all, "
+         "push.session.ID, push.user.ID): one per client reached.");
   put(&t, "rsocket_gateway_pushes_total %" PRIu64 "\n", SUM(pushes));
   header(&t, "rsocket_gateway_pushes_dropped_total", "counter",
          "Fire-and-forget requests from backends whose route is not a push route.");

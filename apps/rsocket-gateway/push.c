@@ -94,10 +94,9 @@ static void deliver(gw_gateway *gw, const push_job *j) {
   gw->out.len = 0;
   if (rs_gw_format_push(&gw->out, &gw->parser, route, data) != 0) return;
   size_t len = gw->out.len;
-  GW_ADD(gw->stats.pushes, 1);
   if (j->kind == PUSH_SESSION) {
     gw_client *c = gw_sessions_find_id(gw, j->session);
-    if (c) gw_client_send_copy(c, gw->out.ptr, len);
+    if (c && gw_client_send_copy(c, gw->out.ptr, len)) GW_ADD(gw->stats.pushes, 1);
   } else {
     /* A send may close a slow consumer: that only marks it; it leaves the table in on_close,
      * later, so the walk is safe. */
@@ -109,7 +108,7 @@ static void deliver(gw_gateway *gw, const push_job *j) {
       if (j->kind == PUSH_USER &&
           (!c->user || strlen(c->user) != user_len || memcmp(c->user, user, user_len) != 0))
         continue; /* no user until the client authenticated */
-      gw_client_send_copy(c, gw->out.ptr, len);
+      if (gw_client_send_copy(c, gw->out.ptr, len)) GW_ADD(gw->stats.pushes, 1);
     }
   }
   gw->out.len = 0;
@@ -144,7 +143,7 @@ int gw_push_request(rs_conn *conn, const rs_request *req, gw_gateway *gw) {
   if (req->type != RS_FRAME_REQUEST_FNF) return -1;
   rs_bytes route;
   const rs_conn_settings *set = rs_conn_get_settings(conn);
-  if (rs_route_of(set->metadata_mime, &req->payload, &route) != 0 || route.len == 0) {
+  if (rs_route_of(set->metadata_mime, &req->payload, &route) != 1) {
     GW_ADD(gw->stats.pushes_dropped, 1);
     return 0;
   }

@@ -34,6 +34,9 @@
  *                     stream elements produced, CANCELs received, streams open now, requests
  *                     with and without the gateway's client metadata entry, the last such entry
  *   fnf     fnf       counted; its data kept as last_fnf
+ *   pushto  rr        data ["ROUTE",DATA]: sends REQUEST_FNF back over the same connection with
+ *                     ROUTE as routing metadata (composite) and DATA (raw JSON) as data, then
+ *                     answers "pushed" (a backend pushing to the gateway's clients)
  */
 #include <rsocket/extensions.h>
 #include <rsocket/runtime.h>
@@ -176,6 +179,30 @@ static int echo(rs_conn *c, const rs_request *r, void *user) {
   (void)user;
   return answer_later(c, r, r->payload.data.ptr, r->payload.data.len, (uint64_t)opt.delay_ms,
                       false);
+}
+
+/* ["ROUTE",DATA] -> REQUEST_FNF on the requester's own connection, then "pushed". */
+static int pushto(rs_conn *c, const rs_request *r, void *user) {
+  (void)user;
+  const uint8_t *d = r->payload.data.ptr;
+  size_t n = r->payload.data.len;
+  const uint8_t *q = n > 4 && d[0] == '[' && d[1] == '"' ? memchr(d + 2, '"', n - 2) : NULL;
+  if (!q || q + 2 >= d + n || q[1] != ',' || d[n - 1] != ']')
+    return rs_service_errorf(c, r->stream_id, RS_ERROR_INVALID, "pushto needs [\"ROUTE\",DATA]");
+  rs_bytes tag = {d + 2, (size_t)(q - d - 2)};
+  uint8_t routing[300], md[320];
+  rs_ssize rn = rs_routing_encode(routing, sizeof routing, &tag, 1);
+  rs_ssize mn = rn > 0 ? rs_composite_encode(md, sizeof md, RS_MIME_ROUTING,
+                                             strlen(RS_MIME_ROUTING), routing, (size_t)rn)
+                       : -1;
+  if (mn < 0) return rs_service_errorf(c, r->stream_id, RS_ERROR_INVALID, "pushto: bad route");
+  rs_payload p = {.metadata = {md, (size_t)mn},
+                  .has_metadata = true,
+                  .data = {q + 2, (size_t)(d + n - 1 - (q + 2))}};
+  if (rs_conn_request_fnf(c, &p) < 0)
+    return rs_service_errorf(c, r->stream_id, RS_ERROR_APPLICATION_ERROR, "pushto: cannot send");
+  rs_payload ok = {.data = {(const uint8_t *)"\"pushed\"", 8}};
+  return rs_conn_send_payload(c, r->stream_id, &ok, true);
 }
 
 static int delay(rs_conn *c, const rs_request *r, void *user) {
@@ -553,6 +580,7 @@ int main(int argc, char **argv) {
                 silent, NULL);
   rs_router_add(router, "stats", RS_MODEL_REQUEST_RESPONSE, stats_rr, NULL);
   rs_router_add(router, "fnf", RS_MODEL_FIRE_AND_FORGET, on_fnf, NULL);
+  rs_router_add(router, "pushto", RS_MODEL_REQUEST_RESPONSE, pushto, NULL);
 
   rs_server_options o;
   rs_server_options_default(&o);
