@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_args.h"
 #include "gateway.h"
 #include "rsocket/uri.h"
 
@@ -249,61 +250,6 @@ long gw_config_lookup(const gw_config *c, const uint8_t *route, size_t len) {
 
 /* ---- values ---- */
 
-static int parse_u64(const char *s, uint64_t *out) {
-  char *end;
-  errno = 0;
-  if (!*s || *s == '-' || *s == '+') return -1;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno || end == s || *end) return -1;
-  *out = v;
-  return 0;
-}
-
-/* "1048576", "64KiB", "1MiB", "64K", "1M", "1GiB" */
-static int parse_size(const char *s, size_t *out) {
-  char *end;
-  errno = 0;
-  if (!*s || *s == '-' || *s == '+') return -1;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno || end == s) return -1;
-  unsigned long long mult = 1;
-  if (*end == '\0' || strcmp(end, "B") == 0)
-    mult = 1;
-  else if (strcmp(end, "K") == 0 || strcmp(end, "KiB") == 0 || strcmp(end, "k") == 0)
-    mult = 1ull << 10;
-  else if (strcmp(end, "M") == 0 || strcmp(end, "MiB") == 0)
-    mult = 1ull << 20;
-  else if (strcmp(end, "G") == 0 || strcmp(end, "GiB") == 0)
-    mult = 1ull << 30;
-  else
-    return -1;
-  if (v > (1ull << 40) / mult) return -1;
-  *out = (size_t)(v * mult);
-  return 0;
-}
-
-static int parse_duration(const char *s, uint32_t *ms) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || !(v >= 0)) return -1;
-  double mult;
-  if (*end == '\0' || strcmp(end, "s") == 0)
-    mult = 1000;
-  else if (strcmp(end, "ms") == 0)
-    mult = 1;
-  else if (strcmp(end, "m") == 0)
-    mult = 60000;
-  else if (strcmp(end, "h") == 0)
-    mult = 3600000;
-  else
-    return -1;
-  double r = v * mult;
-  if (r > 2147483647.0) return -1;
-  *ms = (uint32_t)r;
-  return 0;
-}
-
 /* One setting by name, from the command line or the config file (as text). */
 typedef enum opt_id {
   O_LISTEN = 1000,
@@ -395,7 +341,7 @@ static int apply(gw_config *c, int id, const char *v, char *err, size_t errlen) 
   }
   case O_ROUTE: return gw_config_add_route(c, v, err, errlen);
   case O_CONNECTIONS:
-    if (parse_u64(v, &n) || n < 1 || n > RS_POOL_MAX_CONNECTIONS)
+    if (cli_arg_u64(v, &n) || n < 1 || n > RS_POOL_MAX_CONNECTIONS)
       return fail(err, errlen, "--%s needs 1..%d, got '%s'", name, RS_POOL_MAX_CONNECTIONS, v);
     c->connections = (int)n;
     return 0;
@@ -408,37 +354,37 @@ static int apply(gw_config *c, int id, const char *v, char *err, size_t errlen) 
       return fail(err, errlen, "--lb is p2c or round-robin, got '%s'", v);
     return 0;
   case O_MAX_MESSAGE:
-    if (parse_size(v, &sz) || sz < 64 || sz > (64u << 20))
+    if (cli_arg_size(v, &sz) || sz < 64 || sz > (64u << 20))
       return fail(err, errlen, "--max-message needs 64 bytes to 64MiB, got '%s'", v);
     c->max_message = sz;
     return 0;
   case O_MAX_BUFFER:
-    if (parse_size(v, &sz) || sz < 1024 || sz > (1ull << 30))
+    if (cli_arg_size(v, &sz) || sz < 1024 || sz > (1ull << 30))
       return fail(err, errlen, "--max-buffer needs 1KiB to 1GiB, got '%s'", v);
     c->max_buffer = sz;
     return 0;
   case O_MAX_CLIENTS:
-    if (parse_u64(v, &n) || n > 100000000)
+    if (cli_arg_u64(v, &n) || n > 100000000)
       return fail(err, errlen, "--max-clients needs a count (0: no limit), got '%s'", v);
     c->max_clients = (size_t)n;
     return 0;
   case O_MAX_STREAMS:
-    if (parse_u64(v, &n) || n < 1 || n > 1000000)
+    if (cli_arg_u64(v, &n) || n < 1 || n > 1000000)
       return fail(err, errlen, "--max-streams-per-client needs 1..1000000, got '%s'", v);
     c->max_streams = (uint32_t)n;
     return 0;
   case O_CREDIT:
-    if (parse_u64(v, &n) || n < 1 || n > 1000000)
+    if (cli_arg_u64(v, &n) || n < 1 || n > 1000000)
       return fail(err, errlen, "--credit-window needs 1..1000000, got '%s'", v);
     c->credit_window = (uint32_t)n;
     return 0;
   case O_TIMEOUT:
-    if (parse_duration(v, &ms) || ms == 0)
+    if (cli_arg_duration(v, &ms) || ms == 0)
       return fail(err, errlen, "--request-timeout needs a duration such as 30s, got '%s'", v);
     c->request_timeout_ms = ms;
     return 0;
   case O_WORKERS:
-    if (parse_u64(v, &n) || n < 1 || n > MAX_WORKERS)
+    if (cli_arg_u64(v, &n) || n < 1 || n > MAX_WORKERS)
       return fail(err, errlen, "--workers needs 1..%d, got '%s'", MAX_WORKERS, v);
     c->workers = (int)n;
     return 0;
@@ -486,7 +432,7 @@ static int apply(gw_config *c, int id, const char *v, char *err, size_t errlen) 
     return 0;
   }
   case O_AUTH_TIMEOUT:
-    if (parse_duration(v, &ms) || ms == 0)
+    if (cli_arg_duration(v, &ms) || ms == 0)
       return fail(err, errlen, "--auth-timeout needs a duration such as 10s, got '%s'", v);
     c->auth_timeout_ms = ms;
     return 0;
@@ -501,7 +447,7 @@ static int apply(gw_config *c, int id, const char *v, char *err, size_t errlen) 
     return 0;
   }
   case O_RATE_LIMIT:
-    if (parse_u64(v, &n) || n > 1000000)
+    if (cli_arg_u64(v, &n) || n > 1000000)
       return fail(err, errlen, "--rate-limit needs messages per second (0: none), got '%s'", v);
     c->rate_limit = (uint32_t)n;
     return 0;
@@ -511,18 +457,18 @@ static int apply(gw_config *c, int id, const char *v, char *err, size_t errlen) 
     c->backend_lease = !v || strcmp(v, "true") == 0;
     return 0;
   case O_RSOCKET_MTU:
-    if (parse_size(v, &sz) || (sz != 0 && sz < RS_CONN_MIN_MTU) || sz > (16u << 20))
+    if (cli_arg_size(v, &sz) || (sz != 0 && sz < RS_CONN_MIN_MTU) || sz > (16u << 20))
       return fail(err, errlen,
                   "--rsocket-mtu needs 0 (whole frames) or 64 bytes to 16MiB, got '%s'", v);
     c->rsocket_mtu = (uint32_t)sz;
     return 0;
   case O_DRAIN_TIMEOUT:
-    if (parse_duration(v, &ms))
+    if (cli_arg_duration(v, &ms))
       return fail(err, errlen, "--drain-timeout needs a duration such as 10s, got '%s'", v);
     c->drain_timeout_ms = ms;
     return 0;
   case O_BACKEND_RESUME:
-    if (parse_duration(v, &ms) || ms == 0)
+    if (cli_arg_duration(v, &ms) || ms == 0)
       return fail(err, errlen, "--backend-resume needs a duration such as 30s, got '%s'", v);
     c->backend_resume_ms = ms;
     return 0;

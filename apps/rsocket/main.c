@@ -11,6 +11,7 @@
 #include "rsocket/runtime.h"
 #include "rsocket/ws.h"
 #include "cli.h"
+#include "cli_args.h"
 
 static void usage(FILE *f) {
   fprintf(
@@ -222,35 +223,8 @@ __attribute__((format(printf, 1, 2))) static int bad_usage(const char *fmt, ...)
   return EXIT_USAGE;
 }
 
-static int parse_count(const char *s, uint64_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno || end == s || *end || s[0] == '-') return -1;
-  *out = v;
-  return 0;
-}
-
 int cli_parse_duration(const char *s, uint32_t *ms) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || v < 0) return -1;
-  double mult = 1000;
-  if (*end == '\0' || strcmp(end, "s") == 0)
-    mult = 1000;
-  else if (strcmp(end, "ms") == 0)
-    mult = 1;
-  else if (strcmp(end, "m") == 0)
-    mult = 60000;
-  else if (strcmp(end, "h") == 0)
-    mult = 3600000;
-  else
-    return -1;
-  double r = v * mult;
-  if (r > 2147483647.0) return -1;
-  *ms = (uint32_t)r;
-  return 0;
+  return cli_arg_duration(s, ms);
 }
 
 int cli_read_source(const char *arg, cli_buf *out) {
@@ -369,7 +343,7 @@ static bool starts_with(const char *s, const char *prefix) {
 /* --delayElements: rsc counts milliseconds; a unit may be given as for every duration. */
 static int parse_delay(const char *s, uint32_t *ms) {
   uint64_t v;
-  if (parse_count(s, &v) == 0) {
+  if (cli_arg_u64(s, &v) == 0) {
     if (v > 2147483647u) return -1;
     *ms = (uint32_t)v;
     return 0;
@@ -501,11 +475,11 @@ static int run(int argc, char **argv, cli_options *o, char **load_arg) {
       o->auth_simple = optarg;
       break;
     case OPT_TAKE:
-      if (parse_count(optarg, &o->take) || o->take == 0)
+      if (cli_arg_u64(optarg, &o->take) || o->take == 0)
         return bad_usage("--take needs a positive count, got '%s'", optarg);
       break;
     case OPT_LIMIT_RATE:
-      if (parse_count(optarg, &o->limit_rate) || o->limit_rate == 0 || o->limit_rate > 0x7fffffff)
+      if (cli_arg_u64(optarg, &o->limit_rate) || o->limit_rate == 0 || o->limit_rate > 0x7fffffff)
         return bad_usage("--limitRate needs a count from 1 to 2147483647, got '%s'", optarg);
       break;
     case OPT_DELAY:
@@ -515,7 +489,7 @@ static int run(int argc, char **argv, cli_options *o, char **load_arg) {
       break;
     case OPT_RETRY: {
       uint64_t v;
-      if (parse_count(optarg, &v) || v == 0 || v > 1000)
+      if (cli_arg_u64(optarg, &v) || v == 0 || v > 1000)
         return bad_usage("--retry needs a count of attempts from 1 to 1000, got '%s'", optarg);
       o->retry = (int)v;
       break;
@@ -537,7 +511,7 @@ static int run(int argc, char **argv, cli_options *o, char **load_arg) {
       break;
     case OPT_FRAGMENT: {
       uint64_t v;
-      if (parse_count(optarg, &v) || v < 64 || v > 16777215)
+      if (cli_arg_u64(optarg, &v) || v < 64 || v > 16777215)
         return bad_usage("--fragment needs an MTU from 64 to 16777215, got '%s'", optarg);
       o->mtu = (uint32_t)v;
       break;
@@ -566,7 +540,7 @@ static int run(int argc, char **argv, cli_options *o, char **load_arg) {
     case OPT_SERVER: o->server = true; break;
     case OPT_LEASE: {
       uint64_t v;
-      if (parse_count(optarg, &v) || v == 0 || v > 0x7fffffff)
+      if (cli_arg_u64(optarg, &v) || v == 0 || v > 0x7fffffff)
         return bad_usage("--lease needs a count of requests per second, got '%s'", optarg);
       o->lease_per_second = (uint32_t)v;
       break;
@@ -574,14 +548,14 @@ static int run(int argc, char **argv, cli_options *o, char **load_arg) {
     case OPT_BUSY_POLL: o->busy_poll = true; break;
     case OPT_WORKERS: {
       uint64_t v;
-      if (parse_count(optarg, &v) || v == 0 || v > 256)
+      if (cli_arg_u64(optarg, &v) || v == 0 || v > 256)
         return bad_usage("--workers needs a count from 1 to 256, got '%s'", optarg);
       o->workers = (int)v;
       break;
     }
     case OPT_MAX_CONNECTIONS: {
       uint64_t v;
-      if (parse_count(optarg, &v) || v == 0 || v > 10000000)
+      if (cli_arg_u64(optarg, &v) || v == 0 || v > 10000000)
         return bad_usage("--max-connections needs a count from 1 to 10000000, got '%s'", optarg);
       o->max_connections = (size_t)v;
       break;

@@ -271,7 +271,9 @@ rs_ssize rs_gw_unescape(const uint8_t *s, size_t n, uint8_t *out, size_t cap) {
   return (rs_ssize)o;
 }
 
-size_t rs_gw_json_compact(const uint8_t *in, size_t len, uint8_t *out) {
+/* Copies `in` without whitespace outside strings into `out`, or with `out` NULL stops at the
+ * first such whitespace; returns the bytes kept, or SIZE_MAX when it stopped. */
+static size_t compact(const uint8_t *in, size_t len, uint8_t *out) {
   size_t o = 0;
   bool in_string = false, escaped = false;
   for (size_t i = 0; i < len; i++) {
@@ -284,31 +286,21 @@ size_t rs_gw_json_compact(const uint8_t *in, size_t len, uint8_t *out) {
       else if (c == '"')
         in_string = false;
     } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      if (!out) return SIZE_MAX;
       continue;
     } else if (c == '"') {
       in_string = true;
     }
-    out[o++] = c;
+    if (out) out[o] = c;
+    o++;
   }
   return o;
 }
 
+size_t rs_gw_json_compact(const uint8_t *in, size_t len, uint8_t *out) {
+  return compact(in, len, out);
+}
+
 bool rs_gw_json_is_compact(const uint8_t *in, size_t len) {
-  bool in_string = false, escaped = false;
-  for (size_t i = 0; i < len; i++) {
-    uint8_t c = in[i];
-    if (in_string) {
-      if (escaped)
-        escaped = false;
-      else if (c == '\\')
-        escaped = true;
-      else if (c == '"')
-        in_string = false;
-    } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-      return false;
-    } else if (c == '"') {
-      in_string = true;
-    }
-  }
-  return true;
+  return compact(in, len, NULL) != SIZE_MAX;
 }
