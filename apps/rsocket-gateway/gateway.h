@@ -315,6 +315,11 @@ void gw_stream_refill(gw_stream *st);
 void gw_stream_flush_up(gw_stream *st);
 
 /* ---- push.c ---- */
+enum { GW_PUSH_ALL, GW_PUSH_SESSION, GW_PUSH_USER };
+/* A push to the worker's RSocket clients (passthrough.c): REQUEST_FNF with the route as routing
+ * metadata (composite when the client's metadata is) and the data. Returns the clients reached. */
+size_t gw_rsclients_push(gw_gateway *gw, int kind, uint64_t session, rs_bytes user, rs_bytes route,
+                         rs_bytes data);
 /* A backend's request on a gateway connection: fire-and-forget pushes are delivered (0), other
  * requests refused (non-zero: ERROR REJECTED). */
 int gw_push_request(rs_conn *conn, const rs_request *req, gw_gateway *gw);

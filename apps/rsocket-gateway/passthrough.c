@@ -652,3 +652,34 @@ void gw_pt_drain_all(gw_gateway *gw) {
   for (gw_rsclient *c = gw->rs_clients; c; c = c->next)
     rs_conn_close(c->conn, rs_bytes_str("the gateway is shutting down"));
 }
+
+/* ---- pushes (push.c) ---- */
+
+size_t gw_rsclients_push(gw_gateway *gw, int kind, uint64_t session, rs_bytes user, rs_bytes route,
+                         rs_bytes data) {
+  uint8_t routing[RS_GW_ROUTE_MAX + 1], md[RS_GW_ROUTE_MAX + 16];
+  rs_ssize rn = rs_routing_encode(routing, sizeof routing, &route, 1);
+  if (rn <= 0) return 0;
+  rs_ssize cn = rs_composite_encode(md, sizeof md, RS_MIME_ROUTING, strlen(RS_MIME_ROUTING),
+                                    routing, (size_t)rn);
+  size_t reached = 0;
+  for (gw_rsclient *c = gw->rs_clients; c; c = c->next) {
+    if (!c->opened || c->slow) continue;
+    if (kind == GW_PUSH_SESSION && c->session_id != session) continue;
+    if (kind == GW_PUSH_USER &&
+        (!c->user || strlen(c->user) != user.len || memcmp(c->user, user.ptr, user.len) != 0))
+      continue;
+    /* The route as the client reads metadata: composite, plain routing, or none. */
+    rs_payload p = {.data = data};
+    const rs_conn_settings *set = rs_conn_get_settings(c->conn);
+    if (c->composite && cn > 0) {
+      p.metadata = (rs_bytes){md, (size_t)cn};
+      p.has_metadata = true;
+    } else if (bytes_is(set->metadata_mime, RS_MIME_ROUTING)) {
+      p.metadata = (rs_bytes){routing, (size_t)rn};
+      p.has_metadata = true;
+    }
+    if (rs_conn_request_fnf(c->conn, &p) >= 0) reached++;
+  }
+  return reached;
+}

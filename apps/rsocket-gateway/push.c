@@ -5,7 +5,8 @@
  *   push.session.<id>      the client whose session id (the client metadata entry's) is <id>
  *   push.user.<id>         the clients authenticated as <id> (once authentication exists: until
  *                          then no client has a user, and such pushes reach nobody)
- * and the gateway delivers {"type":"ind","route":"…","data":…} (no id) to each. A push arrives on
+ * and the gateway delivers {"type":"ind","route":"…","data":…} (no id) to each JSON client, and
+ * a REQUEST_FNF with the route as routing metadata to each RSocket client. A push arrives on
  * one worker (the one whose pool owns the connection); the others get a copy through
  * rs_runtime_post. A session id names its worker (its top byte), so push.session goes to that
  * worker only. Pushes are not flow-controlled: a client that does not read them is closed as a
@@ -19,7 +20,11 @@
 #include "gateway.h"
 #include "rsocket/service.h"
 
-typedef enum push_kind { PUSH_ALL, PUSH_SESSION, PUSH_USER } push_kind;
+typedef enum push_kind {
+  PUSH_ALL = GW_PUSH_ALL,
+  PUSH_SESSION = GW_PUSH_SESSION,
+  PUSH_USER = GW_PUSH_USER
+} push_kind;
 
 typedef struct push_job {
   gw_gateway *gw; /* the worker it runs on */
@@ -92,6 +97,8 @@ static void deliver(gw_gateway *gw, const push_job *j) {
   rs_bytes route = {j->bytes, j->route_len};
   rs_bytes data = {j->bytes + j->route_len, j->data_len};
   gw->out.len = 0;
+  rs_bytes user = {j->bytes + j->user_off, j->route_len - j->user_off};
+  GW_ADD(gw->stats.pushes, gw_rsclients_push(gw, j->kind, j->session, user, route, data));
   if (rs_gw_format_push(&gw->out, &gw->parser, route, data) != 0) return;
   size_t len = gw->out.len;
   if (j->kind == PUSH_SESSION) {
@@ -100,13 +107,11 @@ static void deliver(gw_gateway *gw, const push_job *j) {
   } else {
     /* A send may close a slow consumer: that only marks it; it leaves the table in on_close,
      * later, so the walk is safe. */
-    const uint8_t *user = j->bytes + j->user_off;
-    size_t user_len = j->route_len - j->user_off;
     for (uint32_t i = 0; i < gw->sessions_cap; i++) {
       gw_client *c = gw->sessions[i];
       if (!c) continue;
       if (j->kind == PUSH_USER &&
-          (!c->user || strlen(c->user) != user_len || memcmp(c->user, user, user_len) != 0))
+          (!c->user || strlen(c->user) != user.len || memcmp(c->user, user.ptr, user.len) != 0))
         continue; /* no user until the client authenticated */
       if (gw_client_send_copy(c, gw->out.ptr, len)) GW_ADD(gw->stats.pushes, 1);
     }

@@ -34,6 +34,20 @@ backend=$(listening_uri "$work/backend.out")
 gateway two 4 --workers 2
 scenario fanout "$port"
 
+# RSocket clients (/rsocket) get a push as REQUEST_FNF with the route in composite metadata: one
+# listens while another (on the other worker or the same) has the backend push to everyone.
+peers=$here/../interop/peers
+node "$peers/pt_push_client.mjs" --uri "ws://127.0.0.1:$port" --wait-ms 3000 > "$work/rs1.out" 2>&1 &
+listener=$!
+pids+=($listener)
+wait_for "$work/rs1.out" '^connected'
+timeout 20 node "$peers/pt_push_client.mjs" --uri "ws://127.0.0.1:$port" --trigger push.all '{"to":"rsocket"}' \
+  --wait-ms 500 > "$work/rs2.out" 2>&1 || true
+wait "$listener" || true
+check "RSocket client: the push as REQUEST_FNF with its route" 'push push.all {"to":"rsocket"}' \
+  "$(grep '^push ' "$work/rs1.out")"
+check "RSocket client that asked: it too" 'push push.all {"to":"rsocket"}' "$(grep '^push ' "$work/rs2.out")"
+
 secret=0123456789abcdef0123456789abcdef
 tok() { "$py" -c "import jwt; print(jwt.encode({'sub': '$1'}, '$secret', algorithm='HS256'))"; }
 gateway auth 2 --jwt-secret "$secret"
