@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # rsocket-gateway --static DIR: files over plain HTTP on the gateway's port, nothing outside DIR,
 # no listing, MIME types, ETag/304, 405 for other methods; /healthz; the WebSocket upgrade on "/"
-# still reaches the JSON protocol while GET "/" is index.html.
+# still reaches the JSON protocol while GET "/" is index.html; the same over TLS (wss://, https).
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 bin=${RS_BIN:-build/bin}
@@ -82,4 +82,31 @@ set +e
 rc=$?
 set -e
 check "--static a file: exit 2" 2 "$rc"
+# The same over TLS (wss:// with --cert and --key): the page over HTTPS, the JSON protocol over
+# wss on the same port.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+  -addext subjectAltName=DNS:localhost -keyout "$work/key.pem" -out "$work/cert.pem" 2> /dev/null
+"$bin/rsocket" --server tcp://127.0.0.1:0 > "$work/backend.out" 2>&1 &
+pids+=($!)
+backend=$(listening_uri "$work/backend.out")
+"$bin/rsocket-gateway" --listen wss://localhost:0 --cert "$work/cert.pem" --key "$work/key.pem" \
+  --route "*=$backend" --static "$work/web" > "$work/tls.out" 2> "$work/tls.err" &
+pids+=($!)
+turi=$(listening_uri "$work/tls.out")
+check "wss: listening line" yes "$(echo "$turi" | grep -qE '^wss://localhost:[0-9]+$' && echo yes || echo no)"
+wait_for "$work/tls.err" backend_connected
+check "wss: a req over TLS" '{"type":"cfm","id":1,"data":"tls"}' \
+  "$(echo '{"type":"req","id":1,"route":"x","data":"tls"}' | timeout 10 "$bin/ws-client" --ca "$work/cert.pem" --grace 0.5 "$turi/" 2>&1)"
+check "https: the page over TLS" "200 <!doctype html><title>changed</title>" "$("$py" - "${turi##*:}" "$work/cert.pem" << 'PY'
+import http.client, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+c = http.client.HTTPSConnection("localhost", int(sys.argv[1]), context=ctx, timeout=5)
+c.request("GET", "/")
+r = c.getresponse()
+print(r.status, r.read().decode().strip())
+PY
+)"
+out=$(echo x | timeout 10 "$bin/ws-client" --grace 0.2 "$turi/" 2>&1 || true)
+check "wss: an untrusted certificate is refused by the client" yes \
+  "$(echo "$out" | grep -qi 'certificate' && echo yes || echo no)"
 finish "gateway static files"
