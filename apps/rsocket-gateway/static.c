@@ -136,7 +136,8 @@ bool gw_static_serve(const gw_config *c, const rs_http_request *req, rs_http_res
   }
   char etag[64], modified[64], etag_h[80], modified_h[96];
   snprintf(etag, sizeof etag, "\"%llx-%llx\"",
-           (unsigned long long)st.st_mtim.tv_sec * 1000000000ull + (unsigned long long)st.st_mtim.tv_nsec,
+           (unsigned long long)st.st_mtim.tv_sec * 1000000000ull +
+               (unsigned long long)st.st_mtim.tv_nsec,
            (unsigned long long)st.st_size);
   http_date(st.st_mtime, modified, sizeof modified);
   snprintf(etag_h, sizeof etag_h, "ETag: %s", etag);
