@@ -22,6 +22,13 @@ struct rs_io_loop {
   uv_loop_t *uv;
   uv_prepare_t prepare;
   uv_idle_t idle; /* active while `again` is not empty: the next poll does not block */
+  /* Every connection's deadline on one timer: a binary min-heap of the connections that have one,
+   * by `due`, and a uv timer at the earliest (a uv_timer_t per connection cost 152 bytes each,
+   * and an idle WebSocket has no deadline at all). */
+  uv_timer_t timer;
+  uint64_t timer_due; /* what `timer` is started for (RS_IO_NO_DEADLINE: stopped) */
+  rs_io_conn **heap;
+  uint32_t heap_len, heap_cap;
   int closing_handles;
   rs_io_conn *dirty; /* doubly linked list of conns to flush */
   rs_io_conn *again; /* conns whose flush used its budget: flushed again next iteration */
@@ -33,36 +40,59 @@ struct rs_io_loop {
   int shared_refs;
 };
 
+/* The peer's address as the kernel gave it; formatted only when asked for (rs_io_conn_peer). */
+typedef union io_addr {
+  struct sockaddr sa;
+  struct sockaddr_in in;
+  struct sockaddr_in6 in6;
+} io_addr;
+
+/*
+ * One connection. Idle connections are the common case on a gateway (tens of thousands of
+ * browsers that say nothing for minutes), so what only an active or closing connection needs is
+ * allocated then: the write request while an async write is in flight, the close reason once
+ * closing, the peer's text once asked for.
+ */
 struct rs_io_conn {
   rs_io_loop *loop;
   uv_tcp_t *tcp;
-  uv_timer_t timer;
-  uv_write_t wreq;
   rs_tls *tls;
   const rs_io_session_ops *ops;
   void *session;
   rs_io_conn *dnext, *dprev; /* on the loop's `dirty` or `again` list */
-  bool dirty;
-  bool again;
-  bool writing;     /* an async write is in flight */
-  size_t inflight;  /* plaintext bytes of that write (plain mode) */
+  uv_write_t *wreq;          /* the async write in flight (NULL: none) */
+  size_t inflight;           /* plaintext bytes of that write (plain mode) */
   uint8_t *tls_out; /* ciphertext being written (TLS mode), or the copied rest of a write */
-  bool copied;      /* plain mode: the write in flight is from tls_out (already consumed) */
   size_t tls_out_len, tls_out_cap;
-  bool reading, paused;
-  bool close_after_flush;
-  bool closing;
-  bool lingering;          /* write side shut down; draining input before closing */
   uint64_t close_deadline; /* done: abort if the last output is not written by then (0: none) */
-  int open_handles;
+  uint64_t due;            /* the deadline this connection has on the loop's heap */
+  uint32_t heap_pos;       /* its index there + 1 (0: no deadline) */
+  char *close_reason;      /* the first reason given (malloc'd), or NULL */
+  char *peer;              /* `addr` formatted (malloc'd at the first rs_io_conn_peer), or NULL */
+  io_addr addr;            /* sa_family AF_UNSPEC: unknown */
   int close_err;
-  char close_reason[128];
-  char peer[64];
+  bool dirty : 1;
+  bool again : 1;
+  bool copied : 1; /* plain mode: the write in flight is from tls_out (already consumed) */
+  bool reading : 1, paused : 1;
+  bool close_after_flush : 1;
+  bool closing : 1;
+  bool lingering : 1; /* write side shut down; draining input before closing */
 };
 
 static void conn_flush(rs_io_conn *c);
 static void on_idle(uv_idle_t *h);
 static void conn_do_close(rs_io_conn *c, int err, const char *reason);
+
+/* Keeps the first reason a connection was given for closing (later ones add nothing). */
+static void set_reason(rs_io_conn *c, const char *reason) {
+  if (c->close_reason || !reason || !*reason) return;
+  c->close_reason = strdup(reason); /* NULL when out of memory: the reason is lost, not the close */
+}
+
+static const char *reason_of(const rs_io_conn *c) {
+  return c->close_reason ? c->close_reason : "";
+}
 
 /* How long a lingering close drains input before closing anyway. */
 #define LINGER_MS 2000
@@ -110,21 +140,30 @@ rs_io_loop *rs_io_loop_new(uv_loop_t *uv) {
   uv_idle_init(uv, &l->idle);
   l->idle.data = l;
   uv_unref((uv_handle_t *)&l->idle);
+  /* Referenced: while some connection has a deadline, the loop waits for it (as the timer each
+   * connection had did). */
+  uv_timer_init(uv, &l->timer);
+  l->timer.data = l;
+  l->timer_due = RS_IO_NO_DEADLINE;
   return l;
 }
 
 static void free_after_close(uv_handle_t *h) {
   rs_io_loop *l = h->data;
-  if (--l->closing_handles == 0) free(l);
+  if (--l->closing_handles > 0) return;
+  free(l->heap);
+  free(l);
 }
 
 void rs_io_loop_free(rs_io_loop *l) {
   if (!l) return;
   uv_prepare_stop(&l->prepare);
   uv_idle_stop(&l->idle);
-  l->closing_handles = 2;
+  uv_timer_stop(&l->timer);
+  l->closing_handles = 3;
   uv_close((uv_handle_t *)&l->prepare, free_after_close);
   uv_close((uv_handle_t *)&l->idle, free_after_close);
+  uv_close((uv_handle_t *)&l->timer, free_after_close);
 }
 
 uv_loop_t *rs_io_loop_uv(rs_io_loop *l) {
@@ -219,7 +258,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (buf->base == (char *)c->loop->rbuf) c->loop->rbuf_busy = false;
   if (c->closing) return;
   if (c->lingering) { /* discard what the peer still sends; its EOF ends the linger */
-    if (nread < 0) conn_do_close(c, c->close_err, c->close_reason);
+    if (nread < 0) conn_do_close(c, c->close_err, NULL);
     return;
   }
   if (nread < 0) {
@@ -256,16 +295,125 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (c->closing) return;
   if (rc < 0) {
     c->close_err = rc;
-    snprintf(c->close_reason, sizeof c->close_reason, "%s", rs_strerror(rc));
+    set_reason(c, rs_strerror(rc));
     c->close_after_flush = true;
   }
   rs_io_conn_wake(c);
 }
 
-static void on_timer(uv_timer_t *t) {
-  rs_io_conn *c = t->data;
+/* ---- deadlines: one heap and one timer per loop ---- */
+
+static void heap_place(rs_io_loop *l, uint32_t i, rs_io_conn *c) {
+  l->heap[i] = c;
+  c->heap_pos = i + 1;
+}
+
+static void heap_sift_up(rs_io_loop *l, uint32_t i) {
+  rs_io_conn *c = l->heap[i];
+  while (i > 0) {
+    uint32_t parent = (i - 1) / 2;
+    if (l->heap[parent]->due <= c->due) break;
+    heap_place(l, i, l->heap[parent]);
+    i = parent;
+  }
+  heap_place(l, i, c);
+}
+
+static void heap_sift_down(rs_io_loop *l, uint32_t i) {
+  rs_io_conn *c = l->heap[i];
+  for (;;) {
+    uint32_t child = 2 * i + 1;
+    if (child >= l->heap_len) break;
+    if (child + 1 < l->heap_len && l->heap[child + 1]->due < l->heap[child]->due) child++;
+    if (c->due <= l->heap[child]->due) break;
+    heap_place(l, i, l->heap[child]);
+    i = child;
+  }
+  heap_place(l, i, c);
+}
+
+static void heap_remove(rs_io_conn *c) {
+  rs_io_loop *l = c->loop;
+  if (!c->heap_pos) return;
+  uint32_t i = c->heap_pos - 1;
+  c->heap_pos = 0;
+  rs_io_conn *last = l->heap[--l->heap_len];
+  if (last == c) return;
+  heap_place(l, i, last);
+  heap_sift_up(l, i);
+  heap_sift_down(l, last->heap_pos - 1);
+}
+
+/* Puts `c` on the heap at `due`, or moves it there. RS_ERR_NOMEM when the heap cannot grow. */
+static int heap_set(rs_io_conn *c, uint64_t due) {
+  rs_io_loop *l = c->loop;
+  if (c->heap_pos) {
+    uint64_t old = c->due;
+    c->due = due;
+    if (due < old)
+      heap_sift_up(l, c->heap_pos - 1);
+    else if (due > old)
+      heap_sift_down(l, c->heap_pos - 1);
+    return 0;
+  }
+  if (l->heap_len == l->heap_cap) {
+    uint32_t cap = l->heap_cap ? l->heap_cap * 2 : 64;
+    rs_io_conn **nh = realloc(l->heap, cap * sizeof *nh);
+    if (!nh) return RS_ERR_NOMEM;
+    l->heap = nh;
+    l->heap_cap = cap;
+  }
+  c->due = due;
+  heap_place(l, l->heap_len++, c);
+  heap_sift_up(l, l->heap_len - 1);
+  return 0;
+}
+
+static void on_loop_timer(uv_timer_t *t);
+
+/* Starts the loop's timer at the earliest deadline, when that changed. */
+static void loop_timer_update(rs_io_loop *l) {
+  uint64_t due = l->heap_len ? l->heap[0]->due : RS_IO_NO_DEADLINE;
+  if (due == l->timer_due) return;
+  l->timer_due = due;
+  if (due == RS_IO_NO_DEADLINE) {
+    uv_timer_stop(&l->timer);
+    return;
+  }
+  uint64_t now = uv_now(l->uv);
+  uv_timer_start(&l->timer, on_loop_timer, due > now ? due - now : 0, 0);
+}
+
+static void conn_timer(rs_io_conn *c);
+
+/* Every connection whose deadline has come, earliest first. A connection's timer work never
+ * puts it back on the heap (that happens when it is next flushed), so this ends. */
+static void on_loop_timer(uv_timer_t *t) {
+  rs_io_loop *l = t->data;
+  l->timer_due = RS_IO_NO_DEADLINE; /* it fired */
+  uint64_t now = uv_now(l->uv);
+  while (l->heap_len && l->heap[0]->due <= now) {
+    rs_io_conn *c = l->heap[0];
+    heap_remove(c);
+    conn_timer(c);
+  }
+  loop_timer_update(l);
+}
+
+/* Sets (or clears, with RS_IO_NO_DEADLINE) the connection's deadline. */
+static void conn_set_deadline(rs_io_conn *c, uint64_t due) {
+  if (due == RS_IO_NO_DEADLINE) {
+    heap_remove(c);
+  } else if (heap_set(c, due) != 0) {
+    conn_do_close(c, RS_ERR_NOMEM, "out of memory"); /* a deadline it cannot have */
+    return;
+  }
+  loop_timer_update(c->loop);
+}
+
+static void conn_timer(rs_io_conn *c) {
   if (c->lingering) {
-    conn_do_close(c, c->close_err, c->close_reason);
+    conn_do_close(c, c->close_err, NULL);
     return;
   }
   if (c->closing || !c->ops) return;
@@ -284,12 +432,7 @@ static void arm_timer(rs_io_conn *c) {
   if (!c->ops) return;
   uint64_t d = c->ops->next_deadline(c->session);
   if (c->close_deadline && c->close_deadline < d) d = c->close_deadline;
-  if (d == RS_IO_NO_DEADLINE) {
-    uv_timer_stop(&c->timer);
-    return;
-  }
-  uint64_t now = uv_now(c->loop->uv);
-  uv_timer_start(&c->timer, on_timer, d > now ? d - now : 0, 0);
+  conn_set_deadline(c, d);
 }
 
 static void start_reading(rs_io_conn *c) {
@@ -304,27 +447,13 @@ rs_io_conn *rs_io_conn_new(rs_io_loop *l, uv_tcp_t *tcp, rs_tls *tls) {
   c->tcp = tcp;
   c->tls = tls;
   tcp->data = c;
-  uv_timer_init(l->uv, &c->timer);
-  c->timer.data = c;
-  c->open_handles = 2;
   uv_tcp_nodelay(tcp, 1);
   struct sockaddr_storage ss;
   int len = sizeof ss;
-  if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0) {
-    char host[INET6_ADDRSTRLEN] = "";
-    int port = 0;
-    if (ss.ss_family == AF_INET) {
-      struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-      uv_ip4_name(a, host, sizeof host);
-      port = ntohs(a->sin_port);
-      snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
-    } else if (ss.ss_family == AF_INET6) {
-      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-      uv_ip6_name(a, host, sizeof host);
-      port = ntohs(a->sin6_port);
-      snprintf(c->peer, sizeof c->peer, "[%s]:%d", host, port);
-    }
-  }
+  if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0 &&
+      (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
+    memcpy(&c->addr, &ss,
+           ss.ss_family == AF_INET ? sizeof c->addr.in : sizeof c->addr.in6); /* else AF_UNSPEC */
   l->nconns++;
   return c;
 }
@@ -338,11 +467,12 @@ void rs_io_conn_set_session(rs_io_conn *c, const rs_io_session_ops *ops, void *s
 
 static void on_handle_closed(uv_handle_t *h) {
   rs_io_conn *c = h->data;
-  if (--c->open_handles > 0) return;
-  if (c->ops && c->ops->closed) c->ops->closed(c->session, c->close_err, c->close_reason);
+  if (c->ops && c->ops->closed) c->ops->closed(c->session, c->close_err, reason_of(c));
   c->loop->nconns--;
   rs_tls_free(c->tls);
   free(c->tls_out);
+  free(c->close_reason);
+  free(c->peer);
   free(c->tcp);
   free(c);
 }
@@ -351,11 +481,10 @@ static void conn_do_close(rs_io_conn *c, int err, const char *reason) {
   if (c->closing) return;
   c->closing = true;
   if (!c->close_err) c->close_err = err;
-  if (!c->close_reason[0] && reason && reason != c->close_reason)
-    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+  set_reason(c, reason);
   dirty_unlink(c);
-  uv_timer_stop(&c->timer);
-  uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+  heap_remove(c);
+  loop_timer_update(c->loop);
   uv_close((uv_handle_t *)c->tcp,
            on_handle_closed); /* cancels a pending write (cb gets an error) */
 }
@@ -393,13 +522,38 @@ bool rs_io_conn_handshake_done(const rs_io_conn *c) {
   return !c->tls || rs_tls_handshake_done(c->tls);
 }
 
+size_t rs_io_conn_peer_format(const rs_io_conn *c, char *out, size_t cap) {
+  char host[INET6_ADDRSTRLEN] = "";
+  int n = 0;
+  if (c->addr.sa.sa_family == AF_INET) {
+    uv_ip4_name(&c->addr.in, host, sizeof host);
+    n = snprintf(out, cap, "%s:%d", host, ntohs(c->addr.in.sin_port));
+  } else if (c->addr.sa.sa_family == AF_INET6) {
+    uv_ip6_name(&c->addr.in6, host, sizeof host);
+    n = snprintf(out, cap, "[%s]:%d", host, ntohs(c->addr.in6.sin6_port));
+  } else if (cap) {
+    out[0] = '\0';
+  }
+  return n > 0 ? (size_t)n : 0;
+}
+
 const char *rs_io_conn_peer(const rs_io_conn *c) {
-  return c->peer;
+  if (c->peer) return c->peer;
+  char buf[RS_IO_PEER_MAX];
+  size_t n = rs_io_conn_peer_format(c, buf, sizeof buf);
+  if (n == 0) return "";
+  /* Cached for the connection's life: callers keep the pointer (log lines, metadata). */
+  char *p = malloc(n + 1);
+  if (!p) return "";
+  memcpy(p, buf, n + 1);
+  ((rs_io_conn *)c)->peer = p;
+  return p;
 }
 
 static void on_write_done(uv_write_t *req, int status) {
   rs_io_conn *c = req->data;
-  c->writing = false;
+  free(req); /* an idle connection holds no write request */
+  c->wreq = NULL;
   if (c->closing) return;
   if (status < 0) {
     conn_do_close(c, RS_ERR_IO, uv_strerror(status));
@@ -414,6 +568,23 @@ static void on_write_done(uv_write_t *req, int status) {
     c->copied = false;
   }
   rs_io_conn_wake(c);
+}
+
+/* The rest of a write the socket did not take at once goes out asynchronously. */
+static void start_write(rs_io_conn *c, const uv_buf_t *bufs, unsigned n) {
+  uv_write_t *req = malloc(sizeof *req);
+  if (!req) {
+    conn_do_close(c, RS_ERR_NOMEM, "out of memory");
+    return;
+  }
+  req->data = c;
+  c->wreq = req;
+  int rc = uv_write(req, (uv_stream_t *)c->tcp, bufs, n, on_write_done);
+  if (rc < 0) {
+    free(req);
+    c->wreq = NULL;
+    conn_do_close(c, RS_ERR_IO, uv_strerror(rc));
+  }
 }
 
 /* The part of a write the socket did not take, copied into tls_out (see output_stable). */
@@ -477,14 +648,7 @@ static void flush_plain(rs_io_conn *c) {
     } else {
       c->ops->consumed(c->session, (size_t)w);
     }
-    c->writing = true;
-    c->wreq.data = c;
-    int rc =
-        uv_write(&c->wreq, (uv_stream_t *)c->tcp, bufs + first, (unsigned)nbufs, on_write_done);
-    if (rc < 0) {
-      c->writing = false;
-      conn_do_close(c, RS_ERR_IO, uv_strerror(rc));
-    }
+    start_write(c, bufs + first, (unsigned)nbufs);
     return;
   }
   /* Still more after FLUSH_ROUNDS: continue on the next iteration so other conns get a turn.
@@ -542,20 +706,14 @@ static void flush_tls(rs_io_conn *c) {
   }
   b.base += w;
   b.len -= (unsigned)w;
-  c->writing = true;
-  c->wreq.data = c;
-  int rc = uv_write(&c->wreq, (uv_stream_t *)c->tcp, &b, 1, on_write_done);
-  if (rc < 0) {
-    c->writing = false;
-    conn_do_close(c, RS_ERR_IO, uv_strerror(rc));
-  }
+  start_write(c, &b, 1);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
   rs_io_conn *c = req->data;
   free(req); /* allocated by conn_linger: an open connection holds no shutdown request */
   if (c->closing) return;
-  if (status < 0) conn_do_close(c, c->close_err, c->close_reason);
+  if (status < 0) conn_do_close(c, c->close_err, NULL);
 }
 
 /*
@@ -566,27 +724,27 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
  */
 static void conn_linger(rs_io_conn *c) {
   if (c->tls || c->paused) {
-    conn_do_close(c, c->close_err, c->close_reason[0] ? c->close_reason : "closed");
+    conn_do_close(c, c->close_err, "closed");
     return;
   }
-  if (!c->close_reason[0]) snprintf(c->close_reason, sizeof c->close_reason, "closed");
+  set_reason(c, "closed");
   c->lingering = true;
   dirty_unlink(c);
   uv_shutdown_t *sreq = malloc(sizeof *sreq);
   if (sreq) sreq->data = c;
   if (!sreq || uv_shutdown(sreq, (uv_stream_t *)c->tcp, on_shutdown) != 0) {
     free(sreq);
-    conn_do_close(c, c->close_err, c->close_reason);
+    conn_do_close(c, c->close_err, NULL);
     return;
   }
   if (!c->reading && uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read) == 0)
     c->reading = true;
-  uv_timer_start(&c->timer, on_timer, LINGER_MS, 0);
+  conn_set_deadline(c, uv_now(c->loop->uv) + LINGER_MS);
 }
 
 static void conn_flush(rs_io_conn *c) {
   if (c->closing || c->lingering || !c->ops) return;
-  if (!c->writing) {
+  if (!c->wreq) {
     if (c->tls)
       flush_tls(c);
     else
@@ -596,7 +754,7 @@ static void conn_flush(rs_io_conn *c) {
   bool done = c->close_after_flush || c->ops->want_close(c->session);
   if (done && !c->close_deadline) c->close_deadline = uv_now(c->loop->uv) + RS_IO_CLOSE_FLUSH_MS;
   arm_timer(c);
-  if (!c->writing && done) {
+  if (!c->wreq && done) {
     bool drained = c->tls ? rs_tls_pending(c->tls) == 0 : true;
     rs_io_vec probe;
     /* Otherwise the rest goes out as the socket (or a TLS handshake) allows, and the next

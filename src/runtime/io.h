@@ -99,8 +99,13 @@ uv_loop_t *rs_io_conn_uv(const rs_io_conn *c);
 /* True when the connection is plain TCP or its TLS handshake is done. */
 bool rs_io_conn_handshake_done(const rs_io_conn *c);
 
-/* The peer's address as "host:port" (empty if unknown). */
+/* The peer's address as "host:port" or "[v6]:port" (empty if unknown), formatted at the first
+ * call and kept for the connection's life. */
 const char *rs_io_conn_peer(const rs_io_conn *c);
+/* The same into `out` (RS_IO_PEER_MAX bytes are enough), without keeping it; returns its length
+ * (0: unknown). For a use that does not outlive the call, such as a handshake's request. */
+#define RS_IO_PEER_MAX 64
+size_t rs_io_conn_peer_format(const rs_io_conn *c, char *out, size_t cap);
 
 /*
  * Opens a listening TCP socket on host:port (numeric address or name; a name's first address)

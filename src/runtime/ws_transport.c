@@ -132,8 +132,10 @@ static void refusal_reason(const uint8_t *head, size_t len, const char *why, cha
  * answer it as plain HTTP; otherwise it gets the answer of a failed upgrade. */
 static void plain_http(rt_ws *w, size_t have) {
   rs_http_request hreq;
+  char peer[RS_IO_PEER_MAX];
+  rs_io_conn_peer_format(w->io, peer, sizeof peer);
   rt_ws_verdict v = {0};
-  if (rs_http_request_parse(&hreq, w->hsbuf, have, rs_io_conn_peer(w->io)) > 0)
+  if (rs_http_request_parse(&hreq, w->hsbuf, have, peer) > 0)
     w->ops->decide(w->inner, w, &hreq, &v);
   if (!v.http) {
     reject(w, 400, "missing 'Upgrade: websocket'");
@@ -159,7 +161,9 @@ static int decide(rt_ws *w, const rs_ws_request *req, size_t have) {
     v.d.reason = "no WebSocket endpoint at this path";
   }
   rs_http_request hreq;
-  if (w->ops->decide && rs_http_request_parse(&hreq, w->hsbuf, have, rs_io_conn_peer(w->io)) > 0)
+  char peer[RS_IO_PEER_MAX];
+  rs_io_conn_peer_format(w->io, peer, sizeof peer);
+  if (w->ops->decide && rs_http_request_parse(&hreq, w->hsbuf, have, peer) > 0)
     w->ops->decide(w->inner, w, &hreq, &v);
   free(v.http); /* only for plain HTTP */
   if (v.d.verdict == RS_WS_REFUSE) {
