@@ -206,7 +206,7 @@ static void accept_ws(rt_worker *w, rs_io_conn *io) {
   if (ss->ws) rt_pending_add(w, &ss->pending, io);
   if (!ss->ws) {
     session_unlink(w, ss);
-    free(ss);
+    rt_session_free(ss);
     rs_io_conn_abort(io, RS_ERR_NOMEM, "out of memory");
   }
 }
@@ -277,14 +277,14 @@ void rt_server_decide(rs_ws_session *ss, rt_ws *ws, const rs_http_request *req, 
   ss->ws = NULL;
   ss->finished = true;
   session_unlink(ss->worker, ss);
-  free(ss);
+  rt_session_free(ss);
 }
 
 void rt_server_session_gone(rs_ws_session *ss) {
   rt_worker *w = ss->worker;
   rt_pending_remove(&ss->pending);
   session_unlink(w, ss);
-  free(ss);
+  rt_session_free(ss);
   worker_maybe_finish(w);
 }
 

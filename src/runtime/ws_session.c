@@ -50,11 +50,13 @@ static void si_ws_close(void *inner, unsigned code, rs_bytes reason, bool remote
   rs_ws_session *s = inner;
   if (s->have_close) return;
   s->have_close = true;
-  s->close_code = code;
+  s->close_code = (uint16_t)code;
   s->close_remote = remote;
-  size_t n = reason.len < sizeof s->close_reason - 1 ? reason.len : sizeof s->close_reason - 1;
-  if (n) memcpy(s->close_reason, reason.ptr, n);
-  s->close_reason[n] = '\0';
+  /* Allocated only now: an open session keeps no room for a reason (at most 123 bytes). */
+  if (reason.len && (s->close_reason = malloc(reason.len + 1))) {
+    memcpy(s->close_reason, reason.ptr, reason.len);
+    s->close_reason[reason.len] = '\0';
+  }
 }
 
 void rt_session_finish(rs_ws_session *s, const char *reason) {
@@ -63,7 +65,7 @@ void rt_session_finish(rs_ws_session *s, const char *reason) {
   s->ws = NULL;
   if (!s->open && !s->client) return; /* a server session that never opened: nobody to tell */
   unsigned code = s->have_close ? s->close_code : RS_WS_CLOSE_ABNORMAL;
-  const char *why = s->have_close ? s->close_reason : reason ? reason : "";
+  const char *why = s->have_close ? (s->close_reason ? s->close_reason : "") : reason ? reason : "";
   if (s->cb->on_close) s->cb->on_close(s, code, why, s->have_close && s->close_remote, s->user);
 }
 
@@ -189,6 +191,11 @@ rs_ws_session *rt_session_new(uv_loop_t *loop, const rs_ws_session_callbacks *cb
   return s;
 }
 
+void rt_session_free(rs_ws_session *s) {
+  free(s->close_reason);
+  free(s);
+}
+
 /* ---- plain HTTP answers ---- */
 
 int rs_http_respond(rs_http_response *res, int status, const char *content_type,
@@ -235,7 +242,7 @@ static void client_timer_closed(uv_handle_t *h) {
   rs_tls_ctx_free(s->client->tls);
   rs_io_loop_put(s->client->io);
   free(s->client);
-  free(s);
+  rt_session_free(s);
 }
 
 /* The end of a client session: on_close, then everything is released. */

@@ -31,10 +31,10 @@ struct rs_ws_session {
   void *user;
   uv_loop_t *loop;
   size_t high_watermark;
-  bool open, closing, finished, want_drained;
-  bool have_close, close_remote;
-  unsigned close_code;
-  char close_reason[RS_WS_MAX_CONTROL];
+  char *close_reason; /* the close handshake's reason (malloc'd once it ended), or NULL */
+  uint16_t close_code;
+  bool open : 1, closing : 1, finished : 1, want_drained : 1;
+  bool have_close : 1, close_remote : 1;
   /* Server side: the worker's list of sessions (handshakes in progress included). */
   rs_server *server;
   rt_worker *worker;
@@ -54,6 +54,7 @@ extern const rt_ws_inner_ops rt_session_ops;
 
 rs_ws_session *rt_session_new(uv_loop_t *loop, const rs_ws_session_callbacks *cb, void *user,
                               size_t high_watermark);
+void rt_session_free(rs_ws_session *s);
 /* The transport is gone: on_close (when the session opened, or for a client). Once. */
 void rt_session_finish(rs_ws_session *s, const char *reason);
 
