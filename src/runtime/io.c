@@ -17,6 +17,8 @@
 #define TLS_FLUSH_MAX (256 * 1024)
 /* Synchronous write rounds per flush before handing the rest to an async write (fairness). */
 #define FLUSH_ROUNDS 8
+/* TLS: ciphertext is written from the loop's buffer in pieces of this size. */
+#define WRITE_BUF_SIZE (64 * 1024)
 
 struct rs_io_loop {
   uv_loop_t *uv;
@@ -34,6 +36,9 @@ struct rs_io_loop {
   rs_io_conn *again; /* conns whose flush used its budget: flushed again next iteration */
   uint8_t rbuf[READ_BUF_SIZE];
   uint8_t pbuf[READ_BUF_SIZE]; /* decrypted bytes */
+  /* TLS ciphertext on its way to the socket: a connection needs a buffer of its own only for what
+   * the socket did not take at once (io_write). Flushes run one at a time, from on_prepare. */
+  uint8_t wbuf[WRITE_BUF_SIZE];
   bool rbuf_busy;
   int nconns;
   rs_io_loop *shared_next; /* rs_io_loop_get list */
@@ -46,6 +51,14 @@ typedef union io_addr {
   struct sockaddr_in in;
   struct sockaddr_in6 in6;
 } io_addr;
+
+/* An asynchronous write: what the socket did not take at once. It exists only while in flight. */
+typedef struct io_write {
+  uv_write_t req; /* first: on_write_done gets it */
+  size_t len;     /* bytes of this write */
+  bool consume;   /* from the session's own (stable) buffers: consumed(len) once written */
+  uint8_t data[]; /* otherwise a copy of the bytes */
+} io_write;
 
 /*
  * One connection. Idle connections are the common case on a gateway (tens of thousands of
@@ -60,20 +73,16 @@ struct rs_io_conn {
   const rs_io_session_ops *ops;
   void *session;
   rs_io_conn *dnext, *dprev; /* on the loop's `dirty` or `again` list */
-  uv_write_t *wreq;          /* the async write in flight (NULL: none) */
-  size_t inflight;           /* plaintext bytes of that write (plain mode) */
-  uint8_t *tls_out; /* ciphertext being written (TLS mode), or the copied rest of a write */
-  size_t tls_out_len, tls_out_cap;
-  uint64_t close_deadline; /* done: abort if the last output is not written by then (0: none) */
-  uint64_t due;            /* the deadline this connection has on the loop's heap */
-  uint32_t heap_pos;       /* its index there + 1 (0: no deadline) */
-  char *close_reason;      /* the first reason given (malloc'd), or NULL */
-  char *peer;              /* `addr` formatted (malloc'd at the first rs_io_conn_peer), or NULL */
-  io_addr addr;            /* sa_family AF_UNSPEC: unknown */
+  io_write *w;               /* the async write in flight (NULL: none) */
+  uint64_t close_deadline;   /* done: abort if the last output is not written by then (0: none) */
+  uint64_t due;              /* the deadline this connection has on the loop's heap */
+  uint32_t heap_pos;         /* its index there + 1 (0: no deadline) */
+  char *close_reason;        /* the first reason given (malloc'd), or NULL */
+  char *peer;                /* `addr` formatted (malloc'd at the first rs_io_conn_peer), or NULL */
+  io_addr addr;              /* sa_family AF_UNSPEC: unknown */
   int close_err;
   bool dirty : 1;
   bool again : 1;
-  bool copied : 1; /* plain mode: the write in flight is from tls_out (already consumed) */
   bool reading : 1, paused : 1;
   bool close_after_flush : 1;
   bool closing : 1;
@@ -470,7 +479,6 @@ static void on_handle_closed(uv_handle_t *h) {
   if (c->ops && c->ops->closed) c->ops->closed(c->session, c->close_err, reason_of(c));
   c->loop->nconns--;
   rs_tls_free(c->tls);
-  free(c->tls_out);
   free(c->close_reason);
   free(c->peer);
   free(c->tcp);
@@ -501,7 +509,7 @@ void rs_io_conn_abort(rs_io_conn *c, int err, const char *reason) {
 }
 
 size_t rs_io_conn_write_backlog(const rs_io_conn *c) {
-  return c->tls ? c->tls_out_len : c->inflight;
+  return c->w ? c->w->len : 0;
 }
 
 void rs_io_conn_pause_reading(rs_io_conn *c, bool paused) {
@@ -551,60 +559,44 @@ const char *rs_io_conn_peer(const rs_io_conn *c) {
 }
 
 static void on_write_done(uv_write_t *req, int status) {
+  io_write *w = (io_write *)req;
   rs_io_conn *c = req->data;
-  free(req); /* an idle connection holds no write request */
-  c->wreq = NULL;
+  size_t n = w->len;
+  bool consume = w->consume;
+  free(w); /* an idle connection holds no write request and no copy */
+  c->w = NULL;
   if (c->closing) return;
   if (status < 0) {
     conn_do_close(c, RS_ERR_IO, uv_strerror(status));
     return;
   }
-  if (c->tls) {
-    c->tls_out_len = 0;
-  } else {
-    size_t n = c->inflight;
-    c->inflight = 0;
-    if (!c->copied) c->ops->consumed(c->session, n);
-    c->copied = false;
-  }
+  if (consume) c->ops->consumed(c->session, n);
   rs_io_conn_wake(c);
 }
 
-/* The rest of a write the socket did not take at once goes out asynchronously. */
-static void start_write(rs_io_conn *c, const uv_buf_t *bufs, unsigned n) {
-  uv_write_t *req = malloc(sizeof *req);
-  if (!req) {
+/* A write of `len` bytes, with room for a copy of `copy` bytes; NULL (the connection closing)
+ * when out of memory. */
+static io_write *write_new(rs_io_conn *c, size_t len, size_t copy) {
+  io_write *w = malloc(sizeof *w + copy);
+  if (!w) {
     conn_do_close(c, RS_ERR_NOMEM, "out of memory");
-    return;
+    return NULL;
   }
-  req->data = c;
-  c->wreq = req;
-  int rc = uv_write(req, (uv_stream_t *)c->tcp, bufs, n, on_write_done);
-  if (rc < 0) {
-    free(req);
-    c->wreq = NULL;
-    conn_do_close(c, RS_ERR_IO, uv_strerror(rc));
-  }
+  w->req.data = c;
+  w->len = len;
+  w->consume = false;
+  return w;
 }
 
-/* The part of a write the socket did not take, copied into tls_out (see output_stable). */
-static int copy_rest(rs_io_conn *c, const uv_buf_t *bufs, int n) {
-  if (c->inflight > c->tls_out_cap) {
-    uint8_t *nb = realloc(c->tls_out, c->inflight);
-    if (!nb) {
-      conn_do_close(c, RS_ERR_NOMEM, "out of memory");
-      return RS_ERR_NOMEM;
-    }
-    c->tls_out = nb;
-    c->tls_out_cap = c->inflight;
+/* The rest of a write the socket did not take at once goes out asynchronously. */
+static void write_start(rs_io_conn *c, io_write *w, const uv_buf_t *bufs, unsigned n) {
+  c->w = w;
+  int rc = uv_write(&w->req, (uv_stream_t *)c->tcp, bufs, n, on_write_done);
+  if (rc < 0) {
+    c->w = NULL;
+    free(w);
+    conn_do_close(c, RS_ERR_IO, uv_strerror(rc));
   }
-  size_t off = 0;
-  for (int i = 0; i < n; i++) {
-    memcpy(c->tls_out + off, bufs[i].base, bufs[i].len);
-    off += bufs[i].len;
-  }
-  c->copied = true;
-  return 0;
 }
 
 /* Plain TCP: write the session's iovecs directly (no copy unless the socket is full and the
@@ -637,18 +629,25 @@ static void flush_plain(rs_io_conn *c) {
     while (skip >= bufs[first].len) skip -= bufs[first++].len;
     bufs[first].base += skip;
     bufs[first].len -= skip;
-    c->inflight = total - (size_t)w;
+    size_t rest = total - (size_t)w;
     int nbufs = n - first;
+    io_write *wr = write_new(c, rest, c->ops->output_stable ? 0 : rest);
+    if (!wr) return;
     if (!c->ops->output_stable) {
-      if (copy_rest(c, bufs + first, nbufs) != 0) return;
+      size_t off = 0;
+      for (int i = first; i < n; i++) {
+        memcpy(wr->data + off, bufs[i].base, bufs[i].len);
+        off += bufs[i].len;
+      }
       c->ops->consumed(c->session, total);
-      bufs[0] = uv_buf_init((char *)c->tls_out, (unsigned)c->inflight);
+      bufs[0] = uv_buf_init((char *)wr->data, (unsigned)rest);
       first = 0;
       nbufs = 1;
     } else {
       c->ops->consumed(c->session, (size_t)w);
+      wr->consume = true;
     }
-    start_write(c, bufs + first, (unsigned)nbufs);
+    write_start(c, wr, bufs + first, (unsigned)nbufs);
     return;
   }
   /* Still more after FLUSH_ROUNDS: continue on the next iteration so other conns get a turn.
@@ -680,33 +679,29 @@ static void flush_tls(rs_io_conn *c) {
     c->ops->consumed(c->session, done);
     budget = done >= budget ? 0 : budget - done;
   }
-  size_t pend = rs_tls_pending(c->tls);
-  if (pend == 0) return;
-  if (pend > c->tls_out_cap) {
-    uint8_t *nb = realloc(c->tls_out, pend);
-    if (!nb) {
-      conn_do_close(c, RS_ERR_NOMEM, "out of memory");
+  /* The ciphertext goes out from the loop's buffer; only what the socket does not take is
+   * copied, with what is still in the session, into a write of the connection's own. */
+  uint8_t *wbuf = c->loop->wbuf;
+  for (size_t pend = rs_tls_pending(c->tls); pend > 0; pend = rs_tls_pending(c->tls)) {
+    size_t n = rs_tls_take(c->tls, wbuf, WRITE_BUF_SIZE);
+    uv_buf_t b = uv_buf_init((char *)wbuf, (unsigned)n);
+    int w = uv_try_write((uv_stream_t *)c->tcp, &b, 1);
+    if (w == UV_EAGAIN) w = 0;
+    if (w < 0) {
+      conn_do_close(c, RS_ERR_IO, uv_strerror(w));
       return;
     }
-    c->tls_out = nb;
-    c->tls_out_cap = pend;
-  }
-  c->tls_out_len = rs_tls_take(c->tls, c->tls_out, pend);
-  uv_buf_t b = uv_buf_init((char *)c->tls_out, (unsigned)c->tls_out_len);
-  int w = uv_try_write((uv_stream_t *)c->tcp, &b, 1);
-  if (w == UV_EAGAIN) w = 0;
-  if (w < 0) {
-    conn_do_close(c, RS_ERR_IO, uv_strerror(w));
+    if ((size_t)w == n) continue;
+    size_t left = n - (size_t)w, more = rs_tls_pending(c->tls);
+    io_write *wr = write_new(c, left + more, left + more);
+    if (!wr) return;
+    memcpy(wr->data, wbuf + w, left);
+    rs_tls_take(c->tls, wr->data + left, more);
+    b = uv_buf_init((char *)wr->data, (unsigned)(left + more));
+    write_start(c, wr, &b, 1);
     return;
   }
-  if ((size_t)w == c->tls_out_len) {
-    c->tls_out_len = 0;
-    if (budget == 0) conn_again(c); /* more plaintext may wait: next iteration */
-    return;
-  }
-  b.base += w;
-  b.len -= (unsigned)w;
-  start_write(c, &b, 1);
+  if (budget == 0) conn_again(c); /* more plaintext may wait: next iteration */
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
@@ -744,7 +739,7 @@ static void conn_linger(rs_io_conn *c) {
 
 static void conn_flush(rs_io_conn *c) {
   if (c->closing || c->lingering || !c->ops) return;
-  if (!c->wreq) {
+  if (!c->w) {
     if (c->tls)
       flush_tls(c);
     else
@@ -754,7 +749,7 @@ static void conn_flush(rs_io_conn *c) {
   bool done = c->close_after_flush || c->ops->want_close(c->session);
   if (done && !c->close_deadline) c->close_deadline = uv_now(c->loop->uv) + RS_IO_CLOSE_FLUSH_MS;
   arm_timer(c);
-  if (!c->wreq && done) {
+  if (!c->w && done) {
     bool drained = c->tls ? rs_tls_pending(c->tls) == 0 : true;
     rs_io_vec probe;
     /* Otherwise the rest goes out as the socket (or a TLS handshake) allows, and the next
