@@ -182,6 +182,7 @@ int gw_backend_open(gw_gateway *gw, gw_client *c, gw_stream *st, size_t group,
   if (sid < 0) return (int)sid;
   st->conn = conn;
   st->sid = (uint32_t)sid;
+  GW_ADD(gw->stats.streams_open[st->model - 1], 1);
   if (!cmd->has_n) st->outstanding = window;
   if (st->model == GW_RR) timeout_add(gw, st);
   if (!rs_runtime_writable(conn)) gw_client_wait_backend(c);
@@ -211,12 +212,14 @@ static void on_payload(rs_conn *conn, uint32_t sid, void *stream_user, const rs_
     rs_bytes data = (flags & RS_PAYLOAD_NEXT) ? p->data : (rs_bytes){0};
     gw_client_forget(c, st);
     gw_stream_release(st, false);
-    if (rs_gw_format_payload(&gw->out, &gw->parser, false, &id, data) == 0) gw_client_send(c);
+    if (rs_gw_format_payload(&gw->out, &gw->parser, false, &id, data) == 0)
+      gw_client_send(c, GW_OUT_CFM);
     return;
   }
   if (flags & RS_PAYLOAD_NEXT) {
     if (!st->client_credit && st->outstanding) st->outstanding--;
-    if (rs_gw_format_payload(&gw->out, &gw->parser, true, &id, p->data) == 0 && !gw_client_send(c))
+    if (rs_gw_format_payload(&gw->out, &gw->parser, true, &id, p->data) == 0 &&
+        !gw_client_send(c, GW_OUT_IND))
       return; /* the client is closing: it let go of its streams */
   }
   if (flags & RS_PAYLOAD_COMPLETE) {
@@ -225,7 +228,7 @@ static void on_payload(rs_conn *conn, uint32_t sid, void *stream_user, const rs_
     if (st->model == GW_CHANNEL && !st->up_done && !st->up_cancelled && st->conn)
       rs_conn_send_complete(st->conn, st->sid);
     gw_stream_release(st, false);
-    if (rs_gw_format_end(&gw->out, &id) == 0) gw_client_send(c);
+    if (rs_gw_format_end(&gw->out, &id) == 0) gw_client_send(c, GW_OUT_END);
     return;
   }
   gw_stream_refill(st);
@@ -294,10 +297,17 @@ static void on_cancel(rs_conn *conn, uint32_t sid, void *stream_user, void *user
 }
 
 static void on_stream_closed(rs_conn *conn, uint32_t sid, void *stream_user, void *user) {
-  (void)conn, (void)sid, (void)user;
+  (void)conn, (void)sid;
+  gw_gateway *gw = user;
   gw_stream *st = stream_user;
+  GW_ADD(gw->stats.streams_open[st->model - 1], (uint64_t)-1);
   st->conn = NULL;
   if (!st->client) stream_free(st);
+}
+
+/* The backend's own requests: pushes (push.c). */
+static int on_backend_request(rs_conn *conn, const rs_request *req, void *user) {
+  return gw_push_request(conn, req, user);
 }
 
 /* A backend connection's output fell back under its watermark: read the clients paused for it
@@ -318,9 +328,44 @@ static void on_backend_drained(rs_conn *conn, void *user) {
 
 /* ---- the pools ---- */
 
+static void on_pool_event(rs_pool *pool, size_t target, int slot, rs_client_event ev,
+                          const char *message, void *user) {
+  gw_gateway *gw = user;
+  static const char *const names[] = {[RS_CLIENT_CONNECTED] = "backend_connected",
+                                      [RS_CLIENT_DISCONNECTED] = "backend_lost",
+                                      [RS_CLIENT_RESUMED] = "backend_resumed",
+                                      [RS_CLIENT_RECONNECTING] = "backend_retry",
+                                      [RS_CLIENT_CLOSED] = "backend_closed"};
+  if ((unsigned)ev >= sizeof names / sizeof names[0] || ev == RS_CLIENT_CLOSED) return;
+  /* A backend that stays down is retried every second or so: say so once, not every time. */
+  size_t g = 0;
+  while (g < gw->cfg->n_groups && gw->pools[g] != pool) g++;
+  uint8_t *down = g < gw->cfg->n_groups && gw->down[g]
+                      ? &gw->down[g][target * (size_t)gw->cfg->connections + (size_t)slot]
+                      : NULL;
+  if (down) {
+    if (ev == RS_CLIENT_RECONNECTING && *down) return;
+    *down = ev == RS_CLIENT_RECONNECTING || ev == RS_CLIENT_DISCONNECTED;
+  }
+  rs_pool_target_stats st;
+  if (rs_pool_target_stats_get(pool, target, &st) != 0) return;
+  char worker[12], conn[12];
+  snprintf(worker, sizeof worker, "%d", gw->index);
+  snprintf(conn, sizeof conn, "%d", slot);
+  gw_log(gw->cfg, names[ev], "backend", st.uri, "worker", worker, "connection", conn, "why",
+         message ? message : "", NULL);
+}
+
 static void health_tick(uv_timer_t *t) {
   gw_gateway *gw = t->data;
   atomic_store(&gw->backends_up, gw_backend_any_connected(gw));
+  gw_stats_snapshot(gw);
+}
+
+static void on_backend_frame(rs_conn *conn, bool outbound, const uint8_t *frame, size_t len,
+                             void *user) {
+  (void)conn;
+  gw_stats_frame(user, outbound, frame, len);
 }
 
 int gw_backend_start(gw_gateway *gw, char *err, size_t errlen) {
@@ -331,6 +376,9 @@ int gw_backend_start(gw_gateway *gw, char *err, size_t errlen) {
   gw->health.data = gw;
   gw->timers = true;
   gw->pools = calloc(cfg->n_groups, sizeof *gw->pools);
+  gw->down = calloc(cfg->n_groups, sizeof *gw->down);
+  for (size_t g = 0; gw->down && g < cfg->n_groups; g++)
+    gw->down[g] = calloc(cfg->groups[g].n_uris * (size_t)cfg->connections, 1);
   gw->scratch_cap = cfg->max_message + 2048;
   gw->scratch = malloc(gw->scratch_cap);
   if (!gw->pools || !gw->scratch) {
@@ -347,7 +395,13 @@ int gw_backend_start(gw_gateway *gw, char *err, size_t errlen) {
     o.user = gw;
     o.client.settings.metadata_mime = rs_bytes_str(RS_MIME_COMPOSITE_METADATA);
     o.client.settings.data_mime = rs_bytes_str("application/json");
+    if (cfg->backend_resume_ms) { /* each connection gets its own token from the pool */
+      o.client.settings.resume = true;
+      o.client.settings.resume_session_timeout_ms = cfg->backend_resume_ms;
+    }
     o.client.on_drained = on_backend_drained;
+    o.client.on_frame = on_backend_frame;
+    o.on_event = on_pool_event;
     o.client.probe_at_once = true; /* established one round trip after SETUP */
     rs_conn_callbacks *cb = &o.client.callbacks;
     cb->struct_size = sizeof *cb;
@@ -356,8 +410,10 @@ int gw_backend_start(gw_gateway *gw, char *err, size_t errlen) {
     cb->on_request_n = on_request_n;
     cb->on_cancel = on_cancel;
     cb->on_stream_closed = on_stream_closed;
+    cb->on_request = on_backend_request;
     char why[300];
-    if (rs_pool_start(&gw->pools[g], gw->loop, &o, why, sizeof why) != 0) {
+    int rc = rs_pool_start(&gw->pools[g], gw->loop, &o, why, sizeof why);
+    if (rc != 0) {
       snprintf(err, errlen, "backends %s: %s", cfg->groups[g].uris[0], why);
       return -1;
     }

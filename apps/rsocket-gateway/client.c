@@ -79,22 +79,34 @@ static void table_remove(gw_client *c, gw_stream *st) {
 
 static void close_client(gw_client *c, unsigned code, const char *reason);
 
-bool gw_client_send(gw_client *c) {
+static bool send_bytes(gw_client *c, const uint8_t *msg, size_t len, int type) {
   gw_gateway *gw = c->gw;
-  size_t len = gw->out.len;
-  gw->out.len = 0;
   if (c->closing) return false;
-  int rc = rs_ws_session_send(c->ws, true, gw->out.ptr, len);
+  int rc = rs_ws_session_send(c->ws, true, msg, len);
   if (rc == RS_ERR_WOULD_BLOCK || (rc == 0 && rs_ws_session_queued(c->ws) > gw->cfg->max_buffer)) {
+    GW_ADD(gw->stats.slow_consumers, 1);
     close_client(c, 1008, "slow consumer");
     return false;
   }
   if (rc != 0) return false;
+  GW_ADD(gw->stats.msgs_out[type], 1);
+  GW_ADD(gw->stats.client_bytes[1], len);
   if (!c->out_full && !rs_ws_session_writable(c->ws)) {
     c->out_full = true;
     gw_client_update_reading(c);
   }
   return true;
+}
+
+bool gw_client_send(gw_client *c, int type) {
+  gw_gateway *gw = c->gw;
+  size_t len = gw->out.len;
+  gw->out.len = 0;
+  return send_bytes(c, gw->out.ptr, len, type);
+}
+
+bool gw_client_send_copy(gw_client *c, const uint8_t *msg, size_t len) {
+  return send_bytes(c, msg, len, GW_OUT_IND);
 }
 
 void gw_client_update_reading(gw_client *c) {
@@ -147,16 +159,21 @@ void gw_client_forget(gw_client *c, gw_stream *st) {
   table_remove(c, st);
 }
 
+/* Counted under the route of the message being handled (gw->cur_route; -1: none known). */
 static void send_rej(gw_client *c, const rs_gw_id *id, const char *code, const char *message,
                      size_t len) {
-  if (rs_gw_format_rej(&c->gw->out, id, code, (rs_bytes){(const uint8_t *)message, len}) == 0)
-    gw_client_send(c);
+  gw_gateway *gw = c->gw;
+  size_t row = gw->cur_route >= 0 ? (size_t)gw->cur_route : gw->cfg->n_routes;
+  GW_ADD(gw->stats.errors[row * GW_CODE_COUNT + (size_t)gw_code_of(code)], 1);
+  if (rs_gw_format_rej(&gw->out, id, code, (rs_bytes){(const uint8_t *)message, len}) == 0)
+    gw_client_send(c, GW_OUT_REJ);
 }
 
 void gw_client_reject(gw_client *c, gw_stream *st, const char *code, const char *message,
                       size_t message_len) {
   rs_gw_id id = gw_stream_id(st);
   gw_client_forget(c, st);
+  c->gw->cur_route = st->route;
   send_rej(c, &id, code, message, message_len);
 }
 
@@ -202,6 +219,10 @@ static const char *model_word(gw_model m) {
 static void open_request(gw_client *c, const rs_gw_cmd *cmd, gw_model model) {
   gw_gateway *gw = c->gw;
   const gw_config *cfg = gw->cfg;
+  long route = gw_config_lookup(cfg, cmd->route, cmd->route_len);
+  gw->cur_route = route;
+  size_t row = route >= 0 ? (size_t)route : cfg->n_routes;
+  GW_ADD(gw->stats.requests[row * GW_MODEL_COUNT + (size_t)(model - 1)], 1);
   if (table_find(c, &cmd->id)) {
     rejectf(c, &cmd->id, "BAD_REQUEST", "id %.*s is already open", (int)cmd->id.text.len,
             (const char *)cmd->id.text.ptr);
@@ -213,8 +234,7 @@ static void open_request(gw_client *c, const rs_gw_cmd *cmd, gw_model model) {
             cfg->max_streams);
     return;
   }
-  long group = gw_config_lookup(cfg, cmd->route, cmd->route_len);
-  if (group < 0) {
+  if (route < 0) {
     rejectf(c, &cmd->id, "NO_ROUTE", "no backend serves route '%.*s'", (int)cmd->route_len,
             (const char *)cmd->route);
     return;
@@ -236,7 +256,8 @@ static void open_request(gw_client *c, const rs_gw_cmd *cmd, gw_model model) {
     rejectf(c, &cmd->id, "UNAVAILABLE", "the gateway is out of memory");
     return;
   }
-  int rc = gw_backend_open(gw, c, st, (size_t)group, cmd);
+  st->route = (uint16_t)route;
+  int rc = gw_backend_open(gw, c, st, cfg->routes[route].group, cmd);
   if (rc != 0) {
     table_remove(c, st);
     gw_stream_release(st, false); /* no backend stream: freed now */
@@ -248,14 +269,17 @@ static void open_request(gw_client *c, const rs_gw_cmd *cmd, gw_model model) {
 
 static void on_fnf(gw_client *c, const rs_gw_cmd *cmd) {
   bool answer = cmd->id.kind != RS_GW_ID_NONE;
-  long group = gw_config_lookup(c->gw->cfg, cmd->route, cmd->route_len);
-  if (group < 0) {
+  long route = gw_config_lookup(c->gw->cfg, cmd->route, cmd->route_len);
+  c->gw->cur_route = route;
+  size_t row = route >= 0 ? (size_t)route : c->gw->cfg->n_routes;
+  GW_ADD(c->gw->stats.requests[row * GW_MODEL_COUNT + GW_M_FNF], 1);
+  if (route < 0) {
     if (answer)
       rejectf(c, &cmd->id, "NO_ROUTE", "no backend serves route '%.*s'", (int)cmd->route_len,
               (const char *)cmd->route);
     return;
   }
-  int rc = gw_backend_fnf(c->gw, c, (size_t)group, cmd);
+  int rc = gw_backend_fnf(c->gw, c, c->gw->cfg->routes[route].group, cmd);
   if (rc != 0 && answer)
     rejectf(c, &cmd->id, "UNAVAILABLE", "no backend can take fnf '%.*s' now: %s",
             (int)cmd->route_len, (const char *)cmd->route,
@@ -342,10 +366,14 @@ static void on_message(rs_ws_session *s, bool text, const uint8_t *data, size_t 
   gw_gateway *gw = c->gw;
   rs_gw_cmd cmd;
   rs_gw_error e;
+  gw->cur_route = -1;
+  GW_ADD(gw->stats.client_bytes[0], len);
   if (rs_gw_parse(&gw->parser, data, len, &cmd, &e) != 0) {
+    GW_ADD(gw->stats.msgs_in[GW_IN_INVALID], 1);
     send_rej(c, &e.id, e.code, e.message, strlen(e.message));
     return;
   }
+  GW_ADD(gw->stats.msgs_in[cmd.type], 1);
   (void)s;
   switch (cmd.type) {
   case RS_GW_REQ: open_request(c, &cmd, GW_RR); break;
@@ -357,7 +385,7 @@ static void on_message(rs_ws_session *s, bool text, const uint8_t *data, size_t 
   case RS_GW_DONE: on_send(c, &cmd, true); break;
   case RS_GW_FNF: on_fnf(c, &cmd); break;
   case RS_GW_PING:
-    if (rs_gw_format_pong(&gw->out, &cmd.id) == 0) gw_client_send(c);
+    if (rs_gw_format_pong(&gw->out, &cmd.id) == 0) gw_client_send(c, GW_OUT_PONG);
     break;
   }
 }
@@ -389,8 +417,22 @@ static void on_open(rs_ws_session *s, void *user) {
   }
   c->gw = gw;
   c->ws = s;
-  c->session_id = mix64(uv_hrtime() ^ ((uint64_t)gw->index << 56) ^ ++gw->next_session);
+  /* Random, and naming its worker in the top byte (a push to it goes to that worker only). */
+  do {
+    c->session_id = (mix64(uv_hrtime() ^ ++gw->next_session) & 0x00ffffffffffffffull) |
+                    (uint64_t)gw->index << 56;
+  } while (gw_sessions_find_id(gw, c->session_id));
+  if (!gw_sessions_add(gw, c)) {
+    free(c);
+    rs_ws_session_close(s, 1011, "out of memory");
+    return;
+  }
   rs_ws_session_set_user(s, c);
+  GW_ADD(gw->stats.clients, 1);
+  GW_ADD(gw->stats.clients_total, 1);
+  char sid[20];
+  snprintf(sid, sizeof sid, "%016" PRIx64, c->session_id);
+  gw_log(gw->cfg, "client_open", "session", sid, "peer", rs_ws_session_peer(s), NULL);
   size_t n = atomic_fetch_add(gw->clients, 1) + 1;
   if (gw->cfg->max_clients && n > gw->cfg->max_clients)
     close_client(c, 1013, "too many clients: try again later");
@@ -414,13 +456,21 @@ static void on_drained(rs_ws_session *s, void *user) {
 }
 
 static void on_close(rs_ws_session *s, unsigned code, const char *reason, bool remote, void *user) {
-  (void)s, (void)code, (void)reason, (void)remote;
   gw_client *c = user;
   if (!c) return;
+  char sid[20], codes[12];
+  snprintf(sid, sizeof sid, "%016" PRIx64, c->session_id);
+  snprintf(codes, sizeof codes, "%u", code);
+  (void)s; /* its peer is gone by now: client_open has it, under the same session */
+  gw_log(c->gw->cfg, "client_close", "session", sid, "code", codes, "reason", reason ? reason : "",
+         "by", remote ? "client" : "gateway", NULL);
   release_all(c);
   unlink_waiting(c);
+  gw_sessions_remove(c->gw, c);
   atomic_fetch_sub(c->gw->clients, 1);
+  GW_ADD(c->gw->stats.clients, (uint64_t)-1);
   free(c->entry);
+  free(c->user);
   free(c->table);
   free(c);
 }

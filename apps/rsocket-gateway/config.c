@@ -44,13 +44,19 @@ static void usage(FILE *f) {
       "  --credit-window N        items a gateway-managed sub may have in flight (default 64)\n"
       "  --request-timeout DURATION   a req unanswered this long gets rej TIMEOUT (default 30s)\n"
       "  --workers N              worker threads (default 1)\n"
+      "  --backend-resume DURATION   backend connections use RSocket resumption: one that is\n"
+      "                           cut reconnects and resumes its streams (kept this long)\n"
       "  --static DIR             serve the files of DIR over HTTP on the same port (GET and\n"
       "                           HEAD; / is DIR/index.html): a web app and its socket\n"
+      "  --log-format text|json|none   one line per connection event on stderr (default\n"
+      "                           text: logfmt)\n"
       "  --cert FILE, --key FILE  TLS certificate chain and key (wss://)\n"
       "  -h, --help               this help;  -v, --version: print the version\n"
       "\n"
       "Sizes: bytes, or with a unit: 64KiB, 1MiB (also K, M). Durations: seconds, or 500ms, 30s,\n"
       "2m. SIGINT/SIGTERM stop: clients get close 1001; a second signal stops at once.\n"
+      "HTTP on the same port: GET /healthz (200 while a backend is connected, else 503) and\n"
+      "GET /metrics (Prometheus text format).\n"
       "Exit status: 0 ok, 1 cannot listen, 2 usage.\n");
 }
 
@@ -198,17 +204,17 @@ long gw_config_lookup(const gw_config *c, const uint8_t *route, size_t len) {
     const gw_route *r = &c->routes[i];
     switch (r->match) {
     case GW_EXACT:
-      if (strlen(r->pattern) == len && memcmp(r->pattern, route, len) == 0) return (long)r->group;
+      if (strlen(r->pattern) == len && memcmp(r->pattern, route, len) == 0) return (long)i;
       break;
     case GW_PREFIX:
       /* "rooms.*" needs at least one byte after "rooms." */
       if (len > r->prefix_len && r->prefix_len > best_len &&
           memcmp(r->pattern, route, r->prefix_len) == 0) {
-        best = (long)r->group;
+        best = (long)i;
         best_len = r->prefix_len;
       }
       break;
-    case GW_ANY: any = (long)r->group; break;
+    case GW_ANY: any = (long)i; break;
     }
   }
   return best >= 0 ? best : any;
@@ -288,6 +294,8 @@ typedef enum opt_id {
   O_CERT,
   O_KEY,
   O_STATIC,
+  O_LOG_FORMAT,
+  O_BACKEND_RESUME,
 } opt_id;
 
 static const struct option long_opts[] = {
@@ -306,6 +314,8 @@ static const struct option long_opts[] = {
     {"cert", required_argument, NULL, O_CERT},
     {"key", required_argument, NULL, O_KEY},
     {"static", required_argument, NULL, O_STATIC},
+    {"log-format", required_argument, NULL, O_LOG_FORMAT},
+    {"backend-resume", required_argument, NULL, O_BACKEND_RESUME},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'v'},
     {NULL, 0, NULL, 0},
@@ -390,6 +400,21 @@ static int apply(gw_config *c, int id, const char *v, char *err, size_t errlen) 
   case O_CERT: return set_string(&c->cert, v);
   case O_KEY: return set_string(&c->key, v);
   case O_STATIC: return set_string(&c->static_dir, v);
+  case O_BACKEND_RESUME:
+    if (parse_duration(v, &ms) || ms == 0)
+      return fail(err, errlen, "--backend-resume needs a duration such as 30s, got '%s'", v);
+    c->backend_resume_ms = ms;
+    return 0;
+  case O_LOG_FORMAT:
+    if (strcmp(v, "text") == 0)
+      c->log_format = GW_LOG_TEXT;
+    else if (strcmp(v, "json") == 0)
+      c->log_format = GW_LOG_JSON;
+    else if (strcmp(v, "none") == 0)
+      c->log_format = GW_LOG_NONE;
+    else
+      return fail(err, errlen, "--log-format is text, json or none, got '%s'", v);
+    return 0;
   default: return fail(err, errlen, "unknown setting");
   }
 }

@@ -14,6 +14,7 @@
 #ifndef RSOCKET_GATEWAY_APP_H
 #define RSOCKET_GATEWAY_APP_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,6 +43,8 @@ typedef struct gw_group {
   size_t n_uris;
 } gw_group;
 
+typedef enum gw_log_format { GW_LOG_TEXT = 0, GW_LOG_JSON, GW_LOG_NONE } gw_log_format;
+
 typedef struct gw_config {
   char *listen;
   gw_route *routes;
@@ -60,6 +63,8 @@ typedef struct gw_config {
   char *cert, *key;            /* wss:// */
   char *static_dir;            /* --static: as given */
   char *static_real;           /* and resolved (gw_static_init) */
+  gw_log_format log_format;    /* text */
+  uint32_t backend_resume_ms;  /* 0: backend connections do not resume */
 } gw_config;
 
 /* Fills the defaults. */
@@ -70,15 +75,56 @@ void gw_config_free(gw_config *c);
 int gw_config_parse(gw_config *c, int argc, char **argv);
 /* Adds one `PATTERN=URI[,URI...]` route. Returns 0, or -1 with a reason in `err`. */
 int gw_config_add_route(gw_config *c, const char *spec, char *err, size_t errlen);
-/* The group serving `route`: the exact pattern, else the longest matching prefix, else "*".
- * Returns -1 when none matches. */
+/* The route (index into c->routes) serving `route`: the exact pattern, else the longest matching
+ * prefix, else "*". Returns -1 when none matches. */
 long gw_config_lookup(const gw_config *c, const uint8_t *route, size_t len);
+
+/* ---- log.c ---- */
+/* One line on stderr: `event`, then key, value pairs (const char *), NULL-terminated. */
+void gw_log(const gw_config *cfg, const char *event, ...) __attribute__((sentinel));
 
 /* ---- static.c ---- */
 /* Resolves --static (a directory). Returns 0, or -1 with a reason in `err`. */
 int gw_static_init(gw_config *c, char *err, size_t errlen);
 /* Answers a GET or HEAD from the --static directory; false when no file there matches. */
 bool gw_static_serve(const gw_config *c, const rs_http_request *req, rs_http_response *res);
+
+/* ---- counters (metrics.c) ---- */
+
+/* Written by one worker's thread only, read by any: relaxed loads and stores, no locked add. */
+typedef _Atomic uint64_t gw_counter;
+#define GW_GET(c) atomic_load_explicit(&(c), memory_order_relaxed)
+#define GW_ADD(c, n)                                                                               \
+  atomic_store_explicit(&(c), atomic_load_explicit(&(c), memory_order_relaxed) + (uint64_t)(n),    \
+                        memory_order_relaxed)
+
+enum { GW_IN_INVALID = 0, GW_IN_COUNT = RS_GW_PING + 1 };
+enum { GW_OUT_CFM, GW_OUT_IND, GW_OUT_END, GW_OUT_REJ, GW_OUT_PONG, GW_OUT_COUNT };
+enum { GW_M_REQ, GW_M_SUB, GW_M_CHAN, GW_M_FNF, GW_MODEL_COUNT };
+enum {
+  GW_CODE_BAD_REQUEST,
+  GW_CODE_NO_ROUTE,
+  GW_CODE_UNAVAILABLE,
+  GW_CODE_TOO_MANY_STREAMS,
+  GW_CODE_TIMEOUT,
+  GW_CODE_APPLICATION_ERROR,
+  GW_CODE_REJECTED,
+  GW_CODE_CANCELED,
+  GW_CODE_INVALID,
+  GW_CODE_COUNT
+};
+
+typedef struct gw_stats {
+  gw_counter clients, clients_total, slow_consumers;
+  gw_counter streams_open[3]; /* by gw_model - 1 (a gauge: +1, then + (uint64_t)-1) */
+  gw_counter msgs_in[GW_IN_COUNT], msgs_out[GW_OUT_COUNT];
+  gw_counter client_bytes[2];        /* in, out */
+  gw_counter frames[2][64];          /* backend frames: [outbound][type] */
+  gw_counter backend_bytes[2];       /* in, out */
+  gw_counter pushes, pushes_dropped; /* per worker that delivered; unknown push routes */
+  gw_counter *requests;              /* [(n_routes + 1) * GW_MODEL_COUNT]; the last row: no route */
+  gw_counter *errors;                /* [(n_routes + 1) * GW_CODE_COUNT] */
+} gw_stats;
 
 /* ---- runtime state ---- */
 
@@ -103,6 +149,7 @@ struct gw_stream {
   rs_conn *conn;     /* the backend connection; NULL once the engine let go */
   uint32_t sid;
   gw_model model;
+  uint16_t route;       /* index into gw_config.routes */
   bool client_credit;   /* sub/chan opened with "n": the client's request(n) go through */
   bool up_done;         /* chan: the client sent done (or the backend cancelled our half) */
   bool up_cancelled;    /* chan: the backend cancelled our half: sends are dropped */
@@ -129,6 +176,7 @@ struct gw_client {
   rs_ws_session *ws;
   uint64_t session_id;
   char *entry; /* the client metadata entry's JSON, made at the first request */
+  char *user;  /* the authenticated user id (NULL: none) */
   uint8_t entry_len;
   /* Open requests by id: open addressing, linear probing, power-of-two capacity. */
   gw_stream **table;
@@ -148,6 +196,7 @@ struct gw_gateway {
   uv_loop_t *loop;
   int index;
   rs_pool **pools; /* one per group */
+  uint8_t **down;  /* per group, per backend and connection: its failure was logged */
   rs_gw_parser parser;
   rs_gw_buf out;    /* outgoing messages are formatted here */
   uint8_t *scratch; /* compacted data and metadata of a request */
@@ -158,11 +207,31 @@ struct gw_gateway {
   atomic_bool backends_up;
   gw_stream *t_head, *t_tail;
   gw_client *waiting; /* clients paused because a backend connection is not writable */
+  long cur_route;     /* the route of the message being handled, for counting rej (-1: none) */
   uint64_t next_session;
   atomic_size_t *clients; /* the whole gateway's count, for --max-clients */
   int stop_pending;
   void (*stop_done)(gw_gateway *gw);
+  rs_server *server;
+  gw_client **sessions; /* this worker's clients by session id (push.c) */
+  uint32_t sessions_cap, n_sessions;
+  gw_stats stats;
+  pthread_mutex_t snap_mu; /* guards snap: the pools' figures for /metrics */
+  rs_pool_target_stats *snap;
+  size_t n_snap;
 };
+
+/* ---- metrics.c ---- */
+int gw_stats_init(gw_gateway *gw); /* 0, or -1: out of memory */
+void gw_stats_free(gw_gateway *gw);
+/* Copies the pools' figures for /metrics (on the worker's thread). */
+void gw_stats_snapshot(gw_gateway *gw);
+/* Counts one backend frame (the pools' on_frame tap). */
+void gw_stats_frame(gw_gateway *gw, bool outbound, const uint8_t *frame, size_t len);
+/* GW_CODE_* of a code name (unknown names count as UNAVAILABLE). */
+int gw_code_of(const char *code);
+/* Answers GET /metrics. */
+void gw_metrics_render(rs_server *server, const gw_config *cfg, rs_http_response *res);
 
 /* ---- backend.c ---- */
 /* Makes the worker's pools. Returns 0, or -1 with a reason in `err`. */
@@ -184,11 +253,22 @@ void gw_stream_refill(gw_stream *st);
 /* Sends queued channel elements the backend has credit for. */
 void gw_stream_flush_up(gw_stream *st);
 
+/* ---- push.c ---- */
+/* A backend's request on a gateway connection: fire-and-forget pushes are delivered (0), other
+ * requests refused (non-zero: ERROR REJECTED). */
+int gw_push_request(rs_conn *conn, const rs_request *req, gw_gateway *gw);
+/* The worker's clients by session id. */
+bool gw_sessions_add(gw_gateway *gw, gw_client *c);
+void gw_sessions_remove(gw_gateway *gw, gw_client *c);
+gw_client *gw_sessions_find_id(gw_gateway *gw, uint64_t id);
+
 /* ---- client.c ---- */
 extern const rs_ws_session_callbacks gw_client_callbacks;
 /* Sends one formatted message (gw->out) to the client; false when the client is closing or was
  * just closed as a slow consumer. */
-bool gw_client_send(gw_client *c);
+bool gw_client_send(gw_client *c, int type /* GW_OUT_* */);
+/* Sends len bytes of JSON (a push) to the client; same checks as gw_client_send. */
+bool gw_client_send_copy(gw_client *c, const uint8_t *msg, size_t len);
 /* Removes `st` from the client's id table (and starved list). */
 void gw_client_forget(gw_client *c, gw_stream *st);
 /* A rej for `st`'s id with `code` and `message`, then the client forgets it. */

@@ -52,6 +52,10 @@ static void on_upgrade(rs_server *server, const rs_http_request *req, rs_ws_deci
 static void on_http(rs_server *server, const rs_http_request *req, rs_http_response *res,
                     void *user) {
   gw_main *m = user;
+  if (path_is(req->path, "/metrics")) {
+    gw_metrics_render(server, &m->cfg, res);
+    return;
+  }
   if (!path_is(req->path, "/healthz")) {
     gw_static_serve(&m->cfg, req, res); /* else 404 */
     return;
@@ -66,18 +70,18 @@ static void on_http(rs_server *server, const rs_http_request *req, rs_http_respo
 }
 
 static void *on_worker_start(rs_server *server, int index, uv_loop_t *loop, void *user) {
-  (void)server;
   gw_main *m = user;
   gw_gateway *gw = calloc(1, sizeof *gw);
   if (!gw) return NULL;
   gw->cfg = &m->cfg;
+  gw->server = server;
   gw->loop = loop;
   gw->index = index;
   gw->clients = &m->clients;
   rs_gw_limits lim;
   rs_gw_limits_default(&lim);
   char err[300];
-  if (rs_gw_parser_init(&gw->parser, NULL, &lim) != 0) {
+  if (rs_gw_parser_init(&gw->parser, NULL, &lim) != 0 || gw_stats_init(gw) != 0) {
     snprintf(m->err, sizeof m->err, "out of memory");
   } else if (gw_backend_start(gw, err, sizeof err) != 0) {
     snprintf(m->err, sizeof m->err, "%s", err);
@@ -89,6 +93,10 @@ static void *on_worker_start(rs_server *server, int index, uv_loop_t *loop, void
 static void gateway_free(gw_gateway *gw) {
   rs_gw_parser_free(&gw->parser);
   rs_gw_buf_free(&gw->out);
+  gw_stats_free(gw);
+  free(gw->sessions);
+  for (size_t g = 0; gw->down && g < gw->cfg->n_groups; g++) free(gw->down[g]);
+  free(gw->down);
   free(gw->pools);
   free(gw->scratch);
   free(gw);

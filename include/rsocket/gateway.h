@@ -144,6 +144,9 @@ RS_EXPORT int rs_gw_format_data(rs_gw_buf *b, bool ind, const rs_gw_id *id, rs_b
  * UTF-8 as a JSON string, other bytes as "data_b64" (base64), empty as "data":null. */
 RS_EXPORT int rs_gw_format_payload(rs_gw_buf *b, rs_gw_parser *p, bool ind, const rs_gw_id *id,
                                    rs_bytes payload);
+/* A push: {"type":"ind","route":"…","data":…} without an id, the route escaped (bytes that are
+ * not UTF-8 become U+FFFD), the payload embedded as rs_gw_format_payload does. */
+RS_EXPORT int rs_gw_format_push(rs_gw_buf *b, rs_gw_parser *p, rs_bytes route, rs_bytes payload);
 RS_EXPORT int rs_gw_format_end(rs_gw_buf *b, const rs_gw_id *id);
 RS_EXPORT int rs_gw_format_pong(rs_gw_buf *b, const rs_gw_id *id);
 /* {"type":"rej","id":…|null,"error":{"code":…,"message":…}}: code and message are escaped; bytes

@@ -7,27 +7,39 @@
  * connection its strategy picks among the candidates: the connections that are established and,
  * when the target sends LEASE, hold a lease with permits left.
  *
- * - RS_POOL_P2C (default): power of two choices. Two candidates drawn at random, the cheaper one
- *   wins; cost = (requests in flight + open streams + 1) x latency / availability, where latency
- *   is a peak-sensitive EWMA of response times (a slower sample counts at once, a faster one
- *   decays in over `ewma_half_life_ms`), and availability the lease's remaining share (1 without
- *   lease). A connection without a sample yet uses the median of the others' (1 ms when none has
- *   one), so a target that comes back gets traffic at once. rsocket-java's
- *   WeightedLoadbalanceStrategy is the model.
- * - RS_POOL_ROUND_ROBIN: the candidates in turn.
+ * - RS_POOL_P2C (default): power of two choices. Two distinct targets with a candidate connection
+ *   are drawn at random and the cheaper one wins (one such target: it); a target costs what its
+ *   cheapest candidate connection costs, and that connection takes the request. A connection's
+ *   cost = (requests in flight + open streams + 1) x latency / availability, where latency is a
+ *   peak-sensitive EWMA of response times (request-response: request to answer; streams and
+ *   channels: request to the first payload; a slower sample counts at once, a faster one decays in
+ *   over `ewma_half_life_ms`), and availability the lease's remaining share (1 without lease, so
+ *   a target running out of lease gets fewer requests before it gets none). A connection without
+ *   a sample yet (every new one) uses the median of the others' (1 ms when none has one), so a
+ *   target that comes back gets traffic at once. rsocket-java's WeightedLoadbalanceStrategy is
+ *   the model. Targets, not connections, are drawn: with K connections per target, two
+ *   connections drawn at random would belong to the same target (K-1)/(N*K-1) of the time (1/3
+ *   for two targets of 4), and a slow target would get that share whatever its cost.
+ * - RS_POOL_ROUND_ROBIN: every connection in turn (slot 0 of each target, then slot 1...),
+ *   skipping those that are not candidates; it ignores load and latency.
  *
  * Every connection that fails or is lost is replaced after a jittered exponential backoff
- * (backoff_min_ms doubling to backoff_max_ms, reset by a connection that stays up), for as long as
- * the pool runs, whether the target was ever reachable or not; with resumption on
- * (client.settings.resume) a lost connection first tries to resume its session.
+ * (backoff_min_ms doubling to backoff_max_ms, reset by a connection that stayed up at least
+ * backoff_max_ms), for as long as the pool runs, whether the target was ever reachable or not.
+ * Its streams end with on_error RS_ERR_CLOSED when it is lost. With resumption on
+ * (client.settings.resume) a lost connection first tries to resume its session (the client
+ * reconnects with the same backoff) and is replaced only when the session is over; each
+ * connection then gets a resume token of its own (16 random bytes; the template's token is not
+ * used).
  *
  * Streams: a request made through the pool is a stream on the chosen connection (the returned
  * rs_conn and stream id); everything after the request is done with the rs_conn_* calls on that
  * connection (rs_conn_request_n, rs_conn_cancel, rs_conn_send_payload for a channel...). The
  * callbacks in client.callbacks see those streams with the stream_user given here. The pool owns
  * the engine's stream user pointer of the streams it opened: do not call rs_conn_stream_set_user
- * on them. Streams the target opens toward us (its requests: on_request, even stream ids) are the
- * application's as on any connection.
+ * on them, and open no stream on a pool's connection with the rs_conn_request_* calls (the pool
+ * takes every odd stream id's user pointer for its own record). Streams the target opens toward
+ * us (its requests: on_request, even stream ids) are the application's as on any connection.
  *
  * Threading: a pool lives on one loop; every call and callback happens on that loop's thread. A
  * multi-worker server makes one pool per worker (rs_server_options.on_worker_start).
@@ -60,46 +72,61 @@ typedef struct rs_pool_options {
   int connections;         /* per target, 1..RS_POOL_MAX_CONNECTIONS; 0 = 2 */
   rs_pool_strategy strategy;
   /* The template of every connection: settings (role forced to client), callbacks (their `user`
-   * argument is `user` below), ca_file, insecure, timeouts, ws, on_frame, on_drained. Its uri,
-   * user, reconnect, backoff and max_attempts and on_event are the pool's own. Borrowed strings
-   * (ca_file, ws.*) must outlive the pool; settings are copied. */
+   * argument is `user` below; callbacks.struct_size must be set, rs_pool_options_default does),
+   * ca_file, insecure, timeouts, ws, on_frame and on_drained (whose `user` is `user` below too).
+   * Its uri, user, reconnect, backoff, max_attempts, on_event and probe_at_once (always on) are
+   * the pool's own. Borrowed strings (ca_file, ws.*) must outlive
+   * the pool; settings are copied (their byte views too). */
   rs_client_options client;
   void *user;
   uint32_t backoff_min_ms;    /* first delay before replacing a connection (±50%); 0 = 100 ms */
   uint32_t backoff_max_ms;    /* cap; 0 = 1 s (a target that comes back is used within ~1 s) */
   uint32_t ewma_half_life_ms; /* 0 = 5000 */
   /* Optional: a connection changed state (RS_CLIENT_CONNECTED, DISCONNECTED, RESUMED,
-   * RECONNECTING; CLOSED only when the pool closes). `target` is the index in `uris`, `slot`
-   * 0..connections-1, `message` why (valid during the call). */
+   * RECONNECTING: a replacement or a resumption attempt is scheduled, the message says why and
+   * when; CLOSED only when the pool closes, once per connection that was open or connecting).
+   * `target` is the index in `uris`, `slot` 0..connections-1, `message` why (valid during the
+   * call). */
   void (*on_event)(rs_pool *pool, size_t target, int slot, rs_client_event ev, const char *message,
                    void *user);
 } rs_pool_options;
 
-/* Fills defaults: client = rs_client_options_default(), everything else 0. */
+/* Fills defaults: client = rs_client_options_default() with client.callbacks.struct_size set,
+ * everything else 0. Returns no errors. */
 RS_EXPORT void rs_pool_options_default(rs_pool_options *o);
 
 /*
  * Starts the pool: every connection starts connecting. Requests can be made at once; they fail
- * with RS_ERR_UNAVAILABLE until a connection is established. Returns 0, or
- * RS_ERR_INVALID_ARGUMENT (no targets or too many, a bad URI, a bad setting) with a reason in
- * `err`, RS_ERR_NOMEM.
+ * with RS_ERR_UNAVAILABLE until a connection is established. URIs, WebSocket headers and
+ * connection settings are checked before anything starts. When a connection cannot even be
+ * started (out of memory, an unreadable ca_file) those already started are aborted: nothing is
+ * the caller's, but the loop must run on for them to be released (as uv_loop_close needs anyway).
+ * Returns 0, or RS_ERR_INVALID_ARGUMENT (no targets or too many, a bad URI, connections out of
+ * range, an unknown strategy, callbacks.struct_size unset, a bad setting or WebSocket header, a
+ * ca_file that cannot be loaded) with a reason in `err`, RS_ERR_NOMEM, RS_ERR_INTERNAL (no
+ * random bytes for a resume token).
  */
 RS_EXPORT int rs_pool_start(rs_pool **out, uv_loop_t *loop, const rs_pool_options *o, char *err,
                             size_t errlen);
 
 /*
  * Closes every connection (graceful: CONNECTION_CLOSE, open streams finish; otherwise aborted,
- * their streams end with on_error RS_ERR_CLOSED) and stops reconnecting. `on_closed` (may be
- * NULL) runs on the loop once every connection is gone; the pool is freed right after. Requests
- * fail with RS_ERR_CLOSED from this call on.
+ * their streams end with on_error RS_ERR_CLOSED) and stops reconnecting; connections not
+ * established (connecting, between attempts) stop at once either way. `on_closed` (may be NULL)
+ * runs on the loop, never inside this call, once every connection and timer is gone; the pool is
+ * freed right after it returns. Requests fail with RS_ERR_CLOSED from this call on. Calling it
+ * again during a graceful close with `graceful` false aborts what is still open (the first
+ * on_closed stays); other repeated calls do nothing. Returns no errors.
  */
 RS_EXPORT void rs_pool_close(rs_pool *p, bool graceful, void (*on_closed)(void *arg), void *arg);
 
 /*
  * Requests: pick a connection, open the stream on it, and return its stream id (> 0, fire-and-
  * forget: the id used) with the connection in *conn (may be NULL for fire-and-forget). Errors:
- * RS_ERR_UNAVAILABLE (no candidate: nothing connected, or no lease left anywhere),
- * RS_ERR_CLOSED (the pool is closing), RS_ERR_NOMEM, and those of the rs_conn_request_* call.
+ * RS_ERR_INVALID_ARGUMENT (p or pl NULL), RS_ERR_UNAVAILABLE (no candidate: nothing connected,
+ * or no lease left anywhere), RS_ERR_CLOSED (the pool is closing), RS_ERR_NOMEM, and those of the
+ * rs_conn_request_* call (RS_ERR_INVALID_ARGUMENT for initial_n 0, RS_ERR_TOO_MANY_STREAMS,
+ * RS_ERR_FRAME_TOO_LARGE...).
  */
 RS_EXPORT rs_ssize rs_pool_request_response(rs_pool *p, const rs_payload *pl, void *stream_user,
                                             rs_conn **conn);
@@ -109,14 +136,21 @@ RS_EXPORT rs_ssize rs_pool_request_channel(rs_pool *p, const rs_payload *pl, uin
                                            bool complete, void *stream_user, rs_conn **conn);
 RS_EXPORT rs_ssize rs_pool_request_fnf(rs_pool *p, const rs_payload *pl, rs_conn **conn);
 
-/* The stream_user given when the pool opened `stream_id` on `conn` (NULL if unknown). */
+/* The stream_user given when the pool opened `stream_id` on `conn` (NULL if unknown: no such
+ * stream, an even id, or not a pool's connection). `conn`: a connection of the runtime. Returns
+ * no errors. */
 RS_EXPORT void *rs_pool_stream_user(rs_conn *conn, uint32_t stream_id);
 
-/* The pool `conn` belongs to, or NULL (any connection). */
+/* The pool `conn` belongs to, or NULL: `conn` may be any connection of the runtime (a server's,
+ * a client's, a pool's; it is recognised by the pool's callbacks, so nothing of another owner's is
+ * dereferenced) or NULL; only an engine made with rs_conn_new outside the runtime is not allowed
+ * (as for rs_runtime_user). Returns no errors. */
 RS_EXPORT rs_pool *rs_pool_of(rs_conn *conn);
+/* rs_pool_options.user (NULL for NULL). Returns no errors. */
 RS_EXPORT void *rs_pool_user(const rs_pool *p);
 
-/* How many connections are candidates now (established, with lease permits when leased). */
+/* How many connections are candidates now (established, with lease permits when leased); 0 once
+ * closing. Returns no errors. */
 RS_EXPORT size_t rs_pool_available(rs_pool *p);
 
 /* What the pool knows about one target, for metrics and tests. */
@@ -127,14 +161,17 @@ typedef struct rs_pool_target_stats {
   uint64_t in_flight;  /* request-response streams waiting for their answer */
   uint64_t streams;    /* request-stream and channel streams open */
   uint64_t requests;   /* requests sent since the start (fire-and-forget included) */
-  uint64_t failures;   /* connection attempts that failed and connections lost */
+  uint64_t failures;   /* connection attempts that failed and connections lost (with resumption,
+                          the attempts to resume are the client's and not counted) */
   double latency_ms;   /* the EWMA, averaged over the connections that have a sample (0: none) */
-  double availability; /* the lease's share averaged over established connections (1: no lease) */
+  double availability; /* the lease's share averaged over established connections (1: no
+                          lease; 0: none established) */
 } rs_pool_target_stats;
 
-/* Number of targets (n_uris). */
+/* Number of targets (n_uris; 0 for NULL). Returns no errors. */
 RS_EXPORT size_t rs_pool_targets(const rs_pool *p);
-/* Fills *out for target `index`. Returns 0 or RS_ERR_INVALID_ARGUMENT (index out of range). */
+/* Fills *out for target `index` (out->uri is valid while the pool lives). Returns 0 or
+ * RS_ERR_INVALID_ARGUMENT (p or out NULL, index out of range). */
 RS_EXPORT int rs_pool_target_stats_get(rs_pool *p, size_t index, rs_pool_target_stats *out);
 
 #ifdef __cplusplus

@@ -249,17 +249,34 @@ int rs_gw_format_data(rs_gw_buf *b, bool ind, const rs_gw_id *id, rs_bytes data)
   return finish(b, mark, rc ? rc : puts_(b, "}"));
 }
 
-int rs_gw_format_payload(rs_gw_buf *b, rs_gw_parser *p, bool ind, const rs_gw_id *id,
-                         rs_bytes payload) {
-  if (!payload.len || !rs_gw_json_check(p, payload.ptr, payload.len, NULL, NULL, NULL))
-    return rs_gw_format_data(b, ind, id, payload);
-  size_t mark = b->len;
+/* The rest of a message carrying a backend's payload: `,"data":…}` or `,"data_b64":"…"}`. */
+static int put_payload(rs_gw_buf *b, rs_gw_parser *p, rs_bytes payload) {
+  if (!payload.len) return puts_(b, ",\"data\":null}");
+  if (!rs_gw_json_check(p, payload.ptr, payload.len, NULL, NULL, NULL)) {
+    int rc = puts_(b, ",\"data\":");
+    if (!rc) rc = put(b, payload.ptr, payload.len);
+    return rc ? rc : puts_(b, "}");
+  }
   bool text = rs_ws_utf8_valid(payload.ptr, payload.len);
-  int rc = head(b, ind ? "ind" : "cfm", id);
-  if (!rc) rc = puts_(b, text ? ",\"data\":\"" : ",\"data_b64\":\"");
+  int rc = puts_(b, text ? ",\"data\":\"" : ",\"data_b64\":\"");
   if (!rc)
     rc = text ? put_escaped(b, payload.ptr, payload.len) : put_base64(b, payload.ptr, payload.len);
-  return finish(b, mark, rc ? rc : puts_(b, "\"}"));
+  return rc ? rc : puts_(b, "\"}");
+}
+
+int rs_gw_format_payload(rs_gw_buf *b, rs_gw_parser *p, bool ind, const rs_gw_id *id,
+                         rs_bytes payload) {
+  size_t mark = b->len;
+  int rc = head(b, ind ? "ind" : "cfm", id);
+  return finish(b, mark, rc ? rc : put_payload(b, p, payload));
+}
+
+int rs_gw_format_push(rs_gw_buf *b, rs_gw_parser *p, rs_bytes route, rs_bytes payload) {
+  size_t mark = b->len;
+  int rc = puts_(b, "{\"type\":\"ind\",\"route\":\"");
+  if (!rc) rc = put_escaped(b, route.ptr, route.len);
+  if (!rc) rc = puts_(b, "\"");
+  return finish(b, mark, rc ? rc : put_payload(b, p, payload));
 }
 
 int rs_gw_format_end(rs_gw_buf *b, const rs_gw_id *id) {
