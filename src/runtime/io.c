@@ -45,12 +45,17 @@ struct rs_io_loop {
   int shared_refs;
 };
 
-/* The peer's address as the kernel gave it; formatted only when asked for (rs_io_conn_peer). */
+/* The peer's address as the kernel gave it, until rs_io_conn_peer is first asked for it: then
+ * its text, in place when it fits (any IPv4 address, short IPv6 ones), else allocated. */
 typedef union io_addr {
   struct sockaddr sa;
   struct sockaddr_in in;
   struct sockaddr_in6 in6;
+  char text[sizeof(struct sockaddr_in6)];
+  char *heap_text;
 } io_addr;
+
+enum { PEER_ADDR, PEER_TEXT, PEER_HEAP };
 
 /* An asynchronous write: what the socket did not take at once. It exists only while in flight. */
 typedef struct io_write {
@@ -78,7 +83,6 @@ struct rs_io_conn {
   uint64_t due;              /* the deadline this connection has on the loop's heap */
   uint32_t heap_pos;         /* its index there + 1 (0: no deadline) */
   char *close_reason;        /* the first reason given (malloc'd), or NULL */
-  char *peer;                /* `addr` formatted (malloc'd at the first rs_io_conn_peer), or NULL */
   io_addr addr;              /* sa_family AF_UNSPEC: unknown */
   int close_err;
   bool dirty : 1;
@@ -86,7 +90,9 @@ struct rs_io_conn {
   bool reading : 1, paused : 1;
   bool close_after_flush : 1;
   bool closing : 1;
-  bool lingering : 1; /* write side shut down; draining input before closing */
+  bool lingering : 1;  /* write side shut down; draining input before closing */
+  bool tcp_inline : 1; /* `tcp` is in the same allocation (rs_io_conn_accept) */
+  uint8_t peer_form : 2; /* what `addr` holds: PEER_ADDR, PEER_TEXT or PEER_HEAP */
 };
 
 static void conn_flush(rs_io_conn *c);
@@ -449,9 +455,7 @@ static void start_reading(rs_io_conn *c) {
   if (uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read) == 0) c->reading = true;
 }
 
-rs_io_conn *rs_io_conn_new(rs_io_loop *l, uv_tcp_t *tcp, rs_tls *tls) {
-  rs_io_conn *c = calloc(1, sizeof *c);
-  if (!c) return NULL;
+static void conn_init(rs_io_conn *c, rs_io_loop *l, uv_tcp_t *tcp, rs_tls *tls) {
   c->loop = l;
   c->tcp = tcp;
   c->tls = tls;
@@ -464,7 +468,40 @@ rs_io_conn *rs_io_conn_new(rs_io_loop *l, uv_tcp_t *tcp, rs_tls *tls) {
     memcpy(&c->addr, &ss,
            ss.ss_family == AF_INET ? sizeof c->addr.in : sizeof c->addr.in6); /* else AF_UNSPEC */
   l->nconns++;
+}
+
+rs_io_conn *rs_io_conn_new(rs_io_loop *l, uv_tcp_t *tcp, rs_tls *tls) {
+  rs_io_conn *c = calloc(1, sizeof *c);
+  if (c) conn_init(c, l, tcp, tls);
   return c;
+}
+
+/* An accepted connection and its handle in one allocation. */
+typedef struct io_conn_tcp {
+  rs_io_conn c;
+  uv_tcp_t tcp;
+} io_conn_tcp;
+
+static void free_handle_data(uv_handle_t *h) {
+  free(h->data);
+}
+
+rs_io_conn *rs_io_conn_accept(rs_io_loop *l, uv_stream_t *listener) {
+  io_conn_tcp *b = calloc(1, sizeof *b);
+  if (!b) return NULL;
+  uv_tcp_init(l->uv, &b->tcp);
+  if (uv_accept(listener, (uv_stream_t *)&b->tcp) != 0) {
+    b->tcp.data = b;
+    uv_close((uv_handle_t *)&b->tcp, free_handle_data);
+    return NULL;
+  }
+  conn_init(&b->c, l, &b->tcp, NULL);
+  b->c.tcp_inline = true;
+  return &b->c;
+}
+
+void rs_io_conn_set_tls(rs_io_conn *c, rs_tls *tls) {
+  c->tls = tls;
 }
 
 void rs_io_conn_set_session(rs_io_conn *c, const rs_io_session_ops *ops, void *session) {
@@ -480,9 +517,9 @@ static void on_handle_closed(uv_handle_t *h) {
   c->loop->nconns--;
   rs_tls_free(c->tls);
   free(c->close_reason);
-  free(c->peer);
-  free(c->tcp);
-  free(c);
+  if (c->peer_form == PEER_HEAP) free(c->addr.heap_text);
+  if (!c->tcp_inline) free(c->tcp);
+  free(c); /* with the handle, when tcp_inline */
 }
 
 static void conn_do_close(rs_io_conn *c, int err, const char *reason) {
@@ -533,7 +570,9 @@ bool rs_io_conn_handshake_done(const rs_io_conn *c) {
 size_t rs_io_conn_peer_format(const rs_io_conn *c, char *out, size_t cap) {
   char host[INET6_ADDRSTRLEN] = "";
   int n = 0;
-  if (c->addr.sa.sa_family == AF_INET) {
+  if (c->peer_form != PEER_ADDR) {
+    n = snprintf(out, cap, "%s", rs_io_conn_peer(c));
+  } else if (c->addr.sa.sa_family == AF_INET) {
     uv_ip4_name(&c->addr.in, host, sizeof host);
     n = snprintf(out, cap, "%s:%d", host, ntohs(c->addr.in.sin_port));
   } else if (c->addr.sa.sa_family == AF_INET6) {
@@ -546,15 +585,24 @@ size_t rs_io_conn_peer_format(const rs_io_conn *c, char *out, size_t cap) {
 }
 
 const char *rs_io_conn_peer(const rs_io_conn *c) {
-  if (c->peer) return c->peer;
+  if (c->peer_form == PEER_TEXT) return c->addr.text;
+  if (c->peer_form == PEER_HEAP) return c->addr.heap_text;
   char buf[RS_IO_PEER_MAX];
   size_t n = rs_io_conn_peer_format(c, buf, sizeof buf);
   if (n == 0) return "";
-  /* Cached for the connection's life: callers keep the pointer (log lines, metadata). */
+  /* Kept for the connection's life (callers hold the pointer: log lines, metadata), in place of
+   * the address it was made from. */
+  rs_io_conn *m = (rs_io_conn *)(uintptr_t)c;
+  if (n < sizeof m->addr.text) {
+    memcpy(m->addr.text, buf, n + 1);
+    m->peer_form = PEER_TEXT;
+    return m->addr.text;
+  }
   char *p = malloc(n + 1);
   if (!p) return "";
   memcpy(p, buf, n + 1);
-  ((rs_io_conn *)c)->peer = p;
+  m->addr.heap_text = p;
+  m->peer_form = PEER_HEAP;
   return p;
 }
 

@@ -77,6 +77,11 @@ void rs_io_loop_put(rs_io_loop *l);
  * connection owns it. Reading starts when a session is set.
  */
 rs_io_conn *rs_io_conn_new(rs_io_loop *l, uv_tcp_t *tcp, rs_tls *tls);
+/* Accepts a connection from `listener` (on `l`'s loop) into a new connection that holds its
+ * handle in the same allocation: what a server should use. NULL when the accept or the
+ * allocation fails. rs_io_conn_set_tls may give it a TLS session before its session is set. */
+rs_io_conn *rs_io_conn_accept(rs_io_loop *l, uv_stream_t *listener);
+void rs_io_conn_set_tls(rs_io_conn *c, rs_tls *tls);
 void rs_io_conn_set_session(rs_io_conn *c, const rs_io_session_ops *ops, void *session);
 
 /* Marks the connection as having output or a new deadline: it is flushed before the loop next

@@ -303,28 +303,19 @@ static void on_connection(uv_stream_t *listener, int status) {
   rs_server *s = w->server;
   if (status == UV_EMFILE || status == UV_ENFILE) shed_oldest_pending(w); /* room for the next */
   if (status < 0 || w->stopping) return;
-  uv_tcp_t *tcp = malloc(sizeof *tcp);
-  if (!tcp) return;
-  uv_tcp_init(w->loop, tcp);
-  if (uv_accept(listener, (uv_stream_t *)tcp) != 0) {
-    uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
-    return;
-  }
+  rs_io_conn *io =
+      rs_io_conn_accept(w->io, listener); /* the handle and the connection: one block */
+  if (!io) return;
   if (s->opt.max_connections && w->nconns >= s->opt.max_connections && !shed_oldest_pending(w)) {
-    uv_close((uv_handle_t *)tcp, (uv_close_cb)free); /* full of working connections: refuse */
+    rs_io_conn_abort(io, RS_ERR_CLOSED, "full"); /* full of working connections: refuse */
     return;
   }
   rs_tls *tls = NULL;
   if (s->tls && !(tls = rs_tls_new(s->tls, true, NULL))) {
-    uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+    rs_io_conn_abort(io, RS_ERR_NOMEM, "out of memory");
     return;
   }
-  rs_io_conn *io = rs_io_conn_new(w->io, tcp, tls);
-  if (!io) {
-    rs_tls_free(tls);
-    uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
-    return;
-  }
+  rs_io_conn_set_tls(io, tls);
   if (s->uri.websocket)
     accept_ws(w, io);
   else

@@ -381,6 +381,15 @@ static void d_on_conn(uv_stream_t *l, int status) {
   s->pulled = i % 5 == 0;
   s->deadline = uv_now(&w->loop) + (s->pulled ? 60000 : 1 + (uint64_t)((i * 11) % 23));
   s->conn = rs_io_conn_new(w->io, t, NULL);
+  /* The peer: formatted on demand, then kept (in place of the address) with the same text. */
+  char before[RS_IO_PEER_MAX], after[RS_IO_PEER_MAX];
+  assert_true(rs_io_conn_peer_format(s->conn, before, sizeof before) > 10);
+  assert_int_equal(strncmp(before, "127.0.0.1:", 10), 0);
+  const char *kept = rs_io_conn_peer(s->conn);
+  assert_string_equal(kept, before);
+  assert_ptr_equal(rs_io_conn_peer(s->conn), kept);
+  assert_int_equal(rs_io_conn_peer_format(s->conn, after, sizeof after), strlen(before));
+  assert_string_equal(after, before);
   rs_io_conn_set_session(s->conn, &d_ops, s);
   if (w->accepted == DL_CONNS) uv_close((uv_handle_t *)&w->listener, NULL);
 }
