@@ -36,14 +36,13 @@ struct rt_ws {
   /* Chosen (server) or offered (client): the options' subprotocol, a copy of the server hook's
    * choice (protocol_owned), or NULL. */
   const char *protocol;
-  uint64_t now;
   uint64_t closing_since;
   /* Zero-copy output (see rt_ws_inner_ops.direct_pending): the header of each message is written
    * in its headroom. `direct_off` bytes (header included) of the first message are written;
    * `lay_ws` bytes of the WebSocket's own queue come after that message and before the others
    * in the current output layout (see direct_consumed). */
-  size_t direct_off;
-  size_t lay_ws;
+  uint32_t direct_off; /* a message is at most a frame: 16 MiB */
+  uint32_t lay_ws;     /* only what the WebSocket queued itself (pongs, close) */
   uint8_t hs;
   bool server : 1;
   bool protocol_owned : 1;
@@ -54,11 +53,17 @@ struct rt_ws {
 
 static const rs_ws_transport_options no_options;
 
+/* The loop's time, which recv and expire are also given. */
+static uint64_t now_of(const rt_ws *w) {
+  return uv_now(rs_io_conn_uv(w->io));
+}
+
 static void ws_on_message(rs_ws_conn *c, int op, const uint8_t *d, size_t len, void *user) {
   rt_ws *w = user;
+  uint64_t now = now_of(w);
   if (rs_ws_conn_closing(c) && !w->late_messages) return; /* the inner protocol is done */
-  if (w->ops->on_message(w->inner, w, op, d, len, w->now) != 0 && !rs_ws_conn_closing(c))
-    rs_ws_conn_close(c, RS_WS_CLOSE_UNSUPPORTED, "unsupported message", w->now);
+  if (w->ops->on_message(w->inner, w, op, d, len, now) != 0 && !rs_ws_conn_closing(c))
+    rs_ws_conn_close(c, RS_WS_CLOSE_UNSUPPORTED, "unsupported message", now);
 }
 
 static void ws_on_close(rs_ws_conn *c, unsigned code, rs_bytes reason, bool remote, void *user) {
@@ -303,7 +308,6 @@ static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
 
 static int s_recv(void *s, const uint8_t *buf, size_t len, uint64_t now) {
   rt_ws *w = s;
-  w->now = now;
   if (w->hs == HS_REJECTED) return 0;
   if (w->hs != HS_DONE) {
     size_t used;
@@ -332,7 +336,7 @@ static int s_pending(void *s, rs_io_vec *iov, int max) {
   if (!w->direct && !rs_ws_conn_closing(w->ws) && rs_ws_conn_queued(w->ws) < PULL_HIGH_WATER)
     w->ops->pull(w->inner, w);
   if (!rs_ws_conn_closing(w->ws) && w->ops->want_close(w->inner))
-    rs_ws_conn_close(w->ws, RS_WS_CLOSE_NORMAL, NULL, w->now);
+    rs_ws_conn_close(w->ws, RS_WS_CLOSE_NORMAL, NULL, now_of(w));
   rs_bytes out;
   bool have_ws = rs_ws_conn_pending(w->ws, &out) && out.len > 0;
   if (!w->direct) {
@@ -361,7 +365,7 @@ static int s_pending(void *s, rs_io_vec *iov, int max) {
     iov[n].base = out.ptr;
     iov[n].len = out.len;
     n++;
-    w->lay_ws = out.len;
+    w->lay_ws = (uint32_t)out.len;
   }
   if (rs_ws_conn_closing(w->ws)) return n;
   for (; i < k && n < max; i++) {
@@ -385,7 +389,7 @@ static void direct_consumed(rt_ws *w, size_t n) {
   if (w->direct_off > 0 && k > 0) {
     size_t total = rs_ws_frame_header_size(false, fr[0].len) + fr[0].len;
     size_t take = n < total - w->direct_off ? n : total - w->direct_off;
-    w->direct_off += take;
+    w->direct_off += (uint32_t)take;
     n -= take;
     if (w->direct_off < total) return;
     w->direct_off = 0;
@@ -395,11 +399,11 @@ static void direct_consumed(rt_ws *w, size_t n) {
   size_t ws = n < w->lay_ws ? n : w->lay_ws;
   if (ws) rs_ws_conn_consumed(w->ws, ws);
   n -= ws;
-  w->lay_ws -= ws;
+  w->lay_ws -= (uint32_t)ws;
   for (; i < k && n > 0; i++) {
     size_t total = rs_ws_frame_header_size(false, fr[i].len) + fr[i].len;
     if (n < total) {
-      w->direct_off = n; /* the rest of this message comes first from now on */
+      w->direct_off = (uint32_t)n; /* the rest of this message comes first from now on */
       return;
     }
     n -= total;
@@ -431,8 +435,7 @@ static void s_consumed(void *s, size_t n) {
  * close frame behind the output it does not take, so after RS_IO_CLOSE_FLUSH_MS the session is done
  * whatever is still queued (the transport then cuts it if it cannot be written). */
 static uint64_t closing_since(rt_ws *w) {
-  if (!w->closing_since && w->ws && rs_ws_conn_closing(w->ws))
-    w->closing_since = uv_now(rs_io_conn_uv(w->io));
+  if (!w->closing_since && w->ws && rs_ws_conn_closing(w->ws)) w->closing_since = now_of(w);
   return w->closing_since;
 }
 
@@ -451,7 +454,6 @@ static uint64_t s_deadline(void *s) {
 
 static void s_expire(void *s, uint64_t now) {
   rt_ws *w = s;
-  w->now = now;
   if ((w->hs == HS_SERVER_WAIT || w->hs == HS_CLIENT_WAIT) && now >= w->h->deadline) {
     rs_io_conn_abort(w->io, RS_ERR_TIMEOUT, "WebSocket handshake timed out");
     return;
@@ -465,8 +467,7 @@ static bool s_want_close(void *s) {
   if (w->hs == HS_REJECTED) return true; /* once the answer is written (or cannot be) */
   if (w->hs != HS_DONE) return false;
   if (rs_ws_conn_want_close(w->ws)) return true;
-  return closing_since(w) &&
-         uv_now(rs_io_conn_uv(w->io)) >= w->closing_since + RS_IO_CLOSE_FLUSH_MS;
+  return closing_since(w) && now_of(w) >= w->closing_since + RS_IO_CLOSE_FLUSH_MS;
 }
 
 static void s_closed(void *s, int err, const char *reason) {
@@ -589,7 +590,7 @@ const char *rt_ws_subprotocol(const rt_ws *w) {
 }
 
 void rt_ws_close(rt_ws *w, unsigned code, const char *reason) {
-  if (w->ws) rs_ws_conn_close(w->ws, code, reason, w->now);
+  if (w->ws) rs_ws_conn_close(w->ws, code, reason, now_of(w));
   rs_io_conn_wake(w->io);
 }
 
