@@ -190,13 +190,11 @@ static int start_engine(rt_worker *w, rs_io_conn *io, rt_ws *ws, void *user) {
  * becomes (rt_server_decide). */
 static void accept_ws(rt_worker *w, rs_io_conn *io) {
   rs_server *s = w->server;
-  rs_ws_session *ss =
-      rt_session_new(w->loop, s->opt.messages, NULL, s->opt.settings.output_high_watermark);
+  rs_ws_session *ss = rt_session_new(s->opt.messages, NULL);
   if (!ss) {
     rs_io_conn_abort(io, RS_ERR_NOMEM, "out of memory");
     return;
   }
-  ss->server = s;
   ss->worker = w;
   ss->next = w->sessions;
   if (w->sessions) w->sessions->prev = ss;
@@ -247,7 +245,7 @@ static bool origin_ok(rs_server *s, const rs_http_request *req) {
 }
 
 void rt_server_decide(rs_ws_session *ss, rt_ws *ws, const rs_http_request *req, rt_ws_verdict *v) {
-  rs_server *s = ss->server;
+  rs_server *s = ss->worker->server;
   rt_pending_remove(&ss->pending); /* decided (an RSocket engine waits for SETUP on its own) */
   if (!req->websocket) {
     if (s->opt.on_http) answer_http(s, req, v);
@@ -278,6 +276,18 @@ void rt_server_decide(rs_ws_session *ss, rt_ws *ws, const rs_http_request *req, 
   ss->finished = true;
   session_unlink(ss->worker, ss);
   rt_session_free(ss);
+}
+
+uv_loop_t *rt_worker_loop(const rt_worker *w) {
+  return w->loop;
+}
+
+rs_server *rt_worker_server(const rt_worker *w) {
+  return w->server;
+}
+
+size_t rt_worker_watermark(const rt_worker *w) {
+  return w->server->opt.settings.output_high_watermark;
 }
 
 void rt_server_session_gone(rs_ws_session *ss) {
