@@ -90,8 +90,8 @@ struct rs_io_conn {
   bool reading : 1, paused : 1;
   bool close_after_flush : 1;
   bool closing : 1;
-  bool lingering : 1;  /* write side shut down; draining input before closing */
-  bool tcp_inline : 1; /* `tcp` is in the same allocation (rs_io_conn_accept) */
+  bool lingering : 1;    /* write side shut down; draining input before closing */
+  bool tcp_inline : 1;   /* `tcp` is in the same allocation (rs_io_conn_accept) */
   uint8_t peer_form : 2; /* what `addr` holds: PEER_ADDR, PEER_TEXT or PEER_HEAP */
 };
 

@@ -201,7 +201,7 @@ static void accept_ws(rt_worker *w, rs_io_conn *io) {
   w->sessions = ss;
   count(w, 1);
   ss->ws = rt_ws_attach(io, true, &s->opt.ws, NULL, s->uri.path, &rt_session_ops, ss);
-  if (ss->ws) rt_pending_add(w, &ss->pending, io);
+  if (ss->ws) rt_pending_add(w, rt_ws_pending(ss->ws), io); /* until the handshake is decided */
   if (!ss->ws) {
     session_unlink(w, ss);
     rt_session_free(ss);
@@ -246,7 +246,7 @@ static bool origin_ok(rs_server *s, const rs_http_request *req) {
 
 void rt_server_decide(rs_ws_session *ss, rt_ws *ws, const rs_http_request *req, rt_ws_verdict *v) {
   rs_server *s = ss->worker->server;
-  rt_pending_remove(&ss->pending); /* decided (an RSocket engine waits for SETUP on its own) */
+  rt_pending_remove(rt_ws_pending(ws)); /* decided (an RSocket engine waits for SETUP on its own) */
   if (!req->websocket) {
     if (s->opt.on_http) answer_http(s, req, v);
     return;
@@ -292,7 +292,6 @@ size_t rt_worker_watermark(const rt_worker *w) {
 
 void rt_server_session_gone(rs_ws_session *ss) {
   rt_worker *w = ss->worker;
-  rt_pending_remove(&ss->pending);
   session_unlink(w, ss);
   rt_session_free(ss);
   worker_maybe_finish(w);

@@ -40,7 +40,6 @@ struct rs_ws_session {
   /* Server side: the worker's list of sessions (handshakes in progress included). */
   rt_worker *worker;
   struct rs_ws_session *next, *prev;
-  rt_pending pending;   /* server: until the handshake is decided */
   rt_ws_client *client; /* client side */
 };
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/rt_internal.h"
 #include "runtime/ws_transport.h"
 
 #define HANDSHAKE_TIMEOUT_MS 10000u
@@ -21,6 +22,7 @@ typedef struct rt_ws_hs {
   uint64_t deadline;
   rs_ws_deflate deflate; /* negotiated */
   char key[25];          /* client: Sec-WebSocket-Key */
+  rt_pending pending;    /* server: on the worker's list of undecided connections (rt_ws_pending) */
   size_t len;
   uint8_t buf[RS_WS_MAX_HANDSHAKE]; /* the request or response head being read */
 } rt_ws_hs;
@@ -217,6 +219,7 @@ static bool has_head_end(const uint8_t *p, size_t n) {
 }
 
 static void hs_free(rt_ws *w) {
+  if (w->h) rt_pending_remove(&w->h->pending);
   free(w->h);
   w->h = NULL;
 }
@@ -472,9 +475,9 @@ static bool s_want_close(void *s) {
 
 static void s_closed(void *s, int err, const char *reason) {
   rt_ws *w = s;
+  hs_free(w); /* first: off the worker's list before the inner protocol's end can finish it */
   w->ops->closed(w->inner, err, reason);
   rs_ws_conn_free(w->ws);
-  hs_free(w);
   free(w->hs_out);
   if (w->protocol_owned) free((char *)(uintptr_t)w->protocol);
   free(w);
@@ -579,6 +582,10 @@ void rt_ws_set_inner(rt_ws *w, const rt_ws_inner_ops *ops, void *inner) {
   /* The previous inner's unsent output is gone with it (a resumption hand-off happens right
    * after the RESUME frame, before any reply was written). */
   if (w->ws) choose_direct(w);
+}
+
+rt_pending *rt_ws_pending(rt_ws *w) {
+  return w->h ? &w->h->pending : NULL;
 }
 
 rs_io_conn *rt_ws_io(rt_ws *w) {
