@@ -24,6 +24,15 @@
 
 enum { ST_OPEN, ST_CLOSE_SENT, ST_CLOSED };
 
+/* Client: masking keys drawn from `random` in batches (one call per MASK_POOL/4 frames instead
+ * of one per frame); `off` is the next one. Servers do not mask and have none. */
+typedef struct ws_keys {
+  rs_ws_random_fn random; /* NULL: OpenSSL's */
+  void *random_user;
+  unsigned off;
+  uint8_t pool[MASK_POOL];
+} ws_keys;
+
 /* An output queue: bytes b[off..len) are waiting. It exists only while it holds something (freed
  * once written), so an idle connection has none. */
 typedef struct ws_q {
@@ -44,8 +53,6 @@ struct rs_ws_conn {
   size_t max_queued;
   uint32_t close_timeout_ms;
   bool server;
-  rs_ws_random_fn random; /* client: the source of masking keys (NULL: OpenSSL's) */
-  void *random_user;
   rs_ws_callbacks cb;
   void *user;
   const rs_mem *mem;
@@ -74,10 +81,7 @@ struct rs_ws_conn {
   rs_ws_utf8 utf8;
   uint8_t last;      /* which queue pending() handed out: 1 data, 2 control */
   uint32_t out_hint; /* the size the data queue reached before it was last freed (capped) */
-  /* client: masking keys drawn from `random` in batches (one call per MASK_POOL/4 frames
-   * instead of one per frame); keys_off is the next one */
-  uint16_t keys_off;
-  uint8_t *keys;
+  ws_keys *keys;     /* client */
   /* the payload of the control frame being read (RS_WS_MAX_CONTROL bytes while one is) */
   uint8_t *ctl;
   /* permessage-deflate */
@@ -104,16 +108,25 @@ rs_ws_conn *rs_ws_conn_new(const rs_ws_options *o, const rs_ws_callbacks *cb, vo
   c->max_queued = o->max_queued ? o->max_queued : DEFAULT_MAX_QUEUED;
   c->close_timeout_ms = o->close_timeout_ms ? o->close_timeout_ms : DEFAULT_CLOSE_MS;
   c->server = o->server;
-  c->random = o->random;
-  c->random_user = o->random_user;
   if (cb) c->cb = *cb;
   c->user = user;
   c->mem = mem;
   c->state = ST_OPEN;
+  if (!c->server) {
+    c->keys = mem->malloc(sizeof *c->keys, mem->user);
+    if (!c->keys) {
+      mem->free(c, mem->user);
+      return NULL;
+    }
+    c->keys->random = o->random;
+    c->keys->random_user = o->random_user;
+    c->keys->off = MASK_POOL; /* drawn at the first frame */
+  }
   if (o->deflate.enabled) {
     c->z = mem->calloc(1, sizeof *c->z, mem->user);
     if (!c->z || rs__ws_z_init(c->z, &o->deflate, c->server, mem) != 0) {
       mem->free(c->z, mem->user);
+      mem->free(c->keys, mem->user);
       mem->free(c, mem->user);
       return NULL;
     }
@@ -132,7 +145,7 @@ void rs_ws_conn_free(rs_ws_conn *c) {
   c->mem->free(c->out, c->mem->user);
   c->mem->free(c->cq, c->mem->user);
   c->mem->free(c->ctl, c->mem->user);
-  if (c->keys) OPENSSL_cleanse(c->keys, MASK_POOL);
+  if (c->keys) OPENSSL_cleanse(c->keys->pool, MASK_POOL);
   c->mem->free(c->keys, c->mem->user);
   c->mem->free(c, c->mem->user);
 }
@@ -188,18 +201,14 @@ static int out_reserve(rs_ws_conn *c, size_t add) {
 
 /* A fresh unpredictable masking key (RFC 6455 5.3). */
 static int next_mask_key(rs_ws_conn *c, uint8_t key[4]) {
-  if (!c->keys) {
-    c->keys = c->mem->malloc(MASK_POOL, c->mem->user);
-    if (!c->keys) return RS_ERR_NOMEM;
-    c->keys_off = MASK_POOL;
-  }
-  if (c->keys_off == MASK_POOL) {
-    int rc = rs__ws_random(c->random, c->random_user, c->keys, MASK_POOL);
+  ws_keys *k = c->keys;
+  if (k->off == MASK_POOL) {
+    int rc = rs__ws_random(k->random, k->random_user, k->pool, MASK_POOL);
     if (rc != 0) return rc;
-    c->keys_off = 0;
+    k->off = 0;
   }
-  memcpy(key, c->keys + c->keys_off, 4);
-  c->keys_off += 4;
+  memcpy(key, k->pool + k->off, 4);
+  k->off += 4;
   return 0;
 }
 
