@@ -52,34 +52,18 @@ struct rs_ws_conn {
   size_t max_message;
   size_t max_queued;
   uint32_t close_timeout_ms;
-  bool server;
+  int fatal; /* a fatal error (RS_ERR_NOMEM, RS_ERR_INTERNAL) every call now returns */
   rs_ws_callbacks cb;
   void *user;
   const rs_mem *mem;
-  int fatal; /* a fatal error (RS_ERR_NOMEM, RS_ERR_INTERNAL) every call now returns */
-  uint8_t state;
-  bool close_received : 1;
-  bool failed : 1; /* we closed because of a protocol error: drop further input */
-  bool in_frame : 1;
-  bool in_message : 1;
-  bool deflate : 1;
-  bool msg_compressed : 1; /* the message being assembled had RSV1 on its first frame */
-  bool pong_queued : 1;    /* see cq */
   uint64_t close_deadline;
-  /* input: the frame header being read, then what of it the payload needs */
-  uint8_t hdr[RS_WS_MAX_HEADER];
-  uint8_t hdr_have;
-  uint8_t msg_opcode;
-  uint8_t f_opcode;
-  bool f_fin : 1, f_masked : 1;
-  uint8_t f_mask[4];
+  /* input: the frame being read (its length and how much of it was read) */
   uint64_t f_len;
-  uint64_t frame_done; /* payload bytes of the current frame read so far */
+  uint64_t frame_done;
   /* the data message being assembled */
   uint8_t *msg;
   size_t msg_len, msg_cap;
   rs_ws_utf8 utf8;
-  uint8_t last;      /* which queue pending() handed out: 1 data, 2 control */
   uint32_t out_hint; /* the size the data queue reached before it was last freed (capped) */
   ws_keys *keys;     /* client */
   /* the payload of the control frame being read (RS_WS_MAX_CONTROL bytes while one is) */
@@ -95,6 +79,23 @@ struct rs_ws_conn {
    * latest), so a ping flood queues a bounded amount, not one pong per ping. NULL: empty. */
   ws_q *out;
   ws_q *cq;
+  /* the header being read, then what of it the payload needs */
+  uint8_t hdr[RS_WS_MAX_HEADER];
+  uint8_t hdr_have;
+  uint8_t f_opcode;
+  uint8_t f_mask[4];
+  uint8_t msg_opcode;
+  bool server : 1;
+  bool close_received : 1;
+  bool failed : 1; /* we closed because of a protocol error: drop further input */
+  bool in_frame : 1;
+  bool in_message : 1;
+  bool deflate : 1;
+  bool msg_compressed : 1; /* the message being assembled had RSV1 on its first frame */
+  bool pong_queued : 1;    /* see cq */
+  bool f_fin : 1, f_masked : 1;
+  uint8_t state : 2;
+  uint8_t last : 2; /* which queue pending() handed out: 1 data, 2 control */
 };
 
 rs_ws_conn *rs_ws_conn_new(const rs_ws_options *o, const rs_ws_callbacks *cb, void *user,
