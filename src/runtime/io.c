@@ -81,10 +81,10 @@ struct rs_io_conn {
   io_write *w;               /* the async write in flight (NULL: none) */
   uint64_t close_deadline;   /* done: abort if the last output is not written by then (0: none) */
   uint64_t due;              /* the deadline this connection has on the loop's heap */
-  uint32_t heap_pos;         /* its index there + 1 (0: no deadline) */
   char *close_reason;        /* the first reason given (malloc'd), or NULL */
   io_addr addr;              /* sa_family AF_UNSPEC: unknown */
-  int close_err;
+  uint32_t heap_pos;         /* its index on the loop's heap + 1 (0: no deadline) */
+  int16_t close_err;         /* an rs_error (they are all above -1000) */
   bool dirty : 1;
   bool again : 1;
   bool reading : 1, paused : 1;
@@ -309,7 +309,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   if (c->closing) return;
   if (rc < 0) {
-    c->close_err = rc;
+    c->close_err = (int16_t)rc;
     set_reason(c, rs_strerror(rc));
     c->close_after_flush = true;
   }
@@ -525,7 +525,7 @@ static void on_handle_closed(uv_handle_t *h) {
 static void conn_do_close(rs_io_conn *c, int err, const char *reason) {
   if (c->closing) return;
   c->closing = true;
-  if (!c->close_err) c->close_err = err;
+  if (!c->close_err) c->close_err = (int16_t)err;
   set_reason(c, reason);
   dirty_unlink(c);
   heap_remove(c);
