@@ -13,8 +13,8 @@
 
 enum { HS_SERVER_WAIT, HS_CLIENT_WAIT, HS_DONE, HS_REJECTED };
 
-/* What only the opening handshake needs, freed once it is done (an open WebSocket keeps none of
- * it: idle connections are what a gateway has most of). */
+/* What only the opening handshake needs, freed once it is done and its bytes are written (an
+ * open WebSocket keeps none of it: idle connections are what a gateway has most of). */
 typedef struct rt_ws_hs {
   const rs_ws_transport_options *o; /* borrowed from the server or the client, which outlive it */
   const char *path; /* server: the only path served (NULL: any); client: the one asked for.
@@ -23,6 +23,8 @@ typedef struct rt_ws_hs {
   rs_ws_deflate deflate; /* negotiated */
   char key[25];          /* client: Sec-WebSocket-Key */
   rt_pending pending;    /* server: on the worker's list of undecided connections (rt_ws_pending) */
+  char *out;             /* the request, the 101, or a refusal or HTTP answer to send (malloc'd) */
+  uint32_t out_len, out_off;
   size_t len;
   uint8_t buf[RS_WS_MAX_HANDSHAKE]; /* the request or response head being read */
 } rt_ws_hs;
@@ -32,9 +34,7 @@ struct rt_ws {
   const rt_ws_inner_ops *ops;
   void *inner;
   rs_ws_conn *ws;
-  rt_ws_hs *h;  /* NULL once the handshake is over */
-  char *hs_out; /* handshake bytes to send (HS_OUT_CAP bytes; freed once written) */
-  uint32_t hs_out_len, hs_out_off;
+  rt_ws_hs *h; /* NULL once the handshake is over */
   /* Chosen (server) or offered (client): the options' subprotocol, a copy of the server hook's
    * choice (protocol_owned), or NULL. */
   const char *protocol;
@@ -91,14 +91,14 @@ static int make_ws(rt_ws *w) {
 }
 
 static void reject(rt_ws *w, int status, const char *reason) {
-  if (!w->hs_out && !(w->hs_out = malloc(HS_OUT_CAP))) {
-    w->hs_out_len = w->hs_out_off = 0;
+  if (!w->h->out && !(w->h->out = malloc(HS_OUT_CAP))) {
+    w->h->out_len = w->h->out_off = 0;
     w->hs = HS_REJECTED;
     return;
   }
-  rs_ssize n = rs_ws_response_error(w->hs_out, HS_OUT_CAP, status, reason);
-  w->hs_out_len = n > 0 ? (uint32_t)n : 0;
-  w->hs_out_off = 0;
+  rs_ssize n = rs_ws_response_error(w->h->out, HS_OUT_CAP, status, reason);
+  w->h->out_len = n > 0 ? (uint32_t)n : 0;
+  w->h->out_off = 0;
   w->hs = HS_REJECTED;
 }
 
@@ -161,10 +161,10 @@ static void plain_http(rt_ws *w, size_t have) {
     reject(w, 400, "missing 'Upgrade: websocket'");
     return;
   }
-  free(w->hs_out);
-  w->hs_out = v.http;
-  w->hs_out_len = (uint32_t)v.http_len; /* at most RS_HTTP_MAX_BODY and a head */
-  w->hs_out_off = 0;
+  free(w->h->out);
+  w->h->out = v.http;
+  w->h->out_len = (uint32_t)v.http_len; /* at most RS_HTTP_MAX_BODY and a head */
+  w->h->out_off = 0;
   w->hs = HS_REJECTED;
 }
 
@@ -219,7 +219,9 @@ static bool has_head_end(const uint8_t *p, size_t n) {
 }
 
 static void hs_free(rt_ws *w) {
-  if (w->h) rt_pending_remove(&w->h->pending);
+  if (!w->h) return;
+  rt_pending_remove(&w->h->pending);
+  free(w->h->out);
   free(w->h);
   w->h = NULL;
 }
@@ -262,11 +264,11 @@ static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
     char ext[160];
     bool deflate =
         h->o->deflate && rs_ws_deflate_negotiate(req.extensions, &h->deflate, ext, sizeof ext);
-    if (!w->hs_out && !(w->hs_out = malloc(HS_OUT_CAP))) return RS_ERR_NOMEM;
-    rs_ssize n = rs_ws_response_101(w->hs_out, HS_OUT_CAP, &req, w->protocol, deflate ? ext : NULL);
+    if (!w->h->out && !(w->h->out = malloc(HS_OUT_CAP))) return RS_ERR_NOMEM;
+    rs_ssize n = rs_ws_response_101(w->h->out, HS_OUT_CAP, &req, w->protocol, deflate ? ext : NULL);
     if (n < 0 || make_ws(w) != 0) return RS_ERR_NOMEM;
-    w->hs_out_len = (uint32_t)n;
-    w->hs_out_off = 0;
+    w->h->out_len = (uint32_t)n;
+    w->h->out_off = 0;
     w->hs = HS_DONE;
     *used = (size_t)hl - h->len;
   } else {
@@ -297,12 +299,7 @@ static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
     w->hs = HS_DONE;
     *used = (size_t)hl - h->len;
   }
-  hs_free(w);
-  if (w->hs_out_off == w->hs_out_len) { /* client: the request was written long ago */
-    free(w->hs_out);
-    w->hs_out = NULL;
-    w->hs_out_len = w->hs_out_off = 0;
-  }
+  if (h->out_off == h->out_len) hs_free(w); /* client: the request was written long ago */
   w->ops->on_open(w->inner, w);
   return 0;
 }
@@ -315,7 +312,6 @@ static int s_recv(void *s, const uint8_t *buf, size_t len, uint64_t now) {
   if (w->hs != HS_DONE) {
     size_t used;
     int rc = handshake(w, buf, len, &used);
-    if (w->hs == HS_REJECTED) hs_free(w); /* only the answer is left to write */
     if (rc < 0) return rc;
     if (w->hs != HS_DONE) return 0;
     buf += used;
@@ -329,9 +325,9 @@ static int s_pending(void *s, rs_io_vec *iov, int max) {
   rt_ws *w = s;
   int n = 0;
   if (max < 1) return 0;
-  if (w->hs_out_off < w->hs_out_len) {
-    iov[n].base = (const uint8_t *)w->hs_out + w->hs_out_off;
-    iov[n].len = w->hs_out_len - w->hs_out_off;
+  if (w->h && w->h->out_off < w->h->out_len) {
+    iov[n].base = (const uint8_t *)w->h->out + w->h->out_off;
+    iov[n].len = w->h->out_len - w->h->out_off;
     n++;
   }
   if (w->hs != HS_DONE || n == max) return n;
@@ -416,16 +412,13 @@ static void direct_consumed(rt_ws *w, size_t n) {
 
 static void s_consumed(void *s, size_t n) {
   rt_ws *w = s;
-  size_t hs = w->hs_out_len - w->hs_out_off;
+  size_t hs = w->h ? w->h->out_len - w->h->out_off : 0;
   if (hs) {
     size_t k = n < hs ? n : hs;
-    w->hs_out_off += k;
+    w->h->out_off += (uint32_t)k;
     n -= k;
-    if (w->hs_out_off == w->hs_out_len && w->hs == HS_DONE) {
-      free(w->hs_out); /* an open connection keeps no handshake memory */
-      w->hs_out = NULL;
-      w->hs_out_len = w->hs_out_off = 0;
-    }
+    if (w->h->out_off == w->h->out_len && w->hs == HS_DONE)
+      hs_free(w); /* an open connection keeps no handshake memory */
   }
   if (!n || !w->ws) return;
   if (w->direct)
@@ -478,7 +471,6 @@ static void s_closed(void *s, int err, const char *reason) {
   hs_free(w); /* first: off the worker's list before the inner protocol's end can finish it */
   w->ops->closed(w->inner, err, reason);
   rs_ws_conn_free(w->ws);
-  free(w->hs_out);
   if (w->protocol_owned) free((char *)(uintptr_t)w->protocol);
   free(w);
 }
@@ -515,22 +507,22 @@ static rt_ws *attach(rs_io_conn *io, bool server, const rs_ws_transport_options 
     size_t extra = headers ? strlen(headers) : 0;
     size_t cap = HS_OUT_CAP + extra + (path ? strlen(path) : 0);
     for (size_t i = 0; h->o->headers && h->o->headers[i]; i++) cap += strlen(h->o->headers[i]) + 4;
-    w->hs_out = malloc(cap);
-    if (w->hs_out && rs_ws_client_key(h->key) == 0)
-      n = rs_ws_client_request_headers(w->hs_out, cap - extra, host, path, h->key, w->protocol,
+    h->out = malloc(cap);
+    if (h->out && rs_ws_client_key(h->key) == 0)
+      n = rs_ws_client_request_headers(h->out, cap - extra, host, path, h->key, w->protocol,
                                        h->o->deflate, h->o->headers);
     if (n >= 2 && extra) { /* the extra lines go before the empty line that ends the head */
-      memcpy(w->hs_out + n - 2, headers, extra);
-      memcpy(w->hs_out + n - 2 + extra, "\r\n", 2);
+      memcpy(h->out + n - 2, headers, extra);
+      memcpy(h->out + n - 2 + extra, "\r\n", 2);
       n += (rs_ssize)extra;
     }
     if (n < 0) {
-      free(w->hs_out);
+      free(h->out);
       free(h);
       free(w);
       return NULL;
     }
-    w->hs_out_len = (uint32_t)n;
+    h->out_len = (uint32_t)n;
   }
   rs_io_conn_set_session(io, &ws_session_ops, w);
   return w;
