@@ -28,7 +28,7 @@ static bool inside(rs_bytes v, const uint8_t *p, size_t n) {
 }
 
 static void check_cmd(rs_gw_parser *gp, const rs_gw_cmd *c, const uint8_t *in, size_t n) {
-  if (c->type < RS_GW_REQ || c->type > RS_GW_PING) abort();
+  if (c->type < RS_GW_REQ || c->type > RS_GW_HELLO) abort();
   if (!inside(c->data, in, n) || !inside(c->id.text, in, n)) abort();
   if (c->has_n && (c->n < 1 || c->n > RS_GW_N_MAX)) abort();
   if (c->route_len > RS_GW_ROUTE_MAX) abort();

@@ -4,11 +4,15 @@
 Runs, in one go on this machine, the same workloads (build/bin/rsocket-bench) against our server
 (`rsocket --server`) and against the rsocket-js echo server (tests/interop/peers), an rsocket-js
 client against both servers, our ws-echo-server against node's `ws` echo server with one client
-for both, the codec micro-benchmark and the idle-connection memory test. Prints a table and
-rewrites docs/BENCHMARKS.md.
+for both, the codec micro-benchmark, the idle-connection memory test, and the gateway
+(build/bin/rsocket-gateway beside a Node gateway, tests/interop/peers/node_gateway.mjs, in front of
+the same backend). Prints a table and rewrites docs/BENCHMARKS.md.
 
 Environment: BENCH_SECONDS (measured seconds per run, default 3), BENCH_WARMUP (default 1),
-BENCH_IDLE (idle connections, default 10000), BENCH_NO_DOC=1 (do not rewrite the doc).
+BENCH_IDLE (idle connections, default 10000), BENCH_GW_IDLE (idle gateway clients, default
+20000), BENCH_GATEWAY (the rsocket-gateway binary, default build/bin/rsocket-gateway; when it is
+missing its rows are skipped), BENCH_ONLY=gateway (only the gateway section, which replaces the
+doc's "## Gateway" section, the last), BENCH_NO_DOC=1 (do not rewrite the doc).
 """
 import datetime
 import json
@@ -29,14 +33,25 @@ PEERS = os.path.join(ROOT, "tests", "interop", "peers")
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 WARMUP = float(os.environ.get("BENCH_WARMUP", "1"))
 IDLE = int(os.environ.get("BENCH_IDLE", "10000"))
+GW_IDLE = int(os.environ.get("BENCH_GW_IDLE", "20000"))
+GATEWAY = os.environ.get("BENCH_GATEWAY", os.path.join(BIN, "rsocket-gateway"))
+ONLY = os.environ.get("BENCH_ONLY", "")
 
 children = []
 tmpdir = tempfile.mkdtemp(prefix="rsocket-bench.")
 
 
 def raise_nofile():
+    """65,536 descriptors where allowed (root may raise the hard limit: 20,000 idle gateway
+    clients need more than a hard limit of 20,000), else as many as the hard limit allows."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = min(hard, 65536) if hard != resource.RLIM_INFINITY else 65536
+    want = 65536
+    if hard != resource.RLIM_INFINITY and hard < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return
+        except (ValueError, OSError):
+            want = hard
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
@@ -166,11 +181,190 @@ def machine():
     }
 
 
+# ---- the gateway: rsocket-gateway beside a Node gateway, one backend ----
+
+GW_SECTION = "Gateway (rsocket-gateway vs Node: ws + rsocket-js)"
+
+
+def gateway_name():
+    return os.path.relpath(GATEWAY, ROOT) if GATEWAY.startswith(ROOT + "/") else GATEWAY
+
+
+def gateway_cmds(be_uri):
+    """The two gateways' command lines (None for ours when its binary is missing)."""
+    ours = [GATEWAY, "--listen", "ws://127.0.0.1:0", "--route", f"*={be_uri}"]
+    node = ["node", os.path.join(PEERS, "node_gateway.mjs"), "--listen", "ws://127.0.0.1:0",
+            "--route", f"*={be_uri}", "--connections", "2"]
+    return (ours if os.access(GATEWAY, os.X_OK) else None), node
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+    except (OSError, AttributeError):
+        return None
+
+
+def gw_idle(label, cmd):
+    """GW_IDLE idle WebSocket clients held by a fresh gateway: its RSS growth per client. The
+    clients come from several rsocket-bench processes of at most 10,000 each, so that no client
+    process needs more descriptors than a hard limit of 20,000 allows; the gateway's resident
+    memory is read here before the first and once the last has settled."""
+    if cmd is None:
+        return None
+    srv, uri = start(label, cmd)
+    time.sleep(0.5)
+    before = rss_kib(srv.pid)
+    parts = [min(10000, GW_IDLE - k) for k in range(0, GW_IDLE, 10000)]
+    procs, got = [], []
+    for i, n in enumerate(parts):
+        c = [os.path.join(BIN, "rsocket-bench"), "--idle", str(n), "--model", "gw-req", "--sources",
+             "8", "-D", "120", "--json", uri]
+        commands.append((f"{label} ({i + 1} of {len(parts)}, held together)",
+                         " ".join(shlex.quote(x) for x in c)))
+        p = subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                             preexec_fn=raise_nofile, cwd=ROOT)
+        children.append(p)
+        procs.append(p)
+        line = p.stdout.readline()  # printed once its connections have settled
+        if not line.startswith("{"):
+            print(f"bench: {label}: no result from part {i + 1}", file=sys.stderr)
+            break
+        got.append(json.loads(line))
+    after = rss_kib(srv.pid)
+    for p in procs:
+        stop(p)
+    stop(srv)
+    if len(got) != len(parts) or before is None or after is None:
+        return None
+    opened = sum(r["open"] for r in got)
+    errors = [r["first_error"] for r in got if r.get("first_error")]
+    if errors:
+        print(f"bench: {label}: {opened:,} of {GW_IDLE:,} open: {errors[0]}", file=sys.stderr)
+    return {"requested": GW_IDLE, "open": opened, "server_rss_before_kib": before,
+            "server_rss_after_kib": after,
+            "server_bytes_per_connection": (after - before) * 1024 / opened if opened else None}
+
+
+def gateway():
+    """Runs the gateway rows; returns (rows, results). The same rsocket-bench client drives both
+    gateways (--model gw-req and gw-sub) in front of one `rsocket --server` backend; the direct
+    row is the backend itself over RSocket/TCP, for the gateway's hop."""
+    rows, res = [], {"t0": time.time(), "load": os.getloadavg(), "cmds_from": len(commands)}
+    backend, be_uri = start("gw-backend", [os.path.join(BIN, "rsocket"), "--server",
+                                           "tcp://127.0.0.1:0"])
+    ours_cmd, node_cmd = gateway_cmds(be_uri)
+    if ours_cmd is None:
+        print(f"bench: {gateway_name()} is missing: the rsocket-gateway rows are "
+              "skipped (the Node gateway's still run)", file=sys.stderr)
+    ours = start("rsocket-gateway", ours_cmd) if ours_cmd else None
+    node = start("node-gateway", node_cmd)
+    direct = bench("gw direct: rr1 to the backend", be_uri, "-m", "1")
+    res["gwdirect"] = (direct, None)
+    for key, desc, extra in [
+        ("gwreq1", "gw-req, 1 client, 1 in flight", ["-m", "1"]),
+        ("gwreq16", "gw-req, 16 clients × 32 in flight, 2 threads",
+         ["-c", "16", "-m", "32", "-t", "2"]),
+        ("gwsub", "gw-sub fan-out, 1,000 subscribers (ind/s), 2 threads",
+         ["--model", "gw-sub", "-c", "1000", "-t", "2"]),
+    ]:
+        model = [] if "--model" in extra else ["--model", "gw-req"]
+        a = bench(f"{key} rsocket-gateway", ours[1], *model, *extra) if ours else None
+        b = bench(f"{key} node gateway", node[1], *model, *extra)
+        res[key] = (a, b)
+        rows.append((GW_SECTION, desc, fmt_rate(rate(a)) if ours else "not built",
+                     fmt_rate(rate(b)), ratio(rate(a), rate(b))))
+        if key == "gwreq1":
+            for q in ("p50", "p99"):
+                rows.append((GW_SECTION, f"  latency {q}, 1 in flight", fmt_us(lat(a, q)) if ours
+                             else "not built", fmt_us(lat(b, q)),
+                             ratio(lat(a, q), lat(b, q), higher_better=False)))
+            d50 = lat(direct, "p50")
+            rows.append((GW_SECTION, "  direct to the backend (RSocket/TCP, rr), p50",
+                         fmt_us(d50), "n/a", "-"))
+            hop = [lat(r, "p50") - d50 if lat(r, "p50") is not None and d50 is not None else None
+                   for r in (a, b)]
+            rows.append((GW_SECTION, "  the gateway's hop: its p50 − direct p50",
+                         fmt_us(hop[0]) if ours else "not built", fmt_us(hop[1]),
+                         ratio(hop[0], hop[1], higher_better=False)))
+    for p in (ours, node):
+        if p:
+            stop(p[0])
+    stop(backend)
+    # Idle clients: fresh gateways (and backend), so the load above is not in their RSS.
+    backend, be_uri = start("gw-idle-backend", [os.path.join(BIN, "rsocket"), "--server",
+                                                "tcp://127.0.0.1:0"])
+    ours_cmd, node_cmd = gateway_cmds(be_uri)
+    a = gw_idle("gw idle rsocket-gateway", ours_cmd)
+    b = gw_idle("gw idle node gateway", node_cmd)
+    stop(backend)
+    res["gwidle"] = (a, b)
+    res["elapsed"] = time.time() - res["t0"]
+    per = [r.get("server_bytes_per_connection") if r else None for r in (a, b)]
+    opened = "/".join(f"{r['open']:,}" for r in (a, b) if r)
+    rows.append((GW_SECTION, f"idle memory per client, {GW_IDLE:,} idle clients ({opened} open)",
+                 (f"{per[0]:,.0f} B" if per[0] is not None else "failed") if ours_cmd
+                 else "not built", f"{per[1]:,.0f} B" if per[1] is not None else "failed",
+                 ratio(per[0], per[1], higher_better=False)))
+    return rows, res
+
+
+def gateway_targets(res):
+    out = []
+
+    def chk(ok):
+        return "met" if ok else "**not met**"
+
+    a, _ = res.get("gwreq1", (None, None))
+    d = res.get("gwdirect", (None, None))[0]
+    if a and d:
+        hop = lat(a, "p50") - lat(d, "p50")
+        out.append(f"| gateway hop latency at 1 in flight: p50 ≤ direct p50 + 25 µs | "
+                   f"gw-req p50 {lat(a, 'p50'):.1f} µs, direct rr p50 {lat(d, 'p50'):.1f} µs: "
+                   f"+{hop:.1f} µs | {chk(hop <= 25)} |")
+    a, b = res.get("gwreq16", (None, None))
+    if a:
+        out.append(f"| gw-req, 16 clients × 32 in flight ≥ 200,000/s and ≥ 10× Node | "
+                   f"{rate(a):,.0f}/s, {ratio(rate(a), rate(b))} | "
+                   f"{chk(rate(a) >= 2e5 and (not b or rate(a) >= 10 * rate(b)))} |")
+    a, _ = res.get("gwsub", (None, None))
+    if a:
+        out.append(f"| gw-sub fan-out, 1,000 subscribers ≥ 1,000,000 ind/s | {rate(a):,.0f}/s | "
+                   f"{chk(rate(a) >= 1e6)} |")
+    a, _ = res.get("gwidle", (None, None))
+    if a and a.get("server_bytes_per_connection") is not None:
+        per = a["server_bytes_per_connection"]
+        out.append(f"| idle memory per client at {GW_IDLE:,} idle clients ≤ 2 KiB | "
+                   f"{per:,.0f} B ({a['open']:,} open) | {chk(per <= 2048 and a['open'] == GW_IDLE)} |")
+    if not out:
+        out.append(f"| gateway targets | pending: {gateway_name()} was not built | |")
+    return out
+
+
 def main():
     if not os.path.exists(os.path.join(BIN, "rsocket-bench")):
         sys.exit("bench: build/bin/rsocket-bench is missing (run make)")
     t_start = time.time()
     raise_nofile()
+    if ONLY == "gateway":
+        rows, res = gateway()
+        print_table(rows, ("rsocket-gateway", "Node gateway"))
+        print("\nGateway targets:")
+        print("\n".join(gateway_targets(res)))
+        print(f"\nthe gateway section took {res['elapsed']:.0f} s")
+        if not os.environ.get("BENCH_NO_DOC"):
+            path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
+            with open(path) as f:
+                doc = f.read()
+            cut = doc.find("\n## Gateway\n")
+            doc = (doc if cut < 0 else doc[:cut + 1]).rstrip("\n") + "\n\n"
+            with open(path, "w") as f:
+                f.write(doc + "\n".join(gateway_doc(rows, res, machine())))
+            print(f"wrote the Gateway section of {os.path.relpath(path, ROOT)}")
+        return
+    if ONLY:
+        sys.exit(f"bench: BENCH_ONLY={ONLY}: only 'gateway' is known")
     rows = []  # (section, workload, ours, peer, ratio text)
     results = {}
 
@@ -281,8 +475,10 @@ def main():
             str(srv.pid), "-D", "1", "--json", uri], timeout=180)
         stop(srv)
 
+    gw_rows, gw_res = gateway()
+
     elapsed = time.time() - t_start
-    report(rows, results, codec, idle, elapsed)
+    report(rows, results, codec, idle, gw_rows, gw_res, elapsed)
 
 
 def target_lines(results, codec, idle):
@@ -334,17 +530,104 @@ def target_lines(results, codec, idle):
     return out
 
 
-def report(rows, results, codec, idle, elapsed):
-    m = machine()
-    lines = []
-    lines.append("| Workload | rsocket-c | peer | ratio |")
-    lines.append("|---|---:|---:|---:|")
+def table(rows, head=("rsocket-c", "peer")):
+    lines = [f"| Workload | {head[0]} | {head[1]} | ratio |", "|---|---:|---:|---:|"]
     section = None
     for sec, desc, a, b, r in rows:
         if sec != section:
             lines.append(f"| **{sec}** | | | |")
             section = sec
         lines.append(f"| {desc} | {a} | {b} | {r} |")
+    return lines
+
+
+def print_table(rows, head=("rsocket-c", "peer")):
+    print()
+    print("\n".join(table(rows, head)))
+
+
+def commands_block(cmds):
+    out = ["```"]
+    for label, cmd in cmds:
+        cmd = cmd.replace(ROOT + "/", "")
+        cmd = re.sub(r"(tcp|ws)://127\.0\.0\.1:\d+/?", r"\1://127.0.0.1:PORT", cmd)
+        cmd = re.sub(r"--pid \d+", "--pid PID", cmd)
+        out.append(f"# {label}")
+        out.append(cmd)
+    out.append("```")
+    return out
+
+
+def gateway_doc(gw_rows, res, m):
+    """The doc's last section, "## Gateway", with its own machine note and commands (so that
+    BENCH_ONLY=gateway can rewrite it alone)."""
+    doc = ["## Gateway", ""]
+    when = datetime.datetime.fromtimestamp(res["t0"], datetime.timezone.utc)
+    load = ", ".join(f"{x:.1f}" for x in res["load"])
+    doc.append(f"- date: {when.strftime('%Y-%m-%d %H:%M UTC')}, commit `{m['commit']}`; "
+               f"{m['cpu']}, {m['cores']} cores; load average {load} when it started (other work "
+               f"on the machine); the section took {res['elapsed']:.0f} s")
+    if os.access(GATEWAY, os.X_OK):
+        v = subprocess.run([GATEWAY, "--version"], capture_output=True, text=True).stdout.strip()
+        doc.append(f"- rsocket-gateway: `{gateway_name()}` ({v or 'no version'}), its defaults: "
+                   "1 worker thread, 2 connections to the backend, credit window 64")
+    else:
+        doc.append(f"- rsocket-gateway: not built ({gateway_name()} is missing); "
+                   "its rows are pending")
+    doc.append(f"- Node gateway: `tests/interop/peers/node_gateway.mjs`, Node {m['node']}, ws "
+               "8.2.3, rsocket-js 1.0.0-alpha.3 (rsocket-core, rsocket-tcp-client); "
+               "`--connections 2`, credit window 256")
+    doc.append(f"- each run: {WARMUP:g} s warm-up, then {SECONDS:g} s measured")
+    doc.append("")
+    doc.append("Issue 14's benchmarks. Both gateways sit in front of the same backend, `rsocket "
+               "--server tcp://127.0.0.1:0` (it answers a request with its payload and streams a "
+               "request's payload back without end), with the route `*`, and the same client "
+               "drives both: `rsocket-bench --model gw-req` (req messages in flight per "
+               "WebSocket client, each timed to its cfm) and `--model gw-sub` (one sub per client "
+               "with gateway-managed credit, counting ind messages). The direct row is the "
+               "backend without a gateway (`rsocket-bench -m 1`, RSocket over TCP), for the "
+               "gateway's hop. Idle memory: WebSocket clients that upgrade and then send nothing "
+               "(`rsocket-bench --idle N --model gw-req`, 10,000 per client process), the growth "
+               "of a fresh gateway's VmRSS divided by the clients open. Client, gateways and "
+               "backend share the machine's cores. Ratio: rsocket-gateway ÷ Node for rates, "
+               "Node ÷ rsocket-gateway for latencies and memory.")
+    doc.append("")
+    doc.extend(table(gw_rows, ("rsocket-gateway", "Node gateway")))
+    doc.append("")
+    doc.append("| Target (issue 14) | Measured | |")
+    doc.append("|---|---|---|")
+    doc.extend(gateway_targets(res))
+    doc.append("")
+    doc.append("Notes:")
+    doc.append("")
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if any(r and r["open"] < GW_IDLE for r in res.get("gwidle", ())) and hard <= GW_IDLE:
+        doc.append(f"- Idle clients: a process may hold at most {hard:,} descriptors here (the hard "
+                   "limit; raising it needs CAP_SYS_RESOURCE), so a gateway holds a few fewer than "
+                   f"{GW_IDLE:,} clients beside its listening socket, event loop and backend "
+                   "connections and refuses the rest. The per-client figure divides by the "
+                   "clients open.")
+    doc.append("- At 1 in flight the hop is two more loopback round trips' wake-ups (client → "
+               "gateway → backend and back) on a shared 2-core machine: compare it with the "
+               "direct row and with the loopback floor in the tables above.")
+    doc.append("- The Node gateway parses every message (`JSON.parse`) and serializes `data` again "
+               "for the backend; backend payloads are checked with `JSON.parse` and embedded as "
+               "they are.")
+    doc.append("")
+    doc.append("Commands (the gateways: `build/bin/rsocket-gateway --listen ws://127.0.0.1:0 "
+               "--route '*=tcp://127.0.0.1:PORT'` and `node tests/interop/peers/node_gateway.mjs "
+               "--listen ws://127.0.0.1:0 --route '*=tcp://127.0.0.1:PORT' --connections 2`):")
+    doc.append("")
+    doc.extend(commands_block(commands[res["cmds_from"]:]))
+    doc.append("")
+    return doc
+
+
+def report(rows, results, codec, idle, gw_rows, gw_res, elapsed):
+    m = machine()
+    lines = table(rows)
+    gw_lines = table(gw_rows, ("rsocket-gateway", "Node gateway"))
+    gw_targets = gateway_targets(gw_res)
     codec_lines = []
     if codec:
         codec_lines.append("| data bytes | frame bytes | encode/s | decode/s | read+decode/s | "
@@ -379,6 +662,10 @@ def report(rows, results, codec, idle, elapsed):
     print("\n".join(idle_lines))
     print("\nTargets:")
     print("\n".join(targets))
+    print("\nGateway:")
+    print("\n".join(gw_lines))
+    print("\nGateway targets:")
+    print("\n".join(gw_targets))
     print(f"\nmake bench took {elapsed:.0f} s")
 
     if os.environ.get("BENCH_NO_DOC"):
@@ -454,17 +741,12 @@ def report(rows, results, codec, idle, elapsed):
     doc.append("Servers: `build/bin/rsocket --server tcp://127.0.0.1:0` (and `ws://`), "
                "`node tests/interop/peers/js_echo_server.mjs --transport tcp|ws --port 0`, "
                "`build/bin/ws-echo-server --port 0`, "
-               "`node tests/interop/peers/ws_echo_server.mjs --port 0`. Ports vary per run.")
+               "`node tests/interop/peers/ws_echo_server.mjs --port 0`. Ports vary per run; the "
+               "gateway's are in its section.")
     doc.append("")
-    doc.append("```")
-    for label, cmd in commands:
-        cmd = cmd.replace(ROOT + "/", "")
-        cmd = re.sub(r"(tcp|ws)://127\.0\.0\.1:\d+/?", r"\1://127.0.0.1:PORT", cmd)
-        cmd = re.sub(r"--pid \d+", "--pid PID", cmd)
-        doc.append(f"# {label}")
-        doc.append(cmd)
-    doc.append("```")
+    doc.extend(commands_block(commands[:gw_res["cmds_from"]]))
     doc.append("")
+    doc.extend(gateway_doc(gw_rows, gw_res, m))
     path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
     with open(path, "w") as f:
         f.write("\n".join(doc))

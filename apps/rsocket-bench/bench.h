@@ -36,7 +36,9 @@ typedef enum bench_model {
   MODEL_FNF,
   MODEL_STREAM,
   MODEL_CHANNEL,
-  MODEL_WS, /* plain WebSocket echo of binary messages */
+  MODEL_WS,     /* plain WebSocket echo of binary messages */
+  MODEL_GW_REQ, /* rsocket-gateway JSON protocol: req -> cfm */
+  MODEL_GW_SUB, /* rsocket-gateway JSON protocol: sub -> ind, ind… */
 } bench_model;
 
 typedef struct bench_cfg {
@@ -49,13 +51,14 @@ typedef struct bench_cfg {
   double duration_s; /* when requests == 0 */
   double warmup_s;   /* with a duration: not measured */
   size_t size;       /* payload data bytes */
+  const char *route; /* gw models: the route of every req or sub */
   uint32_t window;   /* stream: credit window */
   bool json;
   bool insecure;
   bool progress;               /* live progress line on stderr */
   bool busy_poll;              /* spin on the event loops instead of sleeping */
   double connect_timeout_s;    /* connecting, handshakes and the server's first answer, each */
-  struct sockaddr_storage dst; /* --model ws: the address that accepted (bench_resolve) */
+  struct sockaddr_storage dst; /* ws, gw-*: the address that accepted (bench_resolve) */
   char dst_error[200];         /* or why none did */
 } bench_cfg;
 
@@ -86,7 +89,7 @@ uint64_t bench_now_ns(void);
 
 /* Runs the RSocket workloads (rr, fnf, stream, channel) of one worker to completion. */
 int rsload_run(worker *w);
-/* Runs the WebSocket echo workload of one worker to completion. */
+/* Runs the WebSocket workloads (ws, gw-req, gw-sub) of one worker to completion. */
 int wsload_run(worker *w);
 
 /* Starts the worker's clock once its connections are up: start, measured window (after the
@@ -116,12 +119,13 @@ int codec_bench(bool json, double seconds);
 /* Loopback floor: blocking TCP ping-pong between two threads. Returns an exit status. */
 int floor_bench(bool json, double seconds);
 
-/* Opens `n` idle connections (RSocket over tcp:// or ws://) from `sources` 127.0.0.x addresses
- * and holds them `hold_s` seconds (0: until SIGINT/SIGTERM). With `pid` (0: none), reports
- * that process's resident memory per connection. A connection still not ready (tcp: SETUP
- * written; ws: upgraded and SETUP written) after `connect_timeout_s` without any other becoming
- * ready fails. Returns an exit status. */
+/* Opens `n` idle connections (RSocket over tcp:// or ws://, or with `plain` WebSockets that
+ * send nothing after the upgrade, ws:// only) from `sources` 127.0.0.x addresses and holds them
+ * `hold_s` seconds (0: until SIGINT/SIGTERM). With `pid` (0: none), reports that process's
+ * resident memory per connection. A connection still not ready (tcp: SETUP written; ws: upgraded
+ * and, unless plain, SETUP written) after `connect_timeout_s` without any other becoming ready
+ * fails. Returns an exit status. */
 int idle_run(const char *uri, int n, int sources, double hold_s, bool json, long pid,
-             double connect_timeout_s);
+             double connect_timeout_s, bool plain);
 
 #endif

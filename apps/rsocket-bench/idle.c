@@ -1,5 +1,6 @@
 /* Idle-connection mode of rsocket-bench (--idle N): opens N RSocket connections (tcp:// with a
- * length-prefixed SETUP, or ws:// with an upgrade then a SETUP message), spread over several
+ * length-prefixed SETUP, or ws:// with an upgrade then a SETUP message) or, for the WebSocket
+ * models (ws, gw-req, gw-sub), N plain WebSockets (the upgrade only), spread over several
  * 127.0.0.x source addresses, and holds them. With --pid, it reads the server's resident memory
  * before and after and prints the cost per connection. The client side is deliberately minimal
  * (one small struct per connection) so that 10,000 connections are cheap to hold. */
@@ -47,6 +48,7 @@ struct idle_state {
   double connect_timeout_s;
   uv_signal_t sigint, sigterm;
   bool holding, stopping;
+  bool plain; /* ws://: a plain WebSocket, ready once upgraded (no SETUP) */
   uint64_t t_start, t_ready;
   const char *first_error;
   char errbuf[200];
@@ -162,7 +164,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   }
   free(c->hs);
   c->hs = NULL;
-  send_setup_ws(c);
+  if (S->plain)
+    became_ready(c);
+  else
+    send_setup_ws(c);
 }
 
 static void on_upgrade_written(uv_write_t *req, int status) {
@@ -266,7 +271,10 @@ static void report(idle_state *S) {
     per = (double)(server_rss_after - server_rss_before) * 1024.0 / S->ready;
   if (as_json) {
     json_t *o = json_object();
-    json_object_set_new(o, "uri", json_string(S->uri.websocket ? "ws" : "tcp"));
+    json_object_set_new(o, "uri",
+                        json_string(S->plain           ? "ws-plain"
+                                    : S->uri.websocket ? "ws"
+                                                       : "tcp"));
     json_object_set_new(o, "requested", json_integer(S->n));
     json_object_set_new(o, "open", json_integer(S->ready));
     json_object_set_new(o, "failed", json_integer(S->failed));
@@ -349,7 +357,7 @@ static void on_signal(uv_signal_t *h, int sig) {
 }
 
 int idle_run(const char *uri, int n, int sources, double hold_s, bool json, long pid,
-             double connect_timeout_s) {
+             double connect_timeout_s, bool plain) {
   idle_state *S = calloc(1, sizeof *S);
   if (!S) return 1;
   char err[1500];
@@ -358,11 +366,13 @@ int idle_run(const char *uri, int n, int sources, double hold_s, bool json, long
     free(S);
     return 2;
   }
-  if (S->uri.secure) {
-    fprintf(stderr, "rsocket-bench: --idle supports tcp:// and ws:// only\n");
+  if (S->uri.secure || (plain && !S->uri.websocket)) {
+    fprintf(stderr, "rsocket-bench: --idle supports tcp:// and ws:// only (ws:// only for the "
+                    "WebSocket models)\n");
     free(S);
     return 2;
   }
+  S->plain = plain;
   S->connect_timeout_s = connect_timeout_s;
   if (bench_resolve(S->uri.host, S->uri.port, connect_timeout_s, &S->dst, err, sizeof err) != 0) {
     fprintf(stderr, "rsocket-bench: %s\n", err);

@@ -2,9 +2,10 @@
  * rsocket-bench: a load generator for RSocket servers, in the spirit of h2load.
  *
  *   rsocket-bench [-c CONNECTIONS] [-n REQUESTS | -D SECONDS] [-m IN_FLIGHT]
- *                 [--model rr|fnf|stream|channel|ws] [--size BYTES] [--threads N] [--json] URI
+ *                 [--model rr|fnf|stream|channel|ws|gw-req|gw-sub] [--size BYTES] [--threads N]
+ *                 [--json] URI
  *   rsocket-bench --codec [-D SECONDS] [--json]
- *   rsocket-bench --idle N [--sources K] [-D SECONDS] [--json] URI
+ *   rsocket-bench --idle N [--model MODEL] [--sources K] [-D SECONDS] [--json] URI
  */
 #define _GNU_SOURCE /* pthread_tryjoin_np */
 #include <errno.h>
@@ -109,7 +110,7 @@ int bench_resolve(const char *host, int port, double timeout_s, struct sockaddr_
 }
 
 const char *bench_model_name(bench_model m) {
-  static const char *names[] = {"rr", "fnf", "stream", "channel", "ws"};
+  static const char *names[] = {"rr", "fnf", "stream", "channel", "ws", "gw-req", "gw-sub"};
   return names[m];
 }
 
@@ -118,7 +119,8 @@ static void usage(FILE *f) {
       f, "usage: rsocket-bench [options] URI\n"
          "       rsocket-bench --codec [-D SECONDS] [--json]\n"
          "       rsocket-bench --floor [-D SECONDS] [--json]\n"
-         "       rsocket-bench --idle N [--sources K] [--pid PID] [-D SECONDS] [--json] URI\n"
+         "       rsocket-bench --idle N [--model MODEL] [--sources K] [--pid PID] [-D SECONDS]\n"
+         "                     [--json] URI\n"
          "\n"
          "Load generator for RSocket servers (tcp://, tls://, ws://, wss://). The server must\n"
          "implement the echo contract of `rsocket --server` (request-response echoes, streams\n"
@@ -126,15 +128,21 @@ static void usage(FILE *f) {
          "\n"
          "Load:\n"
          "  -c, --connections N   connections (default 1)\n"
-         "  -n, --requests N      total requests; for --model stream, items (default 100000)\n"
+         "  -n, --requests N      total requests; for --model stream and gw-sub, items (default\n"
+         "                        100000)\n"
          "  -D, --duration S      run for S seconds instead of a request count\n"
          "      --warmup S        with -D: run S seconds first without measuring (default 0)\n"
-         "  -m, --in-flight N     per connection: requests in flight (rr, ws), channel elements\n"
-         "                        in flight (channel) or concurrent streams (stream); default 1\n"
+         "  -m, --in-flight N     per connection: requests in flight (rr, ws, gw-req), channel\n"
+         "                        elements in flight (channel) or concurrent streams (stream,\n"
+         "                        gw-sub); default 1\n"
          "      --model MODEL     rr (request-response, default), fnf (fire-and-forget, then\n"
-         "                        one request-response to confirm), stream, channel, or ws\n"
-         "                        (plain WebSocket echo of binary messages, ws:// only)\n"
-         "  -s, --size BYTES      payload data size (default 16)\n"
+         "                        one request-response to confirm), stream, channel, ws\n"
+         "                        (plain WebSocket echo of binary messages, ws:// only), or\n"
+         "                        rsocket-gateway's JSON protocol (ws:// only): gw-req (req\n"
+         "                        answered by cfm) or gw-sub (sub with gateway-managed credit,\n"
+         "                        counting ind messages); the gateway's backend echoes\n"
+         "  -s, --size BYTES      payload data size (default 16; gw-*: a JSON string of BYTES)\n"
+         "      --route ROUTE     gw-*: the route of every request (default bench.echo)\n"
          "      --window N        stream: credit window, refilled by half (default 4096)\n"
          "  -t, --threads N       client threads, one event loop each (default 1)\n"
          "  -k, --insecure        tls/wss: do not verify the server certificate\n"
@@ -149,9 +157,10 @@ static void usage(FILE *f) {
          "                        0, 64 and 1024 bytes beside memcpy of the same bytes)\n"
          "      --floor           loopback floor: round trips of 25 bytes over TCP between two\n"
          "                        threads with blocking read/write (no event loop, no protocol)\n"
-         "      --idle N          open N idle connections (RSocket over tcp:// or ws://) and hold\n"
-         "                        them for -D seconds (default: until SIGINT/SIGTERM), to measure\n"
-         "                        the server's memory per connection\n"
+         "      --idle N          open N idle connections (RSocket over tcp:// or ws://; with\n"
+         "                        --model ws, gw-req or gw-sub plain WebSockets that send nothing\n"
+         "                        after the upgrade) and hold them for -D seconds (default: until\n"
+         "                        SIGINT/SIGTERM), to measure the server's memory per connection\n"
          "      --sources K       --idle: spread connections over source addresses\n"
          "                        127.0.0.1 .. 127.0.0.K (default 8)\n"
          "      --pid PID         --idle: report PID's resident memory per connection (the\n"
@@ -186,6 +195,15 @@ static bool parse_double(const char *s, double *out) {
   return true;
 }
 
+/* A route goes into the JSON as it is: nothing that would need escaping. */
+static bool route_ok(const char *r) {
+  size_t n = strlen(r);
+  if (n < 1 || n > 255) return false;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)r[i] < 0x20 || r[i] == '"' || r[i] == '\\') return false;
+  return true;
+}
+
 static int bad(const char *fmt, const char *arg) __attribute__((format(printf, 1, 0)));
 
 static int bad(const char *fmt, const char *arg) {
@@ -200,7 +218,7 @@ static int bad(const char *fmt, const char *arg) {
 
 static void *worker_main(void *arg) {
   worker *w = arg;
-  if (w->cfg->model == MODEL_WS)
+  if (w->cfg->model >= MODEL_WS)
     wsload_run(w);
   else
     rsload_run(w);
@@ -236,6 +254,7 @@ int main(int argc, char **argv) {
                    .in_flight = 1,
                    .size = 16,
                    .window = 4096,
+                   .route = "bench.echo",
                    .connect_timeout_s = 10};
   bool have_n = false, have_d = false, codec = false, no_progress = false, floor_mode = false;
   uint64_t idle = 0, sources = 8, pid = 0;
@@ -252,6 +271,7 @@ int main(int argc, char **argv) {
     OPT_FLOOR,
     OPT_NO_PROGRESS,
     OPT_CONNECT_TIMEOUT,
+    OPT_ROUTE,
   };
   static const struct option longopts[] = {
       {"connections", required_argument, NULL, 'c'},
@@ -262,6 +282,7 @@ int main(int argc, char **argv) {
       {"model", required_argument, NULL, OPT_MODEL},
       {"size", required_argument, NULL, 's'},
       {"window", required_argument, NULL, OPT_WINDOW},
+      {"route", required_argument, NULL, OPT_ROUTE},
       {"threads", required_argument, NULL, 't'},
       {"insecure", no_argument, NULL, 'k'},
       {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
@@ -314,8 +335,18 @@ int main(int argc, char **argv) {
         cfg.model = MODEL_CHANNEL;
       else if (!strcmp(optarg, "ws"))
         cfg.model = MODEL_WS;
+      else if (!strcmp(optarg, "gw-req"))
+        cfg.model = MODEL_GW_REQ;
+      else if (!strcmp(optarg, "gw-sub"))
+        cfg.model = MODEL_GW_SUB;
       else
-        return bad("unknown --model %s (rr, fnf, stream, channel, ws)", optarg);
+        return bad("unknown --model %s (rr, fnf, stream, channel, ws, gw-req, gw-sub)", optarg);
+      break;
+    case OPT_ROUTE:
+      if (!route_ok(optarg))
+        return bad("bad --route: %s (1 to 255 bytes, no quote, backslash or control character)",
+                   optarg);
+      cfg.route = optarg;
       break;
     case 's':
       if (!parse_u64(optarg, &u) || u > 16u * 1024 * 1024) return bad("bad --size: %s", optarg);
@@ -373,10 +404,10 @@ int main(int argc, char **argv) {
   raise_fd_limit();
   if (idle)
     return idle_run(cfg.uri, (int)idle, (int)sources, have_d ? cfg.duration_s : 0, cfg.json,
-                    (long)pid, cfg.connect_timeout_s);
-  if (cfg.model == MODEL_WS && strncmp(cfg.uri, "ws://", 5) != 0)
-    return bad("--model ws needs a ws:// URI (got %s)", cfg.uri);
-  if (cfg.model == MODEL_WS) {
+                    (long)pid, cfg.connect_timeout_s, cfg.model >= MODEL_WS);
+  if (cfg.model >= MODEL_WS && strncmp(cfg.uri, "ws://", 5) != 0)
+    return bad("--model ws, gw-req and gw-sub need a ws:// URI (got %s)", cfg.uri);
+  if (cfg.model >= MODEL_WS) {
     /* Every worker connects to the one address found to accept. (The RSocket models go through
      * rs_client, which races the addresses itself.) */
     rs_uri parsed;
@@ -474,10 +505,10 @@ int main(int argc, char **argv) {
   }
   double elapsed = (start != UINT64_MAX && end > start) ? (double)(end - start) / 1e9 : 0;
   double rate = elapsed > 0 ? (double)completed / elapsed : 0;
-  const char *unit = cfg.model == MODEL_STREAM    ? "items"
-                     : cfg.model == MODEL_CHANNEL ? "elements"
-                     : cfg.model == MODEL_WS      ? "messages"
-                                                  : "requests";
+  const char *unit = cfg.model == MODEL_STREAM || cfg.model == MODEL_GW_SUB ? "items"
+                     : cfg.model == MODEL_CHANNEL                           ? "elements"
+                     : cfg.model == MODEL_WS                                ? "messages"
+                                                                            : "requests";
   bool has_latency = lat.count > 0;
   static const double qs[] = {0.5, 0.9, 0.99, 0.999};
   static const char *qn[] = {"p50", "p90", "p99", "p99_9"};

@@ -263,7 +263,9 @@ static void kick(bconn *bc) {
     maybe_finish(bc);
     break;
   case MODEL_CHANNEL: chan_kick(bc); break;
-  case MODEL_WS: break;
+  case MODEL_WS:
+  case MODEL_GW_REQ:
+  case MODEL_GW_SUB: break;
   }
 }
 
@@ -319,7 +321,9 @@ static void on_payload(rs_conn *conn, uint32_t sid, void *su, const rs_payload *
       chan_kick(bc);
     }
     break;
-  case MODEL_WS: break;
+  case MODEL_WS:
+  case MODEL_GW_REQ:
+  case MODEL_GW_SUB: break;
   }
 }
 
@@ -373,7 +377,9 @@ static void on_stream_closed(rs_conn *conn, uint32_t sid, void *su, void *user) 
     bc->chan_completed = true;
     maybe_finish(bc);
     break;
-  case MODEL_WS: break;
+  case MODEL_WS:
+  case MODEL_GW_REQ:
+  case MODEL_GW_SUB: break;
   }
 }
 

@@ -1,6 +1,14 @@
-/* Plain WebSocket echo workload of rsocket-bench (--model ws): each connection keeps -m binary
- * messages of --size bytes in flight against an echo server and times each round trip. Uses our
- * own WebSocket layer (rsocket/ws.h) on libuv, so the same client measures any echo server. */
+/* The WebSocket workloads of rsocket-bench, on our own WebSocket layer (rsocket/ws.h) on libuv,
+ * so the same client measures any server:
+ *   --model ws      each connection keeps -m binary messages of --size bytes in flight against an
+ *                   echo server and times each round trip;
+ *   --model gw-req  each connection keeps -m gateway requests ({"type":"req"}) in flight and times
+ *                   each one to its cfm (answers may come in any order: matched by id);
+ *   --model gw-sub  each connection opens -m gateway subscriptions ({"type":"sub"}, credit managed
+ *                   by the gateway) and counts the ind messages they deliver.
+ * The gateway's answers are read from their first bytes, {"type":"T","id":N, (the order its
+ * formatter writes): the load generator measures, it does not validate, but a rej or an id that
+ * is not in flight counts as an error, never as an answer. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,9 +39,14 @@ typedef struct wconn {
   size_t wlen;
   rs_ws_conn *ws;
   uint64_t quota, issued, finished;
-  int inflight;
+  int inflight; /* gw-sub: subscriptions open */
   uint64_t *ring;
   unsigned mask, head, tail;
+  /* gw-req: slot s carries ids s+1, s+1+m, s+1+2m… (m = -m), one at a time */
+  uint64_t *slot_id;   /* the slot's last id (0: none yet) */
+  uint64_t *slot_sent; /* when it was sent; 0: the slot is free */
+  uint32_t *free_slots;
+  unsigned nfree;
 } wconn;
 
 struct wsload {
@@ -41,6 +54,9 @@ struct wsload {
   wconn *conns;
   rs_uri uri;
   uint8_t *data;
+  /* gw models: a request is msg[0..id_at) + the id's digits + tail[0..tail_len) */
+  char *msg, *tail;
+  size_t id_at, tail_len;
   uint8_t rbuf[READ_BUF];
   int live, upgraded, failed;
   bool started, stopping;
@@ -95,12 +111,96 @@ static void flush(wconn *c) {
   if (rs_ws_conn_want_close(c->ws)) wc_close(c);
 }
 
+static bool is_gw(const bench_cfg *cfg) {
+  return cfg->model == MODEL_GW_REQ || cfg->model == MODEL_GW_SUB;
+}
+
+/* What a server must be for the model, for error messages. */
+static const char *needs(const bench_cfg *cfg) {
+  return is_gw(cfg) ? "needs rsocket-gateway in front of an echo backend such as rsocket --server"
+                    : "needs a plain WebSocket echo server such as ws-echo-server";
+}
+
+/* Sends one gateway request or subscription with this id. */
+static int gw_send(wconn *c, uint64_t id) {
+  wsload *L = c->L;
+  int n = snprintf(L->msg + L->id_at, 24, "%" PRIu64, id);
+  memcpy(L->msg + L->id_at + n, L->tail, L->tail_len);
+  return rs_ws_conn_send(c->ws, RS_WS_OP_TEXT, (const uint8_t *)L->msg,
+                         L->id_at + (size_t)n + L->tail_len);
+}
+
+/* gw-req: fills the free slots with requests. */
+static void gw_req_kick(wconn *c) {
+  wsload *L = c->L;
+  worker *w = L->w;
+  unsigned m = (unsigned)w->cfg->in_flight;
+  while (c->nfree > 0 && !L->stopping && c->issued < c->quota) {
+    uint32_t s = c->free_slots[--c->nfree];
+    uint64_t id = c->slot_id[s] ? c->slot_id[s] + m : s + 1;
+    uint64_t now = bench_now_ns();
+    int rc = gw_send(c, id);
+    if (rc != 0) {
+      worker_error(w, "send: %s", rs_strerror(rc));
+      L->stopping = true;
+      c->free_slots[c->nfree++] = s;
+      break;
+    }
+    c->slot_id[s] = id;
+    c->slot_sent[s] = now;
+    c->issued++;
+    c->inflight++;
+    if (worker_measuring(w, now)) w->bytes_out += w->cfg->size;
+  }
+  if (c->inflight == 0 && (L->stopping || c->issued >= c->quota)) {
+    c->done = true;
+    rs_ws_conn_close(c->ws, 1000, "done", now_ms());
+  }
+  flush(c);
+}
+
+/* gw-sub: subscribes once (ids 1..m); at the end unsubscribes them all and closes. */
+static void gw_sub_kick(wconn *c) {
+  wsload *L = c->L;
+  worker *w = L->w;
+  if (c->issued == 0 && !L->stopping) {
+    for (int i = 1; i <= w->cfg->in_flight; i++) {
+      int rc = gw_send(c, (uint64_t)i);
+      if (rc != 0) {
+        worker_error(w, "send: %s", rs_strerror(rc));
+        L->stopping = true;
+        break;
+      }
+      c->issued++;
+      c->inflight++;
+    }
+  }
+  if (L->stopping || c->finished >= c->quota || c->inflight == 0) {
+    for (uint64_t i = 1; i <= c->issued; i++) {
+      char unsub[64];
+      int n = snprintf(unsub, sizeof unsub, "{\"type\":\"unsub\",\"id\":%" PRIu64 "}", i);
+      rs_ws_conn_send(c->ws, RS_WS_OP_TEXT, (const uint8_t *)unsub, (size_t)n);
+    }
+    c->done = true;
+    rs_ws_conn_close(c->ws, 1000, "done", now_ms());
+  }
+  flush(c);
+}
+
 static void kick(wconn *c) {
   wsload *L = c->L;
   worker *w = L->w;
   if (!c->upgraded) return;
   if (c->done) { /* nothing more to send, but our close (or the answer to the server's) is */
     flush(c);
+    return;
+  }
+  if (w->cfg->model == MODEL_GW_REQ) {
+    gw_req_kick(c);
+    return;
+  }
+  if (w->cfg->model == MODEL_GW_SUB) {
+    gw_sub_kick(c);
     return;
   }
   while (c->inflight < w->cfg->in_flight && !L->stopping && c->issued < c->quota) {
@@ -123,20 +223,104 @@ static void kick(wconn *c) {
   flush(c);
 }
 
+/* The server is not what the model measures: stop the run (its error is recorded). */
+static void wrong_server(wconn *c) {
+  c->L->w->errors++;
+  c->L->stopping = true;
+  c->done = true;
+  rs_ws_conn_close(c->ws, 1000, "unexpected answer", now_ms());
+  flush(c);
+}
+
 /* The server answered with something else than what was sent: it is not an echo server (an
- * RSocket server on ws:// answers the first message with an ERROR frame). Stop the run. */
+ * RSocket server on ws:// answers the first message with an ERROR frame). */
 static void not_an_echo(wconn *c, int opcode, size_t len) {
-  wsload *L = c->L;
-  worker *w = L->w;
-  w->errors++;
+  worker *w = c->L->w;
   worker_error(w,
                "reply %" PRIu64 " is not an echo (a %zu-byte %s message for a %zu-byte binary "
-               "one): --model ws needs a plain WebSocket echo server such as ws-echo-server",
-               c->finished + 1, len, opcode == RS_WS_OP_TEXT ? "text" : "binary", w->cfg->size);
-  L->stopping = true;
-  c->done = true;
-  rs_ws_conn_close(c->ws, 1000, "not an echo", now_ms());
-  flush(c);
+               "one): --model ws %s",
+               c->finished + 1, len, opcode == RS_WS_OP_TEXT ? "text" : "binary", w->cfg->size,
+               needs(w->cfg));
+  wrong_server(c);
+}
+
+/* Reads the type and id of a gateway answer from its first bytes: {"type":"T","id":N or null
+ * (0). False when the message does not start so. */
+static bool gw_head(const uint8_t *p, size_t len, rs_bytes *type, uint64_t *id) {
+  static const char open[] = "{\"type\":\"", mid[] = "\",\"id\":";
+  const uint8_t *end = p + len, *t;
+  if (len < sizeof open - 1 || memcmp(p, open, sizeof open - 1) != 0) return false;
+  p += sizeof open - 1;
+  t = memchr(p, '"', (size_t)(end - p));
+  if (!t || (size_t)(end - t) < sizeof mid - 1 || memcmp(t, mid, sizeof mid - 1) != 0) return false;
+  *type = (rs_bytes){p, (size_t)(t - p)};
+  p = t + sizeof mid - 1;
+  if ((size_t)(end - p) >= 4 && memcmp(p, "null", 4) == 0) {
+    *id = 0;
+    return true;
+  }
+  uint64_t v = 0;
+  const uint8_t *d = p;
+  while (p < end && *p >= '0' && *p <= '9' && p - d < 19) v = v * 10 + (uint64_t)(*p++ - '0');
+  *id = v;
+  return p > d && p < end && (*p == ',' || *p == '}');
+}
+
+static bool is_type(rs_bytes t, const char *name) {
+  return t.len == strlen(name) && memcmp(t.ptr, name, t.len) == 0;
+}
+
+/* A gateway answer. Errors are counted, the first one kept: a rej (with its text), an answer of
+ * a type the model never gets or for an id not in flight. */
+static void gw_on_message(wconn *c, int opcode, const uint8_t *data, size_t len, uint64_t now) {
+  wsload *L = c->L;
+  worker *w = L->w;
+  bool req = w->cfg->model == MODEL_GW_REQ;
+  unsigned m = (unsigned)w->cfg->in_flight;
+  rs_bytes type;
+  uint64_t id;
+  if (opcode != RS_WS_OP_TEXT || !gw_head(data, len, &type, &id) ||
+      !(is_type(type, "rej") || is_type(type, req ? "cfm" : "ind") ||
+        (!req && is_type(type, "end")))) {
+    worker_error(w, "answer %" PRIu64 " is not a gateway answer to --model %s: %.*s… (%s)",
+                 c->finished + 1, bench_model_name(w->cfg->model), (int)(len < 40 ? len : 40),
+                 (const char *)data, needs(w->cfg));
+    wrong_server(c);
+    return;
+  }
+  /* The slot of a gw-req id, or m when the id is not in flight. */
+  unsigned s = m;
+  if (req && id > 0 && c->slot_sent[(id - 1) % m] && c->slot_id[(id - 1) % m] == id)
+    s = (unsigned)((id - 1) % m);
+  bool sub = !req && id > 0 && id <= c->issued;
+  if (sub && is_type(type, "ind") && c->finished >= c->quota) return; /* -n: past the count */
+  if (is_type(type, req ? "cfm" : "ind") && (req ? s < m : sub)) {
+    L->last_reply = now;
+    c->finished++;
+    if (worker_measuring(w, now)) {
+      w->completed++;
+      w->bytes_in += w->cfg->size;
+      if (req) hist_record(&w->lat, now - c->slot_sent[s]);
+      if (now > w->end_ns) w->end_ns = now;
+    }
+  } else {
+    w->errors++;
+    if (is_type(type, "rej"))
+      worker_error(w, "the gateway rejected id %" PRIu64 ": %.*s", id, (int)(len < 200 ? len : 200),
+                   (const char *)data);
+    else if (is_type(type, "end") && sub)
+      worker_error(w, "subscription %" PRIu64 " ended (the backend must stream without end)", id);
+    else
+      worker_error(w, "an answer for an id not in flight: %.*s", (int)(len < 100 ? len : 100),
+                   (const char *)data);
+  }
+  /* A rej, cfm or end closes its request or subscription; an ind or a stray answer does not. */
+  if (is_type(type, "ind") || (req ? s == m : !sub)) return;
+  if (req) {
+    c->slot_sent[s] = 0;
+    c->free_slots[c->nfree++] = s;
+  }
+  c->inflight--;
 }
 
 static void on_message(rs_ws_conn *ws, int opcode, const uint8_t *data, size_t len, void *user) {
@@ -146,6 +330,10 @@ static void on_message(rs_ws_conn *ws, int opcode, const uint8_t *data, size_t l
   worker *w = L->w;
   uint64_t now = bench_now_ns();
   if (c->done) return;
+  if (is_gw(w->cfg)) {
+    gw_on_message(c, opcode, data, len, now);
+    return;
+  }
   if (c->head == c->tail) {
     w->errors++;
     worker_error(w, "more messages echoed than sent");
@@ -175,9 +363,10 @@ static void on_ws_close(rs_ws_conn *ws, unsigned code, rs_bytes reason, bool rem
   if (!c->done) {
     char of[32] = "";
     if (c->quota != UINT64_MAX) snprintf(of, sizeof of, " of %" PRIu64, c->quota);
-    worker_error(c->L->w, "the WebSocket was closed %s with %u%s%.*s after %" PRIu64 "%s echoes",
+    worker_error(c->L->w, "the WebSocket was closed %s with %u%s%.*s after %" PRIu64 "%s %s",
                  remote ? "by the server" : "by us", code, reason.len ? ": " : "", (int)reason.len,
-                 (const char *)reason.ptr, c->finished, of);
+                 (const char *)reason.ptr, c->finished, of,
+                 is_gw(c->L->w->cfg) ? "answers" : "echoes");
   }
   c->done = true;
 }
@@ -244,15 +433,14 @@ static void on_stall(uv_timer_t *t) {
     if (c->done || c->inflight == 0) continue;
     waiting++;
     c->done = true;
-    rs_ws_conn_close(c->ws, 1000, "no echo", now_ms());
+    rs_ws_conn_close(c->ws, 1000, is_gw(w->cfg) ? "no answer" : "no echo", now_ms());
     flush(c);
   }
   if (!waiting) return;
   w->errors++;
-  worker_error(w,
-               "no echo for %u s with messages in flight: --model ws needs a plain WebSocket echo "
-               "server such as ws-echo-server",
-               STALL_MS / 1000);
+  worker_error(w, "no %s for %u s with messages in flight: --model %s %s",
+               is_gw(w->cfg) ? "answer" : "echo", STALL_MS / 1000, bench_model_name(w->cfg->model),
+               needs(w->cfg));
   L->stopping = true;
 }
 
@@ -372,6 +560,22 @@ static void on_connect(uv_connect_t *req, int status) {
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
+/* The gateway request of the model: {"type":"req"|"sub","id": (id_at), then the tail
+ * ,"route":ROUTE,"data":"xx…x"} whose data string has --size bytes. */
+static int gw_template(wsload *L) {
+  const bench_cfg *cfg = L->w->cfg;
+  const char *type = cfg->model == MODEL_GW_REQ ? "req" : "sub";
+  size_t cap = 64 + strlen(cfg->route) + cfg->size + 24 + 64;
+  if (!(L->msg = malloc(2 * cap))) return -1; /* the message, then its tail */
+  L->id_at = (size_t)snprintf(L->msg, cap, "{\"type\":\"%s\",\"id\":", type);
+  L->tail = L->msg + cap;
+  int n = snprintf(L->tail, cap, ",\"route\":\"%s\",\"data\":\"", cfg->route);
+  memset(L->tail + n, 'x', cfg->size);
+  memcpy(L->tail + n + cfg->size, "\"}", 2);
+  L->tail_len = (size_t)n + cfg->size + 2;
+  return 0;
+}
+
 int wsload_run(worker *w) {
   wsload *L = calloc(1, sizeof *L);
   if (!L) return -1;
@@ -403,6 +607,14 @@ int wsload_run(worker *w) {
     return -1;
   }
   memset(L->data, 'x', w->cfg->size);
+  if (is_gw(w->cfg) && gw_template(L) != 0) {
+    worker_error(w, "out of memory");
+    w->conn_failures = w->nconns;
+    free(L->data);
+    free(L->conns);
+    free(L);
+    return -1;
+  }
   uv_timer_init(&w->loop, &L->deadline);
   L->deadline.data = L;
   uv_timer_init(&w->loop, &L->connect_timer);
@@ -420,12 +632,22 @@ int wsload_run(worker *w) {
                    : UINT64_MAX;
     c->ring = calloc(ring, sizeof *c->ring);
     c->mask = ring - 1;
+    bool slots_ok = true;
+    if (w->cfg->model == MODEL_GW_REQ) {
+      size_t m = (size_t)w->cfg->in_flight;
+      c->slot_id = calloc(m, sizeof *c->slot_id);
+      c->slot_sent = calloc(m, sizeof *c->slot_sent);
+      c->free_slots = calloc(m, sizeof *c->free_slots);
+      slots_ok = c->slot_id && c->slot_sent && c->free_slots;
+      for (uint32_t s = 0; slots_ok && s < m; s++)
+        c->free_slots[c->nfree++] = (uint32_t)(m - 1 - s);
+    }
     uv_tcp_init(&w->loop, &c->tcp);
     uv_tcp_nodelay(&c->tcp, 1);
     c->tcp.data = c;
     c->creq.data = c;
     L->live++;
-    if (!c->ring ||
+    if (!c->ring || !slots_ok ||
         uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)dst, on_connect) != 0) {
       worker_error(w, "cannot start connecting");
       wc_close(c);
@@ -438,9 +660,13 @@ int wsload_run(worker *w) {
   for (int i = 0; i < w->nconns; i++) {
     rs_ws_conn_free(L->conns[i].ws);
     free(L->conns[i].ring);
+    free(L->conns[i].slot_id);
+    free(L->conns[i].slot_sent);
+    free(L->conns[i].free_slots);
   }
   free(L->conns);
   free(L->data);
+  free(L->msg);
   free(L);
   return 0;
 }

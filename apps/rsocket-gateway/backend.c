@@ -143,11 +143,23 @@ static rs_payload build_payload(gw_gateway *gw, gw_client *c, const rs_gw_cmd *c
                                    rn > 0 ? (size_t)rn : 0);
   off += n > 0 ? (size_t)n : 0;
   if (!c->entry) { /* made at the first request: idle clients do not pay for it */
-    char entry[160];
-    int en = snprintf(entry, sizeof entry, "{\"session\":\"%016" PRIx64 "\",\"peer\":\"%s\"}",
-                      c->session_id, rs_ws_session_peer(c->ws));
-    if (en > 0 && (size_t)en < sizeof entry && (c->entry = malloc((size_t)en)))
-      memcpy(c->entry, entry, c->entry_len = (uint8_t)en);
+    char user[2 * 6 * 256 + 1] = "";
+    if (c->user) gw_json_escape(user, sizeof user, c->user);
+    const char *claims = c->claims ? c->claims : "";
+    size_t ecap = 128 + strlen(user) + strlen(claims);
+    c->entry = malloc(ecap);
+    int en =
+        c->entry
+            ? snprintf(c->entry, ecap, "{\"session\":\"%016" PRIx64 "\",\"peer\":\"%s\"%s%s%s%s%s}",
+                       c->session_id, rs_ws_session_peer(c->ws), c->user ? ",\"user\":\"" : "",
+                       user, c->user ? "\"" : "", c->claims ? ",\"claims\":" : "", claims)
+            : -1;
+    if (en < 0 || (size_t)en >= ecap) {
+      free(c->entry);
+      c->entry = NULL;
+    } else {
+      c->entry_len = (uint32_t)en;
+    }
   }
   if (c->entry) {
     n = rs_composite_encode(buf + off, cap - off, GW_CLIENT_MIME, strlen(GW_CLIENT_MIME),
@@ -374,6 +386,8 @@ int gw_backend_start(gw_gateway *gw, char *err, size_t errlen) {
   gw->timer.data = gw;
   uv_timer_init(gw->loop, &gw->health);
   gw->health.data = gw;
+  uv_timer_init(gw->loop, &gw->auth_timer);
+  gw->auth_timer.data = gw;
   gw->timers = true;
   gw->pools = calloc(cfg->n_groups, sizeof *gw->pools);
   gw->down = calloc(cfg->n_groups, sizeof *gw->down);
@@ -395,6 +409,7 @@ int gw_backend_start(gw_gateway *gw, char *err, size_t errlen) {
     o.user = gw;
     o.client.settings.metadata_mime = rs_bytes_str(RS_MIME_COMPOSITE_METADATA);
     o.client.settings.data_mime = rs_bytes_str("application/json");
+    o.client.settings.lease = cfg->backend_lease;
     if (cfg->backend_resume_ms) { /* each connection gets its own token from the pool */
       o.client.settings.resume = true;
       o.client.settings.resume_session_timeout_ms = cfg->backend_resume_ms;
@@ -419,6 +434,7 @@ int gw_backend_start(gw_gateway *gw, char *err, size_t errlen) {
     }
   }
   uv_timer_start(&gw->health, health_tick, 100, 250);
+  gw_client_auth_start(gw);
   return 0;
 }
 
@@ -450,7 +466,8 @@ void gw_backend_stop(gw_gateway *gw, void (*done)(gw_gateway *gw)) {
     rs_pool_close(gw->pools[g], false, pool_closed, gw);
   }
   if (gw->timers) {
-    gw->stop_pending += 2;
+    gw->stop_pending += 3;
+    uv_close((uv_handle_t *)&gw->auth_timer, handle_closed);
     uv_close((uv_handle_t *)&gw->timer, handle_closed);
     uv_close((uv_handle_t *)&gw->health, handle_closed);
   }

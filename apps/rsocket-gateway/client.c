@@ -95,7 +95,17 @@ static bool send_bytes(gw_client *c, const uint8_t *msg, size_t len, int type) {
     c->out_full = true;
     gw_client_update_reading(c);
   }
+  /* Draining: the answer to the last req in flight is queued; the close goes after it. */
+  if (c->rr_open == 0 && atomic_load_explicit(gw->draining, memory_order_relaxed))
+    close_client(c, 1001, "gateway shutting down");
   return true;
+}
+
+void gw_client_drain_all(gw_gateway *gw) {
+  for (uint32_t i = 0; i < gw->sessions_cap; i++) {
+    gw_client *c = gw->sessions[i];
+    if (c && c->rr_open == 0) close_client(c, 1001, "gateway shutting down");
+  }
 }
 
 bool gw_client_send(gw_client *c, int type) {
@@ -143,6 +153,7 @@ void gw_client_starve(gw_client *c, gw_stream *st) {
 }
 
 void gw_client_forget(gw_client *c, gw_stream *st) {
+  if (st->model == GW_RR) c->rr_open--;
   if (st->starved) {
     for (gw_stream **pp = &c->starved; *pp; pp = &(*pp)->starved_next)
       if (*pp == st) {
@@ -195,7 +206,7 @@ static void release_all(gw_client *c) {
   gw_stream **table = c->table;
   uint32_t cap = c->cap;
   c->table = NULL;
-  c->cap = c->count = 0;
+  c->cap = c->count = c->rr_open = 0;
   c->starved = NULL;
   for (uint32_t i = 0; i < cap; i++)
     if (table[i]) gw_stream_release(table[i], true);
@@ -251,7 +262,14 @@ static void open_request(gw_client *c, const rs_gw_cmd *cmd, gw_model model) {
   st->id_num = cmd->id.num;
   st->id_len = (uint8_t)cmd->id.text.len;
   memcpy(st->id, cmd->id.text.ptr, cmd->id.text.len);
+  if (atomic_load_explicit(gw->draining, memory_order_relaxed)) {
+    free(st);
+    rejectf(c, &cmd->id, "UNAVAILABLE", "the gateway is shutting down");
+    return;
+  }
+  if (model == GW_RR) c->rr_open++;
   if (!table_put(c, st)) {
+    if (model == GW_RR) c->rr_open--;
     free(st);
     rejectf(c, &cmd->id, "UNAVAILABLE", "the gateway is out of memory");
     return;
@@ -259,7 +277,7 @@ static void open_request(gw_client *c, const rs_gw_cmd *cmd, gw_model model) {
   st->route = (uint16_t)route;
   int rc = gw_backend_open(gw, c, st, cfg->routes[route].group, cmd);
   if (rc != 0) {
-    table_remove(c, st);
+    gw_client_forget(c, st);
     gw_stream_release(st, false); /* no backend stream: freed now */
     rejectf(c, &cmd->id, "UNAVAILABLE", "no backend can take %s '%.*s' now: %s", model_word(model),
             (int)cmd->route_len, (const char *)cmd->route,
@@ -356,6 +374,79 @@ static void on_send(gw_client *c, const rs_gw_cmd *cmd, bool done) {
       st); /* sends what the backend has credit for; blocks reading over the window */
 }
 
+/* ---- authentication ---- */
+
+static void session_hex(const gw_client *c, char out[20]) {
+  snprintf(out, 20, "%016" PRIx64, c->session_id);
+}
+
+static void set_authed(gw_client *c, char *user, char *claims) {
+  c->authed = true;
+  c->user = user;
+  c->claims = claims;
+  c->gw->unauthed--;
+  char sid[20];
+  session_hex(c, sid);
+  gw_log(c->gw->cfg, "client_auth", "session", sid, "user", user, NULL);
+}
+
+/* Checks `token`: authenticated, or closed with 4401 and the reason. */
+static bool authenticate(gw_client *c, const char *token) {
+  char *user, *claims, why[120];
+  if (gw_auth_check(c->gw->cfg, token, &user, &claims, why, sizeof why) != 0) {
+    close_client(c, 4401, why);
+    return false;
+  }
+  set_authed(c, user, claims);
+  return true;
+}
+
+static void on_hello(gw_client *c, const rs_gw_cmd *cmd) {
+  if (!gw_auth_enabled(c->gw->cfg) || c->authed) {
+    rejectf(c, &cmd->id, "BAD_REQUEST",
+            c->user ? "already authenticated" : "this gateway has no authentication");
+    return;
+  }
+  char token[RS_GW_TOKEN_MAX + 1];
+  memcpy(token, cmd->token.ptr, cmd->token.len);
+  token[cmd->token.len] = '\0';
+  if (!authenticate(c, token)) return;
+  char sid[20];
+  session_hex(c, sid);
+  if (rs_gw_format_welcome(&c->gw->out, sid, rs_bytes_str(c->user)) == 0)
+    gw_client_send(c, GW_OUT_WELCOME);
+}
+
+/* The ?token= of the upgrade being accepted on this thread: on_upgrade and the on_open of the
+ * same connection run back to back on the worker's thread, without another connection's hooks
+ * in between; every on_upgrade resets it. */
+static _Thread_local char url_token[RS_GW_TOKEN_MAX + 1];
+static _Thread_local bool url_token_set;
+
+void gw_client_url_token(const rs_http_request *req) {
+  rs_ssize n = rs_http_query_param(req, "token", url_token, sizeof url_token);
+  url_token_set = n > 0;
+}
+
+/* Every second: clients that did not authenticate within --auth-timeout are closed. */
+static void auth_tick(uv_timer_t *t) {
+  gw_gateway *gw = t->data;
+  if (!gw->unauthed) return;
+  uint32_t now_s = (uint32_t)(uv_now(gw->loop) / 1000);
+  uint32_t limit_s = (gw->cfg->auth_timeout_ms + 999) / 1000;
+  for (uint32_t i = 0; i < gw->sessions_cap; i++) {
+    gw_client *c = gw->sessions[i];
+    if (c && !c->authed && !c->closing && now_s - c->opened_s >= limit_s)
+      close_client(c, 4401, "authentication timeout");
+  }
+}
+
+void gw_client_auth_start(gw_gateway *gw) {
+  if (!gw_auth_enabled(gw->cfg)) return;
+  uint64_t period = gw->cfg->auth_timeout_ms < 1000 ? gw->cfg->auth_timeout_ms : 1000;
+  uv_timer_start(&gw->auth_timer, auth_tick, period, period);
+}
+
 static void on_message(rs_ws_session *s, bool text, const uint8_t *data, size_t len, void *user) {
   gw_client *c = user;
   if (!c || c->closing) return;
@@ -368,6 +459,10 @@ static void on_message(rs_ws_session *s, bool text, const uint8_t *data, size_t 
   rs_gw_error e;
   gw->cur_route = -1;
   GW_ADD(gw->stats.client_bytes[0], len);
+  if (!c->authed && len > GW_PREAUTH_MAX) {
+    close_client(c, 1009, "message too big before authentication");
+    return;
+  }
   if (rs_gw_parse(&gw->parser, data, len, &cmd, &e) != 0) {
     GW_ADD(gw->stats.msgs_in[GW_IN_INVALID], 1);
     send_rej(c, &e.id, e.code, e.message, strlen(e.message));
@@ -375,6 +470,20 @@ static void on_message(rs_ws_session *s, bool text, const uint8_t *data, size_t 
   }
   GW_ADD(gw->stats.msgs_in[cmd.type], 1);
   (void)s;
+  if (!c->authed && cmd.type != RS_GW_HELLO && cmd.type != RS_GW_PING) {
+    close_client(c, 4401, "authentication required: send {\"type\":\"hello\",\"token\":...} first");
+    return;
+  }
+  if (!gw_rate_take(c, uv_now(gw->loop))) {
+    /* The request is not made. Messages about an open request are refused without its id (a
+     * rej with it would end that request). */
+    bool opens = cmd.type == RS_GW_REQ || cmd.type == RS_GW_SUB || cmd.type == RS_GW_CHAN ||
+                 cmd.type == RS_GW_FNF || cmd.type == RS_GW_PING;
+    rs_gw_id none = {0};
+    rejectf(c, opens ? &cmd.id : &none, "RATE_LIMITED", "over %" PRIu32 " messages per second",
+            gw->cfg->rate_limit);
+    return;
+  }
   switch (cmd.type) {
   case RS_GW_REQ: open_request(c, &cmd, GW_RR); break;
   case RS_GW_SUB: open_request(c, &cmd, GW_STREAM); break;
@@ -387,6 +496,7 @@ static void on_message(rs_ws_session *s, bool text, const uint8_t *data, size_t 
   case RS_GW_PING:
     if (rs_gw_format_pong(&gw->out, &cmd.id) == 0) gw_client_send(c, GW_OUT_PONG);
     break;
+  case RS_GW_HELLO: on_hello(c, &cmd); break;
   }
 }
 
@@ -431,11 +541,18 @@ static void on_open(rs_ws_session *s, void *user) {
   GW_ADD(gw->stats.clients, 1);
   GW_ADD(gw->stats.clients_total, 1);
   char sid[20];
-  snprintf(sid, sizeof sid, "%016" PRIx64, c->session_id);
+  session_hex(c, sid);
   gw_log(gw->cfg, "client_open", "session", sid, "peer", rs_ws_session_peer(s), NULL);
   size_t n = atomic_fetch_add(gw->clients, 1) + 1;
+  c->authed = !gw_auth_enabled(gw->cfg);
+  c->opened_s = (uint32_t)(uv_now(gw->loop) / 1000);
+  bool token = url_token_set;
+  url_token_set = false;
+  if (!c->authed) gw->unauthed++;
   if (gw->cfg->max_clients && n > gw->cfg->max_clients)
     close_client(c, 1013, "too many clients: try again later");
+  else if (!c->authed && token)
+    authenticate(c, url_token);
 }
 
 static void on_drained(rs_ws_session *s, void *user) {
@@ -467,10 +584,12 @@ static void on_close(rs_ws_session *s, unsigned code, const char *reason, bool r
   release_all(c);
   unlink_waiting(c);
   gw_sessions_remove(c->gw, c);
+  if (!c->authed) c->gw->unauthed--;
   atomic_fetch_sub(c->gw->clients, 1);
   GW_ADD(c->gw->stats.clients, (uint64_t)-1);
   free(c->entry);
   free(c->user);
+  free(c->claims);
   free(c->table);
   free(c);
 }

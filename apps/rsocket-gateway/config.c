@@ -44,17 +44,32 @@ static void usage(FILE *f) {
       "  --credit-window N        items a gateway-managed sub may have in flight (default 64)\n"
       "  --request-timeout DURATION   a req unanswered this long gets rej TIMEOUT (default 30s)\n"
       "  --workers N              worker threads (default 1)\n"
+      "  --backend-lease          ask backends for leases (SETUP with lease): a connection is\n"
+      "                           used only while its lease has permits\n"
       "  --backend-resume DURATION   backend connections use RSocket resumption: one that is\n"
       "                           cut reconnects and resumes its streams (kept this long)\n"
       "  --static DIR             serve the files of DIR over HTTP on the same port (GET and\n"
       "                           HEAD; / is DIR/index.html): a web app and its socket\n"
       "  --log-format text|json|none   one line per connection event on stderr (default\n"
       "                           text: logfmt)\n"
+      "  --jwt-secret SECRET|@FILE   clients must authenticate with a JWT signed with HS256\n"
+      "                           (or HS384/512) and this secret: ?token= on the URL or the\n"
+      "                           first message {\"type\":\"hello\",\"token\":\"...\"}\n"
+      "  --jwt-public-key FILE    the same with RS256/PS256/ES256 (and 384/512) tokens and this\n"
+      "                           PEM public key\n"
+      "  --jwt-claims NAMES       claims sent to backends besides sub (comma-separated)\n"
+      "  --auth-timeout DURATION  time to authenticate after connecting (default 10s)\n"
+      "  --origin ORIGIN          allow browsers from ORIGIN only (repeatable; others: 403)\n"
+      "  --rate-limit N           messages per second per client, bursts of N (over it: rej\n"
+      "                           RATE_LIMITED; default: no limit)\n"
       "  --cert FILE, --key FILE  TLS certificate chain and key (wss://)\n"
       "  -h, --help               this help;  -v, --version: print the version\n"
       "\n"
       "Sizes: bytes, or with a unit: 64KiB, 1MiB (also K, M). Durations: seconds, or 500ms, 30s,\n"
-      "2m. SIGINT/SIGTERM stop: clients get close 1001; a second signal stops at once.\n"
+      "2m.\n"
+      "SIGINT/SIGTERM drain: no new clients or requests, /healthz answers 503, each client is\n"
+      "closed with 1001 once its reqs in flight are answered (--drain-timeout DURATION at most,\n"
+      "default 10s); a second signal stops at once.\n"
       "HTTP on the same port: GET /healthz (200 while a backend is connected, else 503) and\n"
       "GET /metrics (Prometheus text format).\n"
       "Exit status: 0 ok, 1 cannot listen, 2 usage.\n");
@@ -70,6 +85,8 @@ void gw_config_init(gw_config *c) {
   c->credit_window = 64;
   c->request_timeout_ms = 30000;
   c->workers = 1;
+  c->auth_timeout_ms = 10000;
+  c->drain_timeout_ms = 10000;
 }
 
 static void clear_routes(gw_config *c) {
@@ -90,6 +107,12 @@ void gw_config_free(gw_config *c) {
   free(c->key);
   free(c->static_dir);
   free(c->static_real);
+  free(c->jwt_secret);
+  free(c->jwt_public_key);
+  for (size_t i = 0; i < c->n_jwt_claims; i++) free(c->jwt_claims[i]);
+  free(c->jwt_claims);
+  for (size_t i = 0; i < c->n_origins; i++) free(c->origins[i]);
+  free(c->origins);
   memset(c, 0, sizeof *c);
 }
 
@@ -296,6 +319,14 @@ typedef enum opt_id {
   O_STATIC,
   O_LOG_FORMAT,
   O_BACKEND_RESUME,
+  O_JWT_SECRET,
+  O_JWT_PUBLIC_KEY,
+  O_JWT_CLAIMS,
+  O_AUTH_TIMEOUT,
+  O_ORIGIN,
+  O_RATE_LIMIT,
+  O_DRAIN_TIMEOUT,
+  O_BACKEND_LEASE,
 } opt_id;
 
 static const struct option long_opts[] = {
@@ -316,6 +347,14 @@ static const struct option long_opts[] = {
     {"static", required_argument, NULL, O_STATIC},
     {"log-format", required_argument, NULL, O_LOG_FORMAT},
     {"backend-resume", required_argument, NULL, O_BACKEND_RESUME},
+    {"jwt-secret", required_argument, NULL, O_JWT_SECRET},
+    {"jwt-public-key", required_argument, NULL, O_JWT_PUBLIC_KEY},
+    {"jwt-claims", required_argument, NULL, O_JWT_CLAIMS},
+    {"auth-timeout", required_argument, NULL, O_AUTH_TIMEOUT},
+    {"origin", required_argument, NULL, O_ORIGIN},
+    {"rate-limit", required_argument, NULL, O_RATE_LIMIT},
+    {"drain-timeout", required_argument, NULL, O_DRAIN_TIMEOUT},
+    {"backend-lease", no_argument, NULL, O_BACKEND_LEASE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'v'},
     {NULL, 0, NULL, 0},
@@ -400,6 +439,76 @@ static int apply(gw_config *c, int id, const char *v, char *err, size_t errlen) 
   case O_CERT: return set_string(&c->cert, v);
   case O_KEY: return set_string(&c->key, v);
   case O_STATIC: return set_string(&c->static_dir, v);
+  case O_JWT_SECRET: {
+    char why[300] = "out of memory";
+    free(c->jwt_secret);
+    c->jwt_secret = NULL;
+    if (gw_auth_load_key(v, &c->jwt_secret, &c->jwt_secret_len, why, sizeof why))
+      return fail(err, errlen, "--jwt-secret: %s", why);
+    if (c->jwt_secret_len < 16)
+      return fail(err, errlen, "--jwt-secret: at least 16 bytes (HS256 keys should be 32)");
+    return 0;
+  }
+  case O_JWT_PUBLIC_KEY: {
+    char path[4096], why[300] = "out of memory";
+    snprintf(path, sizeof path, "@%s", v);
+    free(c->jwt_public_key);
+    c->jwt_public_key = NULL;
+    if (gw_auth_load_key(path, &c->jwt_public_key, &c->jwt_public_key_len, why, sizeof why))
+      return fail(err, errlen, "--jwt-public-key: %s", why);
+    if (!strstr((const char *)c->jwt_public_key, "-----BEGIN PUBLIC KEY-----"))
+      return fail(err, errlen, "--jwt-public-key %s: not a PEM public key", v);
+    return 0;
+  }
+  case O_JWT_CLAIMS: {
+    for (size_t i = 0; i < c->n_jwt_claims; i++) free(c->jwt_claims[i]);
+    free(c->jwt_claims);
+    c->jwt_claims = NULL;
+    c->n_jwt_claims = 0;
+    char *copy = strdup(v);
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+      char **nc = realloc(c->jwt_claims, (c->n_jwt_claims + 1) * sizeof *nc);
+      if (!nc || strlen(tok) > 64) {
+        free(copy);
+        return fail(err, errlen, "--jwt-claims: names of at most 64 bytes, comma-separated");
+      }
+      c->jwt_claims = nc;
+      c->jwt_claims[c->n_jwt_claims++] = strdup(tok);
+    }
+    free(copy);
+    return 0;
+  }
+  case O_AUTH_TIMEOUT:
+    if (parse_duration(v, &ms) || ms == 0)
+      return fail(err, errlen, "--auth-timeout needs a duration such as 10s, got '%s'", v);
+    c->auth_timeout_ms = ms;
+    return 0;
+  case O_ORIGIN: {
+    if (!*v || strchr(v, ' ') || strchr(v, ','))
+      return fail(err, errlen,
+                  "--origin needs one origin such as https://app.example.com, got '%s'", v);
+    char **no = realloc(c->origins, (c->n_origins + 1) * sizeof *no);
+    if (!no) return fail(err, errlen, "out of memory");
+    c->origins = no;
+    c->origins[c->n_origins++] = strdup(v);
+    return 0;
+  }
+  case O_RATE_LIMIT:
+    if (parse_u64(v, &n) || n > 1000000)
+      return fail(err, errlen, "--rate-limit needs messages per second (0: none), got '%s'", v);
+    c->rate_limit = (uint32_t)n;
+    return 0;
+  case O_BACKEND_LEASE: /* the command line gives no value; the config file true or false */
+    if (v && strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
+      return fail(err, errlen, "backend_lease is true or false, got '%s'", v);
+    c->backend_lease = !v || strcmp(v, "true") == 0;
+    return 0;
+  case O_DRAIN_TIMEOUT:
+    if (parse_duration(v, &ms))
+      return fail(err, errlen, "--drain-timeout needs a duration such as 10s, got '%s'", v);
+    c->drain_timeout_ms = ms;
+    return 0;
   case O_BACKEND_RESUME:
     if (parse_duration(v, &ms) || ms == 0)
       return fail(err, errlen, "--backend-resume needs a duration such as 30s, got '%s'", v);
@@ -430,6 +539,10 @@ static int json_text(json_t *v, char *buf, size_t cap) {
   }
   if (json_is_integer(v)) {
     snprintf(buf, cap, "%lld", (long long)json_integer_value(v));
+    return 0;
+  }
+  if (json_is_boolean(v)) {
+    snprintf(buf, cap, "%s", json_is_true(v) ? "true" : "false");
     return 0;
   }
   if (json_is_real(v)) {
@@ -504,7 +617,7 @@ static int config_file(gw_config *c, const char *path, char *err, size_t errlen)
     }
     char text[512];
     if (json_text(v, text, sizeof text)) {
-      rc = fail(err, errlen, "%s: \"%s\" must be a string or a number", path, key);
+      rc = fail(err, errlen, "%s: \"%s\" must be a string, a number or a boolean", path, key);
       goto out;
     }
     char why[300];
@@ -563,5 +676,9 @@ int gw_config_parse(gw_config *c, int argc, char **argv) {
   if (wss && (!c->cert || !c->key)) return usage_error("wss:// needs --cert FILE and --key FILE");
   if (!wss && (c->cert || c->key)) return usage_error("--cert and --key are for wss:// only");
   if (gw_static_init(c, err, sizeof err)) return usage_error("%s", err);
+  if (c->jwt_secret && c->jwt_public_key)
+    return usage_error("--jwt-secret and --jwt-public-key exclude each other");
+  if (c->n_jwt_claims && !gw_auth_enabled(c))
+    return usage_error("--jwt-claims needs --jwt-secret or --jwt-public-key");
   return 0;
 }

@@ -26,6 +26,10 @@
 
 #define GW_CLIENT_MIME "application/x.rsocket-gateway.client+json"
 
+typedef struct gw_client gw_client;
+typedef struct gw_stream gw_stream;
+typedef struct gw_gateway gw_gateway;
+
 /* ---- configuration (config.c) ---- */
 
 typedef enum gw_match { GW_EXACT = 0, GW_PREFIX, GW_ANY } gw_match;
@@ -65,6 +69,19 @@ typedef struct gw_config {
   char *static_real;           /* and resolved (gw_static_init) */
   gw_log_format log_format;    /* text */
   uint32_t backend_resume_ms;  /* 0: backend connections do not resume */
+  bool backend_lease;          /* ask backends for leases */
+  /* Authentication and admission (auth.c). */
+  uint8_t *jwt_secret; /* --jwt-secret: HS256/384/512 */
+  size_t jwt_secret_len;
+  uint8_t *jwt_public_key; /* --jwt-public-key: PEM, RS/PS/ES */
+  size_t jwt_public_key_len;
+  char **jwt_claims; /* --jwt-claims: forwarded to backends besides sub */
+  size_t n_jwt_claims;
+  uint32_t auth_timeout_ms; /* 10 s */
+  char **origins;           /* --origin, repeatable: the allowed Origin values */
+  size_t n_origins;
+  uint32_t rate_limit;       /* messages per second per client (and burst); 0: none */
+  uint32_t drain_timeout_ms; /* SIGTERM: how long reqs in flight may take (10 s) */
 } gw_config;
 
 /* Fills the defaults. */
@@ -78,6 +95,22 @@ int gw_config_add_route(gw_config *c, const char *spec, char *err, size_t errlen
 /* The route (index into c->routes) serving `route`: the exact pattern, else the longest matching
  * prefix, else "*". Returns -1 when none matches. */
 long gw_config_lookup(const gw_config *c, const uint8_t *route, size_t len);
+
+/* ---- auth.c ---- */
+#define GW_PREAUTH_MAX (RS_GW_TOKEN_MAX + 1024) /* largest message before authentication */
+bool gw_auth_enabled(const gw_config *cfg);
+/* Reads SECRET or @FILE. 0, or -1 with a reason in `err`. */
+int gw_auth_load_key(const char *arg, uint8_t **out, size_t *len, char *err, size_t errlen);
+/* Verifies a token: 0 with the user (sub) and the chosen claims (a JSON object, or NULL), both
+ * malloc'd; -1 with the reason in `why`. */
+int gw_auth_check(const gw_config *cfg, const char *token, char **user, char **claims, char *why,
+                  size_t whylen);
+/* --origin: true when `origin` (absent: not a browser) may connect. */
+bool gw_origin_allowed(const gw_config *cfg, rs_bytes origin);
+/* --rate-limit: takes a token from the client's bucket; false when it is empty. */
+bool gw_rate_take(gw_client *c, uint64_t now_ms);
+/* A JSON string body for `s` (escapes '"', '\\', control characters), truncated to fit. */
+void gw_json_escape(char *out, size_t cap, const char *s);
 
 /* ---- log.c ---- */
 /* One line on stderr: `event`, then key, value pairs (const char *), NULL-terminated. */
@@ -98,8 +131,8 @@ typedef _Atomic uint64_t gw_counter;
   atomic_store_explicit(&(c), atomic_load_explicit(&(c), memory_order_relaxed) + (uint64_t)(n),    \
                         memory_order_relaxed)
 
-enum { GW_IN_INVALID = 0, GW_IN_COUNT = RS_GW_PING + 1 };
-enum { GW_OUT_CFM, GW_OUT_IND, GW_OUT_END, GW_OUT_REJ, GW_OUT_PONG, GW_OUT_COUNT };
+enum { GW_IN_INVALID = 0, GW_IN_COUNT = RS_GW_HELLO + 1 };
+enum { GW_OUT_CFM, GW_OUT_IND, GW_OUT_END, GW_OUT_REJ, GW_OUT_PONG, GW_OUT_WELCOME, GW_OUT_COUNT };
 enum { GW_M_REQ, GW_M_SUB, GW_M_CHAN, GW_M_FNF, GW_MODEL_COUNT };
 enum {
   GW_CODE_BAD_REQUEST,
@@ -127,10 +160,6 @@ typedef struct gw_stats {
 } gw_stats;
 
 /* ---- runtime state ---- */
-
-typedef struct gw_client gw_client;
-typedef struct gw_stream gw_stream;
-typedef struct gw_gateway gw_gateway;
 
 typedef enum gw_model { GW_RR = 1, GW_STREAM, GW_CHANNEL } gw_model;
 
@@ -175,9 +204,15 @@ struct gw_client {
   gw_gateway *gw;
   rs_ws_session *ws;
   uint64_t session_id;
-  char *entry; /* the client metadata entry's JSON, made at the first request */
-  char *user;  /* the authenticated user id (NULL: none) */
-  uint8_t entry_len;
+  char *entry;  /* the client metadata entry's JSON, made at the first request */
+  char *user;   /* the authenticated user id (NULL: none) */
+  char *claims; /* the claims forwarded to backends, a JSON object (NULL: none) */
+  bool authed;  /* authenticated, or no authentication configured */
+  bool rate_init;
+  uint32_t rate_tokens, rate_at; /* the token bucket (thousandths, ms) */
+  uint32_t opened_s;             /* uv_now / 1000 at on_open: the authentication deadline */
+  uint32_t rr_open;              /* reqs awaiting their answer (a draining gateway waits) */
+  uint32_t entry_len;
   /* Open requests by id: open addressing, linear probing, power-of-two capacity. */
   gw_stream **table;
   uint32_t cap, count;
@@ -210,11 +245,14 @@ struct gw_gateway {
   long cur_route;     /* the route of the message being handled, for counting rej (-1: none) */
   uint64_t next_session;
   atomic_size_t *clients; /* the whole gateway's count, for --max-clients */
+  atomic_bool *draining;  /* SIGTERM came: finish reqs, then close clients with 1001 */
   int stop_pending;
   void (*stop_done)(gw_gateway *gw);
   rs_server *server;
   gw_client **sessions; /* this worker's clients by session id (push.c) */
   uint32_t sessions_cap, n_sessions;
+  uv_timer_t auth_timer; /* closes clients that did not authenticate in time */
+  uint32_t unauthed;     /* clients waiting to authenticate */
   gw_stats stats;
   pthread_mutex_t snap_mu; /* guards snap: the pools' figures for /metrics */
   rs_pool_target_stats *snap;
@@ -263,6 +301,13 @@ void gw_sessions_remove(gw_gateway *gw, gw_client *c);
 gw_client *gw_sessions_find_id(gw_gateway *gw, uint64_t id);
 
 /* ---- client.c ---- */
+/* Keeps the ?token= of an accepted upgrade for the on_open that follows on this thread. */
+void gw_client_url_token(const rs_http_request *req);
+/* Starts the worker's authentication deadline timer (when authentication is on). */
+void gw_client_auth_start(gw_gateway *gw);
+/* Draining (on the worker's thread): clients without a req in flight are closed with 1001 now,
+ * the others once their last req is answered. */
+void gw_client_drain_all(gw_gateway *gw);
 extern const rs_ws_session_callbacks gw_client_callbacks;
 /* Sends one formatted message (gw->out) to the client; false when the client is closing or was
  * just closed as a slow consumer. */

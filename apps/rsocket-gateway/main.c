@@ -12,9 +12,13 @@
 typedef struct gw_main {
   gw_config cfg;
   rs_server *server;
+  uv_loop_t *loop;
   uv_signal_t sigint, sigterm;
-  bool stopping;
+  uv_timer_t drain;
+  uint64_t drain_deadline;
+  bool stopping, stopped;
   atomic_size_t clients;
+  atomic_bool draining;
   char err[400]; /* a worker's start failure */
 } gw_main;
 
@@ -37,6 +41,18 @@ static void on_upgrade(rs_server *server, const rs_http_request *req, rs_ws_deci
     d->reason = "no WebSocket endpoint here: the JSON protocol is on / and /json";
     return;
   }
+  if (atomic_load(&m->draining)) {
+    d->verdict = RS_WS_REFUSE;
+    d->status = 503;
+    d->reason = "the gateway is shutting down";
+    return;
+  }
+  if (!gw_origin_allowed(&m->cfg, req->origin)) {
+    d->verdict = RS_WS_REFUSE;
+    d->status = 403;
+    d->reason = "origin not allowed";
+    return;
+  }
   if (m->cfg.max_clients && atomic_load(&m->clients) >= m->cfg.max_clients) {
     d->verdict = RS_WS_REFUSE;
     d->status = 503;
@@ -46,6 +62,7 @@ static void on_upgrade(rs_server *server, const rs_http_request *req, rs_ws_deci
   d->verdict = RS_WS_MESSAGES;
   d->subprotocol = json_proto ? "json" : NULL;
   d->user = NULL;
+  gw_client_url_token(req); /* ?token=: on_open checks it */
 }
 
 /* GET /healthz: 200 while some backend connection is up on some worker, else 503. */
@@ -60,12 +77,12 @@ static void on_http(rs_server *server, const rs_http_request *req, rs_http_respo
     gw_static_serve(&m->cfg, req, res); /* else 404 */
     return;
   }
-  bool up = false;
-  for (int i = 0; i < rs_server_workers(server) && !up; i++) {
+  bool up = false, draining = atomic_load(&m->draining);
+  for (int i = 0; i < rs_server_workers(server) && !up && !draining; i++) {
     gw_gateway *gw = rs_server_worker_user(server, i);
     up = gw && atomic_load(&gw->backends_up);
   }
-  const char *body = up ? "ok\n" : "no backend connected\n";
+  const char *body = up ? "ok\n" : draining ? "draining\n" : "no backend connected\n";
   rs_http_respond(res, up ? 200 : 503, "text/plain; charset=utf-8", NULL, body, strlen(body));
 }
 
@@ -78,6 +95,7 @@ static void *on_worker_start(rs_server *server, int index, uv_loop_t *loop, void
   gw->loop = loop;
   gw->index = index;
   gw->clients = &m->clients;
+  gw->draining = &m->draining;
   rs_gw_limits lim;
   rs_gw_limits_default(&lim);
   char err[300];
@@ -113,15 +131,46 @@ static void on_stopped(void *arg) {
   gw_main *m = arg;
   uv_close((uv_handle_t *)&m->sigint, NULL);
   uv_close((uv_handle_t *)&m->sigterm, NULL);
+  uv_close((uv_handle_t *)&m->drain, NULL);
 }
 
-/* The first signal stops gracefully (clients get 1001); a second one cuts everything. */
+static void stop_server(gw_main *m, bool graceful) {
+  uv_timer_stop(&m->drain);
+  if (m->stopped && graceful) return;
+  m->stopped = true;
+  rs_server_stop(m->server, graceful, on_stopped, m);
+}
+
+/* Draining: once every client is gone (or --drain-timeout passed), the server stops. */
+static void drain_tick(uv_timer_t *t) {
+  gw_main *m = t->data;
+  if (atomic_load(&m->clients) == 0 || uv_now(m->loop) >= m->drain_deadline) stop_server(m, true);
+}
+
+static void drain_worker(void *arg) {
+  gw_client_drain_all(arg);
+}
+
+/* The first signal drains: no new clients or requests (/healthz says 503, so load balancers
+ * move on), each client is closed with 1001 once its reqs in flight are answered, then the
+ * server stops (what is left after --drain-timeout is closed with 1001). A second signal stops
+ * at once. */
 static void on_signal(uv_signal_t *h, int signum) {
   (void)signum;
   gw_main *m = h->data;
-  bool again = m->stopping;
+  if (m->stopping) {
+    stop_server(m, false);
+    return;
+  }
   m->stopping = true;
-  rs_server_stop(m->server, !again, on_stopped, m);
+  atomic_store(&m->draining, true);
+  gw_log(&m->cfg, "draining", "clients", "", NULL);
+  for (int i = 0; i < rs_server_workers(m->server); i++) {
+    gw_gateway *gw = rs_server_worker_user(m->server, i);
+    if (gw) rs_runtime_post(rs_server_worker_loop(m->server, i), drain_worker, gw);
+  }
+  m->drain_deadline = uv_now(m->loop) + m->cfg.drain_timeout_ms;
+  uv_timer_start(&m->drain, drain_tick, 20, 20);
 }
 
 int main(int argc, char **argv) {
@@ -165,6 +214,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "rsocket-gateway: cannot listen on %s: %s\n", m.cfg.listen, err);
     rc = rc == RS_ERR_IO ? 1 : 2;
   } else {
+    m.loop = &loop;
+    uv_timer_init(&loop, &m.drain);
+    m.drain.data = &m;
     uv_signal_init(&loop, &m.sigint);
     uv_signal_init(&loop, &m.sigterm);
     m.sigint.data = m.sigterm.data = &m;

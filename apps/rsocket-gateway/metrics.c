@@ -30,12 +30,12 @@ static const char *const in_names[GW_IN_COUNT] = {
     [GW_IN_INVALID] = "invalid", [RS_GW_REQ] = "req",     [RS_GW_SUB] = "sub",
     [RS_GW_MORE] = "more",       [RS_GW_UNSUB] = "unsub", [RS_GW_CHAN] = "chan",
     [RS_GW_SEND] = "send",       [RS_GW_DONE] = "done",   [RS_GW_FNF] = "fnf",
-    [RS_GW_PING] = "ping",
+    [RS_GW_PING] = "ping",       [RS_GW_HELLO] = "hello",
 };
 
 static const char *const out_names[GW_OUT_COUNT] = {
     [GW_OUT_CFM] = "cfm", [GW_OUT_IND] = "ind",   [GW_OUT_END] = "end",
-    [GW_OUT_REJ] = "rej", [GW_OUT_PONG] = "pong",
+    [GW_OUT_REJ] = "rej", [GW_OUT_PONG] = "pong", [GW_OUT_WELCOME] = "welcome",
 };
 
 static const char *const model_names[GW_MODEL_COUNT] = {

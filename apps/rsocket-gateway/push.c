@@ -24,8 +24,8 @@ typedef enum push_kind { PUSH_ALL, PUSH_SESSION, PUSH_USER } push_kind;
 typedef struct push_job {
   gw_gateway *gw; /* the worker it runs on */
   push_kind kind;
-  uint64_t session;  /* PUSH_SESSION */
-  size_t user_off;   /* PUSH_USER: where the user id starts in the route */
+  uint64_t session; /* PUSH_SESSION */
+  size_t user_off;  /* PUSH_USER: where the user id starts in the route */
   size_t route_len, data_len;
   uint8_t bytes[]; /* route, then data */
 } push_job;

@@ -24,6 +24,7 @@ extern "C" {
 #define RS_GW_ROUTE_MAX  255 /* bytes, after unescaping */
 #define RS_GW_ID_STR_MAX 255 /* bytes of a string id as sent (escaped form) */
 #define RS_GW_N_MAX      2147483647u
+#define RS_GW_TOKEN_MAX  8192 /* bytes of a hello's token */
 
 typedef struct rs_gw_limits {
   uint32_t max_depth;  /* nesting of objects and arrays, the message object counting 1 (64) */
@@ -82,6 +83,7 @@ typedef enum rs_gw_type {
   RS_GW_DONE,
   RS_GW_FNF,
   RS_GW_PING,
+  RS_GW_HELLO, /* {"type":"hello","token":"…"}: authentication (answered with welcome) */
 } rs_gw_type;
 
 typedef enum rs_gw_id_kind { RS_GW_ID_NONE = 0, RS_GW_ID_INT, RS_GW_ID_STR } rs_gw_id_kind;
@@ -101,8 +103,9 @@ typedef struct rs_gw_cmd {
   size_t route_len; /* req, sub, chan, fnf: the route, unescaped, non-empty */
   uint8_t route[RS_GW_ROUTE_MAX];
   bool has_n;
-  uint32_t n;    /* 1..RS_GW_N_MAX when has_n (required for more) */
-  rs_bytes data; /* the JSON text of data as sent; len 0 when absent (means null) */
+  uint32_t n;     /* 1..RS_GW_N_MAX when has_n (required for more) */
+  rs_bytes data;  /* the JSON text of data as sent; len 0 when absent (means null) */
+  rs_bytes token; /* hello: the token, the string's body (no escapes: refused) */
 } rs_gw_cmd;
 
 /* Why a message was refused: `code` is "BAD_REQUEST", `message` a static sentence, `id` the
@@ -147,6 +150,8 @@ RS_EXPORT int rs_gw_format_payload(rs_gw_buf *b, rs_gw_parser *p, bool ind, cons
 /* A push: {"type":"ind","route":"…","data":…} without an id, the route escaped (bytes that are
  * not UTF-8 become U+FFFD), the payload embedded as rs_gw_format_payload does. */
 RS_EXPORT int rs_gw_format_push(rs_gw_buf *b, rs_gw_parser *p, rs_bytes route, rs_bytes payload);
+/* {"type":"welcome","session":"…","user":"…"}, the answer to an accepted hello. */
+RS_EXPORT int rs_gw_format_welcome(rs_gw_buf *b, const char *session, rs_bytes user);
 RS_EXPORT int rs_gw_format_end(rs_gw_buf *b, const rs_gw_id *id);
 RS_EXPORT int rs_gw_format_pong(rs_gw_buf *b, const rs_gw_id *id);
 /* {"type":"rej","id":…|null,"error":{"code":…,"message":…}}: code and message are escaped; bytes

@@ -4,8 +4,8 @@
 #include "rsocket/gateway.h"
 #include "rsocket/ws.h"
 
-enum { F_TYPE, F_ID, F_ROUTE, F_N, F_DATA, F_COUNT };
-static const char *const field_names[F_COUNT] = {"type", "id", "route", "n", "data"};
+enum { F_TYPE, F_ID, F_ROUTE, F_N, F_DATA, F_TOKEN, F_COUNT };
+static const char *const field_names[F_COUNT] = {"type", "id", "route", "n", "data", "token"};
 
 typedef struct fields {
   rs_bytes v[F_COUNT]; /* JSON text of each known field; ptr NULL when absent */
@@ -73,13 +73,14 @@ static const struct {
     [RS_GW_DONE] = {"done", B(F_ID), 0},
     [RS_GW_FNF] = {"fnf", B(F_ROUTE), B(F_DATA) | B(F_ID)},
     [RS_GW_PING] = {"ping", B(F_ID), 0},
+    [RS_GW_HELLO] = {"hello", B(F_TOKEN), B(F_ID)},
 };
 
 static const char *parse_type(rs_bytes t, rs_gw_type *type) {
   uint8_t name[8];
   rs_ssize n = t.ptr[0] == '"' ? rs_gw_unescape(t.ptr + 1, t.len - 2, name, sizeof name) : -2;
   if (n == -2) return "bad type: not a string";
-  for (int i = RS_GW_REQ; n > 0 && i <= RS_GW_PING; i++) {
+  for (int i = RS_GW_REQ; n > 0 && i <= RS_GW_HELLO; i++) {
     if ((size_t)n == strlen(types[i].name) && !memcmp(name, types[i].name, (size_t)n)) {
       *type = (rs_gw_type)i;
       return NULL;
@@ -102,8 +103,9 @@ static const char *parse_fields(const fields *f, rs_gw_cmd *cmd) {
   if (!f->v[F_TYPE].ptr) return "missing field: type";
   if ((why = parse_type(f->v[F_TYPE], &cmd->type))) return why;
   unsigned need = types[cmd->type].need, use = need | types[cmd->type].use;
-  static const char *const missing[F_COUNT] = {NULL, "missing field: id", "missing field: route",
-                                               "missing field: n", NULL};
+  static const char *const missing[F_COUNT] = {
+      NULL, "missing field: id",   "missing field: route", "missing field: n",
+      NULL, "missing field: token"};
   for (int i = 0; i < F_COUNT; i++)
     if ((need & B(i)) && !f->v[i].ptr) return missing[i];
   if ((use & B(F_ROUTE)) && (why = parse_route(f->v[F_ROUTE], cmd))) return why;
@@ -115,6 +117,14 @@ static const char *parse_fields(const fields *f, rs_gw_cmd *cmd) {
     cmd->n = (uint32_t)n;
   }
   if (use & B(F_DATA)) cmd->data = f->v[F_DATA];
+  if (use & B(F_TOKEN)) {
+    rs_bytes t = f->v[F_TOKEN];
+    /* A JWT is base64url and dots: no escape is ever needed, so none is accepted. */
+    if (t.ptr[0] != '"' || t.len < 3 || memchr(t.ptr + 1, '\\', t.len - 2))
+      return "bad token: a non-empty string without escapes";
+    if (t.len - 2 > RS_GW_TOKEN_MAX) return "bad token: longer than 8192 bytes";
+    cmd->token = (rs_bytes){t.ptr + 1, t.len - 2};
+  }
   if (!(use & B(F_ID))) cmd->id = (rs_gw_id){0};
   return NULL;
 }
@@ -277,6 +287,15 @@ int rs_gw_format_push(rs_gw_buf *b, rs_gw_parser *p, rs_bytes route, rs_bytes pa
   if (!rc) rc = put_escaped(b, route.ptr, route.len);
   if (!rc) rc = puts_(b, "\"");
   return finish(b, mark, rc ? rc : put_payload(b, p, payload));
+}
+
+int rs_gw_format_welcome(rs_gw_buf *b, const char *session, rs_bytes user) {
+  size_t mark = b->len;
+  int rc = puts_(b, "{\"type\":\"welcome\",\"session\":\"");
+  if (!rc) rc = put_escaped(b, (const uint8_t *)session, strlen(session));
+  if (!rc) rc = puts_(b, "\",\"user\":\"");
+  if (!rc) rc = put_escaped(b, user.ptr, user.len);
+  return finish(b, mark, rc ? rc : puts_(b, "\"}"));
 }
 
 int rs_gw_format_end(rs_gw_buf *b, const rs_gw_id *id) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # rsocket-bench as a tool (not a performance test: nothing here depends on the machine's speed):
 # every model completes exactly the requested count with no errors against `rsocket --server`
-# over tcp:// and ws://, and against ws-echo-server; -D stops on time; --json is well formed;
+# over tcp:// and ws://, against ws-echo-server, and through rsocket-gateway (gw-req, gw-sub); -D stops on time; --json is well formed;
 # the codec, floor and idle modes report; failures and bad usage give the documented statuses.
 set -euo pipefail
 bin=${RS_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/build/bin}
@@ -55,6 +55,25 @@ check "ws echo bytes in" "$((4000 * 16))" "$(node -e "console.log(Math.round($(f
 # The fire-and-forget lines reached the server (the trailing request-response confirms them).
 check "server printed every fnf" 4000 "$(grep -c '^fnf x' "$work/tcp.log" "$work/ws.log" | awk -F: '{s+=$2} END {print s}')"
 
+# The gateway models through rsocket-gateway (its backend: the tcp echo server).
+start gw "$bin/rsocket-gateway" --listen ws://127.0.0.1:0 --route "bench.*=$tcp"
+gw=$uri
+out=$(run "gw-req" 3000 -n 3000 -c 3 -t 2 -m 16 --model gw-req "$gw")
+check "gw-req latency samples" 3000 "$(field "$out" latency_us.samples)"
+run "gw-sub" 20000 -n 20000 -c 4 -m 2 --model gw-sub "$gw" >/dev/null
+run "gw-req 1 KiB" 500 -n 500 -m 8 -s 1024 --model gw-req "$gw" >/dev/null
+# A rej is an error, never an answer: a route no backend serves.
+set +e
+out=$("$bench" --json -n 50 -m 4 --model gw-req --route other.x "$gw"); rc=$?
+set -e
+check "gw-req rejected exit" 1 "$rc"
+check "gw-req rejected: none completed" 0 "$(field "$out" completed)"
+check "gw-req rejected: errors" 50 "$(field "$out" errors)"
+[[ "$(field "$out" first_error)" == *'rejected id'*NO_ROUTE* ]] && passes=$((passes + 1)) || {
+  fails=$((fails + 1)); echo "FAIL gw-req rejected first_error: $out"; }
+out=$("$bench" --idle 200 --model gw-req --sources 4 -D 0.2 --json "$gw")
+check "idle plain WebSockets open" 200 "$(field "$out" open)"
+
 # Duration mode stops on time (generous bound) and counts something.
 t0=$(date +%s%N)
 out=$("$bench" --json -D 1 --warmup 0.2 -m 4 "$tcp")
@@ -106,6 +125,9 @@ grep -q "reply 1 is not an echo" "$work/err" && passes=$((passes + 1)) || { fail
 "$bench" -n 100 --model ws "ws://${tcp#tcp://}/" > "$work/out" 2> "$work/err"; rc=$?
 check "ws against RSocket over TCP exit" 3 "$rc"
 grep -qE "no WebSocket (handshake answer|upgrade within)" "$work/err" && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL ws against TCP: $(cat "$work/err")"; }
+"$bench" -n 100 --model gw-req "$echo_uri" > "$work/out" 2> "$work/err"; rc=$?
+check "gw-req against an echo server exit" 1 "$rc"
+grep -q "answer 1 is not a gateway answer to --model gw-req" "$work/err" && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL gw-req against echo: $(cat "$work/err")"; }
 cat > "$work/badws.py" <<'EOF'
 # A WebSocket server that does not echo: "once" echoes the first message then closes with 1000;
 # "silent" answers nothing.
@@ -168,7 +190,7 @@ grep -q "closed by the server with 1000 after 1 of 100 echoes" "$work/err" && pa
 "$bench" -n 100 --model ws "$silent" > "$work/out" 2> "$work/err"; rc=$?
 check "ws silent server exit" 1 "$rc"
 grep -q "no echo for 5 s" "$work/err" && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL ws silent: $(cat "$work/err")"; }
-for args in "--model nope tcp://x:1" "-n 0 tcp://x:1" "-n 5 -D 1 tcp://x:1" "" "--model ws tcp://x:1" "--warmup 1 tcp://x:1"; do
+for args in "--model nope tcp://x:1" "-n 0 tcp://x:1" "-n 5 -D 1 tcp://x:1" "" "--model ws tcp://x:1" "--warmup 1 tcp://x:1" "--model gw-sub tcp://x:1" "--route a\"b ws://x:1"; do
   # shellcheck disable=SC2086
   "$bench" $args > "$work/out" 2> "$work/err"; rc=$?
   check "usage '$args' exit" 2 "$rc"

@@ -127,6 +127,54 @@ static void test_types(void **state) {
   assert_int_equal(c.id.kind, RS_GW_ID_INT);
   c = parse_ok("{\"type\":\"ping\",\"id\":9}");
   assert_int_equal(c.type, RS_GW_PING);
+  c = parse_ok("{\"type\":\"hello\",\"token\":\"a.b.c\"}");
+  assert_int_equal(c.type, RS_GW_HELLO);
+  assert_span(c.token, "a.b.c");
+  assert_int_equal(c.id.kind, RS_GW_ID_NONE);
+}
+
+/* hello: a token is required, a string without escapes, at most RS_GW_TOKEN_MAX bytes. */
+static void test_hello(void **state) {
+  (void)state;
+  static const char *const bad[] = {
+      "{\"type\":\"hello\"}",
+      "{\"type\":\"hello\",\"token\":1}",
+      "{\"type\":\"hello\",\"token\":\"\"}",
+      "{\"type\":\"hello\",\"token\":\"a\\u002eb\"}",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    rs_gw_cmd c;
+    rs_gw_error e;
+    assert_int_equal(rs_gw_parse(&P, (const uint8_t *)bad[i], strlen(bad[i]), &c, &e),
+                     RS_ERR_MALFORMED);
+    assert_string_equal(e.code, "BAD_REQUEST");
+  }
+  size_t n = RS_GW_TOKEN_MAX + 1;
+  char *big = malloc(n + 64);
+  int k = sprintf(big, "{\"type\":\"hello\",\"token\":\"");
+  memset(big + k, 'a', n);
+  strcpy(big + k + n, "\"}");
+  rs_gw_cmd c;
+  rs_gw_error e;
+  assert_int_equal(rs_gw_parse(&P, (const uint8_t *)big, strlen(big), &c, &e), RS_ERR_MALFORMED);
+  big[k + n - 1] = '"', big[k + n] = '}', big[k + n + 1] = 0; /* exactly the maximum */
+  assert_int_equal(rs_gw_parse(&P, (const uint8_t *)big, strlen(big), &c, &e), 0);
+  assert_int_equal(c.token.len, RS_GW_TOKEN_MAX);
+  free(big);
+  rs_gw_buf b;
+  rs_gw_buf_init(&b, NULL);
+  assert_int_equal(rs_gw_format_welcome(&b, "00ab", rs_bytes_str("ada \"l\"")), 0);
+  assert_int_equal(
+      b.len, strlen("{\"type\":\"welcome\",\"session\":\"00ab\",\"user\":\"ada \\\"l\\\"\"}"));
+  assert_memory_equal(
+      b.ptr, "{\"type\":\"welcome\",\"session\":\"00ab\",\"user\":\"ada \\\"l\\\"\"}", b.len);
+  b.len = 0;
+  assert_int_equal(rs_gw_format_push(&b, &P, rs_bytes_str("push.all"), rs_bytes_str("[1]")), 0);
+  assert_memory_equal(b.ptr, "{\"type\":\"ind\",\"route\":\"push.all\",\"data\":[1]}", b.len);
+  b.len = 0;
+  assert_int_equal(rs_gw_format_push(&b, &P, rs_bytes_str("push.all"), rs_bytes_str("hi")), 0);
+  assert_memory_equal(b.ptr, "{\"type\":\"ind\",\"route\":\"push.all\",\"data\":\"hi\"}", b.len);
+  rs_gw_buf_free(&b);
 }
 
 /* Fields a type does not use are ignored, as are unknown ones; keys are compared unescaped. */
@@ -550,13 +598,13 @@ static void test_compact(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_types),        cmocka_unit_test(test_compact),
-      cmocka_unit_test(test_fields),       cmocka_unit_test(test_errors),
-      cmocka_unit_test(test_ids),          cmocka_unit_test(test_n_bounds),
-      cmocka_unit_test(test_route_bounds), cmocka_unit_test(test_depth),
-      cmocka_unit_test(test_tokens_limit), cmocka_unit_test(test_grammar),
-      cmocka_unit_test(test_format),       cmocka_unit_test(test_format_limits),
-      cmocka_unit_test(test_differential),
+      cmocka_unit_test(test_types),         cmocka_unit_test(test_hello),
+      cmocka_unit_test(test_compact),       cmocka_unit_test(test_fields),
+      cmocka_unit_test(test_errors),        cmocka_unit_test(test_ids),
+      cmocka_unit_test(test_n_bounds),      cmocka_unit_test(test_route_bounds),
+      cmocka_unit_test(test_depth),         cmocka_unit_test(test_tokens_limit),
+      cmocka_unit_test(test_grammar),       cmocka_unit_test(test_format),
+      cmocka_unit_test(test_format_limits), cmocka_unit_test(test_differential),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
