@@ -337,6 +337,7 @@ int rs_ws_conn_pending(rs_ws_conn *c, rs_bytes *out) {
 
 void rs_ws_conn_consumed(rs_ws_conn *c, size_t n) {
   if (c->last == 2) {
+    if (!c->cq) return; /* all of it was consumed already: nothing was handed out since */
     c->cq->off += n;
     if (c->cq->off >= c->cq->len) q_drop(c, &c->cq);
     c->pong_queued = false; /* partly or wholly written */

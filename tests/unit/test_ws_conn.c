@@ -341,6 +341,44 @@ static void test_pong_jumps_queued_messages(void **state) {
   rs_ws_conn_free(c);
 }
 
+/* Output queues exist only while they hold bytes (an idle server keeps no 4 KiB buffer per
+ * client after its first message): once written, a queue is gone, and a consumed(0) that follows
+ * (a caller that writes nothing and says so) finds nothing to do. Then it all works again. */
+static void test_written_queues_are_freed(void **state) {
+  (void)state;
+  events e;
+  memset(&e, 0, sizeof e);
+  rs_ws_options o = {.server = true};
+  rs_ws_conn *c = rs_ws_conn_new(&o, &cbs, &e, NULL);
+  assert_non_null(c);
+  for (int round = 0; round < 3; round++) {
+    uint8_t ping[16];
+    size_t pl = frame(ping, true, RS_WS_OP_PING, "hi", 2);
+    assert_int_equal(rs_ws_conn_recv(c, ping, pl, 0), 0);
+    rs_bytes out;
+    assert_int_equal(rs_ws_conn_pending(c, &out), 1); /* the pong, from the control queue */
+    assert_int_equal(out.len, 4);
+    rs_ws_conn_consumed(c, out.len);
+    rs_ws_conn_consumed(c, 0);
+    assert_int_equal(rs_ws_conn_pending(c, &out), 0);
+    assert_int_equal(rs_ws_conn_send(c, RS_WS_OP_TEXT, (const uint8_t *)"hello", 5), 0);
+    assert_int_equal(rs_ws_conn_pending(c, &out), 1); /* the message, from the data queue */
+    assert_int_equal(out.len, 7);
+    rs_ws_conn_consumed(c, 3);
+    assert_int_equal(rs_ws_conn_queued(c), 4);
+    rs_ws_conn_consumed(c, 4);
+    rs_ws_conn_consumed(c, 0);
+    assert_int_equal(rs_ws_conn_queued(c), 0);
+    assert_int_equal(rs_ws_conn_pending(c, &out), 0);
+  }
+  assert_int_equal(rs_ws_conn_close(c, 1000, NULL, 0), 0);
+  rs_bytes out;
+  assert_int_equal(rs_ws_conn_pending(c, &out), 1);
+  rs_ws_conn_consumed(c, out.len);
+  assert_int_equal(rs_ws_conn_queued(c), 0);
+  rs_ws_conn_free(c);
+}
+
 /* Regression (issue 13): a PING flood against a peer that does not read queued one pong per
  * ping (1.47 GB in 2.7 s). Past 16 KiB of unwritten control frames only the latest pong is kept
  * (RFC 6455 5.5.3); below it every ping is answered (ten pings, ten pongs); a pong already
@@ -505,6 +543,7 @@ int main(void) {
       cmocka_unit_test(test_client_masks),
       cmocka_unit_test(test_large_message_and_alloc_failures),
       cmocka_unit_test(test_pong_jumps_queued_messages),
+      cmocka_unit_test(test_written_queues_are_freed),
       cmocka_unit_test(test_client_output_reproducible),
       cmocka_unit_test(test_fatal_error_in_callback_returned_by_recv),
   };
