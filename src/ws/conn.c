@@ -530,7 +530,7 @@ static int recv_bytes(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t no
     }
     if (!c->f_fin) continue;
     c->in_message = false;
-    const uint8_t *data = c->msg;
+    const uint8_t *data = c->msg ? c->msg : (const uint8_t *)""; /* an empty message has none */
     size_t dlen = c->msg_len;
     uint8_t *inflated = NULL;
     if (c->msg_compressed) {
