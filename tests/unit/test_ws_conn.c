@@ -59,6 +59,15 @@ static size_t frame(uint8_t *buf, bool fin, int op, const char *payload, size_t 
   return hl + len;
 }
 
+/* A fresh server connection logging to `e`. */
+static rs_ws_conn *new_server(events *e) {
+  memset(e, 0, sizeof *e);
+  rs_ws_options o = {.server = true};
+  rs_ws_conn *c = rs_ws_conn_new(&o, &cbs, e, NULL);
+  assert_non_null(c);
+  return c;
+}
+
 /* Feeds `in` to a fresh server connection in chunks of `chunk` (0 = random); returns it. */
 static rs_ws_conn *feed(const uint8_t *in, size_t len, size_t chunk, events *e, size_t max_msg) {
   memset(e, 0, sizeof *e);
@@ -214,10 +223,7 @@ static void test_close_handshake(void **state) {
 static void test_messages_after_our_close_are_delivered(void **state) {
   (void)state;
   events e;
-  memset(&e, 0, sizeof e);
-  rs_ws_options o = {.server = true};
-  rs_ws_conn *c = rs_ws_conn_new(&o, &cbs, &e, NULL);
-  assert_non_null(c);
+  rs_ws_conn *c = new_server(&e);
   assert_int_equal(rs_ws_conn_close(c, 1000, NULL, 0), 0);
   uint8_t in[64];
   size_t n = frame(in, true, RS_WS_OP_TEXT, "late", 4);
@@ -302,10 +308,7 @@ static size_t drain(rs_ws_conn *c, uint8_t *dst, size_t cap, size_t step) {
 static void test_pong_jumps_queued_messages(void **state) {
   (void)state;
   events e;
-  memset(&e, 0, sizeof e);
-  rs_ws_options o = {.server = true};
-  rs_ws_conn *c = rs_ws_conn_new(&o, &cbs, &e, NULL);
-  assert_non_null(c);
+  rs_ws_conn *c = new_server(&e);
   static uint8_t msg[3][3000];
   for (int i = 0; i < 3; i++) {
     memset(msg[i], 'a' + i, sizeof msg[i]);
@@ -347,10 +350,7 @@ static void test_pong_jumps_queued_messages(void **state) {
 static void test_written_queues_are_freed(void **state) {
   (void)state;
   events e;
-  memset(&e, 0, sizeof e);
-  rs_ws_options o = {.server = true};
-  rs_ws_conn *c = rs_ws_conn_new(&o, &cbs, &e, NULL);
-  assert_non_null(c);
+  rs_ws_conn *c = new_server(&e);
   for (int round = 0; round < 3; round++) {
     uint8_t ping[16];
     size_t pl = frame(ping, true, RS_WS_OP_PING, "hi", 2);
@@ -408,10 +408,7 @@ static void test_empty_message_has_a_pointer(void **state) {
 static void test_ping_flood_bounded_pongs(void **state) {
   (void)state;
   events e;
-  memset(&e, 0, sizeof e);
-  rs_ws_options o = {.server = true};
-  rs_ws_conn *c = rs_ws_conn_new(&o, &cbs, &e, NULL);
-  assert_non_null(c);
+  rs_ws_conn *c = new_server(&e);
   uint8_t ping[200];
   char payload[125];
   for (int i = 0; i < 100000; i++) {
