@@ -47,6 +47,9 @@ static void usage(FILE *f) {
       "  --credit-window N        items a gateway-managed sub may have in flight (default 64)\n"
       "  --request-timeout DURATION   a req unanswered this long gets rej TIMEOUT (default 30s)\n"
       "  --workers N              worker threads (default 1)\n"
+      "  --busy-poll              never sleep in the kernel: each worker spins on its loop (one\n"
+      "                           busy core each) for the lowest latency\n"
+
       "  --backend-lease          ask backends for leases (SETUP with lease): a connection is\n"
       "                           used only while its lease has permits\n"
       "  --backend-resume DURATION   backend connections use RSocket resumption: one that is\n"
@@ -282,6 +285,7 @@ typedef enum opt_id {
   O_DRAIN_TIMEOUT,
   O_BACKEND_LEASE,
   O_RSOCKET_MTU,
+  O_BUSY_POLL,
 } opt_id;
 
 static const struct option long_opts[] = {
@@ -310,6 +314,7 @@ static const struct option long_opts[] = {
     {"rate-limit", required_argument, NULL, O_RATE_LIMIT},
     {"drain-timeout", required_argument, NULL, O_DRAIN_TIMEOUT},
     {"backend-lease", no_argument, NULL, O_BACKEND_LEASE},
+    {"busy-poll", no_argument, NULL, O_BUSY_POLL},
     {"rsocket-mtu", required_argument, NULL, O_RSOCKET_MTU},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'v'},
@@ -465,6 +470,11 @@ static int apply(gw_config *c, int id, const char *v, char *err, size_t errlen) 
       return fail(err, errlen,
                   "--rsocket-mtu needs 0 (whole frames) or 64 bytes to 16MiB, got '%s'", v);
     c->rsocket_mtu = (uint32_t)sz;
+    return 0;
+  case O_BUSY_POLL:
+    if (v && strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
+      return fail(err, errlen, "busy_poll is true or false, got '%s'", v);
+    c->busy_poll = !v || strcmp(v, "true") == 0;
     return 0;
   case O_DRAIN_TIMEOUT:
     if (cli_arg_duration(v, &ms))

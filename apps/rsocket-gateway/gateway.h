@@ -78,6 +78,7 @@ typedef struct gw_config {
   gw_log_format log_format;    /* text */
   uint32_t backend_resume_ms;  /* 0: backend connections do not resume */
   bool backend_lease;          /* ask backends for leases */
+  bool busy_poll;              /* spin on the loops instead of sleeping in epoll */
   /* Authentication and admission (auth.c). */
   uint8_t *jwt_secret; /* --jwt-secret: HS256/384/512 */
   size_t jwt_secret_len;

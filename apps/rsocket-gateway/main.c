@@ -218,6 +218,7 @@ int main(int argc, char **argv) {
   so.on_worker_start = on_worker_start;
   so.on_worker_stop = on_worker_stop;
   so.ws.max_message = m.cfg.max_message;
+  so.busy_poll = m.cfg.busy_poll; /* workers 1..N-1; worker 0 is this loop, run below */
   /* Credit for gateway-managed subs is granted while a client's unsent output is under this. */
   size_t watermark = m.cfg.max_buffer / 4;
   so.settings.output_high_watermark = watermark < (64u << 10) ? watermark : (64u << 10);
@@ -248,7 +249,10 @@ int main(int argc, char **argv) {
                 uri[n - 1] == '/' && strchr(strstr(uri, "://") + 3, '/') == uri + n - 1;
     printf("listening on %.*s\n", (int)(bare ? n - 1 : n), uri);
     fflush(stdout);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    if (m.cfg.busy_poll)
+      rs_runtime_run_busy(&loop);
+    else
+      uv_run(&loop, UV_RUN_DEFAULT);
   }
   uv_loop_close(&loop);
   gw_config_free(&m.cfg);
