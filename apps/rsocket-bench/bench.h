@@ -84,6 +84,7 @@ typedef struct worker {
   hist lat;
   uint64_t completed, errors, bytes_out, bytes_in;
   hist edit_lat; /* board: edit -> its cfm (lat: edit -> delivered to each subscriber) */
+  hist all_lat;  /* board: edit -> delivered to every user of its board (the last delivery) */
   uint64_t ops;  /* board: edits confirmed, sent within the measured window */
   int conn_failures;
   char first_error[200];

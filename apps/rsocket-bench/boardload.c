@@ -8,10 +8,11 @@
  * "t<send time>", the sender's monotonic clock in nanoseconds: every user lives in this process,
  * so a subscriber that receives the op records now - send time, the op's latency to it. Every
  * subscriber of the board receives every op, its author included: lat is op -> delivered to each
- * subscriber, edit_lat edit -> its cfm. Only edits sent within the measured window count; after
- * the deadline the users stop editing and keep reading for DRAIN_MS so that the last ones reach
- * everybody. Offsets must arrive without gaps or repeats; a rej, an ended subscription, a gap or
- * an edit still unanswered after the drain is an error. */
+ * subscriber, edit_lat edit -> its cfm, all_lat op -> delivered to every user of its board (the
+ * latest of its deliveries: the boards' recent ops are shared by the workers). Only edits sent
+ * within the measured window count; after the deadline the users stop editing and keep reading for
+ * DRAIN_MS so that the last ones reach everybody. Offsets must arrive without gaps or repeats; a
+ * rej, an ended subscription, a gap or an edit still unanswered after the drain is an error. */
 #define _GNU_SOURCE /* memmem */
 #include <inttypes.h>
 #include <jansson.h>
@@ -27,6 +28,7 @@ enum { ID_JOIN = 1, ID_OPS = 2, ID_ADD = 3, ID_FIRST_EDIT = 4 };
 #define MAX_EDITS 64  /* unanswered edits per user: past it the system has fallen behind */
 #define DRAIN_MS  1000u
 #define MSG_MAX   512
+#define OPS_RING  1024 /* per board: ops still waiting for some of their deliveries */
 
 typedef enum { U_NEW, U_JOINING, U_ADDING, U_EDITING, U_GONE } user_state;
 
@@ -52,6 +54,57 @@ struct board_load {
   bool drained;
   uint64_t period_ns;
 };
+
+/* The run's boards, shared by the workers: who has received each recent op. */
+typedef struct op_slot {
+  uint64_t offset, worst; /* the op, its latest delivery so far */
+  int got;                /* deliveries so far */
+} op_slot;
+
+typedef struct shared_board {
+  pthread_mutex_t mu;
+  int members; /* the users of the board in the run */
+  op_slot ring[OPS_RING];
+} shared_board;
+
+static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+static shared_board *shared; /* cfg->boards of them */
+static int shared_refs;
+
+static int shared_acquire(const bench_cfg *cfg) {
+  pthread_mutex_lock(&shared_mu);
+  if (!shared && (shared = calloc((size_t)cfg->boards, sizeof *shared)) != NULL) {
+    for (int b = 0; b < cfg->boards; b++) {
+      pthread_mutex_init(&shared[b].mu, NULL);
+      shared[b].members = cfg->connections / cfg->boards + (b < cfg->connections % cfg->boards);
+    }
+  }
+  int rc = shared ? 0 : -1;
+  if (shared) shared_refs++;
+  pthread_mutex_unlock(&shared_mu);
+  return rc;
+}
+
+static void shared_release(const bench_cfg *cfg) {
+  pthread_mutex_lock(&shared_mu);
+  if (--shared_refs == 0) {
+    for (int b = 0; b < cfg->boards; b++) pthread_mutex_destroy(&shared[b].mu);
+    free(shared);
+    shared = NULL;
+  }
+  pthread_mutex_unlock(&shared_mu);
+}
+
+/* One more user of `board` received op `offset` after `lat` ns: the last one completes the op. */
+static void delivered_to(worker *w, int board, uint64_t offset, uint64_t lat) {
+  shared_board *sb = &shared[board];
+  pthread_mutex_lock(&sb->mu);
+  op_slot *s = &sb->ring[offset % OPS_RING];
+  if (s->offset != offset) *s = (op_slot){.offset = offset};
+  if (lat > s->worst) s->worst = lat;
+  if (++s->got == sb->members) hist_record(&w->all_lat, s->worst);
+  pthread_mutex_unlock(&sb->mu);
+}
 
 static uint32_t next_rand(board_user *u) {
   u->rng ^= u->rng << 13;
@@ -252,6 +305,7 @@ static void on_op(board_user *u, const uint8_t *msg, size_t len, uint64_t now) {
       worker_measuring(w, sent)) {
     hist_record(&w->lat, now - sent);
     w->completed++;
+    delivered_to(w, u->board, off, now - sent);
   }
 }
 
@@ -349,6 +403,11 @@ int board_init(wsload *L) {
     free(b);
     return -1;
   }
+  if (shared_acquire(cfg) != 0) {
+    free(b->users);
+    free(b);
+    return -1;
+  }
   b->period_ns = (uint64_t)(1e9 / cfg->rate);
   if (b->period_ns == 0) b->period_ns = 1;
   uv_timer_init(&w->loop, &b->drain);
@@ -374,6 +433,7 @@ int board_init(wsload *L) {
 }
 
 void board_free(wsload *L) {
+  shared_release(L->w->cfg);
   free(L->board->users);
   free(L->board);
   L->board = NULL;

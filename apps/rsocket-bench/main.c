@@ -146,7 +146,7 @@ static void usage(FILE *f) {
          "                        per connection (-c), joining boards, following their ops\n"
          "                        and editing a note of their own at --rate per second, for\n"
          "                        -D seconds (default 10): latency is op -> delivered to\n"
-         "                        each subscriber of the board\n"
+         "                        each subscriber of the board, and to everyone on it\n"
          "  -s, --size BYTES      payload data size (default 16; gw-*: a JSON string of BYTES)\n"
          "      --route ROUTE     gw-*: the route of every request (default bench.echo)\n"
          "      --window N        stream: credit window, refilled by half (default 4096)\n"
@@ -490,6 +490,7 @@ int main(int argc, char **argv) {
     }
     hist_init(&w->lat);
     hist_init(&w->edit_lat);
+    hist_init(&w->all_lat);
     atomic_init(&w->progress, 0);
     uv_loop_init(&w->loop);
   }
@@ -525,9 +526,10 @@ int main(int argc, char **argv) {
   for (int i = 0; i < cfg.threads; i++)
     if (ws[i].thread) pthread_join(ws[i].thread, NULL);
 
-  hist lat, edit_lat;
+  hist lat, edit_lat, all_lat;
   hist_init(&lat);
   hist_init(&edit_lat);
+  hist_init(&all_lat);
   uint64_t ops = 0, completed = 0, errors = 0, bytes_out = 0, bytes_in = 0, start = UINT64_MAX,
            end = 0;
   int conn_failures = 0;
@@ -536,6 +538,7 @@ int main(int argc, char **argv) {
     worker *w = &ws[i];
     hist_merge(&lat, &w->lat);
     hist_merge(&edit_lat, &w->edit_lat);
+    hist_merge(&all_lat, &w->all_lat);
     ops += w->ops;
     completed += w->completed;
     errors += w->errors;
@@ -597,6 +600,7 @@ int main(int argc, char **argv) {
       json_object_set_new(o, "ops", json_integer((json_int_t)ops));
       json_object_set_new(o, "ops_per_s", json_real(elapsed > 0 ? ops / elapsed : 0));
       if (edit_lat.count) json_object_set_new(o, "edit_latency_us", latency_json(&edit_lat));
+      if (all_lat.count) json_object_set_new(o, "everyone_latency_us", latency_json(&all_lat));
     }
     char *s = json_dumps(o, JSON_COMPACT);
     puts(s);
@@ -625,6 +629,7 @@ int main(int argc, char **argv) {
       fmt_count(b, sizeof b, elapsed > 0 ? ops / elapsed : 0);
       printf("edits: %s confirmed, %s/s\n", a, b);
       print_latency("op -> delivered to each subscriber", &lat);
+      print_latency("op -> delivered to everyone on its board", &all_lat);
       print_latency("edit -> its cfm", &edit_lat);
     } else {
       print_latency("latency", &lat);

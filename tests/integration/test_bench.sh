@@ -91,6 +91,9 @@ ops=$(field "$out" ops); got=$(field "$out" completed)
   fails=$((fails + 1)); echo "FAIL board: $ops edits, $got deliveries (1 to 3 each): $out"; }
 check "board delivery latency samples" "$got" "$(field "$out" latency_us.samples)"
 check "board edit latency samples" "$ops" "$(field "$out" edit_latency_us.samples)"
+all=$(field "$out" everyone_latency_us.samples)
+[ "$all" -gt 0 ] && [ "$all" -le "$ops" ] && passes=$((passes + 1)) || {
+  fails=$((fails + 1)); echo "FAIL board: $all of $ops edits delivered to everyone: $out"; }
 txt=$("$bench" --no-progress --model board -c 2 --boards 1 -D 0.3 "$gwboard")
 [[ "$txt" == *"op -> delivered to each subscriber (us)"*"0 errors"* || "$txt" == *"0 errors"*"op -> delivered to each subscriber (us)"* ]] \
   && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL board text: $txt"; }
