@@ -121,6 +121,10 @@ void gw_config_free(gw_config *c) {
   memset(c, 0, sizeof *c);
 }
 
+/* printf-like: clang's -Wformat-nonliteral (the fuzz build) wants the attribute. */
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
+                                                      ...);
+
 static int fail(char *err, size_t errlen, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -588,6 +592,8 @@ out:
   json_decref(root);
   return rc;
 }
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...);
 
 static int usage_error(const char *fmt, ...) {
   va_list ap;

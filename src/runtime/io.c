@@ -17,52 +17,97 @@
 #define TLS_FLUSH_MAX (256 * 1024)
 /* Synchronous write rounds per flush before handing the rest to an async write (fairness). */
 #define FLUSH_ROUNDS 8
+/* TLS: ciphertext is written from the loop's buffer in pieces of this size. */
+#define WRITE_BUF_SIZE (64 * 1024)
 
 struct rs_io_loop {
   uv_loop_t *uv;
   uv_prepare_t prepare;
   uv_idle_t idle; /* active while `again` is not empty: the next poll does not block */
+  /* Every connection's deadline on one timer: a binary min-heap of the connections that have one,
+   * by `due`, and a uv timer at the earliest (a uv_timer_t per connection cost 152 bytes each,
+   * and an idle WebSocket has no deadline at all). */
+  uv_timer_t timer;
+  uint64_t timer_due; /* what `timer` is started for (RS_IO_NO_DEADLINE: stopped) */
+  rs_io_conn **heap;
+  uint32_t heap_len, heap_cap;
   int closing_handles;
   rs_io_conn *dirty; /* doubly linked list of conns to flush */
   rs_io_conn *again; /* conns whose flush used its budget: flushed again next iteration */
   uint8_t rbuf[READ_BUF_SIZE];
   uint8_t pbuf[READ_BUF_SIZE]; /* decrypted bytes */
+  /* TLS ciphertext on its way to the socket: a connection needs a buffer of its own only for what
+   * the socket did not take at once (io_write). Flushes run one at a time, from on_prepare. */
+  uint8_t wbuf[WRITE_BUF_SIZE];
   bool rbuf_busy;
   int nconns;
   rs_io_loop *shared_next; /* rs_io_loop_get list */
   int shared_refs;
 };
 
+/* The peer's address as the kernel gave it, until rs_io_conn_peer is first asked for it: then
+ * its text, in place when it fits (any IPv4 address, short IPv6 ones), else allocated. */
+typedef union io_addr {
+  struct sockaddr sa;
+  struct sockaddr_in in;
+  struct sockaddr_in6 in6;
+  char text[sizeof(struct sockaddr_in6)];
+  char *heap_text;
+} io_addr;
+
+enum { PEER_ADDR, PEER_TEXT, PEER_HEAP };
+
+/* An asynchronous write: what the socket did not take at once. It exists only while in flight. */
+typedef struct io_write {
+  uv_write_t req; /* first: on_write_done gets it */
+  size_t len;     /* bytes of this write */
+  bool consume;   /* from the session's own (stable) buffers: consumed(len) once written */
+  uint8_t data[]; /* otherwise a copy of the bytes */
+} io_write;
+
+/*
+ * One connection. Idle connections are the common case on a gateway (tens of thousands of
+ * browsers that say nothing for minutes), so what only an active or closing connection needs is
+ * allocated then: the write request while an async write is in flight, the close reason once
+ * closing, the peer's text once asked for.
+ */
 struct rs_io_conn {
   rs_io_loop *loop;
   uv_tcp_t *tcp;
-  uv_timer_t timer;
-  uv_write_t wreq;
   rs_tls *tls;
   const rs_io_session_ops *ops;
   void *session;
   rs_io_conn *dnext, *dprev; /* on the loop's `dirty` or `again` list */
-  bool dirty;
-  bool again;
-  bool writing;     /* an async write is in flight */
-  size_t inflight;  /* plaintext bytes of that write (plain mode) */
-  uint8_t *tls_out; /* ciphertext being written (TLS mode), or the copied rest of a write */
-  bool copied;      /* plain mode: the write in flight is from tls_out (already consumed) */
-  size_t tls_out_len, tls_out_cap;
-  bool reading, paused;
-  bool close_after_flush;
-  bool closing;
-  bool lingering;          /* write side shut down; draining input before closing */
-  uint64_t close_deadline; /* done: abort if the last output is not written by then (0: none) */
-  int open_handles;
-  int close_err;
-  char close_reason[128];
-  char peer[64];
+  io_write *w;               /* the async write in flight (NULL: none) */
+  uint64_t close_deadline;   /* done: abort if the last output is not written by then (0: none) */
+  uint64_t due;              /* the deadline this connection has on the loop's heap */
+  char *close_reason;        /* the first reason given (malloc'd), or NULL */
+  io_addr addr;              /* sa_family AF_UNSPEC: unknown */
+  uint32_t heap_pos;         /* its index on the loop's heap + 1 (0: no deadline) */
+  int16_t close_err;         /* an rs_error (they are all above -1000) */
+  bool dirty : 1;
+  bool again : 1;
+  bool reading : 1, paused : 1;
+  bool close_after_flush : 1;
+  bool closing : 1;
+  bool lingering : 1;    /* write side shut down; draining input before closing */
+  bool tcp_inline : 1;   /* `tcp` is in the same allocation (rs_io_conn_accept) */
+  uint8_t peer_form : 2; /* what `addr` holds: PEER_ADDR, PEER_TEXT or PEER_HEAP */
 };
 
 static void conn_flush(rs_io_conn *c);
 static void on_idle(uv_idle_t *h);
 static void conn_do_close(rs_io_conn *c, int err, const char *reason);
+
+/* Keeps the first reason a connection was given for closing (later ones add nothing). */
+static void set_reason(rs_io_conn *c, const char *reason) {
+  if (c->close_reason || !reason || !*reason) return;
+  c->close_reason = strdup(reason); /* NULL when out of memory: the reason is lost, not the close */
+}
+
+static const char *reason_of(const rs_io_conn *c) {
+  return c->close_reason ? c->close_reason : "";
+}
 
 /* How long a lingering close drains input before closing anyway. */
 #define LINGER_MS 2000
@@ -110,21 +155,30 @@ rs_io_loop *rs_io_loop_new(uv_loop_t *uv) {
   uv_idle_init(uv, &l->idle);
   l->idle.data = l;
   uv_unref((uv_handle_t *)&l->idle);
+  /* Referenced: while some connection has a deadline, the loop waits for it (as the timer each
+   * connection had did). */
+  uv_timer_init(uv, &l->timer);
+  l->timer.data = l;
+  l->timer_due = RS_IO_NO_DEADLINE;
   return l;
 }
 
 static void free_after_close(uv_handle_t *h) {
   rs_io_loop *l = h->data;
-  if (--l->closing_handles == 0) free(l);
+  if (--l->closing_handles > 0) return;
+  free(l->heap);
+  free(l);
 }
 
 void rs_io_loop_free(rs_io_loop *l) {
   if (!l) return;
   uv_prepare_stop(&l->prepare);
   uv_idle_stop(&l->idle);
-  l->closing_handles = 2;
+  uv_timer_stop(&l->timer);
+  l->closing_handles = 3;
   uv_close((uv_handle_t *)&l->prepare, free_after_close);
   uv_close((uv_handle_t *)&l->idle, free_after_close);
+  uv_close((uv_handle_t *)&l->timer, free_after_close);
 }
 
 uv_loop_t *rs_io_loop_uv(rs_io_loop *l) {
@@ -219,7 +273,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (buf->base == (char *)c->loop->rbuf) c->loop->rbuf_busy = false;
   if (c->closing) return;
   if (c->lingering) { /* discard what the peer still sends; its EOF ends the linger */
-    if (nread < 0) conn_do_close(c, c->close_err, c->close_reason);
+    if (nread < 0) conn_do_close(c, c->close_err, NULL);
     return;
   }
   if (nread < 0) {
@@ -255,17 +309,126 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   if (c->closing) return;
   if (rc < 0) {
-    c->close_err = rc;
-    snprintf(c->close_reason, sizeof c->close_reason, "%s", rs_strerror(rc));
+    c->close_err = (int16_t)rc;
+    set_reason(c, rs_strerror(rc));
     c->close_after_flush = true;
   }
   rs_io_conn_wake(c);
 }
 
-static void on_timer(uv_timer_t *t) {
-  rs_io_conn *c = t->data;
+/* ---- deadlines: one heap and one timer per loop ---- */
+
+static void heap_place(rs_io_loop *l, uint32_t i, rs_io_conn *c) {
+  l->heap[i] = c;
+  c->heap_pos = i + 1;
+}
+
+static void heap_sift_up(rs_io_loop *l, uint32_t i) {
+  rs_io_conn *c = l->heap[i];
+  while (i > 0) {
+    uint32_t parent = (i - 1) / 2;
+    if (l->heap[parent]->due <= c->due) break;
+    heap_place(l, i, l->heap[parent]);
+    i = parent;
+  }
+  heap_place(l, i, c);
+}
+
+static void heap_sift_down(rs_io_loop *l, uint32_t i) {
+  rs_io_conn *c = l->heap[i];
+  for (;;) {
+    uint32_t child = 2 * i + 1;
+    if (child >= l->heap_len) break;
+    if (child + 1 < l->heap_len && l->heap[child + 1]->due < l->heap[child]->due) child++;
+    if (c->due <= l->heap[child]->due) break;
+    heap_place(l, i, l->heap[child]);
+    i = child;
+  }
+  heap_place(l, i, c);
+}
+
+static void heap_remove(rs_io_conn *c) {
+  rs_io_loop *l = c->loop;
+  if (!c->heap_pos) return;
+  uint32_t i = c->heap_pos - 1;
+  c->heap_pos = 0;
+  rs_io_conn *last = l->heap[--l->heap_len];
+  if (last == c) return;
+  heap_place(l, i, last);
+  heap_sift_up(l, i);
+  heap_sift_down(l, last->heap_pos - 1);
+}
+
+/* Puts `c` on the heap at `due`, or moves it there. RS_ERR_NOMEM when the heap cannot grow. */
+static int heap_set(rs_io_conn *c, uint64_t due) {
+  rs_io_loop *l = c->loop;
+  if (c->heap_pos) {
+    uint64_t old = c->due;
+    c->due = due;
+    if (due < old)
+      heap_sift_up(l, c->heap_pos - 1);
+    else if (due > old)
+      heap_sift_down(l, c->heap_pos - 1);
+    return 0;
+  }
+  if (l->heap_len == l->heap_cap) {
+    uint32_t cap = l->heap_cap ? l->heap_cap * 2 : 64;
+    rs_io_conn **nh = realloc(l->heap, cap * sizeof *nh);
+    if (!nh) return RS_ERR_NOMEM;
+    l->heap = nh;
+    l->heap_cap = cap;
+  }
+  c->due = due;
+  heap_place(l, l->heap_len++, c);
+  heap_sift_up(l, l->heap_len - 1);
+  return 0;
+}
+
+static void on_loop_timer(uv_timer_t *t);
+
+/* Starts the loop's timer at the earliest deadline, when that changed. */
+static void loop_timer_update(rs_io_loop *l) {
+  uint64_t due = l->heap_len ? l->heap[0]->due : RS_IO_NO_DEADLINE;
+  if (due == l->timer_due) return;
+  l->timer_due = due;
+  if (due == RS_IO_NO_DEADLINE) {
+    uv_timer_stop(&l->timer);
+    return;
+  }
+  uint64_t now = uv_now(l->uv);
+  uv_timer_start(&l->timer, on_loop_timer, due > now ? due - now : 0, 0);
+}
+
+static void conn_timer(rs_io_conn *c);
+
+/* Every connection whose deadline has come, earliest first. A connection's timer work never
+ * puts it back on the heap (that happens when it is next flushed), so this ends. */
+static void on_loop_timer(uv_timer_t *t) {
+  rs_io_loop *l = t->data;
+  l->timer_due = RS_IO_NO_DEADLINE; /* it fired */
+  uint64_t now = uv_now(l->uv);
+  while (l->heap_len && l->heap[0]->due <= now) {
+    rs_io_conn *c = l->heap[0];
+    heap_remove(c);
+    conn_timer(c);
+  }
+  loop_timer_update(l);
+}
+
+/* Sets (or clears, with RS_IO_NO_DEADLINE) the connection's deadline. */
+static void conn_set_deadline(rs_io_conn *c, uint64_t due) {
+  if (due == RS_IO_NO_DEADLINE) {
+    heap_remove(c);
+  } else if (heap_set(c, due) != 0) {
+    conn_do_close(c, RS_ERR_NOMEM, "out of memory"); /* a deadline it cannot have */
+    return;
+  }
+  loop_timer_update(c->loop);
+}
+
+static void conn_timer(rs_io_conn *c) {
   if (c->lingering) {
-    conn_do_close(c, c->close_err, c->close_reason);
+    conn_do_close(c, c->close_err, NULL);
     return;
   }
   if (c->closing || !c->ops) return;
@@ -284,12 +447,7 @@ static void arm_timer(rs_io_conn *c) {
   if (!c->ops) return;
   uint64_t d = c->ops->next_deadline(c->session);
   if (c->close_deadline && c->close_deadline < d) d = c->close_deadline;
-  if (d == RS_IO_NO_DEADLINE) {
-    uv_timer_stop(&c->timer);
-    return;
-  }
-  uint64_t now = uv_now(c->loop->uv);
-  uv_timer_start(&c->timer, on_timer, d > now ? d - now : 0, 0);
+  conn_set_deadline(c, d);
 }
 
 static void start_reading(rs_io_conn *c) {
@@ -297,36 +455,53 @@ static void start_reading(rs_io_conn *c) {
   if (uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read) == 0) c->reading = true;
 }
 
-rs_io_conn *rs_io_conn_new(rs_io_loop *l, uv_tcp_t *tcp, rs_tls *tls) {
-  rs_io_conn *c = calloc(1, sizeof *c);
-  if (!c) return NULL;
+static void conn_init(rs_io_conn *c, rs_io_loop *l, uv_tcp_t *tcp, rs_tls *tls) {
   c->loop = l;
   c->tcp = tcp;
   c->tls = tls;
   tcp->data = c;
-  uv_timer_init(l->uv, &c->timer);
-  c->timer.data = c;
-  c->open_handles = 2;
   uv_tcp_nodelay(tcp, 1);
   struct sockaddr_storage ss;
   int len = sizeof ss;
-  if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0) {
-    char host[INET6_ADDRSTRLEN] = "";
-    int port = 0;
-    if (ss.ss_family == AF_INET) {
-      struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-      uv_ip4_name(a, host, sizeof host);
-      port = ntohs(a->sin_port);
-      snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
-    } else if (ss.ss_family == AF_INET6) {
-      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-      uv_ip6_name(a, host, sizeof host);
-      port = ntohs(a->sin6_port);
-      snprintf(c->peer, sizeof c->peer, "[%s]:%d", host, port);
-    }
-  }
+  if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0 &&
+      (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
+    memcpy(&c->addr, &ss,
+           ss.ss_family == AF_INET ? sizeof c->addr.in : sizeof c->addr.in6); /* else AF_UNSPEC */
   l->nconns++;
+}
+
+rs_io_conn *rs_io_conn_new(rs_io_loop *l, uv_tcp_t *tcp, rs_tls *tls) {
+  rs_io_conn *c = calloc(1, sizeof *c);
+  if (c) conn_init(c, l, tcp, tls);
   return c;
+}
+
+/* An accepted connection and its handle in one allocation. */
+typedef struct io_conn_tcp {
+  rs_io_conn c;
+  uv_tcp_t tcp;
+} io_conn_tcp;
+
+static void free_handle_data(uv_handle_t *h) {
+  free(h->data);
+}
+
+rs_io_conn *rs_io_conn_accept(rs_io_loop *l, uv_stream_t *listener) {
+  io_conn_tcp *b = calloc(1, sizeof *b);
+  if (!b) return NULL;
+  uv_tcp_init(l->uv, &b->tcp);
+  if (uv_accept(listener, (uv_stream_t *)&b->tcp) != 0) {
+    b->tcp.data = b;
+    uv_close((uv_handle_t *)&b->tcp, free_handle_data);
+    return NULL;
+  }
+  conn_init(&b->c, l, &b->tcp, NULL);
+  b->c.tcp_inline = true;
+  return &b->c;
+}
+
+void rs_io_conn_set_tls(rs_io_conn *c, rs_tls *tls) {
+  c->tls = tls;
 }
 
 void rs_io_conn_set_session(rs_io_conn *c, const rs_io_session_ops *ops, void *session) {
@@ -338,24 +513,23 @@ void rs_io_conn_set_session(rs_io_conn *c, const rs_io_session_ops *ops, void *s
 
 static void on_handle_closed(uv_handle_t *h) {
   rs_io_conn *c = h->data;
-  if (--c->open_handles > 0) return;
-  if (c->ops && c->ops->closed) c->ops->closed(c->session, c->close_err, c->close_reason);
+  if (c->ops && c->ops->closed) c->ops->closed(c->session, c->close_err, reason_of(c));
   c->loop->nconns--;
   rs_tls_free(c->tls);
-  free(c->tls_out);
-  free(c->tcp);
-  free(c);
+  free(c->close_reason);
+  if (c->peer_form == PEER_HEAP) free(c->addr.heap_text);
+  if (!c->tcp_inline) free(c->tcp);
+  free(c); /* with the handle, when tcp_inline */
 }
 
 static void conn_do_close(rs_io_conn *c, int err, const char *reason) {
   if (c->closing) return;
   c->closing = true;
-  if (!c->close_err) c->close_err = err;
-  if (!c->close_reason[0] && reason && reason != c->close_reason)
-    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+  if (!c->close_err) c->close_err = (int16_t)err;
+  set_reason(c, reason);
   dirty_unlink(c);
-  uv_timer_stop(&c->timer);
-  uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+  heap_remove(c);
+  loop_timer_update(c->loop);
   uv_close((uv_handle_t *)c->tcp,
            on_handle_closed); /* cancels a pending write (cb gets an error) */
 }
@@ -372,7 +546,7 @@ void rs_io_conn_abort(rs_io_conn *c, int err, const char *reason) {
 }
 
 size_t rs_io_conn_write_backlog(const rs_io_conn *c) {
-  return c->tls ? c->tls_out_len : c->inflight;
+  return c->w ? c->w->len : 0;
 }
 
 void rs_io_conn_pause_reading(rs_io_conn *c, bool paused) {
@@ -393,47 +567,84 @@ bool rs_io_conn_handshake_done(const rs_io_conn *c) {
   return !c->tls || rs_tls_handshake_done(c->tls);
 }
 
+size_t rs_io_conn_peer_format(const rs_io_conn *c, char *out, size_t cap) {
+  char host[INET6_ADDRSTRLEN] = "";
+  int n = 0;
+  if (c->peer_form != PEER_ADDR) {
+    n = snprintf(out, cap, "%s", rs_io_conn_peer(c));
+  } else if (c->addr.sa.sa_family == AF_INET) {
+    uv_ip4_name(&c->addr.in, host, sizeof host);
+    n = snprintf(out, cap, "%s:%d", host, ntohs(c->addr.in.sin_port));
+  } else if (c->addr.sa.sa_family == AF_INET6) {
+    uv_ip6_name(&c->addr.in6, host, sizeof host);
+    n = snprintf(out, cap, "[%s]:%d", host, ntohs(c->addr.in6.sin6_port));
+  } else if (cap) {
+    out[0] = '\0';
+  }
+  return n > 0 ? (size_t)n : 0;
+}
+
 const char *rs_io_conn_peer(const rs_io_conn *c) {
-  return c->peer;
+  if (c->peer_form == PEER_TEXT) return c->addr.text;
+  if (c->peer_form == PEER_HEAP) return c->addr.heap_text;
+  char buf[RS_IO_PEER_MAX];
+  size_t n = rs_io_conn_peer_format(c, buf, sizeof buf);
+  if (n == 0) return "";
+  /* Kept for the connection's life (callers hold the pointer: log lines, metadata), in place of
+   * the address it was made from. */
+  rs_io_conn *m = (rs_io_conn *)(uintptr_t)c;
+  if (n < sizeof m->addr.text) {
+    memcpy(m->addr.text, buf, n + 1);
+    m->peer_form = PEER_TEXT;
+    return m->addr.text;
+  }
+  char *p = malloc(n + 1);
+  if (!p) return "";
+  memcpy(p, buf, n + 1);
+  m->addr.heap_text = p;
+  m->peer_form = PEER_HEAP;
+  return p;
 }
 
 static void on_write_done(uv_write_t *req, int status) {
+  io_write *w = (io_write *)req;
   rs_io_conn *c = req->data;
-  c->writing = false;
+  size_t n = w->len;
+  bool consume = w->consume;
+  free(w); /* an idle connection holds no write request and no copy */
+  c->w = NULL;
   if (c->closing) return;
   if (status < 0) {
     conn_do_close(c, RS_ERR_IO, uv_strerror(status));
     return;
   }
-  if (c->tls) {
-    c->tls_out_len = 0;
-  } else {
-    size_t n = c->inflight;
-    c->inflight = 0;
-    if (!c->copied) c->ops->consumed(c->session, n);
-    c->copied = false;
-  }
+  if (consume) c->ops->consumed(c->session, n);
   rs_io_conn_wake(c);
 }
 
-/* The part of a write the socket did not take, copied into tls_out (see output_stable). */
-static int copy_rest(rs_io_conn *c, const uv_buf_t *bufs, int n) {
-  if (c->inflight > c->tls_out_cap) {
-    uint8_t *nb = realloc(c->tls_out, c->inflight);
-    if (!nb) {
-      conn_do_close(c, RS_ERR_NOMEM, "out of memory");
-      return RS_ERR_NOMEM;
-    }
-    c->tls_out = nb;
-    c->tls_out_cap = c->inflight;
+/* A write of `len` bytes, with room for a copy of `copy` bytes; NULL (the connection closing)
+ * when out of memory. */
+static io_write *write_new(rs_io_conn *c, size_t len, size_t copy) {
+  io_write *w = malloc(sizeof *w + copy);
+  if (!w) {
+    conn_do_close(c, RS_ERR_NOMEM, "out of memory");
+    return NULL;
   }
-  size_t off = 0;
-  for (int i = 0; i < n; i++) {
-    memcpy(c->tls_out + off, bufs[i].base, bufs[i].len);
-    off += bufs[i].len;
+  w->req.data = c;
+  w->len = len;
+  w->consume = false;
+  return w;
+}
+
+/* The rest of a write the socket did not take at once goes out asynchronously. */
+static void write_start(rs_io_conn *c, io_write *w, const uv_buf_t *bufs, unsigned n) {
+  c->w = w;
+  int rc = uv_write(&w->req, (uv_stream_t *)c->tcp, bufs, n, on_write_done);
+  if (rc < 0) {
+    c->w = NULL;
+    free(w);
+    conn_do_close(c, RS_ERR_IO, uv_strerror(rc));
   }
-  c->copied = true;
-  return 0;
 }
 
 /* Plain TCP: write the session's iovecs directly (no copy unless the socket is full and the
@@ -466,25 +677,25 @@ static void flush_plain(rs_io_conn *c) {
     while (skip >= bufs[first].len) skip -= bufs[first++].len;
     bufs[first].base += skip;
     bufs[first].len -= skip;
-    c->inflight = total - (size_t)w;
+    size_t rest = total - (size_t)w;
     int nbufs = n - first;
+    io_write *wr = write_new(c, rest, c->ops->output_stable ? 0 : rest);
+    if (!wr) return;
     if (!c->ops->output_stable) {
-      if (copy_rest(c, bufs + first, nbufs) != 0) return;
+      size_t off = 0;
+      for (int i = first; i < n; i++) {
+        memcpy(wr->data + off, bufs[i].base, bufs[i].len);
+        off += bufs[i].len;
+      }
       c->ops->consumed(c->session, total);
-      bufs[0] = uv_buf_init((char *)c->tls_out, (unsigned)c->inflight);
+      bufs[0] = uv_buf_init((char *)wr->data, (unsigned)rest);
       first = 0;
       nbufs = 1;
     } else {
       c->ops->consumed(c->session, (size_t)w);
+      wr->consume = true;
     }
-    c->writing = true;
-    c->wreq.data = c;
-    int rc =
-        uv_write(&c->wreq, (uv_stream_t *)c->tcp, bufs + first, (unsigned)nbufs, on_write_done);
-    if (rc < 0) {
-      c->writing = false;
-      conn_do_close(c, RS_ERR_IO, uv_strerror(rc));
-    }
+    write_start(c, wr, bufs + first, (unsigned)nbufs);
     return;
   }
   /* Still more after FLUSH_ROUNDS: continue on the next iteration so other conns get a turn.
@@ -516,46 +727,36 @@ static void flush_tls(rs_io_conn *c) {
     c->ops->consumed(c->session, done);
     budget = done >= budget ? 0 : budget - done;
   }
-  size_t pend = rs_tls_pending(c->tls);
-  if (pend == 0) return;
-  if (pend > c->tls_out_cap) {
-    uint8_t *nb = realloc(c->tls_out, pend);
-    if (!nb) {
-      conn_do_close(c, RS_ERR_NOMEM, "out of memory");
+  /* The ciphertext goes out from the loop's buffer; only what the socket does not take is
+   * copied, with what is still in the session, into a write of the connection's own. */
+  uint8_t *wbuf = c->loop->wbuf;
+  for (size_t pend = rs_tls_pending(c->tls); pend > 0; pend = rs_tls_pending(c->tls)) {
+    size_t n = rs_tls_take(c->tls, wbuf, WRITE_BUF_SIZE);
+    uv_buf_t b = uv_buf_init((char *)wbuf, (unsigned)n);
+    int w = uv_try_write((uv_stream_t *)c->tcp, &b, 1);
+    if (w == UV_EAGAIN) w = 0;
+    if (w < 0) {
+      conn_do_close(c, RS_ERR_IO, uv_strerror(w));
       return;
     }
-    c->tls_out = nb;
-    c->tls_out_cap = pend;
-  }
-  c->tls_out_len = rs_tls_take(c->tls, c->tls_out, pend);
-  uv_buf_t b = uv_buf_init((char *)c->tls_out, (unsigned)c->tls_out_len);
-  int w = uv_try_write((uv_stream_t *)c->tcp, &b, 1);
-  if (w == UV_EAGAIN) w = 0;
-  if (w < 0) {
-    conn_do_close(c, RS_ERR_IO, uv_strerror(w));
+    if ((size_t)w == n) continue;
+    size_t left = n - (size_t)w, more = rs_tls_pending(c->tls);
+    io_write *wr = write_new(c, left + more, left + more);
+    if (!wr) return;
+    memcpy(wr->data, wbuf + w, left);
+    rs_tls_take(c->tls, wr->data + left, more);
+    b = uv_buf_init((char *)wr->data, (unsigned)(left + more));
+    write_start(c, wr, &b, 1);
     return;
   }
-  if ((size_t)w == c->tls_out_len) {
-    c->tls_out_len = 0;
-    if (budget == 0) conn_again(c); /* more plaintext may wait: next iteration */
-    return;
-  }
-  b.base += w;
-  b.len -= (unsigned)w;
-  c->writing = true;
-  c->wreq.data = c;
-  int rc = uv_write(&c->wreq, (uv_stream_t *)c->tcp, &b, 1, on_write_done);
-  if (rc < 0) {
-    c->writing = false;
-    conn_do_close(c, RS_ERR_IO, uv_strerror(rc));
-  }
+  if (budget == 0) conn_again(c); /* more plaintext may wait: next iteration */
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
   rs_io_conn *c = req->data;
   free(req); /* allocated by conn_linger: an open connection holds no shutdown request */
   if (c->closing) return;
-  if (status < 0) conn_do_close(c, c->close_err, c->close_reason);
+  if (status < 0) conn_do_close(c, c->close_err, NULL);
 }
 
 /*
@@ -566,27 +767,27 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
  */
 static void conn_linger(rs_io_conn *c) {
   if (c->tls || c->paused) {
-    conn_do_close(c, c->close_err, c->close_reason[0] ? c->close_reason : "closed");
+    conn_do_close(c, c->close_err, "closed");
     return;
   }
-  if (!c->close_reason[0]) snprintf(c->close_reason, sizeof c->close_reason, "closed");
+  set_reason(c, "closed");
   c->lingering = true;
   dirty_unlink(c);
   uv_shutdown_t *sreq = malloc(sizeof *sreq);
   if (sreq) sreq->data = c;
   if (!sreq || uv_shutdown(sreq, (uv_stream_t *)c->tcp, on_shutdown) != 0) {
     free(sreq);
-    conn_do_close(c, c->close_err, c->close_reason);
+    conn_do_close(c, c->close_err, NULL);
     return;
   }
   if (!c->reading && uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read) == 0)
     c->reading = true;
-  uv_timer_start(&c->timer, on_timer, LINGER_MS, 0);
+  conn_set_deadline(c, uv_now(c->loop->uv) + LINGER_MS);
 }
 
 static void conn_flush(rs_io_conn *c) {
   if (c->closing || c->lingering || !c->ops) return;
-  if (!c->writing) {
+  if (!c->w) {
     if (c->tls)
       flush_tls(c);
     else
@@ -596,7 +797,7 @@ static void conn_flush(rs_io_conn *c) {
   bool done = c->close_after_flush || c->ops->want_close(c->session);
   if (done && !c->close_deadline) c->close_deadline = uv_now(c->loop->uv) + RS_IO_CLOSE_FLUSH_MS;
   arm_timer(c);
-  if (!c->writing && done) {
+  if (!c->w && done) {
     bool drained = c->tls ? rs_tls_pending(c->tls) == 0 : true;
     rs_io_vec probe;
     /* Otherwise the rest goes out as the socket (or a TLS handshake) allows, and the next

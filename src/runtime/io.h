@@ -77,6 +77,11 @@ void rs_io_loop_put(rs_io_loop *l);
  * connection owns it. Reading starts when a session is set.
  */
 rs_io_conn *rs_io_conn_new(rs_io_loop *l, uv_tcp_t *tcp, rs_tls *tls);
+/* Accepts a connection from `listener` (on `l`'s loop) into a new connection that holds its
+ * handle in the same allocation: what a server should use. NULL when the accept or the
+ * allocation fails. rs_io_conn_set_tls may give it a TLS session before its session is set. */
+rs_io_conn *rs_io_conn_accept(rs_io_loop *l, uv_stream_t *listener);
+void rs_io_conn_set_tls(rs_io_conn *c, rs_tls *tls);
 void rs_io_conn_set_session(rs_io_conn *c, const rs_io_session_ops *ops, void *session);
 
 /* Marks the connection as having output or a new deadline: it is flushed before the loop next
@@ -99,8 +104,13 @@ uv_loop_t *rs_io_conn_uv(const rs_io_conn *c);
 /* True when the connection is plain TCP or its TLS handshake is done. */
 bool rs_io_conn_handshake_done(const rs_io_conn *c);
 
-/* The peer's address as "host:port" (empty if unknown). */
+/* The peer's address as "host:port" or "[v6]:port" (empty if unknown), formatted at the first
+ * call and kept for the connection's life. */
 const char *rs_io_conn_peer(const rs_io_conn *c);
+/* The same into `out` (RS_IO_PEER_MAX bytes are enough), without keeping it; returns its length
+ * (0: unknown). For a use that does not outlive the call, such as a handshake's request. */
+#define RS_IO_PEER_MAX 64
+size_t rs_io_conn_peer_format(const rs_io_conn *c, char *out, size_t cap);
 
 /*
  * Opens a listening TCP socket on host:port (numeric address or name; a name's first address)

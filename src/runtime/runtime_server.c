@@ -190,23 +190,21 @@ static int start_engine(rt_worker *w, rs_io_conn *io, rt_ws *ws, void *user) {
  * becomes (rt_server_decide). */
 static void accept_ws(rt_worker *w, rs_io_conn *io) {
   rs_server *s = w->server;
-  rs_ws_session *ss =
-      rt_session_new(w->loop, s->opt.messages, NULL, s->opt.settings.output_high_watermark);
+  rs_ws_session *ss = rt_session_new(s->opt.messages, NULL);
   if (!ss) {
     rs_io_conn_abort(io, RS_ERR_NOMEM, "out of memory");
     return;
   }
-  ss->server = s;
   ss->worker = w;
   ss->next = w->sessions;
   if (w->sessions) w->sessions->prev = ss;
   w->sessions = ss;
   count(w, 1);
   ss->ws = rt_ws_attach(io, true, &s->opt.ws, NULL, s->uri.path, &rt_session_ops, ss);
-  if (ss->ws) rt_pending_add(w, &ss->pending, io);
+  if (ss->ws) rt_pending_add(w, rt_ws_pending(ss->ws), io); /* until the handshake is decided */
   if (!ss->ws) {
     session_unlink(w, ss);
-    free(ss);
+    rt_session_free(ss);
     rs_io_conn_abort(io, RS_ERR_NOMEM, "out of memory");
   }
 }
@@ -247,8 +245,8 @@ static bool origin_ok(rs_server *s, const rs_http_request *req) {
 }
 
 void rt_server_decide(rs_ws_session *ss, rt_ws *ws, const rs_http_request *req, rt_ws_verdict *v) {
-  rs_server *s = ss->server;
-  rt_pending_remove(&ss->pending); /* decided (an RSocket engine waits for SETUP on its own) */
+  rs_server *s = ss->worker->server;
+  rt_pending_remove(rt_ws_pending(ws)); /* decided (an RSocket engine waits for SETUP on its own) */
   if (!req->websocket) {
     if (s->opt.on_http) answer_http(s, req, v);
     return;
@@ -277,14 +275,25 @@ void rt_server_decide(rs_ws_session *ss, rt_ws *ws, const rs_http_request *req, 
   ss->ws = NULL;
   ss->finished = true;
   session_unlink(ss->worker, ss);
-  free(ss);
+  rt_session_free(ss);
+}
+
+uv_loop_t *rt_worker_loop(const rt_worker *w) {
+  return w->loop;
+}
+
+rs_server *rt_worker_server(const rt_worker *w) {
+  return w->server;
+}
+
+size_t rt_worker_watermark(const rt_worker *w) {
+  return w->server->opt.settings.output_high_watermark;
 }
 
 void rt_server_session_gone(rs_ws_session *ss) {
   rt_worker *w = ss->worker;
-  rt_pending_remove(&ss->pending);
   session_unlink(w, ss);
-  free(ss);
+  rt_session_free(ss);
   worker_maybe_finish(w);
 }
 
@@ -303,28 +312,19 @@ static void on_connection(uv_stream_t *listener, int status) {
   rs_server *s = w->server;
   if (status == UV_EMFILE || status == UV_ENFILE) shed_oldest_pending(w); /* room for the next */
   if (status < 0 || w->stopping) return;
-  uv_tcp_t *tcp = malloc(sizeof *tcp);
-  if (!tcp) return;
-  uv_tcp_init(w->loop, tcp);
-  if (uv_accept(listener, (uv_stream_t *)tcp) != 0) {
-    uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
-    return;
-  }
+  rs_io_conn *io =
+      rs_io_conn_accept(w->io, listener); /* the handle and the connection: one block */
+  if (!io) return;
   if (s->opt.max_connections && w->nconns >= s->opt.max_connections && !shed_oldest_pending(w)) {
-    uv_close((uv_handle_t *)tcp, (uv_close_cb)free); /* full of working connections: refuse */
+    rs_io_conn_abort(io, RS_ERR_CLOSED, "full"); /* full of working connections: refuse */
     return;
   }
   rs_tls *tls = NULL;
   if (s->tls && !(tls = rs_tls_new(s->tls, true, NULL))) {
-    uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+    rs_io_conn_abort(io, RS_ERR_NOMEM, "out of memory");
     return;
   }
-  rs_io_conn *io = rs_io_conn_new(w->io, tcp, tls);
-  if (!io) {
-    rs_tls_free(tls);
-    uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
-    return;
-  }
+  rs_io_conn_set_tls(io, tls);
   if (s->uri.websocket)
     accept_ws(w, io);
   else

@@ -11,6 +11,12 @@
 #define DEFAULT_HIGH_WATERMARK (1u << 20)
 #define DEFAULT_TIMEOUT_MS     10000u
 
+/* The output level over which rs_ws_session_writable says no. */
+static size_t watermark(const rs_ws_session *s) {
+  size_t w = s->client ? s->client->high_watermark : rt_worker_watermark(s->worker);
+  return w ? w : DEFAULT_HIGH_WATERMARK;
+}
+
 /* ---- the inner protocol ---- */
 
 static void si_open(void *inner, rt_ws *ws) {
@@ -50,11 +56,13 @@ static void si_ws_close(void *inner, unsigned code, rs_bytes reason, bool remote
   rs_ws_session *s = inner;
   if (s->have_close) return;
   s->have_close = true;
-  s->close_code = code;
+  s->close_code = (uint16_t)code;
   s->close_remote = remote;
-  size_t n = reason.len < sizeof s->close_reason - 1 ? reason.len : sizeof s->close_reason - 1;
-  if (n) memcpy(s->close_reason, reason.ptr, n);
-  s->close_reason[n] = '\0';
+  /* Allocated only now: an open session keeps no room for a reason (at most 123 bytes). */
+  if (reason.len && (s->close_reason = malloc(reason.len + 1))) {
+    memcpy(s->close_reason, reason.ptr, reason.len);
+    s->close_reason[reason.len] = '\0';
+  }
 }
 
 void rt_session_finish(rs_ws_session *s, const char *reason) {
@@ -63,7 +71,7 @@ void rt_session_finish(rs_ws_session *s, const char *reason) {
   s->ws = NULL;
   if (!s->open && !s->client) return; /* a server session that never opened: nobody to tell */
   unsigned code = s->have_close ? s->close_code : RS_WS_CLOSE_ABNORMAL;
-  const char *why = s->have_close ? s->close_reason : reason ? reason : "";
+  const char *why = s->have_close ? (s->close_reason ? s->close_reason : "") : reason ? reason : "";
   if (s->cb->on_close) s->cb->on_close(s, code, why, s->have_close && s->close_remote, s->user);
 }
 
@@ -83,14 +91,14 @@ static void si_closed(void *inner, int err, const char *reason) {
 static void si_before_output(void *inner, rt_ws *ws) {
   rs_ws_session *s = inner;
   (void)ws;
-  if (!s->want_drained || rs_ws_session_queued(s) > s->high_watermark / 2) return;
+  if (!s->want_drained || rs_ws_session_queued(s) > watermark(s) / 2) return;
   s->want_drained = false;
   if (s->cb->on_drained) s->cb->on_drained(s, s->user);
 }
 
 static void si_decide(void *inner, rt_ws *ws, const rs_http_request *req, rt_ws_verdict *v) {
   rs_ws_session *s = inner;
-  if (s->server) rt_server_decide(s, ws, req, v);
+  if (s->worker) rt_server_decide(s, ws, req, v);
 }
 
 const rt_ws_inner_ops rt_session_ops = {
@@ -122,7 +130,7 @@ size_t rs_ws_session_queued(const rs_ws_session *s) {
 }
 
 bool rs_ws_session_writable(rs_ws_session *s) {
-  if (rs_ws_session_queued(s) < s->high_watermark) return true;
+  if (rs_ws_session_queued(s) < watermark(s)) return true;
   s->want_drained = true;
   return false;
 }
@@ -171,22 +179,24 @@ const char *rs_ws_session_subprotocol(const rs_ws_session *s) {
 }
 
 uv_loop_t *rs_ws_session_loop(const rs_ws_session *s) {
-  return s->loop;
+  return s->client ? s->client->loop : rt_worker_loop(s->worker);
 }
 
 rs_server *rs_ws_session_server(const rs_ws_session *s) {
-  return s->server;
+  return s->worker ? rt_worker_server(s->worker) : NULL;
 }
 
-rs_ws_session *rt_session_new(uv_loop_t *loop, const rs_ws_session_callbacks *cb, void *user,
-                              size_t high_watermark) {
+rs_ws_session *rt_session_new(const rs_ws_session_callbacks *cb, void *user) {
   rs_ws_session *s = calloc(1, sizeof *s);
   if (!s) return NULL;
-  s->loop = loop;
   s->cb = cb;
   s->user = user;
-  s->high_watermark = high_watermark ? high_watermark : DEFAULT_HIGH_WATERMARK;
   return s;
+}
+
+void rt_session_free(rs_ws_session *s) {
+  free(s->close_reason);
+  free(s);
 }
 
 /* ---- plain HTTP answers ---- */
@@ -235,7 +245,7 @@ static void client_timer_closed(uv_handle_t *h) {
   rs_tls_ctx_free(s->client->tls);
   rs_io_loop_put(s->client->io);
   free(s->client);
-  free(s);
+  rt_session_free(s);
 }
 
 /* The end of a client session: on_close, then everything is released. */
@@ -334,12 +344,14 @@ int rs_ws_client_start(rs_ws_session **out, uv_loop_t *loop, const rs_ws_client_
   rs_ws_client_options_default(&opt);
   memcpy(&opt, o, o->struct_size && o->struct_size < sizeof opt ? o->struct_size : sizeof opt);
   rt_ws_client *c = calloc(1, sizeof *c);
-  rs_ws_session *s = c ? rt_session_new(loop, NULL, opt.user, opt.high_watermark) : NULL;
+  rs_ws_session *s = c ? rt_session_new(NULL, opt.user) : NULL;
   if (!s) {
     free(c);
     return RS_ERR_NOMEM;
   }
   s->client = c;
+  c->loop = loop;
+  c->high_watermark = opt.high_watermark;
   c->callbacks = opt.callbacks;
   s->cb = &c->callbacks;
   c->wo = opt.ws;

@@ -18,6 +18,8 @@ typedef struct rt_ws_client {
   rs_tls_ctx *tls;
   rs_io_loop *io;
   rs_connect *connecting;
+  uv_loop_t *loop;
+  size_t high_watermark;
   uv_timer_t timer; /* the connect timeout, then the report of a failure */
   uint32_t timeout_ms;
   bool failing;
@@ -25,21 +27,19 @@ typedef struct rt_ws_client {
   char host_header[256]; /* empty: from the URI */
 } rt_ws_client;
 
+/* One per open WebSocket: a server may hold tens of thousands, mostly idle, so it keeps only what
+ * it cannot find elsewhere (the loop and the watermark are its worker's or its client's). */
 struct rs_ws_session {
   rt_ws *ws; /* NULL before a client connected and after the transport is gone */
   const rs_ws_session_callbacks *cb;
   void *user;
-  uv_loop_t *loop;
-  size_t high_watermark;
-  bool open, closing, finished, want_drained;
-  bool have_close, close_remote;
-  unsigned close_code;
-  char close_reason[RS_WS_MAX_CONTROL];
+  char *close_reason; /* the close handshake's reason (malloc'd once it ended), or NULL */
+  uint16_t close_code;
+  bool open : 1, closing : 1, finished : 1, want_drained : 1;
+  bool have_close : 1, close_remote : 1;
   /* Server side: the worker's list of sessions (handshakes in progress included). */
-  rs_server *server;
   rt_worker *worker;
   struct rs_ws_session *next, *prev;
-  rt_pending pending;   /* server: until the handshake is decided */
   rt_ws_client *client; /* client side */
 };
 
@@ -52,11 +52,15 @@ struct rs_http_response {
 
 extern const rt_ws_inner_ops rt_session_ops;
 
-rs_ws_session *rt_session_new(uv_loop_t *loop, const rs_ws_session_callbacks *cb, void *user,
-                              size_t high_watermark);
+rs_ws_session *rt_session_new(const rs_ws_session_callbacks *cb, void *user);
+void rt_session_free(rs_ws_session *s);
 /* The transport is gone: on_close (when the session opened, or for a client). Once. */
 void rt_session_finish(rs_ws_session *s, const char *reason);
 
+/* Server (runtime_server.c): a worker's loop, server and output_high_watermark. */
+uv_loop_t *rt_worker_loop(const rt_worker *w);
+rs_server *rt_worker_server(const rt_worker *w);
+size_t rt_worker_watermark(const rt_worker *w);
 /* Server (runtime_server.c): what to do with a request; the session's transport is gone. */
 void rt_server_decide(rs_ws_session *s, rt_ws *ws, const rs_http_request *req, rt_ws_verdict *v);
 void rt_server_session_gone(rs_ws_session *s);

@@ -1,8 +1,10 @@
 /* WebSocket as a runtime session: handshake, then frames, then the inner protocol. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/rt_internal.h"
 #include "runtime/ws_transport.h"
 
 #define HANDSHAKE_TIMEOUT_MS 10000u
@@ -11,43 +13,59 @@
 
 enum { HS_SERVER_WAIT, HS_CLIENT_WAIT, HS_DONE, HS_REJECTED };
 
+/* What only the opening handshake needs, freed once it is done and its bytes are written (an
+ * open WebSocket keeps none of it: idle connections are what a gateway has most of). */
+typedef struct rt_ws_hs {
+  const rs_ws_transport_options *o; /* borrowed from the server or the client, which outlive it */
+  const char *path; /* server: the only path served (NULL: any); client: the one asked for.
+                       Borrowed from the server's or client's URI. */
+  uint64_t deadline;
+  rs_ws_deflate deflate; /* negotiated */
+  char key[25];          /* client: Sec-WebSocket-Key */
+  rt_pending pending;    /* server: on the worker's list of undecided connections (rt_ws_pending) */
+  char *out;             /* the request, the 101, or a refusal or HTTP answer to send (malloc'd) */
+  uint32_t out_len, out_off;
+  size_t len;
+  uint8_t buf[RS_WS_MAX_HANDSHAKE]; /* the request or response head being read */
+} rt_ws_hs;
+
 struct rt_ws {
   rs_io_conn *io;
-  bool server;
-  rs_ws_transport_options o;
   const rt_ws_inner_ops *ops;
   void *inner;
   rs_ws_conn *ws;
-  int hs;
-  uint8_t *hsbuf; /* request or response head being read */
-  size_t hs_len;
-  char *hs_out; /* handshake bytes to send (HS_OUT_CAP bytes; freed once written) */
-  size_t hs_out_len, hs_out_off;
-  char key[25];
-  const char *protocol; /* chosen (server) or offered (client): o.subprotocol, or NULL */
-  char *protocol_copy;  /* server: the hook's choice, when it made one */
-  const char *path;     /* server: the only path served (NULL: any); client: the one asked for.
-                           Borrowed from the server's or client's URI. */
-  uint64_t hs_deadline;
-  uint64_t now;
-  rs_ws_deflate deflate; /* negotiated */
+  rt_ws_hs *h; /* NULL once the handshake is over */
+  /* Chosen (server) or offered (client): the options' subprotocol, a copy of the server hook's
+   * choice (protocol_owned), or NULL. */
+  const char *protocol;
+  uint64_t closing_since;
   /* Zero-copy output (see rt_ws_inner_ops.direct_pending): the header of each message is written
    * in its headroom. `direct_off` bytes (header included) of the first message are written;
    * `lay_ws` bytes of the WebSocket's own queue come after that message and before the others
    * in the current output layout (see direct_consumed). */
-  bool direct;
-  size_t direct_off;
-  size_t lay_ws;
-  bool failed_inner;
-  bool late_messages; /* deliver messages that arrive after our close (see rt_ws_attach_client) */
-  uint64_t closing_since;
+  uint32_t direct_off; /* a message is at most a frame: 16 MiB */
+  uint32_t lay_ws;     /* only what the WebSocket queued itself (pongs, close) */
+  uint8_t hs;
+  bool server : 1;
+  bool protocol_owned : 1;
+  bool deflate_on : 1; /* permessage-deflate was negotiated */
+  bool direct : 1;
+  bool late_messages : 1; /* deliver messages that arrive after our close (rt_ws_attach_client) */
 };
+
+static const rs_ws_transport_options no_options;
+
+/* The loop's time, which recv and expire are also given. */
+static uint64_t now_of(const rt_ws *w) {
+  return uv_now(rs_io_conn_uv(w->io));
+}
 
 static void ws_on_message(rs_ws_conn *c, int op, const uint8_t *d, size_t len, void *user) {
   rt_ws *w = user;
+  uint64_t now = now_of(w);
   if (rs_ws_conn_closing(c) && !w->late_messages) return; /* the inner protocol is done */
-  if (w->ops->on_message(w->inner, w, op, d, len, w->now) != 0 && !rs_ws_conn_closing(c))
-    rs_ws_conn_close(c, RS_WS_CLOSE_UNSUPPORTED, "unsupported message", w->now);
+  if (w->ops->on_message(w->inner, w, op, d, len, now) != 0 && !rs_ws_conn_closing(c))
+    rs_ws_conn_close(c, RS_WS_CLOSE_UNSUPPORTED, "unsupported message", now);
 }
 
 static void ws_on_close(rs_ws_conn *c, unsigned code, rs_bytes reason, bool remote, void *user) {
@@ -59,26 +77,28 @@ static void ws_on_close(rs_ws_conn *c, unsigned code, rs_bytes reason, bool remo
 static const rs_ws_callbacks ws_cbs = {ws_on_message, NULL, ws_on_close};
 
 static void choose_direct(rt_ws *w) {
-  w->direct = w->server && !w->deflate.enabled && w->ops->direct_pending && w->ops->direct_consumed;
+  w->direct = w->server && !w->deflate_on && w->ops->direct_pending && w->ops->direct_consumed;
   w->direct_off = 0;
 }
 
 static int make_ws(rt_ws *w) {
-  rs_ws_options wo = {.server = w->server, .max_message = w->o.max_message, .deflate = w->deflate};
+  rs_ws_options wo = {
+      .server = w->server, .max_message = w->h->o->max_message, .deflate = w->h->deflate};
+  w->deflate_on = w->h->deflate.enabled;
   w->ws = rs_ws_conn_new(&wo, &ws_cbs, w, NULL);
   choose_direct(w);
   return w->ws ? 0 : RS_ERR_NOMEM;
 }
 
 static void reject(rt_ws *w, int status, const char *reason) {
-  if (!w->hs_out && !(w->hs_out = malloc(HS_OUT_CAP))) {
-    w->hs_out_len = w->hs_out_off = 0;
+  if (!w->h->out && !(w->h->out = malloc(HS_OUT_CAP))) {
+    w->h->out_len = w->h->out_off = 0;
     w->hs = HS_REJECTED;
     return;
   }
-  rs_ssize n = rs_ws_response_error(w->hs_out, HS_OUT_CAP, status, reason);
-  w->hs_out_len = n > 0 ? (size_t)n : 0;
-  w->hs_out_off = 0;
+  rs_ssize n = rs_ws_response_error(w->h->out, HS_OUT_CAP, status, reason);
+  w->h->out_len = n > 0 ? (uint32_t)n : 0;
+  w->h->out_off = 0;
   w->hs = HS_REJECTED;
 }
 
@@ -93,23 +113,23 @@ static bool path_served(rs_bytes target, const char *path) {
 static void refused(rt_ws *w, size_t have) {
   char line[160];
   size_t n = 0;
-  while (n < have && n < sizeof line - 1 && w->hsbuf[n] != '\r' && w->hsbuf[n] != '\n') {
-    uint8_t c = w->hsbuf[n];
+  while (n < have && n < sizeof line - 1 && w->h->buf[n] != '\r' && w->h->buf[n] != '\n') {
+    uint8_t c = w->h->buf[n];
     line[n++] = c >= ' ' && c < 0x7f ? (char)c : '?';
   }
   line[n] = '\0';
   char why[300];
   snprintf(why, sizeof why, "the server refused the WebSocket upgrade of %.100s: %s",
-           w->path && *w->path ? w->path : "/", line);
+           w->h->path && *w->h->path ? w->h->path : "/", line);
   rs_io_conn_abort(w->io, RS_ERR_REJECTED, why);
 }
 
 /* Server: chooses the subprotocol (the configured one, if the client offered it). */
 static void choose_protocol(rt_ws *w, const rs_ws_request *req) {
+  const char *mine = w->h->o->subprotocol;
   w->protocol = NULL;
-  if (w->o.subprotocol && req->protocols.ptr &&
-      rs_ws_header_has_token(req->protocols, w->o.subprotocol))
-    w->protocol = w->o.subprotocol;
+  if (mine && req->protocols.ptr && rs_ws_header_has_token(req->protocols, mine))
+    w->protocol = mine;
 }
 
 /* Client: why the handshake failed. A server that answered with another status than 101 is named
@@ -132,17 +152,19 @@ static void refusal_reason(const uint8_t *head, size_t len, const char *why, cha
  * answer it as plain HTTP; otherwise it gets the answer of a failed upgrade. */
 static void plain_http(rt_ws *w, size_t have) {
   rs_http_request hreq;
+  char peer[RS_IO_PEER_MAX];
+  rs_io_conn_peer_format(w->io, peer, sizeof peer);
   rt_ws_verdict v = {0};
-  if (rs_http_request_parse(&hreq, w->hsbuf, have, rs_io_conn_peer(w->io)) > 0)
+  if (rs_http_request_parse(&hreq, w->h->buf, have, peer) > 0)
     w->ops->decide(w->inner, w, &hreq, &v);
   if (!v.http) {
     reject(w, 400, "missing 'Upgrade: websocket'");
     return;
   }
-  free(w->hs_out);
-  w->hs_out = v.http;
-  w->hs_out_len = v.http_len;
-  w->hs_out_off = 0;
+  free(w->h->out);
+  w->h->out = v.http;
+  w->h->out_len = (uint32_t)v.http_len; /* at most RS_HTTP_MAX_BODY and a head */
+  w->h->out_off = 0;
   w->hs = HS_REJECTED;
 }
 
@@ -153,13 +175,15 @@ static int decide(rt_ws *w, const rs_ws_request *req, size_t have) {
   rt_ws_verdict v = {0};
   choose_protocol(w, req);
   v.d.subprotocol = w->protocol;
-  if (w->path && !path_served(req->path, w->path)) {
+  if (w->h->path && !path_served(req->path, w->h->path)) {
     v.d.verdict = RS_WS_REFUSE;
     v.d.status = 404;
     v.d.reason = "no WebSocket endpoint at this path";
   }
   rs_http_request hreq;
-  if (w->ops->decide && rs_http_request_parse(&hreq, w->hsbuf, have, rs_io_conn_peer(w->io)) > 0)
+  char peer[RS_IO_PEER_MAX];
+  rs_io_conn_peer_format(w->io, peer, sizeof peer);
+  if (w->ops->decide && rs_http_request_parse(&hreq, w->h->buf, have, peer) > 0)
     w->ops->decide(w->inner, w, &hreq, &v);
   free(v.http); /* only for plain HTTP */
   if (v.d.verdict == RS_WS_REFUSE) {
@@ -173,15 +197,16 @@ static int decide(rt_ws *w, const rs_ws_request *req, size_t have) {
       reject(w, 500, "the server chose a subprotocol the client did not offer");
       return 1;
     }
-    if (v.d.subprotocol != w->o.subprotocol) {
-      free(w->protocol_copy);
-      if (!(w->protocol_copy = strdup(v.d.subprotocol))) {
+    if (v.d.subprotocol != w->h->o->subprotocol) {
+      char *copy = strdup(v.d.subprotocol);
+      if (!copy) {
         reject(w, 503, "out of memory");
         return 1;
       }
-      w->protocol = w->protocol_copy;
+      w->protocol = copy;
+      w->protocol_owned = true;
     } else {
-      w->protocol = w->o.subprotocol;
+      w->protocol = w->h->o->subprotocol;
     }
   }
   return 0;
@@ -193,23 +218,32 @@ static bool has_head_end(const uint8_t *p, size_t n) {
   return false;
 }
 
+static void hs_free(rt_ws *w) {
+  if (!w->h) return;
+  rt_pending_remove(&w->h->pending);
+  free(w->h->out);
+  free(w->h);
+  w->h = NULL;
+}
+
 static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
+  rt_ws_hs *h = w->h;
   *used = 0;
-  size_t room = RS_WS_MAX_HANDSHAKE - w->hs_len;
+  size_t room = RS_WS_MAX_HANDSHAKE - h->len;
   size_t take = len < room ? len : room;
-  memcpy(w->hsbuf + w->hs_len, buf, take);
-  size_t have = w->hs_len + take;
+  memcpy(h->buf + h->len, buf, take);
+  size_t have = h->len + take;
   if (w->hs == HS_SERVER_WAIT) {
     rs_ws_request req;
-    rs_ssize hl = rs_ws_request_parse(&req, w->hsbuf, have);
+    rs_ssize hl = rs_ws_request_parse(&req, h->buf, have);
     if (hl == 0) {
-      w->hs_len = have;
+      h->len = have;
       *used = take;
       if (have == RS_WS_MAX_HANDSHAKE) reject(w, 431, "request head too large");
       return 0;
     }
     if (hl < 0) {
-      bool too_long = have == RS_WS_MAX_HANDSHAKE && !has_head_end(w->hsbuf, have);
+      bool too_long = have == RS_WS_MAX_HANDSHAKE && !has_head_end(h->buf, have);
       if (too_long)
         reject(w, 431, "request head too large");
       else
@@ -229,50 +263,43 @@ static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
     if (decide(w, &req, have) != 0) return 0;
     char ext[160];
     bool deflate =
-        w->o.deflate && rs_ws_deflate_negotiate(req.extensions, &w->deflate, ext, sizeof ext);
-    if (!w->hs_out && !(w->hs_out = malloc(HS_OUT_CAP))) return RS_ERR_NOMEM;
-    rs_ssize n = rs_ws_response_101(w->hs_out, HS_OUT_CAP, &req, w->protocol, deflate ? ext : NULL);
+        h->o->deflate && rs_ws_deflate_negotiate(req.extensions, &h->deflate, ext, sizeof ext);
+    if (!w->h->out && !(w->h->out = malloc(HS_OUT_CAP))) return RS_ERR_NOMEM;
+    rs_ssize n = rs_ws_response_101(w->h->out, HS_OUT_CAP, &req, w->protocol, deflate ? ext : NULL);
     if (n < 0 || make_ws(w) != 0) return RS_ERR_NOMEM;
-    w->hs_out_len = (size_t)n;
-    w->hs_out_off = 0;
+    w->h->out_len = (uint32_t)n;
+    w->h->out_off = 0;
     w->hs = HS_DONE;
-    *used = (size_t)hl - w->hs_len;
+    *used = (size_t)hl - h->len;
   } else {
     const char *why = NULL;
     rs_bytes ext = {NULL, 0};
-    rs_ssize hl = rs_ws_client_response_check(w->hsbuf, have, w->key, w->protocol,
-                                              w->o.deflate ? &ext : NULL, &why);
-    if (hl > 0 && rs_ws_deflate_client_accept(ext, &w->deflate) != 0) {
+    rs_ssize hl = rs_ws_client_response_check(h->buf, have, h->key, w->protocol,
+                                              h->o->deflate ? &ext : NULL, &why);
+    if (hl > 0 && rs_ws_deflate_client_accept(ext, &h->deflate) != 0) {
       why = "server answered permessage-deflate with parameters we cannot use";
       hl = RS_ERR_REJECTED;
     }
     if (hl == 0) {
-      w->hs_len = have;
+      h->len = have;
       *used = take;
       return have == RS_WS_MAX_HANDSHAKE ? RS_ERR_PROTOCOL : 0;
     }
-    if (hl == RS_ERR_REJECTED && have > 12 && memcmp(w->hsbuf + 9, "101", 3) != 0) {
+    if (hl == RS_ERR_REJECTED && have > 12 && memcmp(h->buf + 9, "101", 3) != 0) {
       refused(w, have);
       return RS_ERR_REJECTED;
     }
     if (hl < 0) {
       char reason[128];
-      refusal_reason(w->hsbuf, have, why, reason, sizeof reason);
+      refusal_reason(h->buf, have, why, reason, sizeof reason);
       rs_io_conn_abort(w->io, RS_ERR_PROTOCOL, reason);
       return RS_ERR_PROTOCOL;
     }
     if (make_ws(w) != 0) return RS_ERR_NOMEM;
     w->hs = HS_DONE;
-    *used = (size_t)hl - w->hs_len;
+    *used = (size_t)hl - h->len;
   }
-  free(w->hsbuf);
-  w->hsbuf = NULL;
-  w->hs_len = 0;
-  if (w->hs_out_off == w->hs_out_len) { /* client: the request was written long ago */
-    free(w->hs_out);
-    w->hs_out = NULL;
-    w->hs_out_len = w->hs_out_off = 0;
-  }
+  if (h->out_off == h->out_len) hs_free(w); /* client: the request was written long ago */
   w->ops->on_open(w->inner, w);
   return 0;
 }
@@ -281,7 +308,6 @@ static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
 
 static int s_recv(void *s, const uint8_t *buf, size_t len, uint64_t now) {
   rt_ws *w = s;
-  w->now = now;
   if (w->hs == HS_REJECTED) return 0;
   if (w->hs != HS_DONE) {
     size_t used;
@@ -299,9 +325,9 @@ static int s_pending(void *s, rs_io_vec *iov, int max) {
   rt_ws *w = s;
   int n = 0;
   if (max < 1) return 0;
-  if (w->hs_out_off < w->hs_out_len) {
-    iov[n].base = (const uint8_t *)w->hs_out + w->hs_out_off;
-    iov[n].len = w->hs_out_len - w->hs_out_off;
+  if (w->h && w->h->out_off < w->h->out_len) {
+    iov[n].base = (const uint8_t *)w->h->out + w->h->out_off;
+    iov[n].len = w->h->out_len - w->h->out_off;
     n++;
   }
   if (w->hs != HS_DONE || n == max) return n;
@@ -309,7 +335,7 @@ static int s_pending(void *s, rs_io_vec *iov, int max) {
   if (!w->direct && !rs_ws_conn_closing(w->ws) && rs_ws_conn_queued(w->ws) < PULL_HIGH_WATER)
     w->ops->pull(w->inner, w);
   if (!rs_ws_conn_closing(w->ws) && w->ops->want_close(w->inner))
-    rs_ws_conn_close(w->ws, RS_WS_CLOSE_NORMAL, NULL, w->now);
+    rs_ws_conn_close(w->ws, RS_WS_CLOSE_NORMAL, NULL, now_of(w));
   rs_bytes out;
   bool have_ws = rs_ws_conn_pending(w->ws, &out) && out.len > 0;
   if (!w->direct) {
@@ -338,7 +364,7 @@ static int s_pending(void *s, rs_io_vec *iov, int max) {
     iov[n].base = out.ptr;
     iov[n].len = out.len;
     n++;
-    w->lay_ws = out.len;
+    w->lay_ws = (uint32_t)out.len;
   }
   if (rs_ws_conn_closing(w->ws)) return n;
   for (; i < k && n < max; i++) {
@@ -362,7 +388,7 @@ static void direct_consumed(rt_ws *w, size_t n) {
   if (w->direct_off > 0 && k > 0) {
     size_t total = rs_ws_frame_header_size(false, fr[0].len) + fr[0].len;
     size_t take = n < total - w->direct_off ? n : total - w->direct_off;
-    w->direct_off += take;
+    w->direct_off += (uint32_t)take;
     n -= take;
     if (w->direct_off < total) return;
     w->direct_off = 0;
@@ -372,11 +398,11 @@ static void direct_consumed(rt_ws *w, size_t n) {
   size_t ws = n < w->lay_ws ? n : w->lay_ws;
   if (ws) rs_ws_conn_consumed(w->ws, ws);
   n -= ws;
-  w->lay_ws -= ws;
+  w->lay_ws -= (uint32_t)ws;
   for (; i < k && n > 0; i++) {
     size_t total = rs_ws_frame_header_size(false, fr[i].len) + fr[i].len;
     if (n < total) {
-      w->direct_off = n; /* the rest of this message comes first from now on */
+      w->direct_off = (uint32_t)n; /* the rest of this message comes first from now on */
       return;
     }
     n -= total;
@@ -386,16 +412,13 @@ static void direct_consumed(rt_ws *w, size_t n) {
 
 static void s_consumed(void *s, size_t n) {
   rt_ws *w = s;
-  size_t hs = w->hs_out_len - w->hs_out_off;
+  size_t hs = w->h ? w->h->out_len - w->h->out_off : 0;
   if (hs) {
     size_t k = n < hs ? n : hs;
-    w->hs_out_off += k;
+    w->h->out_off += (uint32_t)k;
     n -= k;
-    if (w->hs_out_off == w->hs_out_len && w->hs == HS_DONE) {
-      free(w->hs_out); /* an open connection keeps no handshake memory */
-      w->hs_out = NULL;
-      w->hs_out_len = w->hs_out_off = 0;
-    }
+    if (w->h->out_off == w->h->out_len && w->hs == HS_DONE)
+      hs_free(w); /* an open connection keeps no handshake memory */
   }
   if (!n || !w->ws) return;
   if (w->direct)
@@ -408,14 +431,13 @@ static void s_consumed(void *s, size_t n) {
  * close frame behind the output it does not take, so after RS_IO_CLOSE_FLUSH_MS the session is done
  * whatever is still queued (the transport then cuts it if it cannot be written). */
 static uint64_t closing_since(rt_ws *w) {
-  if (!w->closing_since && w->ws && rs_ws_conn_closing(w->ws))
-    w->closing_since = uv_now(rs_io_conn_uv(w->io));
+  if (!w->closing_since && w->ws && rs_ws_conn_closing(w->ws)) w->closing_since = now_of(w);
   return w->closing_since;
 }
 
 static uint64_t s_deadline(void *s) {
   rt_ws *w = s;
-  if (w->hs == HS_SERVER_WAIT || w->hs == HS_CLIENT_WAIT) return w->hs_deadline;
+  if (w->hs == HS_SERVER_WAIT || w->hs == HS_CLIENT_WAIT) return w->h->deadline;
   uint64_t d = w->ops->next_deadline(w->inner);
   if (w->ws) {
     uint64_t e = rs_ws_conn_next_deadline(w->ws);
@@ -428,8 +450,7 @@ static uint64_t s_deadline(void *s) {
 
 static void s_expire(void *s, uint64_t now) {
   rt_ws *w = s;
-  w->now = now;
-  if ((w->hs == HS_SERVER_WAIT || w->hs == HS_CLIENT_WAIT) && now >= w->hs_deadline) {
+  if ((w->hs == HS_SERVER_WAIT || w->hs == HS_CLIENT_WAIT) && now >= w->h->deadline) {
     rs_io_conn_abort(w->io, RS_ERR_TIMEOUT, "WebSocket handshake timed out");
     return;
   }
@@ -442,17 +463,15 @@ static bool s_want_close(void *s) {
   if (w->hs == HS_REJECTED) return true; /* once the answer is written (or cannot be) */
   if (w->hs != HS_DONE) return false;
   if (rs_ws_conn_want_close(w->ws)) return true;
-  return closing_since(w) &&
-         uv_now(rs_io_conn_uv(w->io)) >= w->closing_since + RS_IO_CLOSE_FLUSH_MS;
+  return closing_since(w) && now_of(w) >= w->closing_since + RS_IO_CLOSE_FLUSH_MS;
 }
 
 static void s_closed(void *s, int err, const char *reason) {
   rt_ws *w = s;
+  hs_free(w); /* first: off the worker's list before the inner protocol's end can finish it */
   w->ops->closed(w->inner, err, reason);
   rs_ws_conn_free(w->ws);
-  free(w->hsbuf);
-  free(w->hs_out);
-  free(w->protocol_copy);
+  if (w->protocol_owned) free((char *)(uintptr_t)w->protocol);
   free(w);
 }
 
@@ -466,42 +485,44 @@ static rt_ws *attach(rs_io_conn *io, bool server, const rs_ws_transport_options 
                      const rt_ws_inner_ops *ops, void *inner) {
   rt_ws *w = calloc(1, sizeof *w);
   if (!w) return NULL;
-  w->hsbuf = malloc(RS_WS_MAX_HANDSHAKE);
-  if (!w->hsbuf) {
+  rt_ws_hs *h = malloc(sizeof *h);
+  if (!h) {
     free(w);
     return NULL;
   }
+  memset(h, 0, offsetof(rt_ws_hs, buf)); /* not the 16 KiB buffer */
+  w->h = h;
+  h->o = o ? o : &no_options;
+  h->path = path;
+  h->deadline = uv_now(rs_io_conn_uv(io)) + HANDSHAKE_TIMEOUT_MS;
   w->io = io;
   w->server = server;
-  if (o) w->o = *o;
   w->ops = ops;
   w->inner = inner;
   w->hs = server ? HS_SERVER_WAIT : HS_CLIENT_WAIT;
   w->late_messages = late_messages;
-  w->hs_deadline = uv_now(rs_io_conn_uv(io)) + HANDSHAKE_TIMEOUT_MS;
-  w->path = path;
   if (!server) {
-    w->protocol = w->o.subprotocol;
+    w->protocol = h->o->subprotocol;
     rs_ssize n = -1;
     size_t extra = headers ? strlen(headers) : 0;
     size_t cap = HS_OUT_CAP + extra + (path ? strlen(path) : 0);
-    for (size_t i = 0; w->o.headers && w->o.headers[i]; i++) cap += strlen(w->o.headers[i]) + 4;
-    w->hs_out = malloc(cap);
-    if (w->hs_out && rs_ws_client_key(w->key) == 0)
-      n = rs_ws_client_request_headers(w->hs_out, cap - extra, host, path, w->key, w->protocol,
-                                       w->o.deflate, w->o.headers);
+    for (size_t i = 0; h->o->headers && h->o->headers[i]; i++) cap += strlen(h->o->headers[i]) + 4;
+    h->out = malloc(cap);
+    if (h->out && rs_ws_client_key(h->key) == 0)
+      n = rs_ws_client_request_headers(h->out, cap - extra, host, path, h->key, w->protocol,
+                                       h->o->deflate, h->o->headers);
     if (n >= 2 && extra) { /* the extra lines go before the empty line that ends the head */
-      memcpy(w->hs_out + n - 2, headers, extra);
-      memcpy(w->hs_out + n - 2 + extra, "\r\n", 2);
+      memcpy(h->out + n - 2, headers, extra);
+      memcpy(h->out + n - 2 + extra, "\r\n", 2);
       n += (rs_ssize)extra;
     }
     if (n < 0) {
-      free(w->hs_out);
-      free(w->hsbuf);
+      free(h->out);
+      free(h);
       free(w);
       return NULL;
     }
-    w->hs_out_len = (size_t)n;
+    h->out_len = (uint32_t)n;
   }
   rs_io_conn_set_session(io, &ws_session_ops, w);
   return w;
@@ -555,6 +576,10 @@ void rt_ws_set_inner(rt_ws *w, const rt_ws_inner_ops *ops, void *inner) {
   if (w->ws) choose_direct(w);
 }
 
+rt_pending *rt_ws_pending(rt_ws *w) {
+  return w->h ? &w->h->pending : NULL;
+}
+
 rs_io_conn *rt_ws_io(rt_ws *w) {
   return w->io;
 }
@@ -564,7 +589,7 @@ const char *rt_ws_subprotocol(const rt_ws *w) {
 }
 
 void rt_ws_close(rt_ws *w, unsigned code, const char *reason) {
-  if (w->ws) rs_ws_conn_close(w->ws, code, reason, w->now);
+  if (w->ws) rs_ws_conn_close(w->ws, code, reason, now_of(w));
   rs_io_conn_wake(w->io);
 }
 

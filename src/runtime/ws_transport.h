@@ -82,6 +82,9 @@ size_t rt_ws_queued(const rt_ws *ws);
 /* Replaces the inner protocol (a server resumption hands the transport to another session). */
 void rt_ws_set_inner(rt_ws *ws, const rt_ws_inner_ops *ops, void *inner);
 rs_io_conn *rt_ws_io(rt_ws *ws);
+/* Server: a list node that lives as long as the handshake (NULL once it is over): the worker links
+ * it among its connections not set up yet; it is unlinked when the handshake state goes. */
+struct rt_pending *rt_ws_pending(rt_ws *ws);
 /* The subprotocol agreed in the handshake, or NULL. */
 const char *rt_ws_subprotocol(const rt_ws *ws);
 /* The Host header for `uri` ("example.com", "[::1]:8080"). */

@@ -16,59 +16,86 @@
 #define DEFAULT_MAX_MESSAGE (16u * 1024u * 1024u + 16u)
 #define DEFAULT_MAX_QUEUED  (64u * 1024u * 1024u)
 #define DEFAULT_CLOSE_MS    5000u
-#define MSG_KEEP            256u /* assembly buffer kept between messages */
-#define MASK_POOL           512u /* bytes of masking keys drawn at once (client) */
+#define MSG_FIRST           256u          /* first size of the assembly buffer */
+#define OUT_FIRST           4096u         /* first size of the data queue, */
+#define OUT_HINT_MAX        (64u * 1024u) /* or what it reached last time, up to this */
+#define CQ_FIRST            256u          /* first size of the control queue */
+#define MASK_POOL           512u          /* bytes of masking keys drawn at once (client) */
 
 enum { ST_OPEN, ST_CLOSE_SENT, ST_CLOSED };
 
+/* Client: masking keys drawn from `random` in batches (one call per MASK_POOL/4 frames instead
+ * of one per frame); `off` is the next one. Servers do not mask and have none. */
+typedef struct ws_keys {
+  rs_ws_random_fn random; /* NULL: OpenSSL's */
+  void *random_user;
+  unsigned off;
+  uint8_t pool[MASK_POOL];
+} ws_keys;
+
+/* An output queue: bytes b[off..len) are waiting. It exists only while it holds something (freed
+ * once written), so an idle connection has none. */
+typedef struct ws_q {
+  size_t len, off, cap;
+  size_t mark; /* see rs_ws_conn.out and .cq */
+  uint8_t b[];
+} ws_q;
+
+/*
+ * Sized for the idle connection, which is what a server has most of: what only an active or
+ * closing connection needs is allocated when it does (the assembly buffer, the output queues,
+ * the control frame being read, the masking keys, zlib's streams), and the options are kept as
+ * the fields this file reads, not as a copy of rs_ws_options.
+ */
 struct rs_ws_conn {
-  rs_ws_options o;
+  /* options (defaults applied) */
+  size_t max_message;
+  size_t max_queued;
+  uint32_t close_timeout_ms;
+  int fatal; /* a fatal error (RS_ERR_NOMEM, RS_ERR_INTERNAL) every call now returns */
   rs_ws_callbacks cb;
   void *user;
   const rs_mem *mem;
-  int state;
-  bool close_received;
-  bool failed; /* we closed because of a protocol error: drop further input */
-  int fatal;   /* a fatal error (RS_ERR_NOMEM, RS_ERR_INTERNAL) every call now returns */
   uint64_t close_deadline;
-  /* input: frame header being read */
-  uint8_t hdr[RS_WS_MAX_HEADER];
-  size_t hdr_have;
-  rs_ws_frame_header h;
-  bool in_frame;
-  uint64_t frame_done; /* payload bytes of the current frame read so far */
+  /* input: the frame being read (its length and how much of it was read) */
+  uint64_t f_len;
+  uint64_t frame_done;
   /* the data message being assembled */
-  bool in_message;
-  uint8_t msg_opcode;
   uint8_t *msg;
   size_t msg_len, msg_cap;
   rs_ws_utf8 utf8;
-  /* the control frame being read */
-  uint8_t ctl[RS_WS_MAX_CONTROL];
+  uint32_t out_hint; /* the size the data queue reached before it was last freed (capped) */
+  ws_keys *keys;     /* client */
+  /* the payload of the control frame being read (RS_WS_MAX_CONTROL bytes while one is) */
+  uint8_t *ctl;
   /* permessage-deflate */
   rs_ws_z *z; /* allocated only when permessage-deflate was negotiated */
-  bool deflate;
-  bool msg_compressed; /* the message being assembled had RSV1 on its first frame */
-  /* client: masking keys drawn from o.random (default: OpenSSL's CSPRNG) in batches (one call
-   * per MASK_POOL/4 frames instead of one per frame) */
-  uint8_t *keys;
-  unsigned keys_off;
   /* output: data frames and close in `out` (in order); pings and pongs in `cq`, which go out at
-   * the next frame boundary of `out`, so a pong never waits behind queued messages.
-   * `frame_start` is where the frame holding out_off begins (out_off > frame_start: that frame
-   * is partly written and must be finished first); `last` is which queue pending() handed out. */
-  uint8_t *out;
-  size_t out_len, out_off, out_cap;
-  size_t frame_start;
-  uint8_t *cq;
-  size_t cq_len, cq_off, cq_cap;
-  /* The last pong queued, cq[pong_at..cq_len), while none of it is written and nothing follows
-   * it: once PONG_QUEUE_MAX bytes of control frames wait, a newer ping replaces it (RFC 6455
-   * 5.5.3 allows answering only the latest), so a ping flood queues a bounded amount, not one
-   * pong per ping. */
-  bool pong_queued;
-  size_t pong_at;
-  int last; /* 1 data, 2 control */
+   * the next frame boundary of `out`, so a pong never waits behind queued messages. out->mark
+   * is where the frame holding out->off begins (off > mark: that frame is partly written and
+   * must be finished first). cq->mark is where the last pong queued begins, cq->b[mark..len),
+   * while none of it is written and nothing follows it (pong_queued): once PONG_QUEUE_MAX bytes
+   * of control frames wait, a newer ping replaces it (RFC 6455 5.5.3 allows answering only the
+   * latest), so a ping flood queues a bounded amount, not one pong per ping. NULL: empty. */
+  ws_q *out;
+  ws_q *cq;
+  /* the header being read, then what of it the payload needs */
+  uint8_t hdr[RS_WS_MAX_HEADER];
+  uint8_t hdr_have;
+  uint8_t f_opcode;
+  uint8_t f_mask[4];
+  uint8_t msg_opcode;
+  bool server : 1;
+  bool close_received : 1;
+  bool failed : 1; /* we closed because of a protocol error: drop further input */
+  bool in_frame : 1;
+  bool in_message : 1;
+  bool deflate : 1;
+  bool msg_compressed : 1; /* the message being assembled had RSV1 on its first frame */
+  bool pong_queued : 1;    /* see cq */
+  bool f_fin : 1, f_masked : 1;
+  uint8_t state : 2;
+  uint8_t last : 2; /* which queue pending() handed out: 1 data, 2 control */
 };
 
 rs_ws_conn *rs_ws_conn_new(const rs_ws_options *o, const rs_ws_callbacks *cb, void *user,
@@ -76,18 +103,31 @@ rs_ws_conn *rs_ws_conn_new(const rs_ws_options *o, const rs_ws_callbacks *cb, vo
   if (!mem) mem = rs_mem_default();
   rs_ws_conn *c = mem->calloc(1, sizeof *c, mem->user);
   if (!c) return NULL;
-  if (o) c->o = *o;
-  if (!c->o.max_message) c->o.max_message = DEFAULT_MAX_MESSAGE;
-  if (!c->o.max_queued) c->o.max_queued = DEFAULT_MAX_QUEUED;
-  if (!c->o.close_timeout_ms) c->o.close_timeout_ms = DEFAULT_CLOSE_MS;
+  static const rs_ws_options defaults;
+  if (!o) o = &defaults;
+  c->max_message = o->max_message ? o->max_message : DEFAULT_MAX_MESSAGE;
+  c->max_queued = o->max_queued ? o->max_queued : DEFAULT_MAX_QUEUED;
+  c->close_timeout_ms = o->close_timeout_ms ? o->close_timeout_ms : DEFAULT_CLOSE_MS;
+  c->server = o->server;
   if (cb) c->cb = *cb;
   c->user = user;
   c->mem = mem;
   c->state = ST_OPEN;
-  if (c->o.deflate.enabled) {
+  if (!c->server) {
+    c->keys = mem->malloc(sizeof *c->keys, mem->user);
+    if (!c->keys) {
+      mem->free(c, mem->user);
+      return NULL;
+    }
+    c->keys->random = o->random;
+    c->keys->random_user = o->random_user;
+    c->keys->off = MASK_POOL; /* drawn at the first frame */
+  }
+  if (o->deflate.enabled) {
     c->z = mem->calloc(1, sizeof *c->z, mem->user);
-    if (!c->z || rs__ws_z_init(c->z, &c->o.deflate, c->o.server, mem) != 0) {
+    if (!c->z || rs__ws_z_init(c->z, &o->deflate, c->server, mem) != 0) {
       mem->free(c->z, mem->user);
+      mem->free(c->keys, mem->user);
       mem->free(c, mem->user);
       return NULL;
     }
@@ -105,7 +145,8 @@ void rs_ws_conn_free(rs_ws_conn *c) {
   c->mem->free(c->msg, c->mem->user);
   c->mem->free(c->out, c->mem->user);
   c->mem->free(c->cq, c->mem->user);
-  if (c->keys) OPENSSL_cleanse(c->keys, MASK_POOL);
+  c->mem->free(c->ctl, c->mem->user);
+  if (c->keys) OPENSSL_cleanse(c->keys->pool, MASK_POOL);
   c->mem->free(c->keys, c->mem->user);
   c->mem->free(c, c->mem->user);
 }
@@ -123,40 +164,52 @@ static int fatal(rs_ws_conn *c, int rc) {
 
 /* ---- output ---- */
 
-static int out_reserve(rs_ws_conn *c, size_t add) {
-  if (c->out_off > 0 && c->out_off == c->out_len) c->out_off = c->out_len = c->frame_start = 0;
-  if (c->out_len + add <= c->out_cap) return 0;
-  if (c->frame_start > 0 && c->frame_start >= c->out_len / 2) {
-    /* Slide the unsent bytes (from the start of the frame being written) to the front. */
-    memmove(c->out, c->out + c->frame_start, c->out_len - c->frame_start);
-    c->out_len -= c->frame_start;
-    c->out_off -= c->frame_start;
-    c->frame_start = 0;
-    if (c->out_len + add <= c->out_cap) return 0;
-  }
-  size_t cap = c->out_cap ? c->out_cap * 2 : 4096;
-  while (cap < c->out_len + add) cap *= 2;
-  uint8_t *nb = c->mem->realloc(c->out, cap, c->mem->user);
-  if (!nb) return RS_ERR_NOMEM;
-  c->out = nb;
-  c->out_cap = cap;
+/* Room for `add` more bytes in *qp (made at `first` bytes, or grown by doubling). */
+static int q_reserve(rs_ws_conn *c, ws_q **qp, size_t add, size_t first) {
+  ws_q *q = *qp;
+  size_t len = q ? q->len : 0;
+  if (q && len + add <= q->cap) return 0;
+  size_t cap = q ? q->cap * 2 : first;
+  while (cap < len + add) cap *= 2;
+  ws_q *nq = c->mem->realloc(q, sizeof *q + cap, c->mem->user);
+  if (!nq) return RS_ERR_NOMEM;
+  if (!q) nq->len = nq->off = nq->mark = 0;
+  nq->cap = cap;
+  *qp = nq;
   return 0;
+}
+
+/* Frees a queue that was all written. The data queue's size is remembered so that the next
+ * burst of the same size needs one allocation, not a chain of doublings. */
+static void q_drop(rs_ws_conn *c, ws_q **qp) {
+  if (qp == &c->out)
+    c->out_hint = (uint32_t)(c->out->cap < OUT_HINT_MAX ? c->out->cap : OUT_HINT_MAX);
+  c->mem->free(*qp, c->mem->user);
+  *qp = NULL;
+}
+
+static int out_reserve(rs_ws_conn *c, size_t add) {
+  ws_q *q = c->out;
+  if (q && q->len + add > q->cap && q->mark > 0 && q->mark >= q->len / 2) {
+    /* Slide the unsent bytes (from the start of the frame being written) to the front. */
+    memmove(q->b, q->b + q->mark, q->len - q->mark);
+    q->len -= q->mark;
+    q->off -= q->mark;
+    q->mark = 0;
+  }
+  return q_reserve(c, &c->out, add, c->out_hint ? c->out_hint : OUT_FIRST);
 }
 
 /* A fresh unpredictable masking key (RFC 6455 5.3). */
 static int next_mask_key(rs_ws_conn *c, uint8_t key[4]) {
-  if (!c->keys) {
-    c->keys = c->mem->malloc(MASK_POOL, c->mem->user);
-    if (!c->keys) return RS_ERR_NOMEM;
-    c->keys_off = MASK_POOL;
-  }
-  if (c->keys_off == MASK_POOL) {
-    int rc = rs__ws_random(c->o.random, c->o.random_user, c->keys, MASK_POOL);
+  ws_keys *k = c->keys;
+  if (k->off == MASK_POOL) {
+    int rc = rs__ws_random(k->random, k->random_user, k->pool, MASK_POOL);
     if (rc != 0) return rc;
-    c->keys_off = 0;
+    k->off = 0;
   }
-  memcpy(key, c->keys + c->keys_off, 4);
-  c->keys_off += 4;
+  memcpy(key, k->pool + k->off, 4);
+  k->off += 4;
   return 0;
 }
 
@@ -164,22 +217,14 @@ static int next_mask_key(rs_ws_conn *c, uint8_t key[4]) {
 
 /* Room for a ping or pong in the control queue. */
 static int cq_reserve(rs_ws_conn *c, size_t add) {
-  if (c->cq_off > 0 && c->cq_off == c->cq_len) c->cq_off = c->cq_len = 0;
   c->pong_queued = false; /* whatever is queued next follows it */
-  if (c->cq_len + add <= c->cq_cap) return 0;
-  size_t cap = c->cq_cap ? c->cq_cap * 2 : 256;
-  while (cap < c->cq_len + add) cap *= 2;
-  uint8_t *nb = c->mem->realloc(c->cq, cap, c->mem->user);
-  if (!nb) return RS_ERR_NOMEM;
-  c->cq = nb;
-  c->cq_cap = cap;
-  return 0;
+  return q_reserve(c, &c->cq, add, CQ_FIRST);
 }
 
 static int queue_frame_rsv(rs_ws_conn *c, int opcode, bool rsv1, const uint8_t *a, size_t alen,
                            const uint8_t *b, size_t blen) {
   size_t len = alen + blen;
-  bool mask = !c->o.server;
+  bool mask = !c->server;
   bool ctl = opcode == RS_WS_OP_PING || opcode == RS_WS_OP_PONG;
   if ((ctl ? cq_reserve(c, RS_WS_MAX_HEADER + len) : out_reserve(c, RS_WS_MAX_HEADER + len)) != 0)
     return RS_ERR_NOMEM;
@@ -188,15 +233,13 @@ static int queue_frame_rsv(rs_ws_conn *c, int opcode, bool rsv1, const uint8_t *
     int rc = next_mask_key(c, key);
     if (rc) return rc;
   }
-  uint8_t *p = ctl ? c->cq + c->cq_len : c->out + c->out_len;
+  ws_q *q = ctl ? c->cq : c->out;
+  uint8_t *p = q->b + q->len;
   size_t hl = rs_ws_frame_header_write(p, true, (uint8_t)opcode, rsv1, mask ? key : NULL, len);
   if (alen) memcpy(p + hl, a, alen);
   if (blen) memcpy(p + hl + alen, b, blen);
   if (mask) rs_ws_mask(p + hl, len, key, 0);
-  if (ctl)
-    c->cq_len += hl + len;
-  else
-    c->out_len += hl + len;
+  q->len += hl + len;
   return 0;
 }
 
@@ -209,13 +252,13 @@ static int queue_frame(rs_ws_conn *c, int opcode, const uint8_t *a, size_t alen,
  * first, then the frame header goes in front of what zlib wrote (moved back when the header is
  * shorter than the room left for it). */
 static int queue_compressed(rs_ws_conn *c, int opcode, const uint8_t *data, size_t len) {
-  bool mask = !c->o.server;
+  bool mask = !c->server;
   size_t bound = rs__ws_z_bound(c->z, len);
   uint8_t key[4] = {0, 0, 0, 0};
   int rc = out_reserve(c, RS_WS_MAX_HEADER + bound);
   if (rc == 0 && mask) rc = next_mask_key(c, key);
   if (rc != 0) return rc;
-  uint8_t *p = c->out + c->out_len;
+  uint8_t *p = c->out->b + c->out->len;
   size_t zlen;
   rc = rs__ws_z_compress(c->z, data, len, p + RS_WS_MAX_HEADER, bound, &zlen);
   if (rc != 0) return rc;
@@ -223,7 +266,7 @@ static int queue_compressed(rs_ws_conn *c, int opcode, const uint8_t *data, size
   memmove(p + hl, p + RS_WS_MAX_HEADER, zlen);
   rs_ws_frame_header_write(p, true, (uint8_t)opcode, true, mask ? key : NULL, zlen);
   if (mask) rs_ws_mask(p + hl, zlen, key, 0);
-  c->out_len += hl + zlen;
+  c->out->len += hl + zlen;
   return 0;
 }
 
@@ -235,7 +278,7 @@ int rs_ws_conn_send(rs_ws_conn *c, int opcode, const uint8_t *data, size_t len) 
     return RS_ERR_INVALID_ARGUMENT;
   if ((opcode & 8) && len > RS_WS_MAX_CONTROL) return RS_ERR_INVALID_ARGUMENT;
   if (c->state != ST_OPEN) return RS_ERR_CLOSED;
-  if (rs_ws_conn_queued(c) + len > c->o.max_queued) return RS_ERR_WOULD_BLOCK;
+  if (rs_ws_conn_queued(c) + len > c->max_queued) return RS_ERR_WOULD_BLOCK;
   /* Empty messages go uncompressed (RSV1 clear): zlib has nothing to flush for them. */
   if (c->deflate && !(opcode & 8) && len > 0)
     return fatal(c, queue_compressed(c, opcode, data, len));
@@ -250,7 +293,7 @@ static int send_close(rs_ws_conn *c, unsigned code, const char *reason, size_t r
                ? queue_frame(c, RS_WS_OP_CLOSE, NULL, 0, NULL, 0)
                : queue_frame(c, RS_WS_OP_CLOSE, cp, 2, (const uint8_t *)reason, rlen);
   c->state = c->close_received ? ST_CLOSED : ST_CLOSE_SENT;
-  c->close_deadline = now + c->o.close_timeout_ms;
+  c->close_deadline = now + c->close_timeout_ms;
   return rc;
 }
 
@@ -261,59 +304,66 @@ int rs_ws_conn_close(rs_ws_conn *c, unsigned code, const char *reason, uint64_t 
 }
 
 /* Bytes of the frame that starts at out[off] (we wrote it, so its header is well formed). */
-static size_t out_frame_size(const rs_ws_conn *c, size_t off) {
+static size_t out_frame_size(const ws_q *q, size_t off) {
   rs_ws_frame_header h;
-  rs_ssize hl = rs_ws_frame_header_parse(&h, c->out + off, c->out_len - off);
-  return hl > 0 ? (size_t)hl + (size_t)h.payload_len : c->out_len - off;
+  rs_ssize hl = rs_ws_frame_header_parse(&h, q->b + off, q->len - off);
+  return hl > 0 ? (size_t)hl + (size_t)h.payload_len : q->len - off;
+}
+
+static size_t q_waiting(const ws_q *q) {
+  return q ? q->len - q->off : 0;
 }
 
 int rs_ws_conn_pending(rs_ws_conn *c, rs_bytes *out) {
   if (c->fatal) return 0;
-  bool have_ctl = c->cq_off < c->cq_len;
-  bool have_data = c->out_off < c->out_len;
-  bool data_mid = have_data && c->out_off > c->frame_start;
+  ws_q *cq = c->cq, *o = c->out;
+  bool have_ctl = q_waiting(cq) > 0;
+  bool have_data = q_waiting(o) > 0;
+  bool data_mid = have_data && o->off > o->mark;
   c->last = 0;
-  if (have_ctl && (c->cq_off > 0 || !data_mid)) {
-    out->ptr = c->cq + c->cq_off;
-    out->len = c->cq_len - c->cq_off;
+  if (have_ctl && (cq->off > 0 || !data_mid)) {
+    out->ptr = cq->b + cq->off;
+    out->len = cq->len - cq->off;
     c->last = 2;
     return 1;
   }
   if (!have_data) return 0;
-  out->ptr = c->out + c->out_off;
+  out->ptr = o->b + o->off;
   /* With control frames waiting, hand out only the rest of the frame being written. */
-  out->len = have_ctl ? c->frame_start + out_frame_size(c, c->frame_start) - c->out_off
-                      : c->out_len - c->out_off;
+  out->len = have_ctl ? o->mark + out_frame_size(o, o->mark) - o->off : o->len - o->off;
   c->last = 1;
   return 1;
 }
 
 void rs_ws_conn_consumed(rs_ws_conn *c, size_t n) {
   if (c->last == 2) {
-    c->cq_off += n;
-    if (c->cq_off >= c->cq_len) c->cq_off = c->cq_len = 0;
+    if (!c->cq) return; /* all of it was consumed already: nothing was handed out since */
+    c->cq->off += n;
+    if (c->cq->off >= c->cq->len) q_drop(c, &c->cq);
     c->pong_queued = false; /* partly or wholly written */
     return;
   }
-  c->out_off += n;
-  if (c->out_off >= c->out_len) {
-    c->out_off = c->out_len = c->frame_start = 0;
+  if (!c->out) return;
+  ws_q *q = c->out;
+  q->off += n;
+  if (q->off >= q->len) {
+    q_drop(c, &c->out);
     return;
   }
-  while (c->frame_start < c->out_off) {
-    size_t end = c->frame_start + out_frame_size(c, c->frame_start);
-    if (end > c->out_off) break;
-    c->frame_start = end;
+  while (q->mark < q->off) {
+    size_t end = q->mark + out_frame_size(q, q->mark);
+    if (end > q->off) break;
+    q->mark = end;
   }
 }
 
 size_t rs_ws_conn_queued(const rs_ws_conn *c) {
-  return (c->out_len - c->out_off) + (c->cq_len - c->cq_off);
+  return q_waiting(c->out) + q_waiting(c->cq);
 }
 
 bool rs_ws_conn_want_close(const rs_ws_conn *c) {
   if (c->fatal) return true;
-  return c->state == ST_CLOSED && c->out_off == c->out_len && c->cq_off == c->cq_len;
+  return c->state == ST_CLOSED && rs_ws_conn_queued(c) == 0;
 }
 
 bool rs_ws_conn_closing(const rs_ws_conn *c) {
@@ -344,18 +394,19 @@ static int fail(rs_ws_conn *c, unsigned code, const char *why, uint64_t now) {
 
 /* A whole control frame arrived. Returns 0 or a fatal error. */
 static int on_control(rs_ws_conn *c, uint64_t now) {
-  size_t n = (size_t)c->h.payload_len;
-  switch (c->h.opcode) {
+  size_t n = (size_t)c->f_len;
+  const uint8_t *payload = c->ctl ? c->ctl : (const uint8_t *)""; /* empty: none allocated */
+  switch (c->f_opcode) {
   case RS_WS_OP_PING:
     if (c->state == ST_OPEN) {
       /* Every ping is answered while little is queued; beyond that only the latest. */
-      if (c->pong_queued && c->cq_len - c->cq_off > PONG_QUEUE_MAX) c->cq_len = c->pong_at;
-      int rc = queue_frame(c, RS_WS_OP_PONG, c->ctl, n, NULL, 0);
+      if (c->pong_queued && q_waiting(c->cq) > PONG_QUEUE_MAX) c->cq->len = c->cq->mark;
+      int rc = queue_frame(c, RS_WS_OP_PONG, payload, n, NULL, 0);
       if (rc != 0) return rc;
-      c->pong_at = c->cq_len - rs_ws_frame_header_size(!c->o.server, n) - n;
+      c->cq->mark = c->cq->len - rs_ws_frame_header_size(!c->server, n) - n;
       c->pong_queued = true;
     }
-    if (c->cb.on_ping) c->cb.on_ping(c, c->ctl, n, c->user);
+    if (c->cb.on_ping) c->cb.on_ping(c, payload, n, c->user);
     break;
   case RS_WS_OP_PONG: break; /* unsolicited pongs are fine */
   case RS_WS_OP_CLOSE: {
@@ -363,10 +414,10 @@ static int on_control(rs_ws_conn *c, uint64_t now) {
     rs_bytes reason = {NULL, 0};
     if (n == 1) return fail(c, RS_WS_CLOSE_PROTOCOL, "close frame with a 1-byte payload", now);
     if (n >= 2) {
-      code = (unsigned)c->ctl[0] << 8 | c->ctl[1];
+      code = (unsigned)payload[0] << 8 | payload[1];
       if (!rs_ws_close_code_valid(code))
         return fail(c, RS_WS_CLOSE_PROTOCOL, "invalid close code", now);
-      reason.ptr = c->ctl + 2;
+      reason.ptr = payload + 2;
       reason.len = n - 2;
       if (!rs_ws_utf8_valid(reason.ptr, reason.len))
         return fail(c, RS_WS_CLOSE_INVALID_DATA, "close reason is not UTF-8", now);
@@ -389,9 +440,9 @@ static int on_control(rs_ws_conn *c, uint64_t now) {
 
 static int msg_append(rs_ws_conn *c, const uint8_t *p, size_t n) {
   if (c->msg_len + n > c->msg_cap) {
-    size_t cap = c->msg_cap ? c->msg_cap : MSG_KEEP;
+    size_t cap = c->msg_cap ? c->msg_cap : MSG_FIRST;
     while (cap < c->msg_len + n) cap *= 2;
-    if (cap > c->o.max_message) cap = c->o.max_message;
+    if (cap > c->max_message) cap = c->max_message;
     uint8_t *nb = c->mem->realloc(c->msg, cap, c->mem->user);
     if (!nb) return RS_ERR_NOMEM;
     c->msg = nb;
@@ -411,36 +462,45 @@ static int recv_bytes(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t no
       size_t take = RS_WS_MAX_HEADER - c->hdr_have;
       if (take > len - off) take = len - off;
       memcpy(c->hdr + c->hdr_have, buf + off, take);
-      rs_ssize hl = rs_ws_frame_header_parse(&c->h, c->hdr, c->hdr_have + take);
+      rs_ws_frame_header h;
+      rs_ssize hl = rs_ws_frame_header_parse(&h, c->hdr, c->hdr_have + take);
       if (hl < 0) return fail(c, RS_WS_CLOSE_PROTOCOL, "frame length has its top bit set", now);
       if (hl == 0) {
-        c->hdr_have += take;
+        c->hdr_have = (uint8_t)(c->hdr_have + take);
         off += take;
         continue;
       }
       off += (size_t)hl - c->hdr_have;
       c->hdr_have = 0;
       const char *why = NULL;
-      if (rs_ws_frame_header_check(&c->h, c->o.server, c->deflate, c->in_message, &why) != 0)
+      if (rs_ws_frame_header_check(&h, c->server, c->deflate, c->in_message, &why) != 0)
         return fail(c, RS_WS_CLOSE_PROTOCOL, why, now);
-      bool control = c->h.opcode & 8;
+      c->f_opcode = h.opcode;
+      c->f_fin = h.fin;
+      c->f_masked = h.masked;
+      memcpy(c->f_mask, h.mask, sizeof c->f_mask);
+      c->f_len = h.payload_len;
+      bool control = h.opcode & 8;
       if (!control) {
-        uint64_t total = (c->in_message ? c->msg_len : 0) + c->h.payload_len;
-        if (total > c->o.max_message) return fail(c, RS_WS_CLOSE_TOO_BIG, "message too big", now);
+        uint64_t total = (c->in_message ? c->msg_len : 0) + h.payload_len;
+        if (total > c->max_message) return fail(c, RS_WS_CLOSE_TOO_BIG, "message too big", now);
         if (!c->in_message) {
           c->in_message = true;
-          c->msg_compressed = c->h.rsv1;
-          c->msg_opcode = c->h.opcode;
+          c->msg_compressed = h.rsv1;
+          c->msg_opcode = h.opcode;
           c->msg_len = 0;
           rs_ws_utf8_init(&c->utf8);
         }
+      } else if (h.payload_len > 0 && !c->ctl) { /* checked: at most RS_WS_MAX_CONTROL */
+        c->ctl = c->mem->malloc(RS_WS_MAX_CONTROL, c->mem->user);
+        if (!c->ctl) return RS_ERR_NOMEM;
       }
       c->in_frame = true;
       c->frame_done = 0;
     }
     /* Payload bytes of the current frame. */
-    bool control = c->h.opcode & 8;
-    uint64_t left = c->h.payload_len - c->frame_done;
+    bool control = c->f_opcode & 8;
+    uint64_t left = c->f_len - c->frame_done;
     size_t n = left < len - off ? (size_t)left : len - off;
     if (n > 0) {
       uint8_t *dst;
@@ -451,29 +511,30 @@ static int recv_bytes(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t no
         if (msg_append(c, buf + off, n) != 0) return RS_ERR_NOMEM;
         dst = c->msg + c->msg_len - n;
       }
-      if (c->h.masked) rs_ws_mask(dst, n, c->h.mask, c->frame_done);
+      if (c->f_masked) rs_ws_mask(dst, n, c->f_mask, c->frame_done);
       if (!control && c->msg_opcode == RS_WS_OP_TEXT && !c->msg_compressed &&
           rs_ws_utf8_feed(&c->utf8, dst, n) == RS_WS_UTF8_REJECT)
         return fail(c, RS_WS_CLOSE_INVALID_DATA, "text message is not valid UTF-8", now);
       off += n;
       c->frame_done += n;
     }
-    if (c->frame_done < c->h.payload_len) continue;
+    if (c->frame_done < c->f_len) continue;
     /* The frame is complete. */
     c->in_frame = false;
     if (control) {
       int rc = on_control(c, now);
+      c->mem->free(c->ctl, c->mem->user); /* an open connection keeps no control buffer */
+      c->ctl = NULL;
       if (rc != 0) return rc;
       continue;
     }
-    if (!c->h.fin) continue;
+    if (!c->f_fin) continue;
     c->in_message = false;
-    const uint8_t *data = c->msg;
+    const uint8_t *data = c->msg ? c->msg : (const uint8_t *)""; /* an empty message has none */
     size_t dlen = c->msg_len;
     uint8_t *inflated = NULL;
     if (c->msg_compressed) {
-      int zr =
-          rs__ws_z_inflate(c->z, c->msg, c->msg_len, c->o.max_message, &inflated, &dlen, c->mem);
+      int zr = rs__ws_z_inflate(c->z, c->msg, c->msg_len, c->max_message, &inflated, &dlen, c->mem);
       if (zr == RS_ERR_NOMEM) return zr;
       if (zr == RS_ERR_TOO_BIG)
         return fail(c, RS_WS_CLOSE_TOO_BIG, "message too big once inflated", now);
@@ -495,12 +556,10 @@ static int recv_bytes(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t no
       c->msg_len = 0;
       continue;
     }
-    /* Keep only a small assembly buffer between messages, so idle connections stay small. */
-    if (c->msg_cap > MSG_KEEP) {
-      c->mem->free(c->msg, c->mem->user);
-      c->msg = NULL;
-      c->msg_cap = 0;
-    }
+    /* No assembly buffer between messages: idle connections stay small. */
+    c->mem->free(c->msg, c->mem->user);
+    c->msg = NULL;
+    c->msg_cap = 0;
     c->msg_len = 0;
   }
   return c->fatal; /* a callback's call may have met one */

@@ -262,6 +262,187 @@ static void test_flush_stall_many_small_chunks_drain_without_events(void **state
   out_free(&w.server);
 }
 
+/* ---- deadlines: many connections on the loop's one timer ---- */
+
+#define DL_CONNS 40
+
+/* Server side: a list of deadlines (each a step after the previous expiry), then close. Some
+ * start with a far deadline that the client's first byte moves close (a move to the front). */
+typedef struct dsess {
+  rs_io_conn *conn;
+  struct dworld *w;
+  uint64_t deadline; /* RS_IO_NO_DEADLINE: none */
+  int steps, expired;
+  bool pulled; /* far deadline, pulled in by the client's byte */
+  bool done, closed;
+} dsess;
+
+typedef struct dworld {
+  uv_loop_t loop;
+  rs_io_loop *io;
+  uv_tcp_t listener;
+  dsess server[DL_CONNS];
+  int accepted, closed, early, out_of_order;
+  uint64_t last_due;
+  uv_tcp_t *ctcp[DL_CONNS];
+  uv_connect_t creq[DL_CONNS];
+  rs_io_conn *cconn[DL_CONNS];
+} dworld;
+
+static int d_recv(void *p, const uint8_t *buf, size_t len, uint64_t now) {
+  dsess *s = p;
+  (void)buf, (void)len;
+  if (s->pulled && s->expired == 0) s->deadline = now + 3; /* far → near */
+  return 0;
+}
+
+static int d_pending(void *p, rs_io_vec *iov, int max) {
+  (void)p, (void)iov, (void)max;
+  return 0;
+}
+
+static void d_consumed(void *p, size_t n) {
+  (void)p, (void)n;
+}
+
+static uint64_t d_deadline(void *p) {
+  dsess *s = p;
+  return s->done ? RS_IO_NO_DEADLINE : s->deadline;
+}
+
+static void d_expire(void *p, uint64_t now) {
+  dsess *s = p;
+  if (s->done || now < s->deadline) {
+    s->w->early++; /* called before its deadline */
+    return;
+  }
+  if (s->deadline < s->w->last_due) s->w->out_of_order++;
+  s->w->last_due = s->deadline;
+  if (++s->expired == s->steps) {
+    s->done = true;
+    return;
+  }
+  /* Steps of different lengths, so connections overtake one another on the heap. */
+  int i = (int)(s - s->w->server);
+  s->deadline = now + 1 + (uint64_t)((i * 7 + s->expired * 13) % 17);
+}
+
+static bool d_want_close(void *p) {
+  return ((dsess *)p)->done;
+}
+
+static void d_closed(void *p, int err, const char *reason) {
+  (void)err, (void)reason;
+  dsess *s = p;
+  s->closed = true;
+  s->w->closed++;
+}
+
+static const rs_io_session_ops d_ops = {d_recv,   d_pending,    d_consumed, d_deadline,
+                                        d_expire, d_want_close, d_closed,   false};
+
+/* Client side: says one byte, then waits for the server to close. */
+static int c_recv(void *p, const uint8_t *buf, size_t len, uint64_t now) {
+  (void)p, (void)buf, (void)len, (void)now;
+  return 0;
+}
+
+static int c_pending(void *p, rs_io_vec *iov, int max) {
+  bool *said = p;
+  if (*said || max < 1) return 0;
+  iov[0].base = (const uint8_t *)"x";
+  iov[0].len = 1;
+  return 1;
+}
+
+static void c_consumed(void *p, size_t n) {
+  if (n) *(bool *)p = true;
+}
+
+static void c_closed(void *p, int err, const char *reason) {
+  (void)p, (void)err, (void)reason;
+}
+
+static const rs_io_session_ops c_ops = {c_recv,   c_pending,    c_consumed, s_deadline,
+                                        s_expire, s_want_close, c_closed,   false};
+
+static bool said[DL_CONNS];
+
+static void d_on_conn(uv_stream_t *l, int status) {
+  dworld *w = l->data;
+  assert_int_equal(status, 0);
+  uv_tcp_t *t = malloc(sizeof *t);
+  uv_tcp_init(&w->loop, t);
+  assert_int_equal(uv_accept(l, (uv_stream_t *)t), 0);
+  dsess *s = &w->server[w->accepted++];
+  s->w = w;
+  int i = (int)(s - w->server);
+  s->steps = 1 + i % 4;
+  s->pulled = i % 5 == 0;
+  s->deadline = uv_now(&w->loop) + (s->pulled ? 60000 : 1 + (uint64_t)((i * 11) % 23));
+  s->conn = rs_io_conn_new(w->io, t, NULL);
+  /* The peer: formatted on demand, then kept (in place of the address) with the same text. */
+  char before[RS_IO_PEER_MAX], after[RS_IO_PEER_MAX];
+  assert_true(rs_io_conn_peer_format(s->conn, before, sizeof before) > 10);
+  assert_int_equal(strncmp(before, "127.0.0.1:", 10), 0);
+  const char *kept = rs_io_conn_peer(s->conn);
+  assert_string_equal(kept, before);
+  assert_ptr_equal(rs_io_conn_peer(s->conn), kept);
+  assert_int_equal(rs_io_conn_peer_format(s->conn, after, sizeof after), strlen(before));
+  assert_string_equal(after, before);
+  rs_io_conn_set_session(s->conn, &d_ops, s);
+  if (w->accepted == DL_CONNS) uv_close((uv_handle_t *)&w->listener, NULL);
+}
+
+static void d_on_connected(uv_connect_t *req, int status) {
+  dworld *w = req->data;
+  assert_int_equal(status, 0);
+  int i = (int)(req - w->creq);
+  w->cconn[i] = rs_io_conn_new(w->io, w->ctcp[i], NULL);
+  rs_io_conn_set_session(w->cconn[i], &c_ops, &said[i]);
+}
+
+/* Every deadline of 40 connections on the loop's one timer: none expires early, they expire in
+ * the order of their deadlines, deadlines that move later or (pulled by input) much earlier are
+ * honoured, connections that are done leave the heap, and the loop ends with nothing armed. */
+static void test_deadlines_of_many_connections_on_one_timer(void **state) {
+  (void)state;
+  static dworld w;
+  memset(&w, 0, sizeof w);
+  memset(said, 0, sizeof said);
+  assert_int_equal(uv_loop_init(&w.loop), 0);
+  w.io = rs_io_loop_new(&w.loop);
+  char err[128];
+  assert_int_equal(
+      rs_io_listen(&w.loop, "127.0.0.1", 0, false, 64, &w.listener, d_on_conn, err, sizeof err), 0);
+  w.listener.data = &w;
+  struct sockaddr_in addr;
+  uv_ip4_addr("127.0.0.1", rs_io_bound_port(&w.listener), &addr);
+  for (int i = 0; i < DL_CONNS; i++) {
+    w.ctcp[i] = malloc(sizeof *w.ctcp[i]);
+    uv_tcp_init(&w.loop, w.ctcp[i]);
+    w.creq[i].data = &w;
+    assert_int_equal(
+        uv_tcp_connect(&w.creq[i], w.ctcp[i], (struct sockaddr *)&addr, d_on_connected), 0);
+  }
+  uv_timer_t guard;
+  uv_timer_init(&w.loop, &guard);
+  uv_timer_start(&guard, on_guard, 20000, 0); /* the pulled deadlines would take 60 s */
+  uv_unref((uv_handle_t *)&guard);
+
+  uv_run(&w.loop, UV_RUN_DEFAULT);
+  assert_int_equal(w.accepted, DL_CONNS);
+  assert_int_equal(w.closed, DL_CONNS);
+  assert_int_equal(w.early, 0);
+  assert_int_equal(w.out_of_order, 0);
+  for (int i = 0; i < DL_CONNS; i++) assert_int_equal(w.server[i].expired, w.server[i].steps);
+
+  uv_close((uv_handle_t *)&guard, NULL);
+  rs_io_loop_free(w.io);
+  uv_run(&w.loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&w.loop), 0);
+}
+
 static void test_plain_small(void **state) {
   (void)state;
   run_echo(false, 100);
@@ -328,6 +509,7 @@ int main(void) {
       cmocka_unit_test(test_listen_errors),
       cmocka_unit_test(test_reuseport_allows_two_listeners),
       cmocka_unit_test(test_flush_stall_many_small_chunks_drain_without_events),
+      cmocka_unit_test(test_deadlines_of_many_connections_on_one_timer),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
