@@ -12,7 +12,9 @@ Environment: BENCH_SECONDS (measured seconds per run, default 3), BENCH_WARMUP (
 BENCH_IDLE (idle connections, default 10000), BENCH_GW_IDLE (idle gateway clients, default
 20000), BENCH_GATEWAY (the rsocket-gateway binary, default build/bin/rsocket-gateway; when it is
 missing its rows are skipped), BENCH_ONLY=gateway (only the gateway section, which replaces the
-doc's "## Gateway" section, the last), BENCH_NO_DOC=1 (do not rewrite the doc).
+doc's "## Gateway" section), BENCH_ONLY=board (only the collaborative board's section, "## Board",
+the last), BENCH_BOARD_SECONDS (its measured seconds, default 10), BENCH_NO_DOC=1 (do not rewrite
+the doc).
 """
 import datetime
 import json
@@ -36,6 +38,8 @@ IDLE = int(os.environ.get("BENCH_IDLE", "10000"))
 GW_IDLE = int(os.environ.get("BENCH_GW_IDLE", "20000"))
 GATEWAY = os.environ.get("BENCH_GATEWAY", os.path.join(BIN, "rsocket-gateway"))
 ONLY = os.environ.get("BENCH_ONLY", "")
+BOARD_SECONDS = float(os.environ.get("BENCH_BOARD_SECONDS", "10"))
+BOARD_USERS, BOARD_BOARDS, BOARD_RATE, BOARD_TARGET_MS = 200, 20, 5, 20
 
 children = []
 tmpdir = tempfile.mkdtemp(prefix="rsocket-bench.")
@@ -301,6 +305,7 @@ def gateway():
     stop(backend)
     res["gwidle"] = (a, b)
     res["elapsed"] = time.time() - res["t0"]
+    res["cmds_to"] = len(commands)
     per = [r.get("server_bytes_per_connection") if r else None for r in (a, b)]
     opened = "/".join(f"{r['open']:,}" for r in (a, b) if r)
     rows.append((GW_SECTION, f"idle memory per client, {GW_IDLE:,} idle clients ({opened} open)",
@@ -343,6 +348,194 @@ def gateway_targets(res):
     return out
 
 
+# ---- the collaborative board: collab-service behind rsocket-gateway, users editing ----
+
+def cpu_ticks(pid):
+    """utime + stime of a process, in clock ticks (None when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def board():
+    """BOARD_USERS simulated users on BOARD_BOARDS boards editing at BOARD_RATE ops/s each through
+    a fresh rsocket-gateway in front of a fresh collab-service (`rsocket-bench --model board`).
+    The gateway's, the service's and the client's CPU time are read from /proc/PID/stat within the
+    measured window (from the end of the warm-up + 0.2 s to its end − 0.2 s), and their VmRSS at
+    its end. Returns the section's results."""
+    res = {"t0": time.time(), "load": os.getloadavg(), "cmds_from": len(commands)}
+    svc, svc_uri = start("collab-service", [os.path.join(BIN, "collab-service"), "--listen",
+                                            "tcp://127.0.0.1:0"])
+    gw_cmd = [GATEWAY, "--listen", "ws://127.0.0.1:0", "--route", f"board.*={svc_uri}",
+              "--route", f"chat.*={svc_uri}", "--log-format", "none"]
+    gw, gw_uri = start("board-gateway", gw_cmd)
+    res["gateway_cmd"] = " ".join(shlex.quote(c) for c in gw_cmd)
+    warmup = max(WARMUP, 1.0)
+    cmd = [os.path.join(BIN, "rsocket-bench"), "--json", "--no-progress", "--model", "board",
+           "-c", str(BOARD_USERS), "--boards", str(BOARD_BOARDS), "--rate", str(BOARD_RATE),
+           "-D", str(BOARD_SECONDS), "--warmup", str(warmup), gw_uri]
+    commands.append(("board: 200 users on 20 boards, 5 edits/s each", " ".join(
+        shlex.quote(c) for c in cmd)))
+    rss0 = {"gateway": rss_kib(gw.pid), "service": rss_kib(svc.pid)}
+    client = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=raise_nofile, cwd=ROOT)
+    children.append(client)
+    procs = {"gateway": gw.pid, "service": svc.pid, "client": client.pid}
+    time.sleep(warmup + 0.2)
+    t1, c1 = time.time(), {k: cpu_ticks(p) for k, p in procs.items()}
+    time.sleep(max(BOARD_SECONDS - 0.4, 0.1))
+    t2, c2 = time.time(), {k: cpu_ticks(p) for k, p in procs.items()}
+    rss1 = {"gateway": rss_kib(gw.pid), "service": rss_kib(svc.pid)}
+    try:
+        out, err = client.communicate(timeout=BOARD_SECONDS + warmup + 60)
+    except subprocess.TimeoutExpired:
+        client.kill()
+        out, err = client.communicate()
+    stop(gw)
+    stop(svc)
+    line = next((l for l in out.splitlines() if l.startswith("{")), None)
+    r = json.loads(line) if line else None
+    if r is None:
+        print(f"bench: board: no result (exit {client.returncode}): {err.strip()[:300]}",
+              file=sys.stderr)
+    elif r.get("errors") or r.get("first_error"):
+        print(f"bench: board: {r.get('errors', 0)} errors: {r.get('first_error', '')}",
+              file=sys.stderr)
+    hz = os.sysconf("SC_CLK_TCK")
+    res["cpu"] = {k: (c2[k] - c1[k]) / hz / (t2 - t1) * 100
+                  if c1[k] is not None and c2[k] is not None else None for k in procs}
+    res["rss0"], res["rss1"] = rss0, rss1
+    res["result"] = r
+    res["load_end"] = os.getloadavg()
+    res["elapsed"] = time.time() - res["t0"]
+    return res
+
+
+def board_lines(res):
+    """The section's table and its target line."""
+    r = res["result"]
+
+    def ms(key, q):
+        v = r.get(key, {}).get(q) if r else None
+        return "failed" if v is None else f"{v / 1000:.2f} ms"
+
+    def cpu(k):
+        v = res["cpu"].get(k)
+        return "failed" if v is None else f"{v:.0f} % of one core"
+
+    def mem(k):
+        a, b = res["rss0"].get(k), res["rss1"].get(k)
+        if a is None or b is None:
+            return "failed"
+        return f"{b / 1024:.1f} MiB (+{(b - a) / 1024:.1f} MiB during the run)"
+
+    rows = [("| Board: rsocket-bench --model board → rsocket-gateway → collab-service | |"),
+            "|---|---:|"]
+    if r:
+        rows.append(f"| users, boards, edits per user | {r['connections']} users on "
+                    f"{r['boards']} boards, {r['rate_per_user']:g} edits/s each |")
+        rows.append(f"| edits confirmed | {r['ops_per_s']:,.0f}/s ({r['ops']:,} in "
+                    f"{r['elapsed_s']:g} s) |")
+        rows.append(f"| ops delivered to subscribers | {r['rate']:,.0f}/s ({r['completed']:,}) |")
+    for q, name in (("p50", "p50"), ("p99", "p99"), ("p99_9", "p99.9"), ("max", "max")):
+        rows.append(f"| op → delivered to each subscriber, {name} | {ms('latency_us', q)} |")
+    for q in ("p50", "p99", "max"):
+        rows.append(f"| op → delivered to everyone on its board (its last delivery), {q} | "
+                    f"{ms('everyone_latency_us', q)} |")
+    for q in ("p50", "p99"):
+        rows.append(f"| edit → its cfm, {q} | {ms('edit_latency_us', q)} |")
+    rows.append(f"| rsocket-gateway CPU | {cpu('gateway')} |")
+    rows.append(f"| rsocket-gateway memory (VmRSS at the end) | {mem('gateway')} |")
+    rows.append(f"| collab-service CPU | {cpu('service')} |")
+    rows.append(f"| collab-service memory (VmRSS at the end) | {mem('service')} |")
+    rows.append(f"| rsocket-bench CPU (the {BOARD_USERS} users) | {cpu('client')} |")
+    rows.append(f"| errors | {r['errors'] if r else 'no result'} |")
+    target = ["| Target (issue 16) | Measured | |", "|---|---|---|"]
+    p99 = [r.get(k, {}).get("p99") if r else None for k in ("latency_us", "everyone_latency_us")]
+    ok = None not in p99 and max(p99) < BOARD_TARGET_MS * 1000 and not r.get("errors")
+    target.append(f"| {BOARD_USERS} users on {BOARD_BOARDS} boards at {BOARD_RATE} ops/s each: "
+                  f"op → delivered to everyone p99 < {BOARD_TARGET_MS} ms | "
+                  f"to each subscriber: p50 {ms('latency_us', 'p50')}, p99 "
+                  f"{ms('latency_us', 'p99')}; to the last subscriber of the board: p50 "
+                  f"{ms('everyone_latency_us', 'p50')}, p99 {ms('everyone_latency_us', 'p99')}"
+                  f"{'' if not r or not r.get('errors') else '; with errors'} | "
+                  f"{'met' if ok else '**not met**'} |")
+    return rows, target
+
+
+def board_doc(res, m):
+    """The doc's "## Board" section (the last), with its own machine note and commands."""
+    doc = ["## Board", ""]
+    when = datetime.datetime.fromtimestamp(res["t0"], datetime.timezone.utc)
+    load = ", ".join(f"{x:.1f}" for x in res["load"])
+    load_end = ", ".join(f"{x:.1f}" for x in res["load_end"])
+    doc.append(f"- date: {when.strftime('%Y-%m-%d %H:%M UTC')}, commit `{m['commit']}`; "
+               f"{m['cpu']}, {m['cores']} cores; load average {load} when it started and "
+               f"{load_end} at its end (other work on the machine); the section took "
+               f"{res['elapsed']:.0f} s")
+    doc.append(f"- a fresh `collab-service --listen tcp://127.0.0.1:0` (its defaults) behind a "
+               f"fresh `{gateway_name()}` (its defaults: 1 worker thread, 2 connections to the "
+               "backend, credit window 64); client, gateway and service share the machine's "
+               "cores")
+    doc.append(f"- {max(WARMUP, 1.0):g} s warm-up (the users join, subscribe and add their "
+               f"notes), then {BOARD_SECONDS:g} s measured")
+    doc.append("")
+    doc.append(f"Issue 16's benchmark. `rsocket-bench --model board` plays {BOARD_USERS} users, "
+               "one WebSocket each, on boards bench-0 to bench-19 (10 per board): each joins its "
+               "board (`board.join`), follows `board.ops` from the join's offset (credit managed "
+               "by the gateway), adds a note, then sends `board.edit` updates of it (x, y, text) "
+               f"at {BOARD_RATE} per second on a fixed schedule. The text of each update is the "
+               "sender's monotonic clock; every subscriber of the board (the author included) "
+               "records the time from the send to its delivery, so each edit gives 10 samples: "
+               "op → delivered to each subscriber; the latest of an op's 10 deliveries is its "
+               "time to everyone on the board (one sample per op). The target is read on both. "
+               "CPU is the processes' user + system time from "
+               "/proc/PID/stat over the measured window (% of one core); memory is VmRSS at its "
+               "end, with the growth since before the users connected.")
+    doc.append("")
+    rows, target = board_lines(res)
+    doc.extend(rows)
+    doc.append("")
+    doc.extend(target)
+    doc.append("")
+    doc.append("Notes:")
+    doc.append("")
+    doc.append("- The median is a few loopback hops (client → gateway → service → gateway → each "
+               "client, all on one machine); the tail (p99 and above) is mostly the scheduler: "
+               "client, gateway and service share the 2 cores with whatever else runs, so it moves "
+               "from run to run with the load average above (runs minutes apart gave p99 from "
+               "about 1 to 6 ms).")
+    doc.append("- The time to everyone stays close to the time to each: the service wakes a "
+               "board's subscriptions together when an op is made.")
+    doc.append("")
+    doc.append(f"Commands (the gateway: `{doc_cmd(res['gateway_cmd'])}`, its backend "
+               "`build/bin/collab-service --listen tcp://127.0.0.1:0`):")
+    doc.append("")
+    doc.extend(commands_block(commands[res["cmds_from"]:]))
+    doc.append("")
+    return doc
+
+
+def replace_section(title, lines):
+    """Rewrites the doc's "## title" section (up to the next "## " heading), or appends it."""
+    path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
+    with open(path) as f:
+        doc = f.read()
+    start_at = doc.find(f"\n## {title}\n")
+    if start_at < 0:
+        head, tail = doc.rstrip("\n") + "\n\n", ""
+    else:
+        nxt = doc.find("\n## ", start_at + 1)
+        head = doc[:start_at + 1]
+        tail = "" if nxt < 0 else doc[nxt + 1:]
+    with open(path, "w") as f:
+        f.write(head + "\n".join(lines) + ("\n" + tail if tail else ""))
+    print(f"wrote the {title} section of {os.path.relpath(path, ROOT)}")
+
+
 def main():
     if not os.path.exists(os.path.join(BIN, "rsocket-bench")):
         sys.exit("bench: build/bin/rsocket-bench is missing (run make)")
@@ -355,17 +548,18 @@ def main():
         print("\n".join(gateway_targets(res)))
         print(f"\nthe gateway section took {res['elapsed']:.0f} s")
         if not os.environ.get("BENCH_NO_DOC"):
-            path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
-            with open(path) as f:
-                doc = f.read()
-            cut = doc.find("\n## Gateway\n")
-            doc = (doc if cut < 0 else doc[:cut + 1]).rstrip("\n") + "\n\n"
-            with open(path, "w") as f:
-                f.write(doc + "\n".join(gateway_doc(rows, res, machine())))
-            print(f"wrote the Gateway section of {os.path.relpath(path, ROOT)}")
+            replace_section("Gateway", gateway_doc(rows, res, machine()))
+        return
+    if ONLY == "board":
+        res = board()
+        rows, target = board_lines(res)
+        print("\n".join(["", *rows, "", *target]))
+        print(f"\nthe board section took {res['elapsed']:.0f} s")
+        if not os.environ.get("BENCH_NO_DOC"):
+            replace_section("Board", board_doc(res, machine()))
         return
     if ONLY:
-        sys.exit(f"bench: BENCH_ONLY={ONLY}: only 'gateway' is known")
+        sys.exit(f"bench: BENCH_ONLY={ONLY}: only 'gateway' and 'board' are known")
     rows = []  # (section, workload, ours, peer, ratio text)
     results = {}
 
@@ -477,9 +671,10 @@ def main():
         stop(srv)
 
     gw_rows, gw_res = gateway()
+    board_res = board()
 
     elapsed = time.time() - t_start
-    report(rows, results, codec, idle, gw_rows, gw_res, elapsed)
+    report(rows, results, codec, idle, gw_rows, gw_res, board_res, elapsed)
 
 
 def target_lines(results, codec, idle):
@@ -547,20 +742,24 @@ def print_table(rows, head=("rsocket-c", "peer")):
     print("\n".join(table(rows, head)))
 
 
+def doc_cmd(cmd):
+    """A command line as the doc shows it: paths from the tree, ports and pids as words."""
+    cmd = cmd.replace(ROOT + "/", "")
+    cmd = re.sub(r"(tcp|ws)://127\.0\.0\.1:\d+/?", r"\1://127.0.0.1:PORT", cmd)
+    return re.sub(r"--pid \d+", "--pid PID", cmd)
+
+
 def commands_block(cmds):
     out = ["```"]
     for label, cmd in cmds:
-        cmd = cmd.replace(ROOT + "/", "")
-        cmd = re.sub(r"(tcp|ws)://127\.0\.0\.1:\d+/?", r"\1://127.0.0.1:PORT", cmd)
-        cmd = re.sub(r"--pid \d+", "--pid PID", cmd)
         out.append(f"# {label}")
-        out.append(cmd)
+        out.append(doc_cmd(cmd))
     out.append("```")
     return out
 
 
 def gateway_doc(gw_rows, res, m):
-    """The doc's last section, "## Gateway", with its own machine note and commands (so that
+    """The doc's "## Gateway" section, with its own machine note and commands (so that
     BENCH_ONLY=gateway can rewrite it alone)."""
     doc = ["## Gateway", ""]
     when = datetime.datetime.fromtimestamp(res["t0"], datetime.timezone.utc)
@@ -619,12 +818,12 @@ def gateway_doc(gw_rows, res, m):
                "--route '*=tcp://127.0.0.1:PORT'` and `node tests/interop/peers/node_gateway.mjs "
                "--listen ws://127.0.0.1:0 --route '*=tcp://127.0.0.1:PORT' --connections 2`):")
     doc.append("")
-    doc.extend(commands_block(commands[res["cmds_from"]:]))
+    doc.extend(commands_block(commands[res["cmds_from"]:res["cmds_to"]]))
     doc.append("")
     return doc
 
 
-def report(rows, results, codec, idle, gw_rows, gw_res, elapsed):
+def report(rows, results, codec, idle, gw_rows, gw_res, board_res, elapsed):
     m = machine()
     lines = table(rows)
     gw_lines = table(gw_rows, ("rsocket-gateway", "Node gateway"))
@@ -667,6 +866,8 @@ def report(rows, results, codec, idle, gw_rows, gw_res, elapsed):
     print("\n".join(gw_lines))
     print("\nGateway targets:")
     print("\n".join(gw_targets))
+    board_rows, board_target = board_lines(board_res)
+    print("\n".join(["", *board_rows, "", *board_target]))
     print(f"\nmake bench took {elapsed:.0f} s")
 
     if os.environ.get("BENCH_NO_DOC"):
@@ -748,6 +949,7 @@ def report(rows, results, codec, idle, gw_rows, gw_res, elapsed):
     doc.extend(commands_block(commands[:gw_res["cmds_from"]]))
     doc.append("")
     doc.extend(gateway_doc(gw_rows, gw_res, m))
+    doc.extend(board_doc(board_res, m))
     path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
     with open(path, "w") as f:
         f.write("\n".join(doc))

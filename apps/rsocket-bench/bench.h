@@ -39,6 +39,7 @@ typedef enum bench_model {
   MODEL_WS,     /* plain WebSocket echo of binary messages */
   MODEL_GW_REQ, /* rsocket-gateway JSON protocol: req -> cfm */
   MODEL_GW_SUB, /* rsocket-gateway JSON protocol: sub -> ind, ind… */
+  MODEL_BOARD,  /* collab-service through rsocket-gateway: users editing boards (boardload.c) */
 } bench_model;
 
 typedef struct bench_cfg {
@@ -53,6 +54,8 @@ typedef struct bench_cfg {
   size_t size;       /* payload data bytes */
   const char *route; /* gw models: the route of every req or sub */
   uint32_t window;   /* stream: credit window */
+  int boards;        /* board: boards bench-0 .. bench-(boards-1) the users spread over */
+  double rate;       /* board: edits per second per user */
   bool json;
   bool insecure;
   bool progress;               /* live progress line on stderr */
@@ -80,6 +83,9 @@ typedef struct worker {
   /* results (read after join) */
   hist lat;
   uint64_t completed, errors, bytes_out, bytes_in;
+  hist edit_lat; /* board: edit -> its cfm (lat: edit -> delivered to each subscriber) */
+  hist all_lat;  /* board: edit -> delivered to every user of its board (the last delivery) */
+  uint64_t ops;  /* board: edits confirmed, sent within the measured window */
   int conn_failures;
   char first_error[200];
 } worker;
@@ -89,7 +95,7 @@ uint64_t bench_now_ns(void);
 
 /* Runs the RSocket workloads (rr, fnf, stream, channel) of one worker to completion. */
 int rsload_run(worker *w);
-/* Runs the WebSocket workloads (ws, gw-req, gw-sub) of one worker to completion. */
+/* Runs the WebSocket workloads (ws, gw-req, gw-sub, board) of one worker to completion. */
 int wsload_run(worker *w);
 
 /* Starts the worker's clock once its connections are up: start, measured window (after the

@@ -2,8 +2,8 @@
  * rsocket-bench: a load generator for RSocket servers, in the spirit of h2load.
  *
  *   rsocket-bench [-c CONNECTIONS] [-n REQUESTS | -D SECONDS] [-m IN_FLIGHT]
- *                 [--model rr|fnf|stream|channel|ws|gw-req|gw-sub] [--size BYTES] [--threads N]
- *                 [--json] URI
+ *                 [--model rr|fnf|stream|channel|ws|gw-req|gw-sub|board] [--size BYTES]
+ *                 [--threads N] [--json] URI
  *   rsocket-bench --codec [-D SECONDS] [--json]
  *   rsocket-bench --idle N [--model MODEL] [--sources K] [-D SECONDS] [--json] URI
  */
@@ -110,7 +110,8 @@ int bench_resolve(const char *host, int port, double timeout_s, struct sockaddr_
 }
 
 const char *bench_model_name(bench_model m) {
-  static const char *names[] = {"rr", "fnf", "stream", "channel", "ws", "gw-req", "gw-sub"};
+  static const char *names[] = {"rr", "fnf",    "stream", "channel",
+                                "ws", "gw-req", "gw-sub", "board"};
   return names[m];
 }
 
@@ -140,10 +141,18 @@ static void usage(FILE *f) {
          "                        (plain WebSocket echo of binary messages, ws:// only), or\n"
          "                        rsocket-gateway's JSON protocol (ws:// only): gw-req (req\n"
          "                        answered by cfm) or gw-sub (sub with gateway-managed credit,\n"
-         "                        counting ind messages); the gateway's backend echoes\n"
+         "                        counting ind messages); the gateway's backend echoes; or\n"
+         "                        board: users of collab-service through the gateway, one\n"
+         "                        per connection (-c), joining boards, following their ops\n"
+         "                        and editing a note of their own at --rate per second, for\n"
+         "                        -D seconds (default 10): latency is op -> delivered to\n"
+         "                        each subscriber of the board, and to everyone on it\n"
          "  -s, --size BYTES      payload data size (default 16; gw-*: a JSON string of BYTES)\n"
          "      --route ROUTE     gw-*: the route of every request (default bench.echo)\n"
          "      --window N        stream: credit window, refilled by half (default 4096)\n"
+         "      --boards N        board: boards bench-0 .. bench-N-1, users dealt round-robin\n"
+         "                        (default 20)\n"
+         "      --rate R          board: edits per second per user (default 5)\n"
          "  -t, --threads N       client threads, one event loop each (default 1)\n"
          "  -k, --insecure        tls/wss: do not verify the server certificate\n"
          "      --connect-timeout S  per connection: connecting (every address of the name),\n"
@@ -237,6 +246,28 @@ static void fmt_count(char *out, size_t cap, double v) {
   out[o] = 0;
 }
 
+static json_t *latency_json(const hist *h) {
+  static const double qs[] = {0.5, 0.9, 0.99, 0.999};
+  static const char *qn[] = {"p50", "p90", "p99", "p99_9"};
+  json_t *l = json_object();
+  json_object_set_new(l, "min", json_real(h->min / 1e3));
+  json_object_set_new(l, "mean", json_real(hist_mean(h) / 1e3));
+  for (int i = 0; i < 4; i++)
+    json_object_set_new(l, qn[i], json_real(hist_quantile(h, qs[i]) / 1e3));
+  json_object_set_new(l, "max", json_real(h->max / 1e3));
+  json_object_set_new(l, "samples", json_integer((json_int_t)h->count));
+  return l;
+}
+
+static void print_latency(const char *what, const hist *h) {
+  if (!h->count) return;
+  printf("%s (us): min %.1f  mean %.1f  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  "
+         "(%" PRIu64 " samples)\n",
+         what, h->min / 1e3, hist_mean(h) / 1e3, hist_quantile(h, 0.5) / 1e3,
+         hist_quantile(h, 0.9) / 1e3, hist_quantile(h, 0.99) / 1e3, hist_quantile(h, 0.999) / 1e3,
+         h->max / 1e3, h->count);
+}
+
 static void raise_fd_limit(void) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -255,6 +286,8 @@ int main(int argc, char **argv) {
                    .size = 16,
                    .window = 4096,
                    .route = "bench.echo",
+                   .boards = 20,
+                   .rate = 5,
                    .connect_timeout_s = 10};
   bool have_n = false, have_d = false, codec = false, no_progress = false, floor_mode = false;
   uint64_t idle = 0, sources = 8, pid = 0;
@@ -272,6 +305,8 @@ int main(int argc, char **argv) {
     OPT_NO_PROGRESS,
     OPT_CONNECT_TIMEOUT,
     OPT_ROUTE,
+    OPT_BOARDS,
+    OPT_RATE,
   };
   static const struct option longopts[] = {
       {"connections", required_argument, NULL, 'c'},
@@ -283,6 +318,8 @@ int main(int argc, char **argv) {
       {"size", required_argument, NULL, 's'},
       {"window", required_argument, NULL, OPT_WINDOW},
       {"route", required_argument, NULL, OPT_ROUTE},
+      {"boards", required_argument, NULL, OPT_BOARDS},
+      {"rate", required_argument, NULL, OPT_RATE},
       {"threads", required_argument, NULL, 't'},
       {"insecure", no_argument, NULL, 'k'},
       {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
@@ -339,8 +376,11 @@ int main(int argc, char **argv) {
         cfg.model = MODEL_GW_REQ;
       else if (!strcmp(optarg, "gw-sub"))
         cfg.model = MODEL_GW_SUB;
+      else if (!strcmp(optarg, "board"))
+        cfg.model = MODEL_BOARD;
       else
-        return bad("unknown --model %s (rr, fnf, stream, channel, ws, gw-req, gw-sub)", optarg);
+        return bad("unknown --model %s (rr, fnf, stream, channel, ws, gw-req, gw-sub, board)",
+                   optarg);
       break;
     case OPT_ROUTE:
       if (!route_ok(optarg))
@@ -355,6 +395,14 @@ int main(int argc, char **argv) {
     case OPT_WINDOW:
       if (!parse_u64(optarg, &u) || u < 1 || u > 0x7fffffff) return bad("bad --window: %s", optarg);
       cfg.window = (uint32_t)u;
+      break;
+    case OPT_BOARDS:
+      if (!parse_u64(optarg, &u) || u < 1 || u > 1000000) return bad("bad --boards: %s", optarg);
+      cfg.boards = (int)u;
+      break;
+    case OPT_RATE:
+      if (!parse_double(optarg, &cfg.rate) || cfg.rate < 0.01 || cfg.rate > 10000)
+        return bad("bad --rate: %s (0.01 to 10000 edits per second)", optarg);
       break;
     case 't':
       if (!parse_u64(optarg, &u) || u < 1 || u > 256) return bad("bad --threads: %s", optarg);
@@ -406,7 +454,13 @@ int main(int argc, char **argv) {
     return idle_run(cfg.uri, (int)idle, (int)sources, have_d ? cfg.duration_s : 0, cfg.json,
                     (long)pid, cfg.connect_timeout_s, cfg.model >= MODEL_WS);
   if (cfg.model >= MODEL_WS && strncmp(cfg.uri, "ws://", 5) != 0)
-    return bad("--model ws, gw-req and gw-sub need a ws:// URI (got %s)", cfg.uri);
+    return bad("--model ws, gw-req, gw-sub and board need a ws:// URI (got %s)", cfg.uri);
+  if (cfg.model == MODEL_BOARD && have_n)
+    return bad("%s", "--model board runs for a duration: -D, not -n");
+  if (cfg.model == MODEL_BOARD && !have_d) {
+    cfg.duration_s = 10;
+    have_d = true;
+  }
   if (cfg.model >= MODEL_WS) {
     /* Every worker connects to the one address found to accept. (The RSocket models go through
      * rs_client, which races the addresses itself.) */
@@ -435,6 +489,8 @@ int main(int argc, char **argv) {
       if (i == 0) w->quota += cfg.requests % (uint64_t)cfg.connections;
     }
     hist_init(&w->lat);
+    hist_init(&w->edit_lat);
+    hist_init(&w->all_lat);
     atomic_init(&w->progress, 0);
     uv_loop_init(&w->loop);
   }
@@ -470,14 +526,20 @@ int main(int argc, char **argv) {
   for (int i = 0; i < cfg.threads; i++)
     if (ws[i].thread) pthread_join(ws[i].thread, NULL);
 
-  hist lat;
+  hist lat, edit_lat, all_lat;
   hist_init(&lat);
-  uint64_t completed = 0, errors = 0, bytes_out = 0, bytes_in = 0, start = UINT64_MAX, end = 0;
+  hist_init(&edit_lat);
+  hist_init(&all_lat);
+  uint64_t ops = 0, completed = 0, errors = 0, bytes_out = 0, bytes_in = 0, start = UINT64_MAX,
+           end = 0;
   int conn_failures = 0;
   const char *first_error = NULL;
   for (int i = 0; i < cfg.threads; i++) {
     worker *w = &ws[i];
     hist_merge(&lat, &w->lat);
+    hist_merge(&edit_lat, &w->edit_lat);
+    hist_merge(&all_lat, &w->all_lat);
+    ops += w->ops;
     completed += w->completed;
     errors += w->errors;
     bytes_out += w->bytes_out;
@@ -508,10 +570,10 @@ int main(int argc, char **argv) {
   const char *unit = cfg.model == MODEL_STREAM || cfg.model == MODEL_GW_SUB ? "items"
                      : cfg.model == MODEL_CHANNEL                           ? "elements"
                      : cfg.model == MODEL_WS                                ? "messages"
+                     : cfg.model == MODEL_BOARD                             ? "deliveries"
                                                                             : "requests";
   bool has_latency = lat.count > 0;
-  static const double qs[] = {0.5, 0.9, 0.99, 0.999};
-  static const char *qn[] = {"p50", "p90", "p99", "p99_9"};
+  bool board = cfg.model == MODEL_BOARD;
 
   if (cfg.json) {
     json_t *o = json_object();
@@ -531,15 +593,14 @@ int main(int argc, char **argv) {
     json_object_set_new(o, "errors", json_integer((json_int_t)errors));
     json_object_set_new(o, "connect_failures", json_integer(conn_failures));
     if (first_error) json_object_set_new(o, "first_error", json_string(first_error));
-    if (has_latency) {
-      json_t *l = json_object();
-      json_object_set_new(l, "min", json_real(lat.min / 1e3));
-      json_object_set_new(l, "mean", json_real(hist_mean(&lat) / 1e3));
-      for (int i = 0; i < 4; i++)
-        json_object_set_new(l, qn[i], json_real(hist_quantile(&lat, qs[i]) / 1e3));
-      json_object_set_new(l, "max", json_real(lat.max / 1e3));
-      json_object_set_new(l, "samples", json_integer((json_int_t)lat.count));
-      json_object_set_new(o, "latency_us", l);
+    if (has_latency) json_object_set_new(o, "latency_us", latency_json(&lat));
+    if (board) {
+      json_object_set_new(o, "boards", json_integer(cfg.boards));
+      json_object_set_new(o, "rate_per_user", json_real(cfg.rate));
+      json_object_set_new(o, "ops", json_integer((json_int_t)ops));
+      json_object_set_new(o, "ops_per_s", json_real(elapsed > 0 ? ops / elapsed : 0));
+      if (edit_lat.count) json_object_set_new(o, "edit_latency_us", latency_json(&edit_lat));
+      if (all_lat.count) json_object_set_new(o, "everyone_latency_us", latency_json(&all_lat));
     }
     char *s = json_dumps(o, JSON_COMPACT);
     puts(s);
@@ -548,20 +609,30 @@ int main(int argc, char **argv) {
   } else {
     char a[32], b[32];
     printf("rsocket-bench %s: %s to %s\n", BENCH_VERSION, bench_model_name(cfg.model), cfg.uri);
-    printf("  %d connection(s), %d in flight each, %zu-byte payloads, %d thread(s)\n",
-           cfg.connections, cfg.in_flight, cfg.size, cfg.threads);
+    if (board)
+      printf("  %d users (connections) on %d boards, %g edits/s each, %d thread(s)\n",
+             cfg.connections, cfg.boards < cfg.connections ? cfg.boards : cfg.connections, cfg.rate,
+             cfg.threads);
+    else
+      printf("  %d connection(s), %d in flight each, %zu-byte payloads, %d thread(s)\n",
+             cfg.connections, cfg.in_flight, cfg.size, cfg.threads);
     fmt_count(a, sizeof a, (double)completed);
     fmt_count(b, sizeof b, rate);
     printf("finished in %.3f s: %s %s, %s %s/s, %" PRIu64 " errors\n", elapsed, a, unit, b, unit,
            errors);
-    printf("traffic (payload data): %.2f MB/s out, %.2f MB/s in\n",
-           elapsed > 0 ? bytes_out / elapsed / 1e6 : 0, elapsed > 0 ? bytes_in / elapsed / 1e6 : 0);
-    if (has_latency) {
-      printf("latency (us): min %.1f  mean %.1f  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max "
-             "%.1f  (%" PRIu64 " samples)\n",
-             lat.min / 1e3, hist_mean(&lat) / 1e3, hist_quantile(&lat, 0.5) / 1e3,
-             hist_quantile(&lat, 0.9) / 1e3, hist_quantile(&lat, 0.99) / 1e3,
-             hist_quantile(&lat, 0.999) / 1e3, lat.max / 1e3, lat.count);
+    if (!board)
+      printf("traffic (payload data): %.2f MB/s out, %.2f MB/s in\n",
+             elapsed > 0 ? bytes_out / elapsed / 1e6 : 0,
+             elapsed > 0 ? bytes_in / elapsed / 1e6 : 0);
+    if (board) {
+      fmt_count(a, sizeof a, (double)ops);
+      fmt_count(b, sizeof b, elapsed > 0 ? ops / elapsed : 0);
+      printf("edits: %s confirmed, %s/s\n", a, b);
+      print_latency("op -> delivered to each subscriber", &lat);
+      print_latency("op -> delivered to everyone on its board", &all_lat);
+      print_latency("edit -> its cfm", &edit_lat);
+    } else {
+      print_latency("latency", &lat);
     }
     if (first_error) printf("first error: %s\n", first_error);
   }

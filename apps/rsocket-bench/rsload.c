@@ -265,7 +265,8 @@ static void kick(bconn *bc) {
   case MODEL_CHANNEL: chan_kick(bc); break;
   case MODEL_WS:
   case MODEL_GW_REQ:
-  case MODEL_GW_SUB: break;
+  case MODEL_GW_SUB:
+  case MODEL_BOARD: break;
   }
 }
 
@@ -323,7 +324,8 @@ static void on_payload(rs_conn *conn, uint32_t sid, void *su, const rs_payload *
     break;
   case MODEL_WS:
   case MODEL_GW_REQ:
-  case MODEL_GW_SUB: break;
+  case MODEL_GW_SUB:
+  case MODEL_BOARD: break;
   }
 }
 
@@ -379,7 +381,8 @@ static void on_stream_closed(rs_conn *conn, uint32_t sid, void *su, void *user) 
     break;
   case MODEL_WS:
   case MODEL_GW_REQ:
-  case MODEL_GW_SUB: break;
+  case MODEL_GW_SUB:
+  case MODEL_BOARD: break;
   }
 }
 

@@ -15,64 +15,15 @@
 #include <string.h>
 
 #include "rsocket-bench/bench.h"
+#include "rsocket-bench/wsload.h"
 #include "rsocket/runtime.h"
-#include "rsocket/ws.h"
 #include "rsocket/uri.h"
 
-#define HS_MAX   8192
-#define READ_BUF (64 * 1024)
-/* With messages in flight and none answered for this long, the server is not echoing. */
-#define STALL_MS 5000u
-
-typedef struct wsload wsload;
-
-typedef struct wconn {
-  wsload *L;
-  uv_tcp_t tcp;
-  uv_connect_t creq;
-  uv_write_t wreq;
-  char key[25];
-  char hs[HS_MAX];
-  size_t hs_len;
-  bool upgraded, writing, done, closing, tcp_closed;
-  bool failed; /* never upgraded: counted as a connection failure */
-  size_t wlen;
-  rs_ws_conn *ws;
-  uint64_t quota, issued, finished;
-  int inflight; /* gw-sub: subscriptions open */
-  uint64_t *ring;
-  unsigned mask, head, tail;
-  /* gw-req: slot s carries ids s+1, s+1+m, s+1+2m… (m = -m), one at a time */
-  uint64_t *slot_id;   /* the slot's last id (0: none yet) */
-  uint64_t *slot_sent; /* when it was sent; 0: the slot is free */
-  uint32_t *free_slots;
-  unsigned nfree;
-} wconn;
-
-struct wsload {
-  worker *w;
-  wconn *conns;
-  rs_uri uri;
-  uint8_t *data;
-  /* gw models: a request is msg[0..id_at) + the id's digits + tail[0..tail_len) */
-  char *msg, *tail;
-  size_t id_at, tail_len;
-  uint8_t rbuf[READ_BUF];
-  int live, upgraded, failed;
-  bool started, stopping;
-  uv_timer_t deadline;
-  uv_timer_t connect_timer; /* every connection upgraded within --connect-timeout */
-  uv_timer_t stall;         /* every second: fails the run when nothing was echoed for STALL_MS */
-  uint64_t last_reply;      /* bench_now_ns() of the last echo (or of the start) */
-};
-
-static uint64_t now_ms(void) {
+uint64_t wsload_now_ms(void) {
   return bench_now_ns() / 1000000u;
 }
 
 static void wc_close(wconn *c);
-
-static void flush(wconn *c);
 
 static void on_written(uv_write_t *req, int status) {
   wconn *c = req->data;
@@ -83,10 +34,10 @@ static void on_written(uv_write_t *req, int status) {
     return;
   }
   rs_ws_conn_consumed(c->ws, c->wlen);
-  flush(c);
+  wsload_flush(c);
 }
 
-static void flush(wconn *c) {
+void wsload_flush(wconn *c) {
   if (c->writing || c->tcp_closed || !c->ws) return;
   rs_bytes out;
   while (rs_ws_conn_pending(c->ws, &out) > 0 && out.len > 0) {
@@ -112,11 +63,12 @@ static void flush(wconn *c) {
 }
 
 static bool is_gw(const bench_cfg *cfg) {
-  return cfg->model == MODEL_GW_REQ || cfg->model == MODEL_GW_SUB;
+  return cfg->model == MODEL_GW_REQ || cfg->model == MODEL_GW_SUB || cfg->model == MODEL_BOARD;
 }
 
 /* What a server must be for the model, for error messages. */
 static const char *needs(const bench_cfg *cfg) {
+  if (cfg->model == MODEL_BOARD) return "needs rsocket-gateway in front of collab-service";
   return is_gw(cfg) ? "needs rsocket-gateway in front of an echo backend such as rsocket --server"
                     : "needs a plain WebSocket echo server such as ws-echo-server";
 }
@@ -153,10 +105,10 @@ static void gw_req_kick(wconn *c) {
     if (worker_measuring(w, now)) w->bytes_out += w->cfg->size;
   }
   if (c->inflight == 0 && (L->stopping || c->issued >= c->quota)) {
-    c->done = true;
-    rs_ws_conn_close(c->ws, 1000, "done", now_ms());
+    wsload_finish(c, "done");
+    return;
   }
-  flush(c);
+  wsload_flush(c);
 }
 
 /* gw-sub: subscribes once (ids 1..m); at the end unsubscribes them all and closes. */
@@ -181,10 +133,10 @@ static void gw_sub_kick(wconn *c) {
       int n = snprintf(unsub, sizeof unsub, "{\"type\":\"unsub\",\"id\":%" PRIu64 "}", i);
       rs_ws_conn_send(c->ws, RS_WS_OP_TEXT, (const uint8_t *)unsub, (size_t)n);
     }
-    c->done = true;
-    rs_ws_conn_close(c->ws, 1000, "done", now_ms());
+    wsload_finish(c, "done");
+    return;
   }
-  flush(c);
+  wsload_flush(c);
 }
 
 static void kick(wconn *c) {
@@ -192,7 +144,7 @@ static void kick(wconn *c) {
   worker *w = L->w;
   if (!c->upgraded) return;
   if (c->done) { /* nothing more to send, but our close (or the answer to the server's) is */
-    flush(c);
+    wsload_flush(c);
     return;
   }
   if (w->cfg->model == MODEL_GW_REQ) {
@@ -201,6 +153,10 @@ static void kick(wconn *c) {
   }
   if (w->cfg->model == MODEL_GW_SUB) {
     gw_sub_kick(c);
+    return;
+  }
+  if (w->cfg->model == MODEL_BOARD) {
+    board_kick(c);
     return;
   }
   while (c->inflight < w->cfg->in_flight && !L->stopping && c->issued < c->quota) {
@@ -217,19 +173,23 @@ static void kick(wconn *c) {
     if (worker_measuring(L->w, now)) w->bytes_out += w->cfg->size;
   }
   if (c->inflight == 0 && (L->stopping || c->issued >= c->quota)) {
-    c->done = true;
-    rs_ws_conn_close(c->ws, 1000, "done", now_ms());
+    wsload_finish(c, "done");
+    return;
   }
-  flush(c);
+  wsload_flush(c);
+}
+
+void wsload_finish(wconn *c, const char *reason) {
+  c->done = true;
+  rs_ws_conn_close(c->ws, 1000, reason, wsload_now_ms());
+  wsload_flush(c);
 }
 
 /* The server is not what the model measures: stop the run (its error is recorded). */
-static void wrong_server(wconn *c) {
+void wsload_wrong_server(wconn *c) {
   c->L->w->errors++;
   c->L->stopping = true;
-  c->done = true;
-  rs_ws_conn_close(c->ws, 1000, "unexpected answer", now_ms());
-  flush(c);
+  wsload_finish(c, "unexpected answer");
 }
 
 /* The server answered with something else than what was sent: it is not an echo server (an
@@ -241,12 +201,12 @@ static void not_an_echo(wconn *c, int opcode, size_t len) {
                "one): --model ws %s",
                c->finished + 1, len, opcode == RS_WS_OP_TEXT ? "text" : "binary", w->cfg->size,
                needs(w->cfg));
-  wrong_server(c);
+  wsload_wrong_server(c);
 }
 
 /* Reads the type and id of a gateway answer from its first bytes: {"type":"T","id":N or null
  * (0). False when the message does not start so. */
-static bool gw_head(const uint8_t *p, size_t len, rs_bytes *type, uint64_t *id) {
+bool wsload_gw_head(const uint8_t *p, size_t len, rs_bytes *type, uint64_t *id) {
   static const char open[] = "{\"type\":\"", mid[] = "\",\"id\":";
   const uint8_t *end = p + len, *t;
   if (len < sizeof open - 1 || memcmp(p, open, sizeof open - 1) != 0) return false;
@@ -266,7 +226,7 @@ static bool gw_head(const uint8_t *p, size_t len, rs_bytes *type, uint64_t *id) 
   return p > d && p < end && (*p == ',' || *p == '}');
 }
 
-static bool is_type(rs_bytes t, const char *name) {
+bool wsload_is_type(rs_bytes t, const char *name) {
   return t.len == strlen(name) && memcmp(t.ptr, name, t.len) == 0;
 }
 
@@ -279,13 +239,13 @@ static void gw_on_message(wconn *c, int opcode, const uint8_t *data, size_t len,
   unsigned m = (unsigned)w->cfg->in_flight;
   rs_bytes type;
   uint64_t id;
-  if (opcode != RS_WS_OP_TEXT || !gw_head(data, len, &type, &id) ||
-      !(is_type(type, "rej") || is_type(type, req ? "cfm" : "ind") ||
-        (!req && is_type(type, "end")))) {
+  if (opcode != RS_WS_OP_TEXT || !wsload_gw_head(data, len, &type, &id) ||
+      !(wsload_is_type(type, "rej") || wsload_is_type(type, req ? "cfm" : "ind") ||
+        (!req && wsload_is_type(type, "end")))) {
     worker_error(w, "answer %" PRIu64 " is not a gateway answer to --model %s: %.*s… (%s)",
                  c->finished + 1, bench_model_name(w->cfg->model), (int)(len < 40 ? len : 40),
                  (const char *)data, needs(w->cfg));
-    wrong_server(c);
+    wsload_wrong_server(c);
     return;
   }
   /* The slot of a gw-req id, or m when the id is not in flight. */
@@ -293,8 +253,9 @@ static void gw_on_message(wconn *c, int opcode, const uint8_t *data, size_t len,
   if (req && id > 0 && c->slot_sent[(id - 1) % m] && c->slot_id[(id - 1) % m] == id)
     s = (unsigned)((id - 1) % m);
   bool sub = !req && id > 0 && id <= c->issued;
-  if (sub && is_type(type, "ind") && c->finished >= c->quota) return; /* -n: past the count */
-  if (is_type(type, req ? "cfm" : "ind") && (req ? s < m : sub)) {
+  if (sub && wsload_is_type(type, "ind") && c->finished >= c->quota)
+    return; /* -n: past the count */
+  if (wsload_is_type(type, req ? "cfm" : "ind") && (req ? s < m : sub)) {
     L->last_reply = now;
     c->finished++;
     if (worker_measuring(w, now)) {
@@ -305,17 +266,17 @@ static void gw_on_message(wconn *c, int opcode, const uint8_t *data, size_t len,
     }
   } else {
     w->errors++;
-    if (is_type(type, "rej"))
+    if (wsload_is_type(type, "rej"))
       worker_error(w, "the gateway rejected id %" PRIu64 ": %.*s", id, (int)(len < 200 ? len : 200),
                    (const char *)data);
-    else if (is_type(type, "end") && sub)
+    else if (wsload_is_type(type, "end") && sub)
       worker_error(w, "subscription %" PRIu64 " ended (the backend must stream without end)", id);
     else
       worker_error(w, "an answer for an id not in flight: %.*s", (int)(len < 100 ? len : 100),
                    (const char *)data);
   }
   /* A rej, cfm or end closes its request or subscription; an ind or a stray answer does not. */
-  if (is_type(type, "ind") || (req ? s == m : !sub)) return;
+  if (wsload_is_type(type, "ind") || (req ? s == m : !sub)) return;
   if (req) {
     c->slot_sent[s] = 0;
     c->free_slots[c->nfree++] = s;
@@ -330,6 +291,10 @@ static void on_message(rs_ws_conn *ws, int opcode, const uint8_t *data, size_t l
   worker *w = L->w;
   uint64_t now = bench_now_ns();
   if (c->done) return;
+  if (w->cfg->model == MODEL_BOARD) {
+    board_on_message(c, opcode, data, len, now);
+    return;
+  }
   if (is_gw(w->cfg)) {
     gw_on_message(c, opcode, data, len, now);
     return;
@@ -394,6 +359,7 @@ static void maybe_start(wsload *L) {
 static void wc_close(wconn *c) {
   if (c->tcp_closed) return;
   c->tcp_closed = true;
+  if (c->user) board_conn_closed(c);
   if (!c->done) worker_error(c->L->w, "connection closed before the end of the run");
   c->done = true;
   if (!c->upgraded && !c->failed) {
@@ -420,6 +386,10 @@ static void on_deadline(uv_timer_t *t) {
   wsload *L = t->data;
   L->stopping = true;
   L->w->end_ns = L->w->deadline_ns;
+  if (L->board) {
+    board_on_deadline(L);
+    return;
+  }
   for (int i = 0; i < L->w->nconns; i++) kick(&L->conns[i]);
 }
 
@@ -433,8 +403,8 @@ static void on_stall(uv_timer_t *t) {
     if (c->done || c->inflight == 0) continue;
     waiting++;
     c->done = true;
-    rs_ws_conn_close(c->ws, 1000, is_gw(w->cfg) ? "no answer" : "no echo", now_ms());
-    flush(c);
+    rs_ws_conn_close(c->ws, 1000, is_gw(w->cfg) ? "no answer" : "no echo", wsload_now_ms());
+    wsload_flush(c);
   }
   if (!waiting) return;
   w->errors++;
@@ -516,13 +486,13 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     c->upgraded = true;
     /* Bytes after the head (already counted in hs) are the first frames. */
     size_t extra = c->hs_len - (size_t)head;
-    if (extra) rs_ws_conn_recv(c->ws, (const uint8_t *)c->hs + head, extra, now_ms());
-    if (take < len) rs_ws_conn_recv(c->ws, p + take, len - take, now_ms());
+    if (extra) rs_ws_conn_recv(c->ws, (const uint8_t *)c->hs + head, extra, wsload_now_ms());
+    if (take < len) rs_ws_conn_recv(c->ws, p + take, len - take, wsload_now_ms());
     L->upgraded++;
     maybe_start(L);
     return;
   }
-  if (rs_ws_conn_recv(c->ws, p, len, now_ms()) != 0) {
+  if (rs_ws_conn_recv(c->ws, p, len, wsload_now_ms()) != 0) {
     worker_error(L->w, "out of memory");
     wc_close(c);
     return;
@@ -530,7 +500,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   if (L->started)
     kick(c);
   else
-    flush(c);
+    wsload_flush(c);
 }
 
 static void on_connect(uv_connect_t *req, int status) {
@@ -607,7 +577,7 @@ int wsload_run(worker *w) {
     return -1;
   }
   memset(L->data, 'x', w->cfg->size);
-  if (is_gw(w->cfg) && gw_template(L) != 0) {
+  if ((w->cfg->model == MODEL_BOARD ? board_init(L) : is_gw(w->cfg) ? gw_template(L) : 0) != 0) {
     worker_error(w, "out of memory");
     w->conn_failures = w->nconns;
     free(L->data);
@@ -664,6 +634,7 @@ int wsload_run(worker *w) {
     free(L->conns[i].slot_sent);
     free(L->conns[i].free_slots);
   }
+  if (L->board) board_free(L);
   free(L->conns);
   free(L->data);
   free(L->msg);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # rsocket-bench as a tool (not a performance test: nothing here depends on the machine's speed):
 # every model completes exactly the requested count with no errors against `rsocket --server`
-# over tcp:// and ws://, against ws-echo-server, and through rsocket-gateway (gw-req, gw-sub); -D stops on time; --json is well formed;
+# over tcp:// and ws://, against ws-echo-server, and through rsocket-gateway (gw-req, gw-sub; board
+# in front of collab-service); -D stops on time; --json is well formed;
 # the codec, floor and idle modes report; failures and bad usage give the documented statuses.
 set -euo pipefail
 bin=${RS_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/build/bin}
@@ -73,6 +74,37 @@ check "gw-req rejected: errors" 50 "$(field "$out" errors)"
   fails=$((fails + 1)); echo "FAIL gw-req rejected first_error: $out"; }
 out=$("$bench" --idle 200 --model gw-req --sources 4 -D 0.2 --json "$gw")
 check "idle plain WebSockets open" 200 "$(field "$out" open)"
+
+# --model board: users of collab-service through the gateway, 3 on each of 2 boards, 2 threads
+# (so that boards span both). Every op reaches each of its board's 3 subscribers at most, offsets
+# without gaps (a gap is an error), every delivery and edit timed.
+start collab "$bin/collab-service" --listen tcp://127.0.0.1:0
+start gwboard "$bin/rsocket-gateway" --listen ws://127.0.0.1:0 --route "board.*=$uri"
+gwboard=$uri
+out=$("$bench" --json --no-progress --model board -c 6 -t 2 --boards 2 --rate 20 -D 1 --warmup 0.3 "$gwboard") \
+  || { check "board exit" 0 $?; echo "$out"; }
+check "board errors" 0 "$(field "$out" errors)"
+check "board first_error" undefined "$(field "$out" first_error)"
+check "board unit" deliveries "$(field "$out" unit)"
+ops=$(field "$out" ops); got=$(field "$out" completed)
+[ "$ops" -gt 0 ] && [ "$got" -ge "$ops" ] && [ "$got" -le $((3 * ops)) ] && passes=$((passes + 1)) || {
+  fails=$((fails + 1)); echo "FAIL board: $ops edits, $got deliveries (1 to 3 each): $out"; }
+check "board delivery latency samples" "$got" "$(field "$out" latency_us.samples)"
+check "board edit latency samples" "$ops" "$(field "$out" edit_latency_us.samples)"
+all=$(field "$out" everyone_latency_us.samples)
+[ "$all" -gt 0 ] && [ "$all" -le "$ops" ] && passes=$((passes + 1)) || {
+  fails=$((fails + 1)); echo "FAIL board: $all of $ops edits delivered to everyone: $out"; }
+txt=$("$bench" --no-progress --model board -c 2 --boards 1 -D 0.3 "$gwboard")
+[[ "$txt" == *"op -> delivered to each subscriber (us)"*"0 errors"* || "$txt" == *"0 errors"*"op -> delivered to each subscriber (us)"* ]] \
+  && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL board text: $txt"; }
+# A gateway that does not route board.*: every join is a rej, counted as an error.
+set +e
+out=$("$bench" --json --model board -c 2 -D 1 "$gw"); rc=$?
+set -e
+check "board without a route exit" 1 "$rc"
+check "board without a route errors" 2 "$(field "$out" errors)"
+[[ "$(field "$out" first_error)" == *'rejected id 1'*NO_ROUTE* ]] && passes=$((passes + 1)) || {
+  fails=$((fails + 1)); echo "FAIL board without a route first_error: $out"; }
 
 # Duration mode stops on time (generous bound) and counts something.
 t0=$(date +%s%N)
@@ -190,14 +222,18 @@ grep -q "closed by the server with 1000 after 1 of 100 echoes" "$work/err" && pa
 "$bench" -n 100 --model ws "$silent" > "$work/out" 2> "$work/err"; rc=$?
 check "ws silent server exit" 1 "$rc"
 grep -q "no echo for 5 s" "$work/err" && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL ws silent: $(cat "$work/err")"; }
-for args in "--model nope tcp://x:1" "-n 0 tcp://x:1" "-n 5 -D 1 tcp://x:1" "" "--model ws tcp://x:1" "--warmup 1 tcp://x:1" "--model gw-sub tcp://x:1" "--route a\"b ws://x:1"; do
+for args in "--model nope tcp://x:1" "-n 0 tcp://x:1" "-n 5 -D 1 tcp://x:1" "" "--model ws tcp://x:1" "--warmup 1 tcp://x:1" "--model gw-sub tcp://x:1" "--route a\"b ws://x:1" "--model board -n 5 ws://x:1" "--model board tcp://x:1" "--model board --rate 0 ws://x:1" "--model board --boards 0 ws://x:1"; do
   # shellcheck disable=SC2086
   "$bench" $args > "$work/out" 2> "$work/err"; rc=$?
   check "usage '$args' exit" 2 "$rc"
   grep -q "rsocket-bench:" "$work/err" && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL usage '$args' message"; }
 done
 set -e
-"$bench" --help | grep -q -- "--model MODEL" && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL --help"; }
+# (Read from a file: with pipefail, grep -q leaving early would make a help of over 4 KiB fail.)
+"$bench" --help > "$work/help"
+for want in "--model MODEL" "--boards N" "--rate R"; do
+  grep -q -- "$want" "$work/help" && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL --help lacks $want"; }
+done
 version=$(sed -n 's/^#define RS_VERSION_STRING "\(.*\)"/\1/p' "$(dirname "$0")/../../include/rsocket/common.h")
 check "--version" "rsocket-bench $version (rsocket-c)" "$("$bench" --version)"
 
