@@ -296,6 +296,19 @@ int rs_connect_start(rs_connect **out, uv_loop_t *loop, const char *host, int po
   if (bad_args(out, loop, host, port, cb)) return RS_ERR_INVALID_ARGUMENT;
   rs_connect *c = connect_new(loop, host, port, timeout_ms, cb, arg);
   if (!c) return RS_ERR_NOMEM;
+  /* A numeric address needs no look-up: no trip through libuv's thread pool (which a busy
+   * process may keep waiting longer than the whole timeout). */
+  struct sockaddr_storage numeric;
+  memset(&numeric, 0, sizeof numeric);
+  if (uv_ip4_addr(host, port, (struct sockaddr_in *)&numeric) == 0 ||
+      uv_ip6_addr(host, port, (struct sockaddr_in6 *)&numeric) == 0) {
+    c->att[0].owner = c;
+    c->att[0].addr = numeric;
+    c->naddr = 1;
+    uv_timer_start(&c->stagger, on_stagger, 0, 0); /* the attempt starts from the loop */
+    *out = c;
+    return 0;
+  }
   char portstr[16];
   snprintf(portstr, sizeof portstr, "%d", port);
   struct addrinfo hints = {0};
