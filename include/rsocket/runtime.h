@@ -129,8 +129,8 @@ RS_EXPORT void rs_runtime_tune_malloc(void);
  * `host` (a name, or a numeric IPv4 or IPv6 address without brackets) and connects to `port` on
  * every address it resolves to, in the resolver's order with IPv6 and IPv4 interleaved: the next
  * attempt starts 250 ms after the previous one, or at once when it fails; the first connection
- * up wins and the other attempts are closed. `timeout_ms` bounds the whole operation, look-up
- * included (0: no limit).
+ * up wins and the other attempts are closed. A numeric address is used as it is, without a
+ * look-up. `timeout_ms` bounds the whole operation, look-up included (0: no limit).
  *
  * `cb` runs exactly once, on `loop`'s thread, never inside rs_connect_start, unless
  * rs_connect_cancel is called first. On success `tcp` is a connected handle initialised on
