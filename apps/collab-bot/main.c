@@ -63,6 +63,7 @@ static double now_s(bot *b) {
   return (double)uv_now(b->loop) / 1000.0;
 }
 
+static void say(bot *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(bot *b, const char *fmt, ...) {
   if (b->quiet) return;
   va_list ap;

@@ -26,6 +26,8 @@ void collab_limits_default(collab_limits *l) {
   l->max_text = 4000;
 }
 
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...) {
   if (errlen) {
     va_list ap;
