@@ -20,6 +20,9 @@ typedef struct gw_main {
   bool stopping, stopped;
   atomic_size_t clients;
   atomic_bool draining;
+  /* Every worker's state, freed once the whole server has stopped: a worker answering /metrics
+   * reads the others' counters, so none may go while another still runs. */
+  gw_gateway *gws[256];
   char err[400]; /* a worker's start failure */
 } gw_main;
 
@@ -116,6 +119,7 @@ static void *on_worker_start(rs_server *server, int index, uv_loop_t *loop, void
     snprintf(m->err, sizeof m->err, "%s", err);
   }
   rs_gw_buf_init(&gw->out, NULL);
+  if (index >= 0 && index < (int)(sizeof m->gws / sizeof m->gws[0])) m->gws[index] = gw;
   return gw;
 }
 
@@ -135,7 +139,7 @@ static void on_worker_stop(rs_server *server, int index, uv_loop_t *loop, void *
                            void *user) {
   (void)server, (void)index, (void)loop, (void)user;
   gw_gateway *gw = worker_user;
-  if (gw) gw_backend_stop(gw, gateway_free);
+  if (gw) gw_backend_stop(gw, NULL); /* freed in main once every worker has stopped */
 }
 
 static void on_stopped(void *arg) {
@@ -255,6 +259,8 @@ int main(int argc, char **argv) {
       uv_run(&loop, UV_RUN_DEFAULT);
   }
   uv_loop_close(&loop);
+  for (size_t i = 0; i < sizeof m.gws / sizeof m.gws[0]; i++)
+    if (m.gws[i]) gateway_free(m.gws[i]);
   gw_config_free(&m.cfg);
   return rc;
 }
