@@ -10,29 +10,13 @@ bin=${RS_BIN:-build/bin}
 build=${RS_BUILD_DIR:-build}
 py=/usr/bin/python3
 here=$(dirname "$0")
+scenarios=$here/gateway_protocol.py
+. "$here/gateway_lib.sh"
 gw="$bin/rsocket-gateway"
 
-# Runs a scenario of gateway_protocol.py (bounded in time); each CHECK line it prints is a check.
-scenario() {
-  local out rc=0
-  out=$(timeout 120 "$py" "$here/gateway_protocol.py" "$@" 2> "$work/py.err") || rc=$?
-  while IFS=$'\t' read -r tag name want got; do
-    [ "$tag" = CHECK ] && check "$1: $name" "$want" "$got"
-  done <<< "$out"
-  check "scenario $1 ran to its end (exit status; stderr: $(tail -c 600 "$work/py.err"))" 0 "$rc"
-}
 
 # start NAME CMD...: runs CMD in the background (output in $work/NAME.out, PID in $work/NAME.pid);
 # uri NAME then waits for its "listening on" line and prints the URI.
-start() {
-  local name=$1
-  shift
-  "$@" > "$work/$name.out" 2>&1 &
-  pids+=($!)
-  echo $! > "$work/$name.pid"
-}
-uri() { listening_uri "$work/$1.out"; }
-port_of() { local u=${1%/}; echo "${u##*:}"; }
 
 # ---- the command line ----
 check "--help exits 0 and lists every option" 0 "$("$gw" --help > "$work/help" 2>&1; echo $?)"

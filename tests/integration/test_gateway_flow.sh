@@ -10,34 +10,13 @@ bin=${RS_BIN:-build/bin}
 build=${RS_BUILD_DIR:-build}
 py=/usr/bin/python3
 here=$(dirname "$0")
+scenarios=$here/gateway_flow.py
+. "$here/gateway_lib.sh"
 gw="$bin/rsocket-gateway"
 # Memory bounds: a sanitizer build keeps freed memory in quarantine and shadows all of it.
 rss_max=128
 grep -q '^RS_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2> /dev/null && rss_max=512
 
-scenario() { # NAME ARGS...: a scenario of gateway_flow.py; each CHECK line it prints is a check
-  local out rc=0
-  out=$(timeout 120 "$py" "$here/gateway_flow.py" "$@" 2> "$work/py.err") || rc=$?
-  while IFS=$'\t' read -r tag name want got; do
-    [ "$tag" = CHECK ] && check "$1: $name" "$want" "$got"
-  done <<< "$out"
-  check "scenario $1 ran to its end (exit status; stderr: $(tail -c 600 "$work/py.err"))" 0 "$rc"
-}
-start() { # NAME CMD...: in the background, output in $work/NAME.out, PID in $work/NAME.pid
-  local name=$1
-  shift
-  "$@" > "$work/$name.out" 2>&1 &
-  pids+=($!)
-  echo $! > "$work/$name.pid"
-}
-uri() { listening_uri "$work/$1.out"; }
-port_of() { local u=${1%/}; echo "${u##*:}"; }
-ready() { # PORT: waits until the gateway's /healthz says a backend is up
-  for _ in $(seq 1 100); do
-    "$py" -c "import sys; sys.path.insert(0, '$here'); import gwclient; sys.exit(gwclient.http_get($1, '/healthz')[0] != 200)" && return 0
-    sleep 0.1
-  done
-}
 
 # Each gateway has a backend of its own, so that the backend's stats count its streams only.
 for g in F S M; do

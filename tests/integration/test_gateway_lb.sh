@@ -10,33 +10,15 @@ bin=${RS_BIN:-build/bin}
 build=${RS_BUILD_DIR:-build}
 py=/usr/bin/python3
 here=$(dirname "$0")
+scenarios=$here/gateway_lb.py
+. "$here/gateway_lib.sh"
 gw="$bin/rsocket-gateway"
 backend="$build/tests/gw_backend"
 
-scenario() { # NAME ARGS...: a scenario of gateway_lb.py; each CHECK line it prints is a check
-  local out rc=0
-  out=$(timeout 120 "$py" "$here/gateway_lb.py" "$@" 2> "$work/py.err") || rc=$?
-  while IFS=$'\t' read -r tag name want got; do
-    [ "$tag" = CHECK ] && check "$1: $name" "$want" "$got"
-  done <<< "$out"
-  check "scenario $1 ran to its end (exit status; stderr: $(tail -c 600 "$work/py.err"))" 0 "$rc"
-}
-start() { # NAME CMD...: in the background, output in $work/NAME.out, PID in $work/NAME.pid
-  local name=$1
-  shift
-  "$@" > "$work/$name.out" 2>&1 &
-  pids+=($!)
-  echo $! > "$work/$name.pid"
-}
-uri() { listening_uri "$work/$1.out"; }
-port_of() { local u=${1%/}; echo "${u##*:}"; }
 # ready PORT N: waits until the gateway's pools have N connections up (its /healthz says 200 as
 # soon as one is; then a little longer for the others, which connect at the same time).
 ready() {
-  for _ in $(seq 1 100); do
-    "$py" -c "import sys; sys.path.insert(0, '$here'); import gwclient; sys.exit(gwclient.http_get($1, '/healthz')[0] != 200)" && break
-    sleep 0.1
-  done
+  gw_ready "$1"
   sleep 0.5
 }
 

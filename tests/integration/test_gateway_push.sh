@@ -8,15 +8,9 @@ bin=${RS_BIN:-build/bin}
 build=${RS_BUILD_DIR:-build}
 py=/usr/bin/python3
 here=$(dirname "$0")
+scenarios=$here/gateway_push.py
+. "$here/gateway_lib.sh"
 
-scenario() { # NAME ARGS...
-  local out rc=0
-  out=$(timeout 60 "$py" "$here/gateway_push.py" "$@" 2> "$work/py.err") || rc=$?
-  while IFS=$'\t' read -r tag name want got; do
-    [ "$tag" = CHECK ] && check "$1: $name" "$want" "$got"
-  done <<< "$out"
-  check "scenario $1 ran to its end (stderr: $(tail -c 600 "$work/py.err"))" 0 "$rc"
-}
 gateway() { # NAME CONNECTIONS ARGS... → $port, $gpid (once CONNECTIONS backend connections are up)
   "$bin/rsocket-gateway" --listen ws://127.0.0.1:0 --route "*=$backend" "${@:3}" > "$work/$1.out" 2> "$work/$1.err" &
   gpid=$!
