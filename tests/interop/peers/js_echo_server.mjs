@@ -11,6 +11,7 @@ import { RSocketServer } from "rsocket-core";
 import { TcpServerTransport } from "rsocket-tcp-server";
 import { WebsocketServerTransport } from "rsocket-websocket-server";
 import { WebSocketServer } from "ws";
+import { echoChannel } from "./echo_channel.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name, def) => {
@@ -72,51 +73,6 @@ function echoStream(payload, initialN, subscriber) {
   };
 }
 
-function echoChannel(payload, initialN, isCompleted, subscriber) {
-  let credit = initialN;
-  const queue = [payload];
-  let inboundDone = isCompleted;
-  let done = false;
-  const flush = () => {
-    while (!done && credit > 0 && queue.length > 0) {
-      credit--;
-      const p = queue.shift();
-      const last = inboundDone && queue.length === 0;
-      subscriber.onNext({ data: p.data, metadata: p.metadata }, last);
-      if (last) done = true;
-    }
-    if (!done && inboundDone && queue.length === 0) {
-      done = true;
-      subscriber.onComplete();
-    }
-  };
-  if (!isCompleted) subscriber.request(64);
-  let received = 0;
-  setImmediate(flush);
-  return {
-    onNext(p, isComplete) {
-      queue.push(p);
-      if (isComplete) inboundDone = true;
-      if (++received % 32 === 0) subscriber.request(32);
-      flush();
-    },
-    onComplete() {
-      inboundDone = true;
-      flush();
-    },
-    onError() {
-      done = true;
-    },
-    onExtension() {},
-    request(n) {
-      credit += n;
-      flush();
-    },
-    cancel() {
-      done = true;
-    },
-  };
-}
 
 const config = {
   transport,

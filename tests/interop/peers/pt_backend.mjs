@@ -17,6 +17,7 @@
 import { RSocketServer, RSocketError, ErrorCodes } from "rsocket-core";
 import { TcpServerTransport } from "rsocket-tcp-server";
 import { CLIENT_MIME, entries } from "./pt_composite.mjs";
+import { echoChannel } from "./echo_channel.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name, def) => {
@@ -79,53 +80,6 @@ function stream(route, payload, initialN, sub, { limit = 0, failAfter = 0 } = {}
   };
 }
 
-function channel(route, payload, initialN, isCompleted, sub) {
-  let credit = initialN;
-  const queue = [payload];
-  let inboundDone = isCompleted;
-  let done = false;
-  const flush = () => {
-    while (!done && credit > 0 && queue.length > 0) {
-      credit--;
-      const p = queue.shift();
-      const last = inboundDone && queue.length === 0;
-      sub.onNext({ data: p.data, metadata: p.metadata }, last);
-      if (last) done = true;
-    }
-    if (!done && inboundDone && queue.length === 0) {
-      done = true;
-      sub.onComplete();
-    }
-  };
-  if (!isCompleted) sub.request(16);
-  let received = 0;
-  setImmediate(flush);
-  return {
-    onNext(p, isComplete) {
-      queue.push(p);
-      if (isComplete) inboundDone = true;
-      if (++received % 8 === 0) sub.request(8);
-      flush();
-    },
-    onComplete() {
-      inboundDone = true;
-      flush();
-    },
-    onError() {
-      done = true;
-    },
-    onExtension() {},
-    request(n) {
-      credit += n;
-      flush();
-    },
-    cancel() {
-      done = true;
-      cancelled(route);
-    },
-  };
-}
-
 // rsocket-js 1.0.0-alpha.3 sends an error's own code only when it is `instanceof RSocketError`,
 // which its ES5 class never is (it extends Error): give the object that prototype.
 const rsError = (code, message) => Object.assign(Object.create(RSocketError.prototype), { code, message });
@@ -169,7 +123,11 @@ const server = new RSocketServer({
       requestChannel(payload, initialN, isCompleted, sub) {
         const route = routeOf(payload.metadata);
         note(payload.metadata);
-        return channel(route, payload, initialN, isCompleted, sub);
+        return echoChannel(payload, initialN, isCompleted, sub, {
+          window: 16,
+          batch: 8,
+          onCancel: () => cancelled(route),
+        });
       },
       metadataPush(metadata, sub) {
         stats.mdpush++;
