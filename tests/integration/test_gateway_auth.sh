@@ -23,6 +23,7 @@ openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/rsa.pem
 openssl pkey -in "$work/rsa.pem" -pubout -out "$work/rsa.pub"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/ec.pem" 2> /dev/null
 openssl pkey -in "$work/ec.pem" -pubout -out "$work/ec.pub"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/ec2.pem" 2> /dev/null
 
 # token ALG KEY CLAIMS-JSON: KEY is a secret, or @FILE (a PEM private key); CLAIMS may use $now.
 token() {
@@ -110,8 +111,6 @@ import base64, hashlib, hmac, json, sys
 key = open(sys.argv[1], "rb").read()
 b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=")
 msg = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + b"." + b(json.dumps({"sub": "eve"}).encode())
-for k in (key, key.rstrip(b"\n")):
-    pass
 sig = b(hmac.new(key.rstrip(b"\n"), msg, hashlib.sha256).digest())
 print((msg + b"." + sig).decode())
 PY
@@ -122,8 +121,8 @@ check "HS256 signed with the public key: refused" \
 gateway es --jwt-public-key "$work/ec.pub"
 check "ES256: accepted" '{"type":"cfm","id":1,"data":"hi"}' \
   "$(session "$gw_uri/?token=$(token ES256 @"$work/ec.pem" '{"sub":"cy"}')" "$req" | head -1)"
-check "ES256 signed by another key: refused" "close 4401 remote token refused: malformed or wrongly signed" \
-  "$(session "$gw_uri/?token=$(token ES256 @"$work/rsa.pem" '{"sub":"cy"}' 2> /dev/null || token RS256 @"$work/rsa.pem" '{"sub":"cy"}')" "$req" | tail -1 | sed 's/algorithm RS256 not accepted (RS\/ES 256\/384\/512 only)/malformed or wrongly signed/')"
+check "ES256 signed by another EC key: refused" "close 4401 remote token refused: malformed or wrongly signed" \
+  "$(session "$gw_uri/?token=$(token ES256 @"$work/ec2.pem" '{"sub":"cy"}')" "$req" | tail -1)"
 
 # --origin: browsers from elsewhere get 403; listed origins and non-browsers (no Origin) pass.
 gateway origin --origin https://app.example --origin http://127.0.0.1:8080
