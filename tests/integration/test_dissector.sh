@@ -208,6 +208,7 @@ traffic() {
   client "$ws_port" ws-push --metadataPush -m ws-push "$w"
   client "$ws_port" ws-route -r ws.route --ab WSTOKEN -d ws-routed "$w"
   # Resumption: client → cut proxy → server; the proxy cuts after 3000 bytes, the client resumes.
+  : > "$work/proxy.out" # now, not in the background child: wait_for must not see the last proxy's line
   node "$peers/cut_proxy.mjs" --target "127.0.0.1:$res_port" --cut-after 3000 >"$work/proxy.out" 2>&1 &
   local proxy_pid=$!
   pids+=($proxy_pid)

@@ -17,6 +17,7 @@ bport=$(listening_uri "$work/backend.out")
 bport=${bport##*:}
 
 proxy() { # --cuts N ... → $pport
+  : > "$work/proxy.out" # now, not in the background child: wait_for must not see the last proxy's line
   node "$peers/cut_proxy.mjs" --target "127.0.0.1:$bport" "$@" > "$work/proxy.out" 2>&1 &
   pids+=($!)
   wait_for "$work/proxy.out" '^proxy listening on '

@@ -16,6 +16,7 @@ wait_for "$work/srv.out" '^listening on '
 port=$(awk '/^listening on /{print $3; exit}' "$work/srv.out"); port=${port##*:}
 
 for cut in 3000 50000 150000; do
+  : > "$work/proxy.out" # now, not in the background child: wait_for must not see the last proxy's line
   node "$peers/cut_proxy.mjs" --target "127.0.0.1:$port" --cut-after "$cut" >"$work/proxy.out" 2>&1 &
   proxy=$!
   pids+=($proxy)
@@ -48,6 +49,7 @@ for scheme in tcp ws; do
   pids+=($!)
   wait_for "$work/t-$scheme.out" '^listening on '
   tport=$(awk '/^listening on /{print $3; exit}' "$work/t-$scheme.out"); tport=${tport##*:}; tport=${tport%%/*}
+  : > "$work/tproxy.out" # now: wait_for must not see the last loop's proxy line
   node "$peers/cut_proxy.mjs" --target "127.0.0.1:$tport" --cuts 40 --cut-min 20000 --cut-max 120000 \
     >"$work/tproxy.out" 2>&1 &
   tproxy=$!
@@ -75,6 +77,7 @@ done
 pids+=($!)
 wait_for "$work/srvws.out" '^listening on '
 wsport=$(awk '/^listening on /{print $3; exit}' "$work/srvws.out"); wsport=${wsport##*:}; wsport=${wsport%%/*}
+: > "$work/proxy.out" # now, not in the background child: wait_for must not see the last proxy's line
 node "$peers/cut_proxy.mjs" --target "127.0.0.1:$wsport" --cut-after 70000 >"$work/proxy.out" 2>&1 &
 proxy=$!
 pids+=($proxy)

@@ -13,6 +13,7 @@ source "$here/../lib.sh"
 ok() { passes=$((passes + 1)); echo "ok   $1"; }
 bad() { fails=$((fails + 1)); echo "FAIL $1"; shift; for f in "$@"; do echo "--- $f"; tail -5 "$f"; done; }
 proxy_to() { # target port, cut-after → sets $pport, $proxy
+  : > "$work/proxy.out" # now, not in the background child: wait_for must not see the last proxy's line
   node "$peers/cut_proxy.mjs" --target "127.0.0.1:$1" --cut-after "$2" >"$work/proxy.out" 2>&1 &
   proxy=$!
   pids+=($proxy)
