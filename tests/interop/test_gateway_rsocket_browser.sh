@@ -5,8 +5,9 @@
 # (browser/rsocket.html) is served by the gateway itself (--static), opens ws://HOST/rsocket with
 # rsocket-js's WebSocket transport and checks every model against gw_backend: request-response,
 # request-stream with request(3) at a time (never more than requested), channel, fire-and-forget,
-# metadata-push, the backend's errors (code and message), NO_ROUTE, cancel of a stream and of a
-# request-response (the backend sees CANCEL), 200 KiB each way, 250 + 250 concurrent streams;
+# metadata-push, pushes from the backend (push.session.*, push.user.*), the backend's errors
+# (code and message), NO_ROUTE, cancel of a stream and of a request-response (the backend sees
+# CANCEL), 200 KiB each way, 250 + 250 concurrent streams;
 # again at MTU 64 both ways; again with a JWT in the SETUP (and a bad one, and none: refused).
 # web_rsocket.mjs starts and stops the processes and the browser, by PID. Screenshots:
 # build/e2e-rsocket/.

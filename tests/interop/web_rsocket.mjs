@@ -2,7 +2,7 @@
 // against rsocket-gateway's /rsocket: the page browser/rsocket.html (its script bundled by
 // test_gateway_rsocket_browser.sh into STATIC_DIR), served by the gateway itself with --static,
 // speaks RSocket over the browser's WebSocket to gw_backend behind the route gb.*. Runs:
-//   plain   every model, back-pressure, errors, cancels, 200 KiB, 250+250 concurrent
+//   plain   every model, back-pressure, pushes, errors, cancels, 200 KiB, 250+250 concurrent
 //   mtu64   the same with fragments of 64 bytes both ways (--rsocket-mtu 64)
 //   jwt     the same behind --jwt-secret, the token in the SETUP; then a wrongly signed token
 //           and none: SETUP refused
@@ -84,7 +84,7 @@ async function runPage(label, g, query, wantChecks) {
   ok(`${label}: no script errors`, errors.length === 0, errors.join('; '));
 }
 
-const FULL = 14; // the checks of a normal run (rsocket_page.js)
+const FULL = 15; // the checks of a normal run (rsocket_page.js)
 const plain = await gateway();
 await runPage('plain', plain, {}, FULL);
 const mtu = await gateway('--rsocket-mtu', '64');

@@ -58,8 +58,27 @@ function measuredSocket(u) {
   });
   return ws;
 }
+// What the gateway pushes (REQUEST_FNF from a backend's push.* route): {route, data}.
+const pushes = [];
+const routeOf = (metadata) => {
+  for (let off = 0; metadata && off < metadata.length; ) {
+    const b = metadata[off++];
+    if (!(b & 0x80)) off += b + 1;
+    const len = (metadata[off] << 16) | (metadata[off + 1] << 8) | metadata[off + 2];
+    off += 3;
+    if (b === (0x80 | 0x7e)) return metadata.subarray(off + 1, off + 1 + metadata[off]).toString();
+    off += len;
+  }
+  return "";
+};
 function connect() {
   return new RSocketConnector({
+    responder: {
+      fireAndForget(payload) {
+        pushes.push({ route: routeOf(payload.metadata), data: payload.data ? payload.data.toString() : "" });
+        return { cancel() {} };
+      },
+    },
     setup: {
       keepAlive: 2000,
       lifetime: 30000,
@@ -181,8 +200,10 @@ if (expectReject) {
     return `echoed ${p.data.length} bytes`;
   });
 
+  let session = "";
   check("the gateway's client entry reaches the backend", async () => {
     const c = (await stats()).client;
+    session = c && c.session;
     expect(c && /^[0-9a-f]{16}$/.test(c.session), `entry ${JSON.stringify(c)}`);
     expect(/^127\.0\.0\.1:\d+$/.test(c.peer), `peer ${c.peer}`);
     if (user) expect(c.user === user, `user ${c.user}, want ${user}`);
@@ -259,6 +280,24 @@ if (expectReject) {
     const s = await statsUntil("the backend got it", (s) => s.mdpush === before + 1);
     expect(s.last_mdpush === `${prefix}.mp`, `the backend's last push had route ${s.last_mdpush}`);
     return `metadataPush() throws "${why}": sent the frame on rs.connection; the backend got route ${s.last_mdpush}`;
+  });
+
+  check("a push from the backend (REQUEST_FNF to the page)", async () => {
+    const got = [];
+    for (const to of [`push.session.${session}`, ...(user ? [`push.user.${user}`] : [])]) {
+      const v = { push: "to this page", to, run };
+      const p = await rr(rs, { data: enc(`[${JSON.stringify(to)},${JSON.stringify(v)}]`), metadata: md("pushto") });
+      expect(p.data.toString() === '"pushed"', `pushto answered ${p.data}`);
+      const t0 = Date.now();
+      while (!pushes.some((x) => x.route === to)) {
+        expect(Date.now() - t0 < 10000, `no push ${to} within 10 s (got ${JSON.stringify(pushes)})`);
+        await sleep(20);
+      }
+      const x = pushes.find((x) => x.route === to);
+      expect(x.data === JSON.stringify(v), `push data ${x.data}`);
+      got.push(to);
+    }
+    return `the responder's fireAndForget got ${got.join(" and ")} with their data`;
   });
 
   check("errors from the backend: code and message", async () => {
