@@ -125,8 +125,13 @@ for (const [label, g, clients] of [['plain', plain, 1], ['mtu64', mtu, 1], ['jwt
 }
 
 await browser.close();
-for (const g of gateways) await stop(g, 'SIGTERM');
-await stop(backend, 'SIGTERM');
+// Each process stops on SIGTERM with status 0 and nothing from a sanitizer (ASan builds).
+for (const [label, p] of [...gateways.map((g, i) => [`gateway ${i + 1}`, g]), ['gw_backend', backend]]) {
+  await stop(p, 'SIGTERM');
+  const bad = /(AddressSanitizer|LeakSanitizer|runtime error)[^\n]*/.exec(p.log());
+  ok(`${label} stopped cleanly on SIGTERM`, p.proc.exitCode === 0 && !bad,
+    `status ${p.proc.exitCode ?? p.proc.signalCode}${bad ? `, ${bad[0]}` : ''}`);
+}
 console.log(`screenshots: ${outDir}`);
 console.log(`web_rsocket: ${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);
