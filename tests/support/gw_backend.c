@@ -29,10 +29,12 @@
  *   silent  rr, stream, channel   never answers (request timeouts, open streams, lost backends)
  *   stats   rr        {"requests":…,"rr":…,"fnf":…,"elements":…,"cancels":…,"open":…,
  *                     "with_client":…,"without_client":…,"client":ENTRY|null,
- *                     "last_fnf":DATA|null,"tags":{"TAG":elements,…}}: requests received (all
- *                     models, stats itself included), request-responses, fire-and-forgets,
- *                     stream elements produced, CANCELs received, streams open now, requests
- *                     with and without the gateway's client metadata entry, the last such entry
+ *                     "last_fnf":DATA|null,"tags":{"TAG":elements,…},"mdpush":…,
+ *                     "last_mdpush":ROUTE|null}: requests received (all models, stats itself
+ *                     included), request-responses, fire-and-forgets, stream elements produced,
+ *                     CANCELs received, streams open now, requests with and without the
+ *                     gateway's client metadata entry, the last such entry, METADATA_PUSHes
+ *                     received and the route of the last one (printable ASCII; others as '?')
  *   fnf     fnf       counted; its data kept as last_fnf
  *   pushto  rr        data ["ROUTE",DATA]: sends REQUEST_FNF back over the same connection with
  *                     ROUTE as routing metadata (composite) and DATA (raw JSON) as data, then
@@ -63,6 +65,8 @@ static struct {
   char client[256];
   char *last_fnf;
   size_t last_fnf_len;
+  unsigned long long mdpush;
+  char last_mdpush[256]; /* its route, made safe for JSON; empty: none yet, or no route */
   struct {
     char name[32];
     unsigned long long elements;
@@ -407,17 +411,20 @@ static int stats_rr(rs_conn *c, const rs_request *r, void *user) {
   size_t open = 0;
   for (conn_state *s = conns; s; s = s->next) open += rs_conn_stream_count(s->conn);
   open -= 1; /* this request */
-  size_t cap = 4096 + stats.last_fnf_len, off = 0;
+  size_t cap = 4608 + stats.last_fnf_len, off = 0;
   char *buf = malloc(cap);
   if (!buf) return -1;
   off += (size_t)snprintf(
       buf + off, cap - off,
       "{\"requests\":%llu,\"rr\":%llu,\"fnf\":%llu,\"elements\":%llu,"
       "\"cancels\":%llu,\"open\":%zu,\"with_client\":%llu,"
-      "\"without_client\":%llu,\"client\":%s,\"last_fnf\":%.*s,\"tags\":{",
+      "\"without_client\":%llu,\"client\":%s,\"last_fnf\":%.*s,\"mdpush\":%llu,"
+      "\"last_mdpush\":%s%s%s,\"tags\":{",
       stats.requests, stats.rr, stats.fnf, stats.elements, stats.cancels, open, stats.with_client,
       stats.without_client, stats.client[0] ? stats.client : "null",
-      stats.last_fnf ? (int)stats.last_fnf_len : 4, stats.last_fnf ? stats.last_fnf : "null");
+      stats.last_fnf ? (int)stats.last_fnf_len : 4, stats.last_fnf ? stats.last_fnf : "null",
+      stats.mdpush, stats.last_mdpush[0] ? "\"" : "",
+      stats.last_mdpush[0] ? stats.last_mdpush : "null", stats.last_mdpush[0] ? "\"" : "");
   for (int i = 0; i < stats.n_tags; i++)
     off += (size_t)snprintf(buf + off, cap - off, "%s\"%s\":%llu", i ? "," : "", stats.tags[i].name,
                             stats.tags[i].elements);
@@ -469,6 +476,22 @@ static int on_request(rs_conn *conn, const rs_request *req, void *user) {
   rs_request copy = *req;
   copy.payload.metadata = (rs_bytes){md, (size_t)mn};
   return rs_router_dispatch(router, conn, &copy);
+}
+
+static void on_metadata_push(rs_conn *conn, rs_bytes metadata, void *user) {
+  (void)user;
+  stats.mdpush++;
+  stats.last_mdpush[0] = 0;
+  rs_payload p = {.metadata = metadata, .has_metadata = true};
+  rs_bytes route;
+  if (rs_route_of(rs_conn_get_settings(conn)->metadata_mime, &p, &route) != 1 ||
+      route.len >= sizeof stats.last_mdpush)
+    return;
+  for (size_t i = 0; i < route.len; i++) {
+    uint8_t ch = route.ptr[i];
+    stats.last_mdpush[i] = ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\' ? '?' : (char)ch;
+  }
+  stats.last_mdpush[route.len] = 0;
 }
 
 static void on_cancel(rs_conn *conn, uint32_t sid, void *su, void *user) {
@@ -593,6 +616,7 @@ int main(int argc, char **argv) {
   o.callbacks.on_cancel = on_cancel;
   o.callbacks.on_stream_closed = on_stream_closed;
   o.callbacks.on_setup = on_setup;
+  o.callbacks.on_metadata_push = on_metadata_push;
   o.on_connect = on_connect;
   o.on_disconnect = on_disconnect;
 
