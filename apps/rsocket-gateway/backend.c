@@ -401,6 +401,7 @@ static void on_pool_event(rs_pool *pool, size_t target, int slot, rs_client_even
   }
   rs_pool_target_stats st;
   if (rs_pool_target_stats_get(pool, target, &st) != 0) return;
+  if (st.draining) return; /* removed by a reload: its closing is expected (backend_drained) */
   char worker[12], conn[12];
   snprintf(worker, sizeof worker, "%d", gw->index);
   snprintf(conn, sizeof conn, "%d", slot);
@@ -541,13 +542,16 @@ void gw_backend_capacity(gw_gateway *gw, double *usable, double *total) {
 
 /* ---- reloads: the worker adopts a new table ---- */
 
-static void log_backend(gw_gateway *gw, const char *event, const char *uri, const char *streams) {
+static void log_backend(gw_gateway *gw, const char *event, const gw_pool *gp, const char *uri,
+                        const char *streams) {
   char worker[12];
   snprintf(worker, sizeof worker, "%d", gw->index);
+  const char *pool = gp->label ? gp->label : "";
   if (streams)
-    gw_log(gw->cfg, event, "backend", uri, "worker", worker, "streams", streams, NULL);
+    gw_log(gw->cfg, event, "backend", uri, "pool", pool, "worker", worker, "streams", streams,
+           NULL);
   else
-    gw_log(gw->cfg, event, "backend", uri, "worker", worker, NULL);
+    gw_log(gw->cfg, event, "backend", uri, "pool", pool, "worker", worker, NULL);
 }
 
 static bool group_has(const gw_group *grp, const char *uri) {
@@ -588,7 +592,7 @@ static void remove_backend(gw_gateway *gw, gw_pool *gp, size_t t) {
   if (rs_pool_target_stats_get(gp->pool, t, &st) != 0 || st.draining) return;
   char streams[24];
   snprintf(streams, sizeof streams, "%" PRIu64, st.streams + st.in_flight);
-  log_backend(gw, "backend_removed", st.uri, streams);
+  log_backend(gw, "backend_removed", gp, st.uri, streams);
   rs_pool_remove_target(gp->pool, t, gw->cfg->drain_timeout_ms);
 }
 
@@ -604,7 +608,7 @@ static void add_backend(gw_gateway *gw, gw_pool *gp, const char *uri) {
   size_t k = (size_t)gw->cfg->connections;
   down_cover(gw, gp, (size_t)t + 1);
   if ((size_t)t < gp->n_down) memset(gp->down + (size_t)t * k, 0, k); /* a reused index */
-  log_backend(gw, "backend_added", uri, NULL);
+  log_backend(gw, "backend_added", gp, uri, NULL);
 }
 
 /* The pool serves exactly the group's backends from now on. */
@@ -641,9 +645,11 @@ void gw_backend_reload(gw_gateway *gw, gw_table *t) {
   gw_table *old = gw->table;
   gw_pool **np = calloc(t->n_groups, sizeof *np);
   bool *claimed = calloc(old->n_groups + 1, sizeof *claimed);
-  if (!np || !claimed || gw_stats_grow(gw, n_slots) != 0) {
+  bool *edit = calloc(t->n_groups + 1, sizeof *edit);
+  if (!np || !claimed || !edit || gw_stats_grow(gw, n_slots) != 0) {
     free(np);
     free(claimed);
+    free(edit);
     log_reload_failed(gw, "out of memory: this worker keeps the old routes");
     gw_table_unref(t);
     return;
@@ -669,8 +675,16 @@ void gw_backend_reload(gw_gateway *gw, gw_table *t) {
     if (!best) continue;
     np[g] = gw->pools[best_i];
     claimed[best_i] = true;
-    pool_edit(gw, np[g], &t->groups[g]);
+    edit[g] = true;
   }
+  /* The labels (for /metrics and the log lines below) first: the pools serve the new routes. */
+  for (size_t g = 0; g < t->n_groups; g++)
+    if (np[g]) {
+      free(np[g]->label);
+      np[g]->label = label_of(t, g);
+    }
+  for (size_t g = 0; g < t->n_groups; g++)
+    if (edit[g]) pool_edit(gw, np[g], &t->groups[g]);
   for (size_t g = 0; g < t->n_groups; g++) {
     if (np[g]) continue;
     char err[400];
@@ -678,13 +692,15 @@ void gw_backend_reload(gw_gateway *gw, gw_table *t) {
       log_reload_failed(gw, err); /* the routes of that list get UNAVAILABLE */
       continue;
     }
+    np[g]->label = label_of(t, g);
     for (size_t i = 0; i < t->groups[g].n_uris; i++)
-      log_backend(gw, "backend_added", t->groups[g].uris[i], NULL);
+      log_backend(gw, "backend_added", np[g], t->groups[g].uris[i], NULL);
   }
   for (size_t i = 0; i < old->n_groups; i++)
     if (!claimed[i] && gw->pools[i]) pool_drain(gw, gw->pools[i]);
   free(claimed);
-  /* Labels for /metrics; the list in the new table's order, then what drains. */
+  free(edit);
+  /* The list in the new table's order, then what drains. */
   gw_pool *rest = NULL, **tail = &rest;
   for (gw_pool *gp = gw->all, *next; gp; gp = next) {
     next = gp->next;
@@ -695,8 +711,6 @@ void gw_backend_reload(gw_gateway *gw, gw_table *t) {
   *tail = NULL;
   for (size_t g = t->n_groups; g-- > 0;) {
     if (!np[g]) continue;
-    free(np[g]->label);
-    np[g]->label = label_of(t, g);
     bool listed = false; /* two groups never share a pool, but be safe */
     for (gw_pool *gp = rest; gp && !listed; gp = gp->next) listed = gp == np[g];
     if (!listed) np[g]->next = rest, rest = np[g];

@@ -188,7 +188,8 @@ static void log_drained(gw_gateway *gw, const gw_backend_snap *old, size_t n_old
     if (still) continue;
     char worker[12];
     snprintf(worker, sizeof worker, "%d", gw->index);
-    gw_log(gw->cfg, "backend_drained", "backend", old[i].uri, "worker", worker, NULL);
+    gw_log(gw->cfg, "backend_drained", "backend", old[i].uri, "pool",
+           old[i].label ? old[i].label : "", "worker", worker, NULL);
   }
 }
 
