@@ -78,6 +78,12 @@ static void usage(FILE *f) {
       "SIGINT/SIGTERM drain: no new clients or requests, /healthz answers 503, each client is\n"
       "closed with 1001 once its reqs in flight are answered (--drain-timeout DURATION at most,\n"
       "default 10s); a second signal stops at once.\n"
+      "SIGHUP reloads the routes without dropping a client: the --config file is read again\n"
+      "and the command line applied over it, as at the start (so --route on the command line\n"
+      "stays, and the file's routes apply only without it). Backends that stay keep their\n"
+      "connections; a removed backend takes no new request and its open streams go on until\n"
+      "they end (--drain-timeout at most). A bad configuration is refused and logged; settings\n"
+      "other than the routes are logged as ignored until a restart.\n"
       "HTTP on the same port: GET /healthz (200 while a backend is connected, else 503) and\n"
       "GET /metrics (Prometheus text format).\n"
       "Exit status: 0 ok, 1 cannot listen, 2 usage.\n");
