@@ -30,8 +30,19 @@ start G "$gw" --config "$cfg" --workers 2
 pg=$(port_of "$(uri G)")
 ready "$pg"
 sleep 0.5 # every pool's connections up, not just the first
+# An RSocket client (/rsocket) with a stream on B across the reload: 8 elements, 1 s apart.
+start RS "$bin/rsocket" --stream -r b.count -d 8 --delayElements 1000 --timeout 60s \
+  "ws://127.0.0.1:$pg/rsocket"
+wait_for "$work/RS.out" '^1$'
 scenario reload "$pg" "$(cat "$work/G.pid")" "$cfg" "$work/G.out" "$A" "$B" "$C" "$D"
 check "the gateway is still up" yes "$(kill -0 "$(cat "$work/G.pid")" && echo yes)"
+rs_pid=$(cat "$work/RS.pid")
+rs_rc=0
+wait "$rs_pid" || rs_rc=$?
+check "RSocket client: its stream on the removed backend ran to its end (exit status)" 0 "$rs_rc"
+check "RSocket client: every element, in order" "1 2 3 4 5 6 7 8" "$(tr '\n' ' ' < "$work/RS.out" | sed 's/ $//')"
+check "RSocket client after the reload: b.* goes to C" '"C"' \
+  "$(timeout 20 "$bin/rsocket" -r b.whoami "ws://127.0.0.1:$pg/rsocket" 2>&1)"
 
 # The command line's --route replaces the file's routes, at the start and at each reload.
 cfg2=$work/gateway2.json
