@@ -6,11 +6,14 @@ processes (whoami says which one answered). Each prints CHECK lines (gwclient.py
   reload PORT PID CONFIG LOG A B C D   the config names A, B (a.* = A,B; b.* = B; * = A);
                                        rewritten to a.* = A,D; b.* = C; new.* = D; * = A, then
                                        to broken files: see reload()
+  churn PORT PID CONFIG A B C          40 reloads that swap B and C in a.*, 0.1 s apart, under a
+                                       steady load of reqs and subs: nothing fails
   cli PORT PID CONFIG LOG A C          --route on the command line: a reload keeps it
 """
 import json
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -198,6 +201,47 @@ def reload(port, pid, config, log, A, B, C, D):
     c2.close()
 
 
+def churn(port, pid, config, A, B, C):
+    c = Client(port)
+    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    before = metrics(port).get('rsocket_gateway_config_reloads_total{result="ok"}', 0)
+    reqs = subs = ended = reloads = 0
+    bad = {}
+    last = time.monotonic()
+    while reloads < 40:
+        # Subs with client credit (3 elements, 1 granted at a time) and reqs, one at a time.
+        if subs - ended < 20:
+            c.send({"type": "sub", "id": "s%d" % subs, "route": "a.count", "data": 3, "n": 1})
+            subs += 1
+        c.send({"type": "req", "id": "r%d" % reqs, "route": "a.whoami"})
+        reqs += 1
+        while True:
+            m = c.recv(10)
+            if not str(m.get("id")).startswith("s"):
+                break
+            if m["type"] == "ind":
+                c.send({"type": "more", "id": m["id"], "n": 1})
+                continue
+            ended += 1
+            if m["type"] != "end":
+                bad[error_of(m)] = bad.get(error_of(m), 0) + 1
+        if m["type"] != "cfm" or m.get("data") not in ("A", "B", "C", "D"):
+            bad[error_of(m)] = bad.get(error_of(m), 0) + 1
+        if time.monotonic() - last >= 0.1:
+            write_config(config, {"a.*": [A, C] if reloads % 2 == 0 else [A, B], "*": A},
+                         drain_timeout="10s")
+            os.kill(pid, signal.SIGHUP)
+            reloads += 1
+            last = time.monotonic()
+    CHECK("churn: %d reqs and %d subs across %d reloads: none failed" % (reqs, ended, reloads), {},
+          bad)
+    got = wait_until(lambda: metrics(port).get(
+        'rsocket_gateway_config_reloads_total{result="ok"}', 0) > before)
+    CHECK("churn: the reloads were applied", True, bool(got))
+    CHECK("churn: the client is still connected", "pong", c.call({"type": "ping", "id": "p"})["type"])
+    c.close()
+
+
 def cli(port, pid, config, log, A, C):
     c = Client(port)
     CHECK("--route on the command line wins over the file's routes", "A",
@@ -209,4 +253,4 @@ def cli(port, pid, config, log, A, C):
     c.close()
 
 
-run({"reload": reload, "cli": cli})
+run({"reload": reload, "churn": churn, "cli": cli})

@@ -3,7 +3,8 @@
 # "Reloading the configuration"): tests/support/gw_backend processes A, B, C, D behind a gateway
 # with two workers started with --config; tests/integration/gateway_reload.py keeps JSON clients
 # with open subs and reqs across a reload that removes B, adds C and D and changes a route, then
-# sends broken configurations. A second gateway checks that --route on the command line stays.
+# sends broken configurations, then 40 reloads in a row under load. A second gateway checks that
+# --route on the command line stays.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 bin=${RS_BIN:-build/bin}
@@ -43,6 +44,9 @@ check "RSocket client: its stream on the removed backend ran to its end (exit st
 check "RSocket client: every element, in order" "1 2 3 4 5 6 7 8" "$(tr '\n' ' ' < "$work/RS.out" | sed 's/ $//')"
 check "RSocket client after the reload: b.* goes to C" '"C"' \
   "$(timeout 20 "$bin/rsocket" -r b.whoami "ws://127.0.0.1:$pg/rsocket" 2>&1)"
+# Reloads in a row that swap a backend in and out (its index in the pool reused while the
+# previous one may still drain), under load.
+scenario churn "$pg" "$(cat "$work/G.pid")" "$cfg" "$A" "$B" "$C"
 
 # The command line's --route replaces the file's routes, at the start and at each reload.
 cfg2=$work/gateway2.json
