@@ -170,11 +170,12 @@ void gw_client_forget(gw_client *c, gw_stream *st) {
   table_remove(c, st);
 }
 
-/* Counted under the route of the message being handled (gw->cur_route; -1: none known). */
+/* Counted under the route of the message being handled (gw->cur_route, a stats slot; 0: none
+ * known). */
 static void send_rej(gw_client *c, const rs_gw_id *id, const char *code, const char *message,
                      size_t len) {
   gw_gateway *gw = c->gw;
-  size_t row = gw->cur_route >= 0 ? (size_t)gw->cur_route : gw->cfg->n_routes;
+  size_t row = gw->cur_route > 0 ? (size_t)gw->cur_route : 0;
   GW_ADD(gw->stats.errors[row * GW_CODE_COUNT + (size_t)gw_code_of(code)], 1);
   if (rs_gw_format_rej(&gw->out, id, code, (rs_bytes){(const uint8_t *)message, len}) == 0)
     gw_client_send(c, GW_OUT_REJ);
@@ -230,10 +231,10 @@ static const char *model_word(gw_model m) {
 static void open_request(gw_client *c, const rs_gw_cmd *cmd, gw_model model) {
   gw_gateway *gw = c->gw;
   const gw_config *cfg = gw->cfg;
-  long route = gw_config_lookup(cfg, cmd->route, cmd->route_len);
-  gw->cur_route = route;
-  size_t row = route >= 0 ? (size_t)route : cfg->n_routes;
-  GW_ADD(gw->stats.requests[row * GW_MODEL_COUNT + (size_t)(model - 1)], 1);
+  long route = gw_table_lookup(gw->table, cmd->route, cmd->route_len);
+  uint16_t slot = gw_route_slot(gw, route);
+  gw->cur_route = slot;
+  GW_ADD(gw->stats.requests[(size_t)slot * GW_MODEL_COUNT + (size_t)(model - 1)], 1);
   if (table_find(c, &cmd->id)) {
     rejectf(c, &cmd->id, "BAD_REQUEST", "id %.*s is already open", (int)cmd->id.text.len,
             (const char *)cmd->id.text.ptr);
@@ -274,8 +275,8 @@ static void open_request(gw_client *c, const rs_gw_cmd *cmd, gw_model model) {
     rejectf(c, &cmd->id, "UNAVAILABLE", "the gateway is out of memory");
     return;
   }
-  st->route = (uint16_t)route;
-  int rc = gw_backend_open(gw, c, st, cfg->routes[route].group, cmd);
+  st->route = slot;
+  int rc = gw_backend_open(gw, c, st, gw_route_pool(gw, route), cmd);
   if (rc != 0) {
     gw_client_forget(c, st);
     gw_stream_release(st, false); /* no backend stream: freed now */
@@ -287,17 +288,17 @@ static void open_request(gw_client *c, const rs_gw_cmd *cmd, gw_model model) {
 
 static void on_fnf(gw_client *c, const rs_gw_cmd *cmd) {
   bool answer = cmd->id.kind != RS_GW_ID_NONE;
-  long route = gw_config_lookup(c->gw->cfg, cmd->route, cmd->route_len);
-  c->gw->cur_route = route;
-  size_t row = route >= 0 ? (size_t)route : c->gw->cfg->n_routes;
-  GW_ADD(c->gw->stats.requests[row * GW_MODEL_COUNT + GW_M_FNF], 1);
+  long route = gw_table_lookup(c->gw->table, cmd->route, cmd->route_len);
+  uint16_t slot = gw_route_slot(c->gw, route);
+  c->gw->cur_route = slot;
+  GW_ADD(c->gw->stats.requests[(size_t)slot * GW_MODEL_COUNT + GW_M_FNF], 1);
   if (route < 0) {
     if (answer)
       rejectf(c, &cmd->id, "NO_ROUTE", "no backend serves route '%.*s'", (int)cmd->route_len,
               (const char *)cmd->route);
     return;
   }
-  int rc = gw_backend_fnf(c->gw, c, c->gw->cfg->routes[route].group, cmd);
+  int rc = gw_backend_fnf(c->gw, c, gw_route_pool(c->gw, route), cmd);
   if (rc != 0 && answer)
     rejectf(c, &cmd->id, "UNAVAILABLE", "no backend can take fnf '%.*s' now: %s",
             (int)cmd->route_len, (const char *)cmd->route,
@@ -457,7 +458,7 @@ static void on_message(rs_ws_session *s, bool text, const uint8_t *data, size_t 
   gw_gateway *gw = c->gw;
   rs_gw_cmd cmd;
   rs_gw_error e;
-  gw->cur_route = -1;
+  gw->cur_route = 0;
   GW_ADD(gw->stats.client_bytes[0], len);
   if (!c->authed && len > GW_PREAUTH_MAX) {
     close_client(c, 1009, "message too big before authentication");

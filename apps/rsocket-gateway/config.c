@@ -78,6 +78,12 @@ static void usage(FILE *f) {
       "SIGINT/SIGTERM drain: no new clients or requests, /healthz answers 503, each client is\n"
       "closed with 1001 once its reqs in flight are answered (--drain-timeout DURATION at most,\n"
       "default 10s); a second signal stops at once.\n"
+      "SIGHUP reloads the routes without dropping a client: the --config file is read again\n"
+      "and the command line applied over it, as at the start (so --route on the command line\n"
+      "stays, and the file's routes apply only without it). Backends that stay keep their\n"
+      "connections; a removed backend takes no new request and its open streams go on until\n"
+      "they end (--drain-timeout at most). A bad configuration is refused and logged; settings\n"
+      "other than the routes are logged as ignored until a restart.\n"
       "HTTP on the same port: GET /healthz (200 while a backend is connected, else 503) and\n"
       "GET /metrics (Prometheus text format).\n"
       "Exit status: 0 ok, 1 cannot listen, 2 usage.\n");
@@ -232,11 +238,49 @@ int gw_config_add_route(gw_config *c, const char *spec, char *err, size_t errlen
   return rc;
 }
 
-long gw_config_lookup(const gw_config *c, const uint8_t *route, size_t len) {
+/* ---- the route table ---- */
+
+gw_table *gw_table_new(gw_config *c, char *err, size_t errlen) {
+  gw_table *t = calloc(1, sizeof *t);
+  if (!t) {
+    fail(err, errlen, "out of memory");
+    return NULL;
+  }
+  for (size_t i = 0; i < c->n_routes; i++) {
+    long slot = gw_slot_of(c->routes[i].pattern);
+    if (slot < 0) {
+      fail(err, errlen, "more than %d distinct route patterns since the start: restart the gateway",
+           GW_SLOTS_MAX);
+      free(t);
+      return NULL;
+    }
+    c->routes[i].slot = (uint16_t)slot;
+  }
+  atomic_init(&t->refs, 1);
+  t->routes = c->routes, t->n_routes = c->n_routes;
+  t->groups = c->groups, t->n_groups = c->n_groups;
+  c->routes = NULL, c->groups = NULL, c->n_routes = c->n_groups = 0;
+  return t;
+}
+
+gw_table *gw_table_ref(gw_table *t) {
+  atomic_fetch_add(&t->refs, 1);
+  return t;
+}
+
+void gw_table_unref(gw_table *t) {
+  if (!t || atomic_fetch_sub(&t->refs, 1) != 1) return;
+  gw_config c = {
+      .routes = t->routes, .n_routes = t->n_routes, .groups = t->groups, .n_groups = t->n_groups};
+  clear_routes(&c);
+  free(t);
+}
+
+long gw_table_lookup(const gw_table *t, const uint8_t *route, size_t len) {
   long best = -1, any = -1;
   size_t best_len = 0;
-  for (size_t i = 0; i < c->n_routes; i++) {
-    const gw_route *r = &c->routes[i];
+  for (size_t i = 0; i < t->n_routes; i++) {
+    const gw_route *r = &t->routes[i];
     switch (r->match) {
     case GW_EXACT:
       if (strlen(r->pattern) == len && memcmp(r->pattern, route, len) == 0) return (long)i;
@@ -615,8 +659,9 @@ static int usage_error(const char *fmt, ...) {
   return 2;
 }
 
-int gw_config_parse(gw_config *c, int argc, char **argv) {
-  char err[512];
+/* argv (and its --config file) into `c`. Returns 0 to run, 1 when it printed --help or
+ * --version (`startup` only), -1 with the reason in `err`. */
+static int parse(gw_config *c, int argc, char **argv, bool startup, char *err, size_t errlen) {
   /* The config file first, whatever its place on the line: the command line overrides it. */
   for (int i = 1; i < argc; i++) {
     const char *path = NULL;
@@ -624,35 +669,112 @@ int gw_config_parse(gw_config *c, int argc, char **argv) {
       path = argv[i + 1];
     else if (strncmp(argv[i], "--config=", 9) == 0)
       path = argv[i] + 9;
-    if (path && config_file(c, path, err, sizeof err)) return usage_error("%s", err);
+    if (path && config_file(c, path, err, errlen)) return -1;
   }
   bool cli_routes = false;
-  optind = 1;
+  optind = 0; /* glibc: start afresh, also for the second parse of a reload */
+  opterr = startup;
   int ch;
   while ((ch = getopt_long(argc, argv, "hv", long_opts, NULL)) != -1) {
     switch (ch) {
-    case 'h': usage(stdout); return 1;
-    case 'v': printf("rsocket-gateway (rsocket-c) %s\n", RS_VERSION_STRING); return 1;
+    case 'h':
+      if (!startup) break;
+      usage(stdout);
+      return 1;
+    case 'v':
+      if (!startup) break;
+      printf("rsocket-gateway (rsocket-c) %s\n", RS_VERSION_STRING);
+      return 1;
     case O_CONFIG: break;
-    case '?': return usage_error("bad option");
+    case '?': return fail(err, errlen, "bad option");
     default:
       if (ch == O_ROUTE && !cli_routes && c->n_routes) {
         clear_routes(c); /* --route on the command line replaces the file's routes */
       }
       if (ch == O_ROUTE) cli_routes = true;
-      if (apply(c, ch, optarg, err, sizeof err)) return usage_error("%s", err);
+      if (apply(c, ch, optarg, err, errlen)) return -1;
     }
   }
-  if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
-  if (!c->listen) return usage_error("--listen URI is required (e.g. ws://127.0.0.1:8080)");
-  if (c->n_routes == 0) return usage_error("at least one --route PATTERN=URI is required");
+  if (optind < argc) return fail(err, errlen, "unexpected argument '%s'", argv[optind]);
+  if (!c->listen) return fail(err, errlen, "--listen URI is required (e.g. ws://127.0.0.1:8080)");
+  if (c->n_routes == 0) return fail(err, errlen, "at least one --route PATTERN=URI is required");
   bool wss = strncmp(c->listen, "wss://", 6) == 0;
-  if (wss && (!c->cert || !c->key)) return usage_error("wss:// needs --cert FILE and --key FILE");
-  if (!wss && (c->cert || c->key)) return usage_error("--cert and --key are for wss:// only");
-  if (gw_static_init(c, err, sizeof err)) return usage_error("%s", err);
+  if (wss && (!c->cert || !c->key))
+    return fail(err, errlen, "wss:// needs --cert FILE and --key FILE");
+  if (!wss && (c->cert || c->key)) return fail(err, errlen, "--cert and --key are for wss:// only");
+  if (gw_static_init(c, err, errlen)) return -1;
   if (c->jwt_secret && c->jwt_public_key)
-    return usage_error("--jwt-secret and --jwt-public-key exclude each other");
+    return fail(err, errlen, "--jwt-secret and --jwt-public-key exclude each other");
   if (c->n_jwt_claims && !gw_auth_enabled(c))
-    return usage_error("--jwt-claims needs --jwt-secret or --jwt-public-key");
+    return fail(err, errlen, "--jwt-claims needs --jwt-secret or --jwt-public-key");
   return 0;
+}
+
+int gw_config_parse(gw_config *c, int argc, char **argv) {
+  char err[512];
+  int rc = parse(c, argc, argv, true, err, sizeof err);
+  return rc < 0 ? usage_error("%s", err) : rc;
+}
+
+int gw_config_reparse(gw_config *c, int argc, char **argv, char *err, size_t errlen) {
+  return parse(c, argc, argv, false, err, errlen) == 0 ? 0 : -1;
+}
+
+static bool str_differ(const char *a, const char *b) {
+  return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+static bool bytes_differ(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
+  return alen != blen || (alen && memcmp(a, b, alen) != 0);
+}
+
+static bool list_differ(char **a, size_t an, char **b, size_t bn) {
+  if (an != bn) return true;
+  for (size_t i = 0; i < an; i++)
+    if (strcmp(a[i], b[i]) != 0) return true;
+  return false;
+}
+
+void gw_config_changed(const gw_config *a, const gw_config *b, char *out, size_t cap) {
+  const struct {
+    bool differ;
+    int id;
+  } checks[] = {
+      {str_differ(a->listen, b->listen), O_LISTEN},
+      {a->workers != b->workers, O_WORKERS},
+      {str_differ(a->cert, b->cert), O_CERT},
+      {str_differ(a->key, b->key), O_KEY},
+      {a->connections != b->connections, O_CONNECTIONS},
+      {a->lb != b->lb, O_LB},
+      {a->max_message != b->max_message, O_MAX_MESSAGE},
+      {a->max_buffer != b->max_buffer, O_MAX_BUFFER},
+      {a->max_clients != b->max_clients, O_MAX_CLIENTS},
+      {a->max_streams != b->max_streams, O_MAX_STREAMS},
+      {a->credit_window != b->credit_window, O_CREDIT},
+      {a->request_timeout_ms != b->request_timeout_ms, O_TIMEOUT},
+      {str_differ(a->static_dir, b->static_dir), O_STATIC},
+      {a->log_format != b->log_format, O_LOG_FORMAT},
+      {a->backend_resume_ms != b->backend_resume_ms, O_BACKEND_RESUME},
+      {a->backend_lease != b->backend_lease, O_BACKEND_LEASE},
+      {a->busy_poll != b->busy_poll, O_BUSY_POLL},
+      {bytes_differ(a->jwt_secret, a->jwt_secret_len, b->jwt_secret, b->jwt_secret_len),
+       O_JWT_SECRET},
+      {bytes_differ(a->jwt_public_key, a->jwt_public_key_len, b->jwt_public_key,
+                    b->jwt_public_key_len),
+       O_JWT_PUBLIC_KEY},
+      {list_differ(a->jwt_claims, a->n_jwt_claims, b->jwt_claims, b->n_jwt_claims), O_JWT_CLAIMS},
+      {a->auth_timeout_ms != b->auth_timeout_ms, O_AUTH_TIMEOUT},
+      {list_differ(a->origins, a->n_origins, b->origins, b->n_origins), O_ORIGIN},
+      {a->rate_limit != b->rate_limit, O_RATE_LIMIT},
+      {a->drain_timeout_ms != b->drain_timeout_ms, O_DRAIN_TIMEOUT},
+      {a->rsocket_mtu != b->rsocket_mtu, O_RSOCKET_MTU},
+  };
+  size_t len = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+    if (!checks[i].differ) continue;
+    int n = snprintf(out + len, cap - len, "%s%s", len ? "," : "", opt_name(checks[i].id));
+    if (n < 0 || (size_t)n >= cap - len) break;
+    len += (size_t)n;
+  }
 }

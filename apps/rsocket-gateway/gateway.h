@@ -4,13 +4,21 @@
  * socket to the producing backend. docs/GATEWAY.md is the manual; this file the map:
  *
  *   config.c   options, the command line and the config file (jansson), the route table
- *   main.c     the server: workers, handshake hook, /healthz, signals
+ *   main.c     the server: workers, handshake hook, /healthz, signals, reloads (SIGHUP)
  *   client.c   one browser: its messages, its open requests by id, its back-pressure
  *   backend.c  the pools of one worker and what comes back from backends
  *   passthrough.c  RSocket clients (/rsocket): each stream proxied to a backend stream
  *
  * Threads: each worker (rs_server worker loop) has its own pools, parser and buffers; a client
  * and everything about it lives on the worker that accepted it.
+ *
+ * Reloads (SIGHUP): the main loop parses the configuration again and builds a new route table
+ * (gw_table, immutable, reference-counted); each worker adopts it on its own thread
+ * (gw_backend_reload, posted with rs_runtime_post): its pools are kept, edited (targets added
+ * and removed) or started to serve the new backend lists, and pools no route uses drain. Nothing
+ * a stream or a client holds points into a table: a stream keeps its backend connection and the
+ * stats slot of its route (stable for the process's life), so the old table is freed as soon as
+ * the last worker has let go of it.
  */
 #ifndef RSOCKET_GATEWAY_APP_H
 #define RSOCKET_GATEWAY_APP_H
@@ -46,7 +54,8 @@ typedef struct gw_route {
   char *pattern;  /* as written: "rooms.post", "rooms.*", "*" */
   gw_match match; /* GW_PREFIX: `pattern` without its '*' ("rooms.") is the prefix */
   size_t prefix_len;
-  size_t group; /* index into gw_config.groups */
+  size_t group;  /* index into gw_config.groups (gw_table.groups) */
+  uint16_t slot; /* its counters' row (gw_slot_of): the same for the same pattern after reloads */
 } gw_route;
 
 /* The distinct backend lists: routes naming the same list share one pool per worker. */
@@ -59,7 +68,7 @@ typedef enum gw_log_format { GW_LOG_TEXT = 0, GW_LOG_JSON, GW_LOG_NONE } gw_log_
 
 typedef struct gw_config {
   char *listen;
-  gw_route *routes;
+  gw_route *routes; /* parsed; gw_table_new takes them */
   size_t n_routes;
   gw_group *groups;
   size_t n_groups;
@@ -100,11 +109,34 @@ void gw_config_free(gw_config *c);
 /* Parses argv (and --config FILE, whose values the command line overrides). Returns 0 to run,
  * 1 when it printed --help or --version (exit 0), 2 on a usage error (printed, exit 2). */
 int gw_config_parse(gw_config *c, int argc, char **argv);
+/* The same for a reload (SIGHUP): `c` fresh from gw_config_init, argv as at the start. Returns 0,
+ * or -1 with the reason in `err` (nothing printed). */
+int gw_config_reparse(gw_config *c, int argc, char **argv, char *err, size_t errlen);
+/* The settings other than the routes that differ between `a` and `b`, as option names separated
+ * by commas ("workers,listen"), into `out` ("" when none). A reload applies only the routes. */
+void gw_config_changed(const gw_config *a, const gw_config *b, char *out, size_t cap);
 /* Adds one `PATTERN=URI[,URI...]` route. Returns 0, or -1 with a reason in `err`. */
 int gw_config_add_route(gw_config *c, const char *spec, char *err, size_t errlen);
-/* The route (index into c->routes) serving `route`: the exact pattern, else the longest matching
+
+/* The route table in force: the routes and the distinct backend lists they name. Immutable once
+ * built; main and every worker hold a reference; freed by the last gw_table_unref (any
+ * thread). */
+typedef struct gw_table {
+  atomic_uint refs;
+  gw_route *routes;
+  size_t n_routes;
+  gw_group *groups;
+  size_t n_groups;
+} gw_table;
+
+/* A table of c's routes and groups, which it takes (c has none after), with each route's stats
+ * slot. Returns it (one reference), or NULL with a reason in `err`. */
+gw_table *gw_table_new(gw_config *c, char *err, size_t errlen);
+gw_table *gw_table_ref(gw_table *t);
+void gw_table_unref(gw_table *t);
+/* The route (index into t->routes) serving `route`: the exact pattern, else the longest matching
  * prefix, else "*". Returns -1 when none matches. */
-long gw_config_lookup(const gw_config *c, const uint8_t *route, size_t len);
+long gw_table_lookup(const gw_table *t, const uint8_t *route, size_t len);
 
 /* ---- auth.c ---- */
 #define GW_PREAUTH_MAX (RS_GW_TOKEN_MAX + 1024) /* largest message before authentication */
@@ -167,9 +199,28 @@ typedef struct gw_stats {
   gw_counter client_frames[2][64];   /* RSocket clients' frames: [outbound][type] */
   gw_counter backend_bytes[2];       /* in, out */
   gw_counter pushes, pushes_dropped; /* messages to clients; unknown push routes */
-  gw_counter *requests;              /* [(n_routes + 1) * GW_MODEL_COUNT]; the last row: no route */
-  gw_counter *errors;                /* [(n_routes + 1) * GW_CODE_COUNT] */
+  /* By route: one row per stats slot (gw_slot_of; row 0: no route), grown by the worker when it
+   * adopts a table with new patterns (under snap_mu, which /metrics takes to read them). */
+  gw_counter *requests; /* [n_slots * GW_MODEL_COUNT] */
+  gw_counter *errors;   /* [n_slots * GW_CODE_COUNT] */
+  size_t n_slots;
 } gw_stats;
+
+/* One backend target as /metrics shows it: a worker's copy, strings its own. */
+typedef struct gw_backend_snap {
+  const void *pool; /* which pool and target index: the snapshot's layout (never dereferenced) */
+  size_t index;
+  char *uri, *label; /* the backend, the route patterns its pool serves */
+  rs_pool_target_stats st;
+} gw_backend_snap;
+
+/* Stats slots: every route pattern seen since the start gets one, for the process's life, so
+ * that a stream's counters never point into a route table that a reload replaced. */
+#define GW_SLOTS_MAX 65535
+/* The slot of `pattern` (>= 1; 0 is "no route"), or -1 when GW_SLOTS_MAX patterns have been
+ * seen already. Any thread. */
+long gw_slot_of(const char *pattern);
+void gw_slots_free(void);
 
 /* ---- runtime state ---- */
 
@@ -191,7 +242,7 @@ struct gw_stream {
   rs_conn *conn;     /* the backend connection; NULL once the engine let go */
   uint32_t sid;
   gw_model model;
-  uint16_t route;       /* index into gw_config.routes */
+  uint16_t route;       /* its route's stats slot (gw_route_slot): valid across reloads */
   bool client_credit;   /* sub/chan opened with "n": the client's request(n) go through */
   bool up_done;         /* chan: the client sent done (or the backend cancelled our half) */
   bool up_cancelled;    /* chan: the backend cancelled our half: sends are dropped */
@@ -238,13 +289,27 @@ struct gw_client {
   gw_client *wait_next;
 };
 
+/* One pool of a worker: the backends of one backend list. */
+typedef struct gw_pool {
+  rs_pool *pool;
+  char *label;   /* the route patterns it serves, space-separated (the metrics' pool label) */
+  uint8_t *down; /* per target index and connection: its failure was logged */
+  size_t n_down; /* target indices it covers */
+  bool draining; /* no route uses it now: its targets drain, then it closes */
+  bool closing;  /* rs_pool_close called */
+  struct gw_pool *next;
+} gw_pool;
+
 /* What each worker has. */
 struct gw_gateway {
-  const gw_config *cfg;
+  const gw_config *cfg; /* the settings of the start (reloads change only the table) */
   uv_loop_t *loop;
   int index;
-  rs_pool **pools; /* one per group */
-  uint8_t **down;  /* per group, per backend and connection: its failure was logged */
+  gw_table *table; /* the routes this worker serves (one reference) */
+  gw_pool **pools; /* one per table group */
+  gw_pool *all;    /* every pool: the table's, then those draining */
+  bool stopping;
+  bool snap_dirty; /* the pools changed: the next snapshot is made anew */
   rs_gw_parser parser;
   rs_gw_buf out;    /* outgoing messages are formatted here */
   uint8_t *scratch; /* compacted data and metadata of a request */
@@ -255,7 +320,7 @@ struct gw_gateway {
   atomic_bool backends_up;
   gw_stream *t_head, *t_tail;
   gw_client *waiting; /* clients paused because a backend connection is not writable */
-  long cur_route;     /* the route of the message being handled, for counting rej (-1: none) */
+  long cur_route;     /* the stats slot of the message being handled, for counting rej (0: none) */
   uint64_t next_session;
   atomic_size_t *clients; /* the whole gateway's count, for --max-clients */
   atomic_bool *draining;  /* SIGTERM came: finish reqs, then close clients with 1001 */
@@ -271,15 +336,18 @@ struct gw_gateway {
   uv_timer_t pt_timer;           /* request timeouts of RSocket clients */
   uv_timer_t pt_lease;           /* leases to RSocket clients that asked for lease */
   gw_stats stats;
-  pthread_mutex_t snap_mu; /* guards snap: the pools' figures for /metrics */
-  rs_pool_target_stats *snap;
+  pthread_mutex_t snap_mu; /* guards snap and the per-route counters' arrays, for /metrics */
+  gw_backend_snap *snap;
   size_t n_snap;
 };
 
 /* ---- metrics.c ---- */
 int gw_stats_init(gw_gateway *gw); /* 0, or -1: out of memory */
 void gw_stats_free(gw_gateway *gw);
-/* Copies the pools' figures for /metrics (on the worker's thread). */
+/* Room for the counters of slots below `n_slots` (on the worker's thread). 0, or -1. */
+int gw_stats_grow(gw_gateway *gw, size_t n_slots);
+/* Copies the pools' figures for /metrics (on the worker's thread); logs backend_drained for each
+ * removed backend whose connections are all gone since the last copy. */
 void gw_stats_snapshot(gw_gateway *gw);
 /* Counts one backend frame (the pools' on_frame tap). */
 void gw_stats_frame(gw_gateway *gw, bool outbound, const uint8_t *frame, size_t len);
@@ -288,22 +356,36 @@ void gw_stats_client_frame(rs_conn *conn, bool outbound, const uint8_t *frame, s
                            void *user);
 /* GW_CODE_* of a code name (unknown names count as UNAVAILABLE). */
 int gw_code_of(const char *code);
-/* Answers GET /metrics. */
-void gw_metrics_render(rs_server *server, const gw_config *cfg, rs_http_response *res);
+/* Answers GET /metrics; `reloads` counts configuration reloads: [0] ok, [1] refused. */
+void gw_metrics_render(rs_server *server, const gw_counter reloads[2], rs_http_response *res);
 
 /* ---- backend.c ---- */
-/* Makes the worker's pools. Returns 0, or -1 with a reason in `err`. */
+/* Makes the worker's pools for gw->table. Returns 0, or -1 with a reason in `err`. */
 int gw_backend_start(gw_gateway *gw, char *err, size_t errlen);
+/* Adopts table `t` (takes the caller's reference), on the worker's thread: pools of backend lists
+ * that stay are kept, a pool whose list changed gets its new targets and drains the removed ones
+ * (within --drain-timeout), new lists get new pools, pools no route uses drain and close. */
+void gw_backend_reload(gw_gateway *gw, gw_table *t);
+/* The pool of route `route` (an index into gw->table->routes; NULL when its pool could not be
+ * made). */
+rs_pool *gw_route_pool(gw_gateway *gw, long route);
+/* The stats slot of route `route` (0 for -1: no route). */
+static inline uint16_t gw_route_slot(const gw_gateway *gw, long route) {
+  return route >= 0 ? gw->table->routes[route].slot : 0;
+}
+/* For leases to RSocket clients: connections of the table's backends that can take a request
+ * now (weighted by lease availability), and connections there would be with all up. */
+void gw_backend_capacity(gw_gateway *gw, double *usable, double *total);
 /* Closes them (graceful or not); gw is freed by `done` once everything is closed. */
 void gw_backend_stop(gw_gateway *gw, void (*done)(gw_gateway *gw));
 /* True when some backend connection is established. */
 bool gw_backend_any_connected(gw_gateway *gw);
 /* Opens the backend stream of a req, sub or chan. Returns 0, or the pool's error (nothing open:
  * the caller rejects and frees). */
-int gw_backend_open(gw_gateway *gw, gw_client *c, gw_stream *st, size_t group,
+int gw_backend_open(gw_gateway *gw, gw_client *c, gw_stream *st, rs_pool *pool,
                     const rs_gw_cmd *cmd);
 /* Fire-and-forget. Returns 0 or the pool's error. */
-int gw_backend_fnf(gw_gateway *gw, gw_client *c, size_t group, const rs_gw_cmd *cmd);
+int gw_backend_fnf(gw_gateway *gw, gw_client *c, rs_pool *pool, const rs_gw_cmd *cmd);
 /* The client metadata entry's JSON ({"session":…,"peer":…,"user":…,"claims":…}), malloc'd, its
  * length in *len; NULL when out of memory. `user` and `claims` may be NULL. */
 char *gw_entry_make(uint64_t session, const char *peer, const char *user, const char *claims,

@@ -1,7 +1,7 @@
 /*
  * rsocket-gateway: the server. Browsers connect over WebSocket (ws:// or wss://) and speak the
  * JSON protocol (client.c) or RSocket (passthrough.c); each worker has its own pools of backend
- * connections (backend.c).
+ * connections (backend.c). Signals: SIGINT and SIGTERM drain, SIGHUP reloads the routes.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -11,10 +11,14 @@
 #include "gateway.h"
 
 typedef struct gw_main {
-  gw_config cfg;
+  gw_config cfg;   /* the settings of the start; its routes are in `table` */
+  gw_table *table; /* the routes in force (the last reload's) */
+  int argc;        /* the command line, parsed again at each reload */
+  char **argv;
+  gw_counter reloads[2]; /* ok, refused (written by the main loop only) */
   rs_server *server;
   uv_loop_t *loop;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
   uv_timer_t drain;
   uint64_t drain_deadline;
   bool stopping, stopped;
@@ -84,7 +88,7 @@ static void on_http(rs_server *server, const rs_http_request *req, rs_http_respo
                     void *user) {
   gw_main *m = user;
   if (path_is(req->path, "/metrics")) {
-    gw_metrics_render(server, &m->cfg, res);
+    gw_metrics_render(server, m->reloads, res);
     return;
   }
   if (!path_is(req->path, "/healthz")) {
@@ -105,6 +109,7 @@ static void *on_worker_start(rs_server *server, int index, uv_loop_t *loop, void
   gw_gateway *gw = calloc(1, sizeof *gw);
   if (!gw) return NULL;
   gw->cfg = &m->cfg;
+  gw->table = gw_table_ref(m->table);
   gw->server = server;
   gw->loop = loop;
   gw->index = index;
@@ -128,9 +133,14 @@ static void gateway_free(gw_gateway *gw) {
   rs_gw_buf_free(&gw->out);
   gw_stats_free(gw);
   free(gw->sessions);
-  for (size_t g = 0; gw->down && g < gw->cfg->n_groups; g++) free(gw->down[g]);
-  free(gw->down);
+  for (gw_pool *gp = gw->all, *next; gp; gp = next) { /* left only when none could start */
+    next = gp->next;
+    free(gp->label);
+    free(gp->down);
+    free(gp);
+  }
   free(gw->pools);
+  gw_table_unref(gw->table);
   free(gw->scratch);
   free(gw);
 }
@@ -146,6 +156,7 @@ static void on_stopped(void *arg) {
   gw_main *m = arg;
   uv_close((uv_handle_t *)&m->sigint, NULL);
   uv_close((uv_handle_t *)&m->sigterm, NULL);
+  uv_close((uv_handle_t *)&m->sighup, NULL);
   uv_close((uv_handle_t *)&m->drain, NULL);
 }
 
@@ -189,14 +200,109 @@ static void on_signal(uv_signal_t *h, int signum) {
   uv_timer_start(&m->drain, drain_tick, 20, 20);
 }
 
+/* ---- reloads ---- */
+
+typedef struct reload_job {
+  gw_gateway *gw;
+  gw_table *table; /* a reference for the worker */
+} reload_job;
+
+static void reload_worker(void *arg) {
+  reload_job *j = arg;
+  gw_backend_reload(j->gw, j->table);
+  free(j);
+}
+
+/* Whether `t` names `uri` in a backend list before (g, i); anywhere for g = t->n_groups. */
+static bool names_before(const gw_table *t, const char *uri, size_t g, size_t i) {
+  for (size_t h = 0; h <= g && h < t->n_groups; h++)
+    for (size_t k = 0; k < t->groups[h].n_uris && (h < g || k < i); k++)
+      if (strcmp(t->groups[h].uris[k], uri) == 0) return true;
+  return false;
+}
+
+/* The backends of `a` that `b` does not name, once each, space-separated; how many in all (or
+ * all of a's when b is NULL). */
+static size_t backends_missing(const gw_table *a, const gw_table *b, char *out, size_t cap) {
+  size_t len = 0, n = 0;
+  out[0] = '\0';
+  for (size_t g = 0; g < a->n_groups; g++)
+    for (size_t i = 0; i < a->groups[g].n_uris; i++) {
+      const char *u = a->groups[g].uris[i];
+      if (names_before(a, u, g, i) || (b && names_before(b, u, b->n_groups, 0))) continue;
+      n++;
+      int w = snprintf(out + len, cap - len, "%s%s", len ? " " : "", u);
+      if (w > 0 && (size_t)w < cap - len) len += (size_t)w;
+    }
+  return n;
+}
+
+/* SIGHUP: the configuration is read again as at the start (the --config file, then the command
+ * line over it); when it is valid, its routes replace those in force on every worker, each on
+ * its own thread. Settings other than the routes are not changed: those that differ are logged
+ * as ignored until a restart. A configuration that does not parse changes nothing. */
+static void on_reload(uv_signal_t *h, int signum) {
+  (void)signum;
+  gw_main *m = h->data;
+  char err[600];
+  gw_config nc;
+  gw_config_init(&nc);
+  gw_table *t = NULL;
+  if (m->stopping) {
+    snprintf(err, sizeof err, "the gateway is shutting down");
+  } else if (gw_config_reparse(&nc, m->argc, m->argv, err, sizeof err) == 0) {
+    t = gw_table_new(&nc, err, sizeof err);
+  }
+  if (!t) {
+    GW_ADD(m->reloads[1], 1);
+    gw_log(&m->cfg, "config_reload", "result", "error", "error", err, "kept",
+           "the configuration in force stays", NULL);
+    gw_config_free(&nc);
+    return;
+  }
+  char ignored[400], added[600], removed[600], routes[24], backends[24];
+  gw_config_changed(&m->cfg, &nc, ignored, sizeof ignored);
+  backends_missing(t, m->table, added, sizeof added);
+  backends_missing(m->table, t, removed, sizeof removed);
+  snprintf(routes, sizeof routes, "%zu", t->n_routes);
+  char all[600];
+  snprintf(backends, sizeof backends, "%zu", backends_missing(t, NULL, all, sizeof all));
+  gw_config_free(&nc);
+  gw_table *old = m->table;
+  m->table = t;
+  gw_table_unref(old);
+  GW_ADD(m->reloads[0], 1);
+  gw_log(&m->cfg, "config_reload", "result", "ok", "routes", routes, "backends", backends, "added",
+         added, "removed", removed, "ignored_until_restart", ignored, NULL);
+  for (int i = 0; i < rs_server_workers(m->server); i++) {
+    gw_gateway *gw = rs_server_worker_user(m->server, i);
+    reload_job *j = gw ? malloc(sizeof *j) : NULL;
+    if (!j) continue;
+    j->gw = gw;
+    j->table = gw_table_ref(t);
+    if (rs_runtime_post(rs_server_worker_loop(m->server, i), reload_worker, j) != 0) {
+      gw_table_unref(j->table);
+      free(j);
+    }
+  }
+}
+
 int main(int argc, char **argv) {
   static gw_main m;
   gw_config_init(&m.cfg);
   int rc = gw_config_parse(&m.cfg, argc, argv);
+  char err[400];
+  if (rc == 0 && !(m.table = gw_table_new(&m.cfg, err, sizeof err))) {
+    fprintf(stderr, "rsocket-gateway: %s\n", err);
+    rc = 2;
+  }
   if (rc) {
     gw_config_free(&m.cfg);
+    gw_slots_free();
     return rc == 1 ? 0 : 2;
   }
+  m.argc = argc;
+  m.argv = argv;
   signal(SIGPIPE, SIG_IGN);
   rs_runtime_raise_fd_limit();
   uv_loop_t loop;
@@ -227,7 +333,6 @@ int main(int argc, char **argv) {
   size_t watermark = m.cfg.max_buffer / 4;
   so.settings.output_high_watermark = watermark < (64u << 10) ? watermark : (64u << 10);
 
-  char err[400];
   rc = rs_server_start(&m.server, &loop, &so, err, sizeof err);
   if (rc == 0 && m.err[0]) {
     rs_server_stop(m.server, false, NULL, NULL);
@@ -243,9 +348,11 @@ int main(int argc, char **argv) {
     m.drain.data = &m;
     uv_signal_init(&loop, &m.sigint);
     uv_signal_init(&loop, &m.sigterm);
-    m.sigint.data = m.sigterm.data = &m;
+    uv_signal_init(&loop, &m.sighup);
+    m.sigint.data = m.sigterm.data = m.sighup.data = &m;
     uv_signal_start(&m.sigint, on_signal, SIGINT);
     uv_signal_start(&m.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&m.sighup, on_reload, SIGHUP);
     /* "ws://127.0.0.1:8080" as the user wrote it, without the "/" the runtime adds. */
     const char *uri = rs_server_uri(m.server);
     size_t n = strlen(uri);
@@ -261,6 +368,8 @@ int main(int argc, char **argv) {
   uv_loop_close(&loop);
   for (size_t i = 0; i < sizeof m.gws / sizeof m.gws[0]; i++)
     if (m.gws[i]) gateway_free(m.gws[i]);
+  gw_table_unref(m.table);
   gw_config_free(&m.cfg);
+  gw_slots_free();
   return rc;
 }

@@ -65,7 +65,7 @@ struct gw_pstream {
   bool front_open; /* the client's engine still knows the stream */
   bool back_open;  /* the backend's engine still knows its stream */
   uint8_t model;   /* GW_RR, GW_STREAM, GW_CHANNEL */
-  uint16_t route;  /* index into gw_config.routes */
+  uint16_t route;  /* its route's stats slot (gw_route_slot): valid across reloads */
   gw_rsclient *client;
   uint32_t fsid, bsid; /* the client's stream id, the backend's */
   rs_conn *back;
@@ -80,12 +80,10 @@ static bool bytes_is(rs_bytes b, const char *s) {
 
 /* ---- counting ---- */
 
-static size_t route_row(const gw_gateway *gw, long route) {
-  return route >= 0 ? (size_t)route : gw->cfg->n_routes;
-}
-
-static void count_error(gw_gateway *gw, long route, const char *code) {
-  GW_ADD(gw->stats.errors[route_row(gw, route) * GW_CODE_COUNT + (size_t)gw_code_of(code)], 1);
+/* `slot`: a route's stats slot (gw_route_slot), 0 or -1 for none. */
+static void count_error(gw_gateway *gw, long slot, const char *code) {
+  size_t row = slot > 0 ? (size_t)slot : 0;
+  GW_ADD(gw->stats.errors[row * GW_CODE_COUNT + (size_t)gw_code_of(code)], 1);
 }
 
 /* Ends the client's stream with ERROR[rcode] "CODE: message" (a refusal of the gateway's). */
@@ -288,13 +286,15 @@ static int model_of(uint8_t type) {
   }
 }
 
-/* The route's pool, or -1 after refusing the stream (sid 0: fire-and-forget, nothing to say). */
+/* The route (index into gw->table->routes), or -1 after refusing the stream (sid 0:
+ * fire-and-forget, nothing to say). */
 static long find_route(gw_rsclient *c, const rs_payload *p, uint32_t sid, int metric) {
   gw_gateway *gw = c->gw;
   rs_bytes tag;
   int r = rs_route_of(rs_conn_get_settings(c->conn)->metadata_mime, p, &tag);
-  long route = r == 1 ? gw_config_lookup(gw->cfg, tag.ptr, tag.len) : -1;
-  if (metric >= 0) GW_ADD(gw->stats.requests[route_row(gw, route) * GW_MODEL_COUNT + metric], 1);
+  long route = r == 1 ? gw_table_lookup(gw->table, tag.ptr, tag.len) : -1;
+  if (metric >= 0)
+    GW_ADD(gw->stats.requests[(size_t)gw_route_slot(gw, route) * GW_MODEL_COUNT + metric], 1);
   if (route >= 0) return route;
   if (!sid) {
     count_error(gw, -1, r < 0 ? "BAD_REQUEST" : "NO_ROUTE");
@@ -315,8 +315,9 @@ static long find_route(gw_rsclient *c, const rs_payload *p, uint32_t sid, int me
 static void open_stream(gw_rsclient *c, const rs_request *req, gw_model model) {
   gw_gateway *gw = c->gw;
   const gw_config *cfg = gw->cfg;
-  long route = find_route(c, &req->payload, req->stream_id, (int)model - 1);
-  if (route < 0) return;
+  long index = find_route(c, &req->payload, req->stream_id, (int)model - 1);
+  if (index < 0) return;
+  long route = gw_route_slot(gw, index); /* what is counted, below and in ps->route */
   if (c->streams >= cfg->max_streams) {
     refuse(c, req->stream_id, route, RS_ERROR_REJECTED, "TOO_MANY_STREAMS",
            "%" PRIu32 " streams are open (--max-streams-per-client)", cfg->max_streams);
@@ -348,7 +349,7 @@ static void open_stream(gw_rsclient *c, const rs_request *req, gw_model model) {
   ps->client = c;
   ps->fsid = req->stream_id;
   rs_payload p = {.has_metadata = true, .metadata = {buf, (size_t)mlen}, .data = req->payload.data};
-  rs_pool *pool = gw->pools[cfg->routes[route].group];
+  rs_pool *pool = gw_route_pool(gw, index);
   rs_ssize sid;
   switch (model) {
   case GW_RR: sid = rs_pool_request_response(pool, &p, ps, &ps->back); break;
@@ -375,14 +376,15 @@ static void open_stream(gw_rsclient *c, const rs_request *req, gw_model model) {
 
 static void send_fnf(gw_rsclient *c, const rs_request *req) {
   gw_gateway *gw = c->gw;
-  long route = find_route(c, &req->payload, 0, GW_M_FNF);
-  if (route < 0) return;
+  long index = find_route(c, &req->payload, 0, GW_M_FNF);
+  if (index < 0) return;
+  long route = gw_route_slot(gw, index);
   uint8_t *buf = NULL, *heap = NULL;
   rs_ssize mlen = make_metadata(c, &req->payload, &buf, &heap);
   if (mlen >= 0) {
     rs_payload p = {
         .has_metadata = true, .metadata = {buf, (size_t)mlen}, .data = req->payload.data};
-    if (rs_pool_request_fnf(gw->pools[gw->cfg->routes[route].group], &p, NULL) < 0)
+    if (rs_pool_request_fnf(gw_route_pool(gw, index), &p, NULL) < 0)
       count_error(gw, route, "UNAVAILABLE"); /* nobody to tell: fire-and-forget */
   } else {
     count_error(gw, route, "BAD_REQUEST");
@@ -462,13 +464,14 @@ static void on_metadata_push(rs_conn *conn, rs_bytes metadata, void *user) {
   if (!c) return;
   gw_gateway *gw = c->gw;
   rs_payload p = {.has_metadata = true, .metadata = metadata};
-  long route = find_route(c, &p, 0, -1);
-  if (route < 0) return;
+  long index = find_route(c, &p, 0, -1);
+  if (index < 0) return;
+  long route = gw_route_slot(gw, index);
   uint8_t *buf = NULL, *heap = NULL;
   rs_ssize mlen = make_metadata(c, &p, &buf, &heap);
-  rs_ssize sent = mlen >= 0 ? rs_pool_metadata_push(gw->pools[gw->cfg->routes[route].group],
-                                                    (rs_bytes){buf, (size_t)mlen})
-                            : -1;
+  rs_ssize sent =
+      mlen >= 0 ? rs_pool_metadata_push(gw_route_pool(gw, index), (rs_bytes){buf, (size_t)mlen})
+                : -1;
   if (sent <= 0) count_error(gw, route, mlen < 0 ? "BAD_REQUEST" : "UNAVAILABLE");
   free(heap);
 }
@@ -520,14 +523,8 @@ static int setup_token(const rs_setup_info *s, char *out, size_t cap, char *why,
 /* The lease granted to every client that asked for lease, every second: the share of the
  * backends' capacity this worker can use now, times --max-streams-per-client requests. */
 static uint32_t lease_permits(gw_gateway *gw) {
-  double usable = 0, total = 0;
-  for (size_t g = 0; g < gw->cfg->n_groups; g++)
-    for (size_t t = 0; t < gw->cfg->groups[g].n_uris; t++) {
-      rs_pool_target_stats st;
-      total += gw->cfg->connections;
-      if (gw->pools[g] && rs_pool_target_stats_get(gw->pools[g], t, &st) == 0)
-        usable += st.candidates * st.availability;
-    }
+  double usable, total;
+  gw_backend_capacity(gw, &usable, &total);
   if (usable <= 0 || total <= 0) return 0;
   double permits = (double)gw->cfg->max_streams * usable / total;
   return permits < 1 ? 1 : (uint32_t)(permits + 0.5);

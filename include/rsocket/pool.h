@@ -43,6 +43,12 @@
  * takes every odd stream id's user pointer for its own record). Streams the target opens toward
  * us (its requests: on_request, even stream ids) are the application's as on any connection.
  *
+ * Targets can be added and removed while the pool runs (rs_pool_add_target,
+ * rs_pool_remove_target): a removed target takes no new request at once, and its connections
+ * drain (the streams open on them go on until they end, then the connection closes) within a
+ * deadline of the caller's. A program that reloads its configuration edits its pools this way
+ * without cutting a stream.
+ *
  * Threading: a pool lives on one loop; every call and callback happens on that loop's thread. A
  * multi-worker server makes one pool per worker (rs_server_options.on_worker_start).
  */
@@ -86,9 +92,9 @@ typedef struct rs_pool_options {
   uint32_t ewma_half_life_ms; /* 0 = 5000 */
   /* Optional: a connection changed state (RS_CLIENT_CONNECTED, DISCONNECTED, RESUMED,
    * RECONNECTING: a replacement or a resumption attempt is scheduled, the message says why and
-   * when; CLOSED only when the pool closes, once per connection that was open or connecting).
-   * `target` is the index in `uris`, `slot` 0..connections-1, `message` why (valid during the
-   * call). */
+   * when; CLOSED when the pool closes or the target is removed, once per connection that was
+   * open or connecting). `target` is the target's index (in `uris`, or rs_pool_add_target's),
+   * `slot` 0..connections-1, `message` why (valid during the call). */
   void (*on_event)(rs_pool *pool, size_t target, int slot, rs_client_event ev, const char *message,
                    void *user);
 } rs_pool_options;
@@ -121,6 +127,37 @@ RS_EXPORT int rs_pool_start(rs_pool **out, uv_loop_t *loop, const rs_pool_option
  * on_closed stays); other repeated calls do nothing. Returns no errors.
  */
 RS_EXPORT void rs_pool_close(rs_pool *p, bool graceful, void (*on_closed)(void *arg), void *arg);
+
+/*
+ * Adds a target while the pool runs: `connections` connections to `uri` start connecting, as at
+ * rs_pool_start, and take requests once established. The target gets the lowest free index: one
+ * a removed target left once it was gone, else rs_pool_targets(). Several targets may have the
+ * same URI (a removed one still draining and its successor, say). Returns the index (>= 0), or
+ * RS_ERR_INVALID_ARGUMENT (p or uri NULL, a bad URI, RS_POOL_MAX_TARGETS indices in use, a
+ * WebSocket URI while client.ws is not valid) with a reason in `err` (may be NULL),
+ * RS_ERR_CLOSED (the pool is closing), RS_ERR_NOMEM, RS_ERR_INTERNAL (no random bytes for a
+ * resume token); after an error nothing of the target is left once the loop has run.
+ */
+RS_EXPORT rs_ssize rs_pool_add_target(rs_pool *p, const char *uri, char *err, size_t errlen);
+
+#define RS_POOL_DRAIN_FOREVER UINT32_MAX /* rs_pool_remove_target: no deadline */
+
+/*
+ * Removes target `index`. From this call on it takes no new request (it is no candidate:
+ * rs_pool_available and the strategies skip it; metadata-push too) and its connections are not
+ * replaced. Each established connection closes gracefully (CONNECTION_CLOSE: the streams open on
+ * it go on until they end, then it closes; a resuming session with streams open likewise); one
+ * not established stops at once. Connections still open `drain_ms` later are aborted, their
+ * streams ending with on_error RS_ERR_CLOSED; drain_ms 0 aborts them now, RS_POOL_DRAIN_FOREVER
+ * sets no deadline. on_event reports RS_CLIENT_CLOSED for each connection that was open or
+ * connecting. Until the last one has closed, rs_pool_target_stats_get reports the target with
+ * `draining` set (its figures still count the streams that drain); then its index is free, and
+ * rs_pool_targets() shrinks when it was the highest. rs_pool_close during the drain closes the
+ * rest with the pool. Returns 0, RS_ERR_INVALID_ARGUMENT (p NULL, no target at `index`),
+ * RS_ERR_INVALID_STATE (the target is being removed already), RS_ERR_CLOSED (the pool is
+ * closing).
+ */
+RS_EXPORT int rs_pool_remove_target(rs_pool *p, size_t index, uint32_t drain_ms);
 
 /*
  * Requests: pick a connection, open the stream on it, and return its stream id (> 0, fire-and-
@@ -176,12 +213,16 @@ typedef struct rs_pool_target_stats {
   double latency_ms;   /* the EWMA, averaged over the connections that have a sample (0: none) */
   double availability; /* the lease's share averaged over established connections (1: no
                           lease; 0: none established) */
+  bool draining;       /* removed (rs_pool_remove_target): its connections are closing; it has
+                          no candidates */
 } rs_pool_target_stats;
 
-/* Number of targets (n_uris; 0 for NULL). Returns no errors. */
+/* One past the highest target index in use: n_uris until targets are added or removed; an index
+ * below it may be free (a removed target that is gone). 0 for NULL. Returns no errors. */
 RS_EXPORT size_t rs_pool_targets(const rs_pool *p);
-/* Fills *out for target `index` (out->uri is valid while the pool lives). Returns 0 or
- * RS_ERR_INVALID_ARGUMENT (p or out NULL, index out of range). */
+/* Fills *out for target `index` (out->uri is valid while the target is in the pool: until the
+ * pool is freed, or a removed target is gone). Returns 0 or RS_ERR_INVALID_ARGUMENT (p or out
+ * NULL, index out of range or free). */
 RS_EXPORT int rs_pool_target_stats_get(rs_pool *p, size_t index, rs_pool_target_stats *out);
 
 #ifdef __cplusplus

@@ -23,6 +23,13 @@
  * not reconnect themselves (a lost connection closes the client and the pool makes a new one);
  * with it they reconnect and resume, and the pool only replaces them when the session is over.
  * The pool is freed once every client has closed and every timer handle is closed.
+ *
+ * Targets are records of their own (members inline), indexed by a slot array whose free slots
+ * are reused, so a member's address never changes while a client or a stream points at it. A
+ * removed target is `draining`: out of up_targets (p2c never draws it), not available (round
+ * robin skips it), its clients closed gracefully and not replaced, each member's timer turned
+ * into the drain deadline; it is freed from the close callback of its last timer, which closes
+ * only after the member's client is gone.
  */
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -69,10 +76,13 @@ typedef struct pool_member {
 
 struct pool_target {
   char *uri;
-  pool_member *members; /* `per_target` of them */
-  int up;               /* members up */
-  size_t up_index;      /* position in rs_pool.up_targets while up > 0 */
+  size_t index;    /* in rs_pool.targets: stable for the target's life */
+  int up;          /* members up */
+  size_t up_index; /* position in rs_pool.up_targets while up > 0 and not draining */
   uint64_t requests, failures;
+  bool draining;         /* removed: no new request; freed once its clients and timers are gone */
+  int live;              /* its clients and timers not closed yet */
+  pool_member members[]; /* `per_target` of them */
 };
 
 typedef struct pool_choice {
@@ -88,12 +98,11 @@ struct rs_pool {
   void (*app_on_drained)(rs_conn *conn, void *user);
   void (*app_on_frame)(rs_conn *conn, bool outbound, const uint8_t *frame, size_t len, void *user);
   uint8_t *settings_copy;
-  pool_target *targets;
-  size_t n_targets;
-  pool_member *members; /* target-major */
-  size_t n_members;
+  pool_target **targets; /* by index; NULL: a free index (a removed target is gone) */
+  size_t n_targets;      /* one past the highest index in use */
+  size_t cap_targets;    /* of targets, up_targets and choices */
   int per_target;
-  size_t *up_targets; /* indices of the targets with a member up */
+  size_t *up_targets; /* indices of the targets with a member up, draining ones left out */
   size_t n_up;
   pool_choice *choices; /* scratch, one per target */
   double fresh_ms;
@@ -103,6 +112,7 @@ struct rs_pool {
   double half_life_ns;
   bool closing, graceful, failed;
   int open_clients, open_timers;
+  uv_timer_t idle; /* closing a pool with nothing open: on_closed from the loop all the same */
   void (*on_closed)(void *arg);
   void *closed_arg;
 };
@@ -187,9 +197,11 @@ static double fresh_latency(rs_pool *p) {
   if (p->fresh_at == now) return p->fresh_ms;
   uint64_t ns = uv_hrtime();
   double best = -1;
-  for (size_t i = 0; i < p->n_members; i++)
-    if (p->members[i].has_sample) {
-      double l = latency_now(p, &p->members[i], ns);
+  for (size_t i = 0; i < p->n_targets; i++)
+    for (int k = 0; p->targets[i] && k < p->per_target; k++) {
+      const pool_member *m = &p->targets[i]->members[k];
+      if (!m->has_sample) continue;
+      double l = latency_now(p, m, ns);
       if (best < 0 || l < best) best = l;
     }
   p->fresh_ms = best >= 0 ? best : NO_SAMPLE_LATENCY_MS;
@@ -197,9 +209,10 @@ static double fresh_latency(rs_pool *p) {
   return p->fresh_ms;
 }
 
-/* The share of new requests the connection can take: 0 unless established (and leased). */
+/* The share of new requests the connection can take: 0 unless established (and leased), and 0
+ * for a target being removed. */
 static double availability(const pool_member *m, uint64_t now) {
-  if (!m->up || !m->client || !rs_client_connected(m->client)) return 0;
+  if (!m->up || !m->client || m->target->draining || !rs_client_connected(m->client)) return 0;
   return rs_conn_availability(rs_client_conn(m->client), now);
 }
 
@@ -231,17 +244,17 @@ static pool_member *pick_p2c(rs_pool *p, uint64_t now) {
   size_t n = p->n_up, a, b;
   double ca, cb;
   if (n == 0) return NULL;
-  if (n == 1) return target_best(p, &p->targets[p->up_targets[0]], now, &ca);
+  if (n == 1) return target_best(p, p->targets[p->up_targets[0]], now, &ca);
   for (int i = 0; i < PAIR_ATTEMPTS; i++) {
     draw_two(p, n, &a, &b);
-    pool_member *ma = target_best(p, &p->targets[p->up_targets[a]], now, &ca);
-    pool_member *mb = target_best(p, &p->targets[p->up_targets[b]], now, &cb);
+    pool_member *ma = target_best(p, p->targets[p->up_targets[a]], now, &ca);
+    pool_member *mb = target_best(p, p->targets[p->up_targets[b]], now, &cb);
     if (ma && mb) return cb < ca ? mb : ma;
   }
   /* Some connected targets have no lease left: choose among those that have. */
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
-    pool_member *m = target_best(p, &p->targets[p->up_targets[i]], now, &ca);
+    pool_member *m = target_best(p, p->targets[p->up_targets[i]], now, &ca);
     if (m) p->choices[k++] = (pool_choice){m, ca};
   }
   if (k == 0) return NULL;
@@ -251,15 +264,30 @@ static pool_member *pick_p2c(rs_pool *p, uint64_t now) {
 }
 
 /* Round robin over every connection, slot-major (t0/0, t1/0, ..., t0/1, ...), skipping those
- * that are not candidates. */
+ * that are not candidates (and free indices). */
 static pool_member *pick_round_robin(rs_pool *p, uint64_t now) {
-  for (size_t i = 0; i < p->n_members; i++) {
-    size_t r = p->rr_next;
-    p->rr_next = (r + 1) % p->n_members;
-    pool_member *m = &p->targets[r % p->n_targets].members[r / p->n_targets];
+  size_t total = p->n_targets * (size_t)p->per_target;
+  for (size_t i = 0; i < total; i++) {
+    size_t r = p->rr_next % total;
+    p->rr_next = (r + 1) % total;
+    pool_target *t = p->targets[r % p->n_targets];
+    if (!t) continue;
+    pool_member *m = &t->members[r / p->n_targets];
     if (availability(m, now) > 0) return m;
   }
   return NULL;
+}
+
+/* p2c draws among the targets in up_targets: those with a member up, unless draining. */
+static void up_add(rs_pool *p, pool_target *t) {
+  t->up_index = p->n_up;
+  p->up_targets[p->n_up++] = t->index;
+}
+
+static void up_remove(rs_pool *p, pool_target *t) {
+  size_t last = p->up_targets[--p->n_up];
+  p->up_targets[t->up_index] = last;
+  p->targets[last]->up_index = t->up_index;
 }
 
 static void set_up(rs_pool *p, pool_member *m, bool up) {
@@ -268,14 +296,9 @@ static void set_up(rs_pool *p, pool_member *m, bool up) {
   pool_target *t = m->target;
   if (up) {
     m->was_up = true;
-    if (t->up++ == 0) {
-      t->up_index = p->n_up;
-      p->up_targets[p->n_up++] = (size_t)(t - p->targets);
-    }
-  } else if (--t->up == 0) {
-    size_t last = p->up_targets[--p->n_up];
-    p->up_targets[t->up_index] = last;
-    p->targets[last].up_index = t->up_index;
+    if (t->up++ == 0 && !t->draining) up_add(p, t);
+  } else if (--t->up == 0 && !t->draining) {
+    up_remove(p, t);
   }
 }
 
@@ -386,7 +409,7 @@ static const rs_conn_callbacks pool_callbacks = {
 
 static void emit(rs_pool *p, pool_member *m, rs_client_event ev, const char *message) {
   if (p->opt.on_event && !p->failed)
-    p->opt.on_event(p, (size_t)(m->target - p->targets), m->slot, ev, message, p->opt.user);
+    p->opt.on_event(p, m->target->index, m->slot, ev, message, p->opt.user);
 }
 
 static void on_client_event(rs_client *c, rs_client_event ev, const char *message, void *user);
@@ -408,11 +431,13 @@ static int member_start(rs_pool *p, pool_member *m, char *err, size_t errlen) {
   m->starting = true;
   m->closed_early = false;
   p->open_clients++;
+  m->target->live++;
   rs_client *c = NULL;
   int r = rs_client_start(&c, p->loop, &co, err, errlen);
   m->starting = false;
   if (r != 0) {
     p->open_clients--;
+    m->target->live--;
     return r;
   }
   m->client = m->closed_early ? NULL : c;
@@ -458,10 +483,15 @@ static void member_lost(rs_pool *p, pool_member *m) {
   if (!p->closing) m->target->failures++;
 }
 
+static void target_free(pool_target *t) {
+  if (!t) return;
+  free(t->uri);
+  free(t);
+}
+
 static void pool_free(rs_pool *p) {
-  for (size_t i = 0; i < p->n_targets; i++) free(p->targets[i].uri);
+  for (size_t i = 0; i < p->n_targets; i++) target_free(p->targets[i]);
   free(p->targets);
-  free(p->members);
   free(p->up_targets);
   free(p->choices);
   free(p->settings_copy);
@@ -473,6 +503,21 @@ static void maybe_finish(rs_pool *p) {
   if (p->open_clients > 0 || p->open_timers > 0) return;
   if (p->on_closed) p->on_closed(p->closed_arg);
   pool_free(p);
+}
+
+static void on_timer_closed(uv_handle_t *h);
+
+static void on_idle_closed(uv_handle_t *h) {
+  rs_pool *p = h->data;
+  p->open_timers--;
+  maybe_finish(p);
+}
+
+/* A member's timer closes once: at the pool's close, or when its target is removed and the
+ * member has no client left. */
+static void member_timer_close(pool_member *m) {
+  if (!uv_is_closing((uv_handle_t *)&m->backoff))
+    uv_close((uv_handle_t *)&m->backoff, on_timer_closed);
 }
 
 static void on_client_event(rs_client *c, rs_client_event ev, const char *message, void *user) {
@@ -499,9 +544,18 @@ static void on_client_event(rs_client *c, rs_client_event ev, const char *messag
   m->client = NULL;
   if (m->starting) m->closed_early = true;
   p->open_clients--;
+  m->target->live--;
   if (p->closing) {
     emit(p, m, RS_CLIENT_CLOSED, message);
     maybe_finish(p);
+    return;
+  }
+  if (m->target->draining) {
+    /* Removed: not replaced. The timer (the drain deadline) closes, and the target is freed
+     * when the last of its timers has closed (never inside this callback: the member is the
+     * client's user until it returns). */
+    emit(p, m, RS_CLIENT_CLOSED, message);
+    member_timer_close(m);
     return;
   }
   if (!counted) m->target->failures++;
@@ -509,17 +563,32 @@ static void on_client_event(rs_client *c, rs_client_event ev, const char *messag
 }
 
 static void on_timer_closed(uv_handle_t *h) {
-  rs_pool *p = ((pool_member *)h->data)->pool;
+  pool_member *m = h->data;
+  rs_pool *p = m->pool;
+  pool_target *t = m->target;
   p->open_timers--;
-  maybe_finish(p);
+  t->live--;
+  if (p->closing) {
+    maybe_finish(p);
+    return;
+  }
+  if (!t->draining || t->live > 0) return;
+  /* A removed target is gone: its index is free again. */
+  p->targets[t->index] = NULL;
+  while (p->n_targets > 0 && !p->targets[p->n_targets - 1]) p->n_targets--;
+  target_free(t);
 }
 
-/* A graceful close waits for the streams of established connections, and for those of a
- * session that is resuming; anything else has nothing to finish and stops at once. */
-static bool closes_gracefully(const rs_pool *p, pool_member *m) {
-  if (!p->graceful) return false;
+/* A connection with something to finish: established, or a session that is resuming with
+ * streams open. Anything else stops at once even when closed gracefully. */
+static bool can_finish(const rs_pool *p, pool_member *m) {
   if (rs_client_connected(m->client)) return true;
   return p->client.settings.resume && rs_conn_stream_count(rs_client_conn(m->client)) > 0;
+}
+
+/* A graceful close waits for the streams of connections that can finish. */
+static bool closes_gracefully(const rs_pool *p, pool_member *m) {
+  return p->graceful && can_finish(p, m);
 }
 
 void rs_pool_close(rs_pool *p, bool graceful, void (*on_closed)(void *arg), void *arg) {
@@ -528,18 +597,30 @@ void rs_pool_close(rs_pool *p, bool graceful, void (*on_closed)(void *arg), void
     /* A graceful close may still be turned into an abort. */
     if (graceful || !p->graceful) return;
     p->graceful = false;
-    for (size_t i = 0; i < p->n_members; i++)
-      if (p->members[i].client) rs_client_close(p->members[i].client, false);
+    for (size_t i = 0; i < p->n_targets; i++)
+      for (int k = 0; p->targets[i] && k < p->per_target; k++)
+        if (p->targets[i]->members[k].client)
+          rs_client_close(p->targets[i]->members[k].client, false);
     return;
   }
   p->closing = true;
   p->graceful = graceful;
   p->on_closed = on_closed;
   p->closed_arg = arg;
-  for (size_t i = 0; i < p->n_members; i++) {
-    pool_member *m = &p->members[i];
-    if (m->client) rs_client_close(m->client, closes_gracefully(p, m));
-    uv_close((uv_handle_t *)&m->backoff, on_timer_closed);
+  /* Targets being removed are closed the same way (an abort cuts their drain short). */
+  for (size_t i = 0; i < p->n_targets; i++)
+    for (int k = 0; p->targets[i] && k < p->per_target; k++) {
+      pool_member *m = &p->targets[i]->members[k];
+      if (m->client) rs_client_close(m->client, closes_gracefully(p, m));
+      member_timer_close(m);
+    }
+  if (p->open_clients == 0 && p->open_timers == 0) {
+    /* Nothing was open (every target had been removed and was gone): on_closed still runs
+     * from the loop, never inside this call. */
+    uv_timer_init(p->loop, &p->idle);
+    p->idle.data = p;
+    p->open_timers++;
+    uv_close((uv_handle_t *)&p->idle, on_idle_closed);
   }
 }
 
@@ -615,6 +696,42 @@ static int check_settings(const rs_conn_settings *settings, char *err, size_t er
   return r;
 }
 
+/* Room for `n` target indices in targets, up_targets and choices (new entries NULL). Returns 0 or
+ * RS_ERR_NOMEM (what was grown stays). */
+static int grow_targets(rs_pool *p, size_t n) {
+  if (n <= p->cap_targets) return 0;
+  size_t cap = p->cap_targets ? p->cap_targets : 4;
+  while (cap < n) cap *= 2;
+  if (cap > RS_POOL_MAX_TARGETS) cap = RS_POOL_MAX_TARGETS;
+  pool_target **t = realloc(p->targets, cap * sizeof *t);
+  if (t) p->targets = t;
+  size_t *up = t ? realloc(p->up_targets, cap * sizeof *up) : NULL;
+  if (up) p->up_targets = up;
+  pool_choice *ch = up ? realloc(p->choices, cap * sizeof *ch) : NULL;
+  if (!ch) return RS_ERR_NOMEM;
+  p->choices = ch;
+  for (size_t i = p->cap_targets; i < cap; i++) p->targets[i] = NULL;
+  p->cap_targets = cap;
+  return 0;
+}
+
+/* A target record with its members, not started. */
+static pool_target *target_new(rs_pool *p, const char *uri, size_t index) {
+  pool_target *t = calloc(1, sizeof *t + (size_t)p->per_target * sizeof t->members[0]);
+  if (!t) return NULL;
+  if (!(t->uri = strdup(uri))) {
+    free(t);
+    return NULL;
+  }
+  t->index = index;
+  for (int k = 0; k < p->per_target; k++) {
+    t->members[k].pool = p;
+    t->members[k].target = t;
+    t->members[k].slot = k;
+  }
+  return t;
+}
+
 static rs_pool *pool_new(uv_loop_t *loop, const rs_pool_options *o) {
   rs_pool *p = calloc(1, sizeof *p);
   if (!p) return NULL;
@@ -652,29 +769,32 @@ static rs_pool *pool_new(uv_loop_t *loop, const rs_pool_options *o) {
   p->client.backoff_max_ms = p->opt.backoff_max_ms;
   p->half_life_ns = (double)p->opt.ewma_half_life_ms * 1e6;
   p->per_target = p->opt.connections;
-  p->n_targets = o->n_uris;
-  p->n_members = o->n_uris * (size_t)p->per_target;
   p->rng = (uv_hrtime() ^ (uint64_t)(uintptr_t)p) | 1;
-  p->targets = calloc(p->n_targets, sizeof *p->targets);
-  p->members = calloc(p->n_members, sizeof *p->members);
-  p->up_targets = calloc(p->n_targets, sizeof *p->up_targets);
-  p->choices = calloc(p->n_targets, sizeof *p->choices);
-  bool ok = p->targets && p->members && p->up_targets && p->choices && copy_settings(p) == 0;
-  for (size_t i = 0; ok && i < p->n_targets; i++) {
-    pool_target *t = &p->targets[i];
-    ok = (t->uri = strdup(o->uris[i])) != NULL;
-    t->members = &p->members[i * (size_t)p->per_target];
-    for (int k = 0; k < p->per_target; k++) {
-      t->members[k].pool = p;
-      t->members[k].target = t;
-      t->members[k].slot = k;
-    }
+  bool ok = grow_targets(p, o->n_uris) == 0 && copy_settings(p) == 0;
+  for (size_t i = 0; ok && i < o->n_uris; i++) {
+    ok = (p->targets[i] = target_new(p, o->uris[i], i)) != NULL;
+    p->n_targets = i + 1;
   }
   if (!ok) {
     pool_free(p);
     return NULL;
   }
   return p;
+}
+
+/* Starts the connections of a new target (its timers first: closing needs them). Returns 0 or
+ * member_start's error, after which the caller stops what started. */
+static int target_start(rs_pool *p, pool_target *t, char *err, size_t errlen) {
+  for (int k = 0; k < p->per_target; k++) {
+    t->members[k].backoff.data = &t->members[k];
+    uv_timer_init(p->loop, &t->members[k].backoff);
+    p->open_timers++;
+    t->live++;
+  }
+  int r = 0;
+  for (int k = 0; k < p->per_target && r == 0; k++)
+    r = member_start(p, &t->members[k], err, errlen);
+  return r;
 }
 
 int rs_pool_start(rs_pool **out, uv_loop_t *loop, const rs_pool_options *o, char *err,
@@ -693,13 +813,8 @@ int rs_pool_start(rs_pool **out, uv_loop_t *loop, const rs_pool_options *o, char
     snprintf(err, errlen, "out of memory");
     return RS_ERR_NOMEM;
   }
-  for (size_t i = 0; i < p->n_members; i++) {
-    p->members[i].backoff.data = &p->members[i];
-    uv_timer_init(loop, &p->members[i].backoff);
-    p->open_timers++;
-  }
-  for (size_t i = 0; i < p->n_members && r == 0; i++)
-    r = member_start(p, &p->members[i], err, errlen);
+  for (size_t i = 0; i < p->n_targets && r == 0; i++)
+    r = target_start(p, p->targets[i], err, errlen);
   if (r != 0) {
     /* What started stops quietly; the pool frees itself once the loop has closed it all. */
     p->failed = true;
@@ -708,6 +823,83 @@ int rs_pool_start(rs_pool **out, uv_loop_t *loop, const rs_pool_options *o, char
     return r;
   }
   *out = p;
+  return 0;
+}
+
+/* ---- targets added and removed while the pool runs ---- */
+
+rs_ssize rs_pool_add_target(rs_pool *p, const char *uri, char *err, size_t errlen) {
+  char scratch[256];
+  if (!err || !errlen) err = scratch, errlen = sizeof scratch;
+  if (!p || !uri) {
+    snprintf(err, errlen, "rs_pool_add_target: missing argument");
+    return RS_ERR_INVALID_ARGUMENT;
+  }
+  if (p->closing) {
+    snprintf(err, errlen, "the pool is closing");
+    return RS_ERR_CLOSED;
+  }
+  rs_uri u;
+  char why[256];
+  if (rs_uri_parse(uri, &u, why, sizeof why) != 0) {
+    snprintf(err, errlen, "%s", why);
+    return RS_ERR_INVALID_ARGUMENT;
+  }
+  if (u.websocket && rt_ws_check_options(&p->client.ws, err, errlen) != 0)
+    return RS_ERR_INVALID_ARGUMENT;
+  size_t index = 0;
+  while (index < p->n_targets && p->targets[index]) index++;
+  if (index >= RS_POOL_MAX_TARGETS) {
+    snprintf(err, errlen, "a pool has at most %d targets", RS_POOL_MAX_TARGETS);
+    return RS_ERR_INVALID_ARGUMENT;
+  }
+  pool_target *t = grow_targets(p, index + 1) == 0 ? target_new(p, uri, index) : NULL;
+  if (!t) {
+    snprintf(err, errlen, "out of memory");
+    return RS_ERR_NOMEM;
+  }
+  p->targets[index] = t;
+  if (index == p->n_targets) p->n_targets++;
+  int r = target_start(p, t, err, errlen);
+  if (r != 0) {
+    /* What started stops quietly, as a removed target; the index is free once it has. */
+    t->draining = true;
+    for (int k = 0; k < p->per_target; k++) {
+      pool_member *m = &t->members[k];
+      if (m->client)
+        rs_client_close(m->client, false); /* its CLOSED closes the timer */
+      else
+        member_timer_close(m);
+    }
+    return r;
+  }
+  return (rs_ssize)index;
+}
+
+static void on_drain_deadline(uv_timer_t *timer) {
+  pool_member *m = timer->data;
+  if (m->client) rs_client_close(m->client, false);
+}
+
+int rs_pool_remove_target(rs_pool *p, size_t index, uint32_t drain_ms) {
+  if (!p || index >= p->n_targets || !p->targets[index]) return RS_ERR_INVALID_ARGUMENT;
+  if (p->closing) return RS_ERR_CLOSED;
+  pool_target *t = p->targets[index];
+  if (t->draining) return RS_ERR_INVALID_STATE;
+  if (t->up > 0) up_remove(p, t);
+  t->draining = true;
+  for (int k = 0; k < p->per_target; k++) {
+    pool_member *m = &t->members[k];
+    uv_timer_stop(&m->backoff); /* no replacement: the timer is the drain deadline now */
+    if (!m->client) {
+      member_timer_close(m); /* between attempts: nothing to finish */
+      continue;
+    }
+    bool graceful = drain_ms > 0 && can_finish(p, m);
+    rs_client_close(m->client, graceful);
+    if (graceful && drain_ms != RS_POOL_DRAIN_FOREVER)
+      uv_timer_start(&m->backoff, on_drain_deadline, drain_ms, 0);
+  }
   return 0;
 }
 
@@ -793,8 +985,8 @@ rs_ssize rs_pool_metadata_push(rs_pool *p, rs_bytes metadata) {
   if (p->closing) return RS_ERR_CLOSED;
   rs_ssize sent = 0;
   for (size_t t = 0; t < p->n_targets; t++)
-    for (int k = 0; k < p->per_target; k++) {
-      pool_member *m = &p->targets[t].members[k];
+    for (int k = 0; p->targets[t] && !p->targets[t]->draining && k < p->per_target; k++) {
+      pool_member *m = &p->targets[t]->members[k];
       if (!m->up || !m->client || !rs_client_connected(m->client)) continue;
       int rc = rs_conn_metadata_push(rs_client_conn(m->client), metadata);
       if (rc == RS_ERR_FRAME_TOO_LARGE || rc == RS_ERR_NOMEM) return rc;
@@ -831,7 +1023,9 @@ size_t rs_pool_available(rs_pool *p) {
   if (!p || p->closing) return 0;
   uint64_t now = uv_now(p->loop);
   size_t n = 0;
-  for (size_t i = 0; i < p->n_members; i++) n += availability(&p->members[i], now) > 0;
+  for (size_t i = 0; i < p->n_targets; i++)
+    for (int k = 0; p->targets[i] && k < p->per_target; k++)
+      n += availability(&p->targets[i]->members[k], now) > 0;
   return n;
 }
 
@@ -840,11 +1034,12 @@ size_t rs_pool_targets(const rs_pool *p) {
 }
 
 int rs_pool_target_stats_get(rs_pool *p, size_t index, rs_pool_target_stats *out) {
-  if (!p || !out || index >= p->n_targets) return RS_ERR_INVALID_ARGUMENT;
-  pool_target *t = &p->targets[index];
+  if (!p || !out || index >= p->n_targets || !p->targets[index]) return RS_ERR_INVALID_ARGUMENT;
+  pool_target *t = p->targets[index];
   uint64_t now = uv_now(p->loop);
   memset(out, 0, sizeof *out);
   out->uri = t->uri;
+  out->draining = t->draining;
   out->requests = t->requests;
   out->failures = t->failures;
   int sampled = 0;
@@ -857,7 +1052,7 @@ int rs_pool_target_stats_get(rs_pool *p, size_t index, rs_pool_target_stats *out
     if (!m->up || !m->client || !rs_client_connected(m->client)) continue;
     out->connections++;
     double a = rs_conn_availability(rs_client_conn(m->client), now);
-    out->candidates += a > 0;
+    out->candidates += a > 0 && !t->draining;
     avail += a;
   }
   if (sampled) out->latency_ms /= sampled;

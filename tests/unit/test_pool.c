@@ -785,6 +785,191 @@ static void test_close_graceful_then_abort(void **state) {
   fx_finish();
 }
 
+/* ---- targets added and removed while the pool runs ---- */
+
+#define DRAIN_SUBS 16
+static call dsubs[DRAIN_SUBS];
+static rs_conn *dsub_conn[DRAIN_SUBS];
+static uint32_t dsub_sid[DRAIN_SUBS];
+static size_t want_targets;
+
+static bool targets_shrunk(void) {
+  return rs_pool_targets(F.pool) == want_targets;
+}
+
+static bool dsubs_started(void) {
+  for (int i = 0; i < DRAIN_SUBS; i++)
+    if (dsubs[i].next == 0) return false;
+  return true;
+}
+
+/* Opens DRAIN_SUBS endless streams; returns how many went to target `t`. */
+static int open_dsubs(size_t t) {
+  memset(dsubs, 0, sizeof dsubs);
+  rs_payload sub = rs_payload_data(rs_bytes_str("sub"));
+  for (int i = 0; i < DRAIN_SUBS; i++) {
+    rs_ssize sid = rs_pool_request_stream(F.pool, &sub, 100, &dsubs[i], &dsub_conn[i]);
+    assert_true(sid > 0);
+    dsub_sid[i] = (uint32_t)sid;
+  }
+  assert_true(run_until(dsubs_started, WAIT_MS));
+  return (int)stats(t).streams;
+}
+
+/* A target added to a running pool takes requests; removed, it takes none, the streams open on
+ * it go on until they end, then its connections close and its index is free again (and taken
+ * by the next target added). */
+static void test_target_added_then_removed_drains(void **state) {
+  (void)state;
+  fx_init();
+  F.srv[0].endless = F.srv[1].endless = true;
+  srv_start(&F.srv[0]);
+  srv_start(&F.srv[1]);
+  pool_start(1, RS_POOL_ROUND_ROBIN, 2, false);
+  wait_available(2);
+  char err[256];
+  assert_int_equal(rs_pool_add_target(F.pool, F.srv[1].uri, err, sizeof err), 1);
+  assert_int_equal(rs_pool_targets(F.pool), 2);
+  wait_available(4);
+  assert_string_equal(stats(1).uri, F.srv[1].uri);
+  assert_false(stats(1).draining);
+  run_load(100, 4);
+  assert_int_equal(F.srv[1].rr, 50); /* round robin: its half */
+
+  int on_b = open_dsubs(1);
+  assert_true(on_b > 0 && on_b < DRAIN_SUBS);
+  int closed_before = F.events[RS_CLIENT_CLOSED];
+  assert_int_equal(rs_pool_remove_target(F.pool, 1, RS_POOL_DRAIN_FOREVER), 0);
+  assert_int_equal(rs_pool_remove_target(F.pool, 1, 0), RS_ERR_INVALID_STATE);
+  rs_pool_target_stats st = stats(1);
+  assert_true(st.draining);
+  assert_int_equal(st.candidates, 0);
+  assert_int_equal(st.connections, 2); /* still open: streams run on them */
+  assert_int_equal((int)st.streams, on_b);
+  assert_int_equal(rs_pool_available(F.pool), 2);
+
+  /* New requests go to the target that stays; the streams on the removed one are not cut. */
+  F.srv[0].rr = F.srv[1].rr = 0;
+  run_load(100, 4);
+  assert_int_equal(F.srv[0].rr, 100);
+  assert_int_equal(F.srv[1].rr, 0);
+  run_until(never, 100);
+  for (int i = 0; i < DRAIN_SUBS; i++) assert_int_equal(dsubs[i].errors, 0);
+  assert_int_equal(rs_pool_targets(F.pool), 2);
+
+  /* Once its streams end, its connections close and the target is gone. */
+  for (int i = 0; i < DRAIN_SUBS; i++)
+    assert_int_equal(rs_conn_cancel(dsub_conn[i], dsub_sid[i]), 0);
+  want_targets = 1;
+  assert_true(run_until(targets_shrunk, WAIT_MS));
+  assert_int_equal(F.events[RS_CLIENT_CLOSED] - closed_before, 2);
+  assert_int_equal(rs_pool_target_stats_get(F.pool, 1, &st), RS_ERR_INVALID_ARGUMENT);
+  assert_int_equal(rs_pool_remove_target(F.pool, 1, 0), RS_ERR_INVALID_ARGUMENT);
+  for (int i = 0; i < DRAIN_SUBS; i++) {
+    assert_int_equal(dsubs[i].errors, 0);
+    assert_int_equal(dsubs[i].closed, 1);
+  }
+
+  /* The free index is taken again. */
+  assert_int_equal(rs_pool_add_target(F.pool, F.srv[1].uri, NULL, 0), 1);
+  wait_available(4);
+  F.srv[1].rr = 0;
+  run_load(100, 4);
+  assert_int_equal(F.srv[1].rr, 50);
+  fx_finish();
+}
+
+/* Streams that outlast the deadline are cut; a deadline of 0 cuts at once; a target that never
+ * connected is gone at once. */
+static void test_target_removed_deadline(void **state) {
+  (void)state;
+  fx_init();
+  F.srv[0].endless = F.srv[1].endless = true;
+  srv_start(&F.srv[0]);
+  srv_start(&F.srv[1]);
+  srv_start(&F.srv[2]);
+  int down_port = F.srv[2].port;
+  srv_stop(&F.srv[2], false);
+  pool_start(2, RS_POOL_P2C, 1, false);
+  wait_available(2);
+  char down[64];
+  snprintf(down, sizeof down, "tcp://127.0.0.1:%d", down_port);
+  assert_int_equal(rs_pool_add_target(F.pool, down, NULL, 0), 2);
+
+  int on_b = open_dsubs(1);
+  assert_true(on_b > 0);
+  uint64_t t0 = uv_now(&F.loop);
+  assert_int_equal(rs_pool_remove_target(F.pool, 1, 50), 0);
+  assert_int_equal(rs_pool_remove_target(F.pool, 2, RS_POOL_DRAIN_FOREVER), 0);
+  want_targets = 1;
+  assert_true(run_until(targets_shrunk, WAIT_MS));
+  assert_true(uv_now(&F.loop) - t0 >= 50);
+  int cut = 0;
+  for (int i = 0; i < DRAIN_SUBS; i++)
+    if (dsubs[i].closed) {
+      assert_cut(&dsubs[i]);
+      cut++;
+    }
+  assert_int_equal(cut, on_b);
+
+  /* drain_ms 0: the streams are cut now. */
+  assert_int_equal(rs_pool_add_target(F.pool, F.srv[1].uri, NULL, 0), 1);
+  wait_available(2);
+  on_b = open_dsubs(1);
+  assert_true(on_b > 0);
+  assert_int_equal(rs_pool_remove_target(F.pool, 1, 0), 0);
+  assert_true(run_until(targets_shrunk, WAIT_MS));
+  cut = 0;
+  for (int i = 0; i < DRAIN_SUBS; i++)
+    if (dsubs[i].closed) {
+      assert_cut(&dsubs[i]);
+      cut++;
+    }
+  assert_int_equal(cut, on_b);
+  fx_finish();
+}
+
+/* Every target removed: nothing is available; the pool still closes (on_closed from the loop).
+ * A pool closed while a target drains closes it with the rest. Bad arguments. */
+static void test_targets_all_removed_and_errors(void **state) {
+  (void)state;
+  fx_init();
+  F.srv[0].endless = true;
+  srv_start(&F.srv[0]);
+  pool_start(1, RS_POOL_P2C, 2, false);
+  wait_available(2);
+  char err[256];
+  assert_int_equal(rs_pool_add_target(F.pool, "http://x", err, sizeof err),
+                   RS_ERR_INVALID_ARGUMENT);
+  assert_int_equal(rs_pool_add_target(F.pool, NULL, err, sizeof err), RS_ERR_INVALID_ARGUMENT);
+  assert_int_equal(rs_pool_add_target(NULL, "tcp://127.0.0.1:1", NULL, 0), RS_ERR_INVALID_ARGUMENT);
+  assert_int_equal(rs_pool_remove_target(F.pool, 5, 0), RS_ERR_INVALID_ARGUMENT);
+  assert_int_equal(rs_pool_remove_target(NULL, 0, 0), RS_ERR_INVALID_ARGUMENT);
+
+  assert_int_equal(rs_pool_remove_target(F.pool, 0, RS_POOL_DRAIN_FOREVER), 0);
+  want_targets = 0;
+  assert_true(run_until(targets_shrunk, WAIT_MS));
+  rs_payload ping = rs_payload_data(rs_bytes_str("ping"));
+  assert_int_equal(rs_pool_request_response(F.pool, &ping, &F.driver, NULL), RS_ERR_UNAVAILABLE);
+  assert_int_equal(rs_pool_available(F.pool), 0);
+  assert_int_equal(rs_pool_metadata_push(F.pool, rs_bytes_str("md")), 0);
+  pool_close(true);
+  assert_int_equal(F.closed_calls, 1);
+
+  /* Closed while a target drains: its stream is cut with the pool. */
+  pool_start(1, RS_POOL_P2C, 1, false);
+  wait_available(1);
+  int on_a = open_dsubs(0);
+  assert_int_equal(on_a, DRAIN_SUBS);
+  assert_int_equal(rs_pool_remove_target(F.pool, 0, RS_POOL_DRAIN_FOREVER), 0);
+  rs_pool_close(F.pool, false, on_pool_closed, &F);
+  assert_int_equal(rs_pool_add_target(F.pool, F.srv[0].uri, NULL, 0), RS_ERR_CLOSED);
+  assert_true(run_until(pool_gone, WAIT_MS));
+  F.pool = NULL;
+  for (int i = 0; i < DRAIN_SUBS; i++) assert_cut(&dsubs[i]);
+  fx_finish();
+}
+
 /* ---- resumption ---- */
 
 /* Every connection resumes its own session: four connections, four sessions on the server (one
@@ -851,6 +1036,9 @@ int main(void) {
       cmocka_unit_test(test_close_abort_ends_streams),
       cmocka_unit_test(test_close_graceful_then_abort),
       cmocka_unit_test(test_resume_token_per_connection),
+      cmocka_unit_test(test_target_added_then_removed_drains),
+      cmocka_unit_test(test_target_removed_deadline),
+      cmocka_unit_test(test_targets_all_removed_and_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
