@@ -93,6 +93,7 @@ class Sim {
     this.sub = null;
     this.confirmed = []; // {offset, key, epochSent, epochGot}
     this.okAfterFault = 0;
+    this.recoveredAt = 0; // when its first edit sent after the fault was confirmed
     this.stats = {
       disconnects: 0,
       reconnects: 0,
@@ -293,7 +294,7 @@ class Sim {
       try {
         const r = await this.gw.request('board.edit', { board: this.board, op });
         this.confirmed.push({ offset: r.offset, key: `${op.kind} ${op.shape.id}`, epochSent, epochGot: this.epoch });
-        if (faultAt && sentAt > faultAt) this.okAfterFault++;
+        if (faultAt && sentAt > faultAt && !this.okAfterFault++) this.recoveredAt = Date.now();
       } catch (e) {
         this.stats.editErrors++;
         this.err('edit', e);
@@ -441,6 +442,12 @@ async function main() {
   check('edits confirmed', 'yes', confirmedTotal >= n ? 'yes' : confirmedTotal);
   check('every confirmed edit reached every client at its offset (first problem)', 'none', wrong[0] || 'none');
   check('clients with a confirmed edit after the fault (recovered)', n, count((s) => s.okAfterFault > 0));
+  // How long the clients the fault touched took to edit again (an edit every INTERVAL/2 to
+  // 1.5 x INTERVAL ms comes on top).
+  const hit = (s) => s.stats.disconnects || s.stats.resubscribes || s.stats.reloads || s.stats.editErrors || s.stats.streamErrors;
+  const rec = sims.filter((s) => s.recoveredAt && hit(s)).map((s) => s.recoveredAt - faultAt).sort((a, b) => a - b);
+  if (rec.length)
+    info(`the ${rec.length} clients the fault touched: first confirmed edit after it: median ${rec[rec.length >> 1]} ms, slowest ${rec[rec.length - 1]} ms (edits every ${INTERVAL / 2}-${INTERVAL * 1.5} ms)`);
 
   const sum = (k) => sims.reduce((a, s) => a + s.stats[k], 0);
   const tally = new Map();
