@@ -358,6 +358,13 @@ async function main() {
   console.log('editing');
   await sleep(BEFORE);
   const epochsBefore = new Set(sims.map((s) => s.epoch));
+  // Before anything breaks, nothing fails: every request and stream of the steady state works
+  // (with several services, whichever one each request lands on).
+  const troubleBefore = sims.reduce(
+    (a, s) => a + s.stats.editErrors + s.stats.joinErrors + s.stats.streamErrors + s.stats.resubscribes + s.stats.disconnects + s.stats.historyGone,
+    0,
+  );
+  const firstTrouble = [...new Set(sims.flatMap((s) => [...s.errors.keys()]))][0] || '';
   console.log('fault now');
   if (FAULT_FILE) {
     const until = Date.now() + 60000;
@@ -391,6 +398,7 @@ async function main() {
   // ---- the assertions ----
   const n = sims.length;
   const count = (pred) => sims.filter(pred).length;
+  check('failed requests, lost streams and disconnects before the fault', 0, troubleBefore ? `${troubleBefore} (first: ${firstTrouble})` : 0);
   check('clients at their board\'s head (epoch and offset of a fresh join)', n, n - behind.length);
   check('clients whose shapes equal the board\'s snapshot', n, count((s) => h[s.board] && canon(s.shapes.values()) === canon(h[s.board].shapes)));
   const shapeCounts = boards.map((b) => (h[b].shapes || []).length);
