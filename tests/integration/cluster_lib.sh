@@ -2,8 +2,8 @@
 # Helpers of the fault tests test_cluster_*.sh (source after tests/lib.sh, with $here and $bin
 # set). They run scripts/cluster (the topology of docs/SCALING.md) and cluster_driver.mjs (50
 # GatewayClients of web/rsocket-gateway.js through HAProxy) and break something in between.
-#   cluster_needs             skips (77) when node's ws package is missing; fails when haproxy
-#                             or redis-server are (scripts/deps test installs them)
+#   cluster_needs             fails when node's ws package (scripts/npm-deps), haproxy or
+#                             redis-server are missing (scripts/deps test installs them)
 #   has_redis                 true when collab-service has the Redis engine (--redis)
 #   need_redis WHAT           skips the test (exit 77) with a loud message when it has not
 #   cluster_start ARGS...     runs scripts/cluster ARGS in the background and waits until it is
@@ -25,8 +25,8 @@ cluster_pid=
 
 cluster_needs() {
   if [ ! -d "$root/tests/interop/node_modules/ws" ]; then
-    echo "SKIPPED: the npm packages are not installed (scripts/npm-deps): node's ws is needed" >&2
-    exit 77
+    echo "the npm packages are not installed: run scripts/npm-deps (the clients need node's ws)"
+    exit 1
   fi
   command -v node > /dev/null || { echo "node is not installed (scripts/deps test)"; exit 1; }
   command -v haproxy > /dev/null || [ -x /usr/sbin/haproxy ] ||
