@@ -3,6 +3,8 @@
 #   make           release build into build/ (programs in build/bin/, libraries in build/lib/)
 #   make demo      the main job: the collaborative board running, with a scene (README.md; needs
 #                  only the build packages)
+#   make cluster   the board past one machine, on this one: Redis, 2 collab-services, 2 gateways,
+#                  HAProxy (scripts/cluster, docs/SCALING.md; needs redis-server and haproxy)
 #   make tour      a guided tour of the rsocket CLI
 #   make test      every test (unit, integration, interop), then unit and integration tests again
 #                  under ASan+UBSan, then a short run of every fuzzer
@@ -27,7 +29,7 @@ define configure
 	  echo "make: configuring $(1) failed (full log: $(1)/configure.log)" >&2; exit 1; }
 endef
 
-.PHONY: all build configure test test-release test-asan test-fuzz build-fuzz demo tour bench fuzz install \
+.PHONY: all build configure test test-release test-asan test-fuzz build-fuzz demo cluster tour bench fuzz install \
 	format format-check npm-deps clean
 
 all: build
@@ -82,6 +84,11 @@ demo:
 	@scripts/deps demo
 	@$(MAKE) build
 	@DEMO_BIN=$(BUILD)/bin scripts/demo
+
+cluster:
+	@scripts/deps cluster
+	@$(MAKE) build
+	@CLUSTER_BIN=$(BUILD)/bin scripts/cluster
 
 tour:
 	@scripts/deps build

@@ -13,7 +13,8 @@ BENCH_IDLE (idle connections, default 10000), BENCH_GW_IDLE (idle gateway client
 20000), BENCH_GATEWAY (the rsocket-gateway binary, default build/bin/rsocket-gateway; when it is
 missing its rows are skipped), BENCH_ONLY=gateway (only the gateway section, which replaces the
 doc's "## Gateway" section), BENCH_ONLY=board (only the collaborative board's section, "## Board",
-the last), BENCH_BOARD_SECONDS (its measured seconds, default 10), BENCH_NO_DOC=1 (do not rewrite
+the last: single node, and the cluster of scripts/cluster when collab-service has --redis),
+BENCH_BOARD_SECONDS (its measured seconds, default 10), BENCH_NO_DOC=1 (do not rewrite
 the doc).
 """
 import datetime
@@ -23,6 +24,7 @@ import platform
 import re
 import resource
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -385,12 +387,59 @@ def cpu_ticks(pid):
         return None
 
 
+def run_board(uri, groups):
+    """rsocket-bench --model board against `uri` for BOARD_SECONDS after the warm-up. `groups`:
+    {name: [pid, ...]}; each group's CPU (summed over its processes, /proc/PID/stat, within the
+    measured window: from the end of the warm-up + 0.2 s to its end - 0.2 s) and VmRSS (summed,
+    before the users connect and at the window's end). Returns {result, cpu, rss0, rss1, cmd}."""
+    warmup = max(WARMUP, 1.0)
+    cmd = [os.path.join(BIN, "rsocket-bench"), "--json", "--no-progress", "--model", "board",
+           "-c", str(BOARD_USERS), "--boards", str(BOARD_BOARDS), "--rate", str(BOARD_RATE),
+           "-D", str(BOARD_SECONDS), "--warmup", str(warmup), uri]
+
+    def rss(pids):
+        v = [rss_kib(p) for p in pids]
+        return None if None in v else sum(v)
+
+    def ticks(pids):
+        v = [cpu_ticks(p) for p in pids]
+        return None if None in v else sum(v)
+
+    rss0 = {k: rss(p) for k, p in groups.items()}
+    client = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=raise_nofile, cwd=ROOT)
+    children.append(client)
+    groups = dict(groups, client=[client.pid])
+    time.sleep(warmup + 0.2)
+    t1, c1 = time.time(), {k: ticks(p) for k, p in groups.items()}
+    time.sleep(max(BOARD_SECONDS - 0.4, 0.1))
+    t2, c2 = time.time(), {k: ticks(p) for k, p in groups.items()}
+    rss1 = {k: rss(p) for k, p in groups.items() if k != "client"}
+    try:
+        out, err = client.communicate(timeout=BOARD_SECONDS + warmup + 60)
+    except subprocess.TimeoutExpired:
+        client.kill()
+        out, err = client.communicate()
+    line = next((l for l in out.splitlines() if l.startswith("{")), None)
+    r = json.loads(line) if line else None
+    if r is None:
+        print(f"bench: board ({uri}): no result (exit {client.returncode}): {err.strip()[:300]}",
+              file=sys.stderr)
+    elif r.get("errors") or r.get("first_error"):
+        print(f"bench: board ({uri}): {r.get('errors', 0)} errors: {r.get('first_error', '')}",
+              file=sys.stderr)
+    hz = os.sysconf("SC_CLK_TCK")
+    cpu = {k: (c2[k] - c1[k]) / hz / (t2 - t1) * 100
+           if c1[k] is not None and c2[k] is not None else None for k in groups}
+    return {"result": r, "cpu": cpu, "rss0": rss0, "rss1": rss1, "cmd": cmd}
+
+
 def board():
-    """BOARD_USERS simulated users on BOARD_BOARDS boards editing at BOARD_RATE ops/s each through
-    a fresh rsocket-gateway in front of a fresh collab-service (`rsocket-bench --model board`).
-    The gateway's, the service's and the client's CPU time are read from /proc/PID/stat within the
-    measured window (from the end of the warm-up + 0.2 s to its end − 0.2 s), and their VmRSS at
-    its end. Returns the section's results."""
+    """BOARD_USERS simulated users on BOARD_BOARDS boards editing at BOARD_RATE ops/s each
+    (`rsocket-bench --model board`): through a fresh rsocket-gateway in front of a fresh
+    collab-service (single node), then through HAProxy in front of 2 gateways and 2 services
+    sharing the boards in Redis (scripts/cluster), when collab-service has --redis. Returns the
+    section's results."""
     res = {"t0": time.time(), "load": os.getloadavg(), "cmds_from": len(commands)}
     svc, svc_uri = start("collab-service", [os.path.join(BIN, "collab-service"), "--listen",
                                             "tcp://127.0.0.1:0"])
@@ -398,96 +447,152 @@ def board():
               "--route", f"chat.*={svc_uri}", "--log-format", "none"]
     gw, gw_uri = start("board-gateway", gw_cmd)
     res["gateway_cmd"] = " ".join(shlex.quote(c) for c in gw_cmd)
-    warmup = max(WARMUP, 1.0)
-    cmd = [os.path.join(BIN, "rsocket-bench"), "--json", "--no-progress", "--model", "board",
-           "-c", str(BOARD_USERS), "--boards", str(BOARD_BOARDS), "--rate", str(BOARD_RATE),
-           "-D", str(BOARD_SECONDS), "--warmup", str(warmup), gw_uri]
-    commands.append(("board: 200 users on 20 boards, 5 edits/s each", " ".join(
-        shlex.quote(c) for c in cmd)))
-    rss0 = {"gateway": rss_kib(gw.pid), "service": rss_kib(svc.pid)}
-    client = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              preexec_fn=raise_nofile, cwd=ROOT)
-    children.append(client)
-    procs = {"gateway": gw.pid, "service": svc.pid, "client": client.pid}
-    time.sleep(warmup + 0.2)
-    t1, c1 = time.time(), {k: cpu_ticks(p) for k, p in procs.items()}
-    time.sleep(max(BOARD_SECONDS - 0.4, 0.1))
-    t2, c2 = time.time(), {k: cpu_ticks(p) for k, p in procs.items()}
-    rss1 = {"gateway": rss_kib(gw.pid), "service": rss_kib(svc.pid)}
-    try:
-        out, err = client.communicate(timeout=BOARD_SECONDS + warmup + 60)
-    except subprocess.TimeoutExpired:
-        client.kill()
-        out, err = client.communicate()
+    single = run_board(gw_uri, {"gateway": [gw.pid], "service": [svc.pid]})
+    commands.append(("board: 200 users on 20 boards, 5 edits/s each (single node)",
+                     " ".join(shlex.quote(c) for c in single["cmd"])))
     stop(gw)
     stop(svc)
-    line = next((l for l in out.splitlines() if l.startswith("{")), None)
-    r = json.loads(line) if line else None
-    if r is None:
-        print(f"bench: board: no result (exit {client.returncode}): {err.strip()[:300]}",
-              file=sys.stderr)
-    elif r.get("errors") or r.get("first_error"):
-        print(f"bench: board: {r.get('errors', 0)} errors: {r.get('first_error', '')}",
-              file=sys.stderr)
-    hz = os.sysconf("SC_CLK_TCK")
-    res["cpu"] = {k: (c2[k] - c1[k]) / hz / (t2 - t1) * 100
-                  if c1[k] is not None and c2[k] is not None else None for k in procs}
-    res["rss0"], res["rss1"] = rss0, rss1
-    res["result"] = r
+    res.update(single)
+    res["cluster"] = board_cluster()
     res["load_end"] = os.getloadavg()
     res["elapsed"] = time.time() - res["t0"]
     return res
 
 
-def board_lines(res):
-    """The section's table and its target line."""
-    r = res["result"]
+def board_cluster():
+    """The board workload through scripts/cluster (HAProxy, 2 gateways, 2 services, Redis), or
+    {"skipped": why}."""
+    svc = os.path.join(BIN, "collab-service")
+    try:
+        helptext = subprocess.run([svc, "--help"], capture_output=True, text=True).stdout
+    except OSError as e:
+        return {"skipped": f"collab-service: {e}"}
+    if "--redis" not in helptext:
+        why = "collab-service has no --redis (the Redis engine, issue 17, is not in this build)"
+        print(f"bench: board on the cluster: SKIPPED: {why}", file=sys.stderr)
+        return {"skipped": why}
+    for prog in ("redis-server", "haproxy"):
+        if not (shutil.which(prog) or os.access(f"/usr/sbin/{prog}", os.X_OK)):
+            why = f"{prog} is not installed (scripts/deps bench)"
+            print(f"bench: board on the cluster: SKIPPED: {why}", file=sys.stderr)
+            return {"skipped": why}
+    state = os.path.join(tmpdir, "cluster.state")
+    log = open(os.path.join(tmpdir, "cluster.log"), "w")
+    ccmd = [os.path.join(ROOT, "scripts", "cluster"), "--port", "0", "--state", state,
+            "--run-dir", os.path.join(tmpdir, "cluster"), "--gateway-arg", "--log-format",
+            "--gateway-arg", "none"]
+    proc = subprocess.Popen(ccmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                            preexec_fn=raise_nofile,
+                            env=dict(os.environ, CLUSTER_BIN=BIN, CLUSTER_SECONDS="300"))
+    children.append(proc)
+    deadline = time.time() + 60
+    while not os.path.exists(state) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    if not os.path.exists(state):
+        stop(proc)
+        with open(os.path.join(tmpdir, "cluster.log")) as f:
+            why = "scripts/cluster did not start: " + f.read()[-300:]
+        print(f"bench: board on the cluster: {why}", file=sys.stderr)
+        return {"skipped": why}
+    pids, ports = {}, {}
+    with open(state) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3:
+                pids[parts[0]], ports[parts[0]] = int(parts[1]), int(parts[2])
+    groups = {"gateway": [p for n, p in pids.items() if n.startswith("gw")],
+              "service": [p for n, p in pids.items() if n.startswith("svc")],
+              "redis": [pids["redis"]], "haproxy": [pids["haproxy"]]}
+    r = run_board(f"ws://127.0.0.1:{ports['haproxy']}", groups)
+    commands.append(("board: the same on the cluster (HAProxy, 2 gateways, 2 services, Redis)",
+                     "scripts/cluster --port 0 &   # then, with its port:\n" + " ".join(
+                         shlex.quote(c) for c in r["cmd"][:-1]) + " ws://127.0.0.1:PORT"))
+    stop(proc)
+    r["counts"] = {k: len(v) for k, v in groups.items()}
+    return r
 
-    def ms(key, q):
+
+def board_lines(res):
+    """The section's table (single node beside the cluster) and its target lines."""
+    cl = res.get("cluster") or {"skipped": "not run"}
+    skipped = cl.get("skipped")
+
+    def ms(x, key, q):
+        r = x.get("result")
         v = r.get(key, {}).get(q) if r else None
         return "failed" if v is None else f"{v / 1000:.2f} ms"
 
-    def cpu(k):
-        v = res["cpu"].get(k)
+    def cpu(x, k):
+        v = x.get("cpu", {}).get(k)
         return "failed" if v is None else f"{v:.0f} % of one core"
 
-    def mem(k):
-        a, b = res["rss0"].get(k), res["rss1"].get(k)
+    def mem(x, k):
+        a, b = x.get("rss0", {}).get(k), x.get("rss1", {}).get(k)
         if a is None or b is None:
             return "failed"
         return f"{b / 1024:.1f} MiB (+{(b - a) / 1024:.1f} MiB during the run)"
 
-    rows = [("| Board: rsocket-bench --model board → rsocket-gateway → collab-service | |"),
-            "|---|---:|"]
+    def row(name, f):
+        other = "" if skipped else f(cl)
+        return f"| {name} | {f(res)} | {other} |"
+
+    r = res.get("result")
+    head = "skipped: " + skipped if skipped else \
+        "HAProxy → 2 rsocket-gateways → 2 collab-services → Redis"
+    rows = ["| Board: rsocket-bench --model board | single node: rsocket-gateway → collab-service "
+            f"| {head} |", "|---|---:|---:|"]
     if r:
         rows.append(f"| users, boards, edits per user | {r['connections']} users on "
-                    f"{r['boards']} boards, {r['rate_per_user']:g} edits/s each |")
-        rows.append(f"| edits confirmed | {r['ops_per_s']:,.0f}/s ({r['ops']:,} in "
-                    f"{r['elapsed_s']:g} s) |")
-        rows.append(f"| ops delivered to subscribers | {r['rate']:,.0f}/s ({r['completed']:,}) |")
+                    f"{r['boards']} boards, {r['rate_per_user']:g} edits/s each | |")
+
+    def res_field(x, fmt):
+        rr = x.get("result")
+        return fmt(rr) if rr else "no result"
+
+    rows.append(row("edits confirmed", lambda x: res_field(
+        x, lambda rr: f"{rr['ops_per_s']:,.0f}/s ({rr['ops']:,} in {rr['elapsed_s']:g} s)")))
+    rows.append(row("ops delivered to subscribers", lambda x: res_field(
+        x, lambda rr: f"{rr['rate']:,.0f}/s ({rr['completed']:,})")))
     for q, name in (("p50", "p50"), ("p99", "p99"), ("p99_9", "p99.9"), ("max", "max")):
-        rows.append(f"| op → delivered to each subscriber, {name} | {ms('latency_us', q)} |")
+        rows.append(row(f"op → delivered to each subscriber, {name}",
+                        lambda x, q=q: ms(x, "latency_us", q)))
     for q in ("p50", "p99", "max"):
-        rows.append(f"| op → delivered to everyone on its board (its last delivery), {q} | "
-                    f"{ms('everyone_latency_us', q)} |")
+        rows.append(row(f"op → delivered to everyone on its board (its last delivery), {q}",
+                        lambda x, q=q: ms(x, "everyone_latency_us", q)))
     for q in ("p50", "p99"):
-        rows.append(f"| edit → its cfm, {q} | {ms('edit_latency_us', q)} |")
-    rows.append(f"| rsocket-gateway CPU | {cpu('gateway')} |")
-    rows.append(f"| rsocket-gateway memory (VmRSS at the end) | {mem('gateway')} |")
-    rows.append(f"| collab-service CPU | {cpu('service')} |")
-    rows.append(f"| collab-service memory (VmRSS at the end) | {mem('service')} |")
-    rows.append(f"| rsocket-bench CPU (the {BOARD_USERS} users) | {cpu('client')} |")
-    rows.append(f"| errors | {r['errors'] if r else 'no result'} |")
+        rows.append(row(f"edit → its cfm, {q}", lambda x, q=q: ms(x, "edit_latency_us", q)))
+    rows.append(row("rsocket-gateway CPU (the cluster: both)", lambda x: cpu(x, "gateway")))
+    rows.append(row("rsocket-gateway memory (VmRSS at the end; the cluster: both)",
+                    lambda x: mem(x, "gateway")))
+    rows.append(row("collab-service CPU (the cluster: both)", lambda x: cpu(x, "service")))
+    rows.append(row("collab-service memory (VmRSS at the end; the cluster: both)",
+                    lambda x: mem(x, "service")))
+    if not skipped:
+        rows.append(f"| redis-server CPU | | {cpu(cl, 'redis')} |")
+        rows.append(f"| redis-server memory (VmRSS at the end) | | {mem(cl, 'redis')} |")
+        rows.append(f"| HAProxy CPU | | {cpu(cl, 'haproxy')} |")
+    rows.append(row(f"rsocket-bench CPU (the {BOARD_USERS} users)", lambda x: cpu(x, "client")))
+    rows.append(row("errors", lambda x: str(x["result"]["errors"]) if x.get("result")
+                    else "no result"))
+
+    def verdict(x):
+        rr = x.get("result")
+        p99 = [rr.get(k, {}).get("p99") if rr else None
+               for k in ("latency_us", "everyone_latency_us")]
+        ok = None not in p99 and max(p99) < BOARD_TARGET_MS * 1000 and not rr.get("errors")
+        return (f"to each subscriber: p50 {ms(x, 'latency_us', 'p50')}, p99 "
+                f"{ms(x, 'latency_us', 'p99')}; to the last subscriber of the board: p50 "
+                f"{ms(x, 'everyone_latency_us', 'p50')}, p99 "
+                f"{ms(x, 'everyone_latency_us', 'p99')}"
+                f"{'' if not rr or not rr.get('errors') else '; with errors'} | "
+                f"{'met' if ok else '**not met**'} |")
+
     target = ["| Target (issue 16) | Measured | |", "|---|---|---|"]
-    p99 = [r.get(k, {}).get("p99") if r else None for k in ("latency_us", "everyone_latency_us")]
-    ok = None not in p99 and max(p99) < BOARD_TARGET_MS * 1000 and not r.get("errors")
-    target.append(f"| {BOARD_USERS} users on {BOARD_BOARDS} boards at {BOARD_RATE} ops/s each: "
-                  f"op → delivered to everyone p99 < {BOARD_TARGET_MS} ms | "
-                  f"to each subscriber: p50 {ms('latency_us', 'p50')}, p99 "
-                  f"{ms('latency_us', 'p99')}; to the last subscriber of the board: p50 "
-                  f"{ms('everyone_latency_us', 'p50')}, p99 {ms('everyone_latency_us', 'p99')}"
-                  f"{'' if not r or not r.get('errors') else '; with errors'} | "
-                  f"{'met' if ok else '**not met**'} |")
+    goal = (f"{BOARD_USERS} users on {BOARD_BOARDS} boards at {BOARD_RATE} ops/s each: "
+            f"op → delivered to everyone p99 < {BOARD_TARGET_MS} ms")
+    target.append(f"| {goal} (single node) | {verdict(res)}")
+    if not skipped:
+        target.append(f"| the same on the cluster (issue 17) | {verdict(cl)}")
     return rows, target
 
 
@@ -497,16 +602,25 @@ def board_doc(res, m):
     when = datetime.datetime.fromtimestamp(res["t0"], datetime.timezone.utc)
     load = ", ".join(f"{x:.1f}" for x in res["load"])
     load_end = ", ".join(f"{x:.1f}" for x in res["load_end"])
+    cl = res.get("cluster") or {"skipped": "not run"}
     doc.append(f"- date: {when.strftime('%Y-%m-%d %H:%M UTC')}, commit `{m['commit']}`; "
                f"{m['cpu']}, {m['cores']} cores; load average {load} when it started and "
                f"{load_end} at its end (other work on the machine); the section took "
                f"{res['elapsed']:.0f} s")
-    doc.append(f"- a fresh `collab-service --listen tcp://127.0.0.1:0` (its defaults) behind a "
-               f"fresh `{gateway_name()}` (its defaults: 1 worker thread, 2 connections to the "
-               "backend, credit window 64); client, gateway and service share the machine's "
-               "cores")
+    doc.append(f"- single node: a fresh `collab-service --listen tcp://127.0.0.1:0` (its defaults) "
+               f"behind a fresh `{gateway_name()}` (its defaults: 1 worker thread, 2 connections "
+               "to the backend, credit window 64); client, gateway and service share the "
+               "machine's cores")
+    if cl.get("skipped"):
+        doc.append(f"- cluster: skipped ({cl['skipped']})")
+    else:
+        doc.append("- cluster: `scripts/cluster` (docs/SCALING.md): HAProxy (TCP, leastconn) in "
+                   "front of 2 rsocket-gateways (each routing to both services), 2 "
+                   "`collab-service --redis` sharing the boards in one redis-server (no "
+                   "persistence); the users connect to HAProxy; every process on the same "
+                   "machine as the client")
     doc.append(f"- {max(WARMUP, 1.0):g} s warm-up (the users join, subscribe and add their "
-               f"notes), then {BOARD_SECONDS:g} s measured")
+               f"notes), then {BOARD_SECONDS:g} s measured, for each")
     doc.append("")
     doc.append(f"Issue 16's benchmark. `rsocket-bench --model board` plays {BOARD_USERS} users, "
                "one WebSocket each, on boards bench-0 to bench-19 (10 per board): each joins its "
@@ -518,8 +632,11 @@ def board_doc(res, m):
                "op → delivered to each subscriber; the latest of an op's 10 deliveries is its "
                "time to everyone on the board (one sample per op). The target is read on both. "
                "CPU is the processes' user + system time from "
-               "/proc/PID/stat over the measured window (% of one core); memory is VmRSS at its "
-               "end, with the growth since before the users connected.")
+               "/proc/PID/stat over the measured window (% of one core; summed over the "
+               "cluster's two gateways and two services); memory is VmRSS at its end, with the "
+               "growth since before the users connected. On the cluster the same users and "
+               "boards go through HAProxy, so a board's users are spread over both gateways and "
+               "its ops over both services (through Redis).")
     doc.append("")
     rows, target = board_lines(res)
     doc.extend(rows)
@@ -535,6 +652,9 @@ def board_doc(res, m):
                "about 1 to 6 ms).")
     doc.append("- The time to everyone stays close to the time to each: the service wakes a "
                "board's subscriptions together when an op is made.")
+    doc.append("- The cluster adds hops (HAProxy, Redis) and processes on the same cores: on one "
+               "machine it measures the cost of sharing, not a gain; the gain is in adding "
+               "machines (docs/SCALING.md).")
     doc.append("")
     doc.append(f"Commands (the gateway: `{doc_cmd(res['gateway_cmd'])}`, its backend "
                "`build/bin/collab-service --listen tcp://127.0.0.1:0`):")

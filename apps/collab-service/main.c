@@ -40,6 +40,9 @@ static void usage(FILE *f) {
          "  --max-members N          members per board (default 100)\n"
          "  --max-text BYTES         text of a shape or a chat message (default 4000)\n"
          "  --member-timeout SECONDS a member with no open stream leaves after this (default 30)\n"
+         "  --resume SECONDS         allow RSocket resumption: a connection that is cut keeps\n"
+         "                           its session (streams, members) this long for its client\n"
+         "                           to resume it (rsocket-gateway --backend-resume; default off)\n"
          "  --cert FILE, --key FILE  TLS certificate and key for tls:// and wss://\n"
          "  -h, --help               this help;  -v, --version: print the version\n"
          "\n"
@@ -106,7 +109,7 @@ int main(int argc, char **argv) {
   const char *listen = DEFAULT_LISTEN, *cert = NULL, *key = NULL;
   collab_limits lim;
   collab_limits_default(&lim);
-  size_t timeout_s = 30;
+  size_t timeout_s = 30, resume_s = 0;
   enum {
     O_LISTEN = 256,
     O_HISTORY,
@@ -116,7 +119,8 @@ int main(int argc, char **argv) {
     O_TEXT,
     O_TIMEOUT,
     O_CERT,
-    O_KEY
+    O_KEY,
+    O_RESUME
   };
   static const struct option opts[] = {
       {"listen", required_argument, NULL, O_LISTEN},
@@ -128,6 +132,7 @@ int main(int argc, char **argv) {
       {"member-timeout", required_argument, NULL, O_TIMEOUT},
       {"cert", required_argument, NULL, O_CERT},
       {"key", required_argument, NULL, O_KEY},
+      {"resume", required_argument, NULL, O_RESUME},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'v'},
       {NULL, 0, NULL, 0},
@@ -147,6 +152,7 @@ int main(int argc, char **argv) {
     case O_MEMBERS: target = &lim.max_members; break;
     case O_TEXT: target = &lim.max_text, hi = 1000000; break;
     case O_TIMEOUT: target = &timeout_s, lo = 0, hi = 86400; break;
+    case O_RESUME: target = &resume_s, lo = 1, hi = 86400; break;
     default: return usage_error("bad option", "");
     }
     if (target && number(optarg, lo, hi, target) < 0) {
@@ -176,6 +182,10 @@ int main(int argc, char **argv) {
   o.cert_file = cert;
   o.key_file = key;
   o.drain_timeout_ms = 5000; /* subscriptions never end by themselves */
+  if (resume_s) {
+    o.settings.resume = true;
+    o.settings.resume_session_timeout_ms = (uint32_t)resume_s * 1000;
+  }
   rs_router_server_options(router, &o);
   o.on_disconnect = on_disconnect;
   the_app = &a;

@@ -32,7 +32,10 @@
  * (client.settings.resume) a lost connection first tries to resume its session (the client
  * reconnects with the same backoff) and is replaced only when the session is over; each
  * connection then gets a resume token of its own (16 random bytes; the template's token is not
- * used).
+ * used). While no connection is established but some are resuming (every link cut at once), a
+ * new request goes to the least loaded resuming one instead of failing with RS_ERR_UNAVAILABLE:
+ * its engine keeps the request and sends it once the session resumes (or ends it with the
+ * session). Not with lease.
  *
  * Streams: a request made through the pool is a stream on the chosen connection (the returned
  * rs_conn and stream id); everything after the request is done with the rs_conn_* calls on that

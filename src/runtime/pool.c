@@ -905,12 +905,36 @@ int rs_pool_remove_target(rs_pool *p, size_t index, uint32_t drain_ms) {
 
 /* ---- requests ---- */
 
+/* With resumption, a connection whose transport was lost keeps its session while its client
+ * reconnects, and its engine keeps the frames of a new request until the session resumes (and
+ * sends them then). It is a candidate only when no connection is established (so a blip on every
+ * link delays requests instead of failing them), and never with lease (permits unknown). */
+static bool resuming(const rs_pool *p, const pool_member *m) {
+  if (!p->client.settings.resume || p->client.settings.lease || !m->client || !m->was_up)
+    return false;
+  rs_conn_state st = rs_conn_get_state(rs_client_conn(m->client));
+  return st == RS_CONN_STATE_DISCONNECTED || st == RS_CONN_STATE_RESUMING;
+}
+
+/* The least loaded resuming connection (the scan starts at a random one), or NULL. */
+static pool_member *pick_resuming(rs_pool *p) {
+  pool_member *best = NULL;
+  size_t n = p->n_members, start = (size_t)(next_random(p) % n);
+  for (size_t i = 0; i < n; i++) {
+    pool_member *m = &p->members[(start + i) % n];
+    if (!resuming(p, m)) continue;
+    if (!best || m->in_flight + m->streams < best->in_flight + best->streams) best = m;
+  }
+  return best;
+}
+
 /* The connection for a new request, or an error. */
 static rs_ssize choose(rs_pool *p, const rs_payload *pl, pool_member **out) {
   if (!p || !pl) return RS_ERR_INVALID_ARGUMENT;
   if (p->closing) return RS_ERR_CLOSED;
   uint64_t now = uv_now(p->loop);
   *out = p->opt.strategy == RS_POOL_ROUND_ROBIN ? pick_round_robin(p, now) : pick_p2c(p, now);
+  if (!*out) *out = pick_resuming(p);
   return *out ? 0 : RS_ERR_UNAVAILABLE;
 }
 

@@ -3,6 +3,7 @@
 # that cuts it 20 times while a browser's sub streams 60,000 items; the gateway's pool resumes the
 # RSocket session each time, and the browser sees nothing: every item once, in order, then end,
 # on the same WebSocket. Without --backend-resume the same cut ends the sub with rej UNAVAILABLE.
+# Requests made while the link is being cut wait for the resumption: none is refused.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${RS_BIN:-$here/../../build/bin}
@@ -62,4 +63,30 @@ printf '%s\n' '{"type":"sub","id":1,"route":"feed","data":"x"}' |
   timeout 60 "$bin/ws-client" --grace 3 "$uri2/" > "$work/got2" 2> /dev/null || true
 check "no resumption: the sub ends with UNAVAILABLE" "rej UNAVAILABLE" \
   "$(summary "$work/got2" 60000 | awk '{print $(NF-1), $NF}')"
+# New requests while the link is being cut, again and again: each waits in the resuming session
+# and is answered once it resumes; none is refused (UNAVAILABLE) and the WebSocket stays.
+"$bin/rsocket" --server --resume 60 tcp://127.0.0.1:0 > "$work/echo.out" 2>&1 &
+pids+=($!)
+bport=$(listening_uri "$work/echo.out")
+bport=${bport##*:}
+proxy # no cut by itself: SIGUSR1 cuts
+proxy_pid=${pids[-1]}
+"$bin/rsocket-gateway" --listen ws://127.0.0.1:0 --route "*=tcp://127.0.0.1:$pport" \
+  --backend-resume 30 --connections-per-backend 1 > "$work/gw3.out" 2> "$work/gw3.err" &
+pids+=($!)
+uri3=$(listening_uri "$work/gw3.out")
+wait_for "$work/gw3.err" backend_connected
+for i in $(seq 1 150); do
+  echo "{\"type\":\"req\",\"id\":$i,\"route\":\"echo\",\"data\":$i}"
+  sleep 0.02
+done | timeout 60 "$bin/ws-client" --grace 3 "$uri3/" > "$work/got3" 2> /dev/null &
+client=$!
+for _ in $(seq 1 10); do
+  sleep 0.25
+  kill -USR1 "$proxy_pid"
+done
+wait "$client" || true
+check "10 cuts during the requests" 10 "$(grep -c '^cut: ' "$work/proxy.out" || true)"
+check "every request answered across the cuts (cfm)" 150 "$(grep -c '"type":"cfm"' "$work/got3" || true)"
+check "no request refused" 0 "$(grep -c '"type":"rej"' "$work/got3" || true)"
 finish "gateway backend resumption"
