@@ -910,18 +910,25 @@ int rs_pool_remove_target(rs_pool *p, size_t index, uint32_t drain_ms) {
  * sends them then). It is a candidate only when no connection is established (so a blip on every
  * link delays requests instead of failing them), and never with lease (permits unknown). */
 static bool resuming(const rs_pool *p, const pool_member *m) {
-  if (!p->client.settings.resume || p->client.settings.lease || !m->client || !m->was_up)
+  if (!p->client.settings.resume || p->client.settings.lease || !m->client || !m->was_up ||
+      m->target->draining)
     return false;
   rs_conn_state st = rs_conn_get_state(rs_client_conn(m->client));
   return st == RS_CONN_STATE_DISCONNECTED || st == RS_CONN_STATE_RESUMING;
 }
 
-/* The least loaded resuming connection (the scan starts at a random one), or NULL. */
+/* The least loaded resuming connection (the scan starts at a random one; free indices and
+ * draining targets skipped), or NULL. */
 static pool_member *pick_resuming(rs_pool *p) {
   pool_member *best = NULL;
-  size_t n = p->n_members, start = (size_t)(next_random(p) % n);
+  size_t n = p->n_targets * (size_t)p->per_target;
+  if (n == 0) return NULL;
+  size_t start = (size_t)(next_random(p) % n);
   for (size_t i = 0; i < n; i++) {
-    pool_member *m = &p->members[(start + i) % n];
+    size_t r = (start + i) % n;
+    pool_target *t = p->targets[r % p->n_targets];
+    if (!t) continue;
+    pool_member *m = &t->members[r / p->n_targets];
     if (!resuming(p, m)) continue;
     if (!best || m->in_flight + m->streams < best->in_flight + best->streams) best = m;
   }
