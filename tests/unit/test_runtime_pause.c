@@ -95,14 +95,14 @@ static void test_paused_connection_is_not_read_until_resumed(void **state) {
 
   for (uint32_t i = 0; i < MORE; i++) send_fnf(fd, 3 + 2 * i);
   run_for(&loop, 300, 2);
-  assert_int_equal(st.fnf, 1); /* nothing read while paused */
+  assert_int_equal(st.fnf, 1);             /* nothing read while paused */
   rs_runtime_pause_reading(st.conn, true); /* idempotent */
   run_for(&loop, 50, 2);
   assert_int_equal(st.fnf, 1);
 
   rs_runtime_pause_reading(st.conn, false);
   run_for(&loop, 5000, 1 + MORE);
-  assert_int_equal(st.fnf, 1 + MORE); /* all of it once resumed */
+  assert_int_equal(st.fnf, 1 + MORE);   /* all of it once resumed */
   rs_runtime_pause_reading(NULL, true); /* does nothing */
 
   close(fd);
