@@ -122,8 +122,8 @@ check "log: client_auth for the URL token" yes \
   "$(grep -qE 'event=client_auth session=[0-9a-f]{16} user=ada' "$work/gwjwt.err" && echo yes || echo no)"
 
 # ---- 2. --rate-limit ----
-gateway gwrate "${routes[@]}" --rate-limit 5
-js rate "$peers/pt_ops_client.mjs" --uri "$GW" rate --rate 5
+gateway gwrate "${routes[@]}" --rate-limit 2
+js rate "$peers/pt_ops_client.mjs" --uri "$GW" rate --rate 2
 check "rate: counted (2 refused + 3 dropped) in errors_total{code=\"RATE_LIMITED\"}" 5 \
   "$(metric "$GW" 'rsocket_gateway_errors_total{route="",code="RATE_LIMITED"}')"
 

@@ -6,7 +6,7 @@
 //                   3 fire-and-forget: N answered, the rest refused REJECTED "RATE_LIMITED: …",
 //                   the fire-and-forget dropped; another connection is untouched; the first
 //                   is served again once its bucket refilled
-//   drain           a request-response in flight (later.*: 1.5 s) and a stream when the gateway
+//   drain           a request-response in flight (later.*: 3 s) and a stream when the gateway
 //                   gets SIGTERM (sent to --gw-pid): new requests are refused, the request is
 //                   answered, then the stream ends (CANCELED "UNAVAILABLE: …") and the
 //                   connection closes (CONNECTION_CLOSE)
