@@ -777,6 +777,10 @@ void gw_pt_disconnect(rs_server *server, rs_conn *conn, void *conn_user, void *s
  * backend streams are cancelled), then CONNECTION_CLOSE, and the connection closes. */
 static void drain_close(gw_rsclient *c, const char *why) {
   c->draining = false;
+  if (c->waiting) { /* read again: the close lingers over its input instead of cutting it */
+    unlink_waiting(c);
+    rs_runtime_pause_reading(c->conn, false);
+  }
   for (gw_pstream *ps = c->open, *next; ps; ps = next) {
     next = ps->c_next;
     timeout_remove(c->gw, ps);
