@@ -44,8 +44,8 @@ struct gw_rsclient {
   gw_gateway *gw;
   rs_conn *conn;
   uint64_t session_id;
-  char *entry; /* the client metadata entry's JSON, made at the first request */
-  uint32_t entry_len;
+  uint8_t *entry; /* the client metadata entry, encoded as a composite metadata entry (made at */
+  uint32_t entry_len;  /* the first request: idle clients do not pay for it) */
   char *user, *claims; /* authenticated user and forwarded claims (NULL: none) */
   char *url_token;     /* the ?token= of its upgrade, until SETUP (authentication only) */
   bool opened;         /* SETUP seen: client_open logged */
@@ -56,6 +56,7 @@ struct gw_rsclient {
   bool waiting;        /* not read while wait_conn (a backend connection) is over its watermark */
   uint8_t dmime[130];  /* its data MIME as a per-stream MIME entry (0 bytes: application/json) */
   uint8_t dmime_len;   /* or one that cannot be written as one */
+  int8_t md_mime_id;   /* its metadata MIME's well-known id (-1: none), looked up once */
   uint32_t streams;    /* open: taken in on_request, not yet in on_stream_closed */
   uint32_t rr_open;    /* of which request-responses (a draining gateway waits for them) */
   gw_bucket rate;      /* --rate-limit */
@@ -308,8 +309,10 @@ static rs_ssize backend_metadata(gw_rsclient *c, const rs_payload *p, uint8_t *b
     if (r < 0) return -1;
   } else if (p->has_metadata && p->metadata.len) {
     rs_bytes mime = rs_conn_get_settings(c->conn)->metadata_mime;
-    n = rs_composite_encode(buf, cap, (const char *)mime.ptr, mime.len, p->metadata.ptr,
-                            p->metadata.len);
+    n = c->md_mime_id >= 0 ? rs_composite_encode_id(buf, cap, (uint8_t)c->md_mime_id,
+                                                    p->metadata.ptr, p->metadata.len)
+                           : rs_composite_encode(buf, cap, (const char *)mime.ptr, mime.len,
+                                                 p->metadata.ptr, p->metadata.len);
     if (n < 0) return -1;
     off += (size_t)n;
   }
@@ -317,12 +320,30 @@ static rs_ssize backend_metadata(gw_rsclient *c, const rs_payload *p, uint8_t *b
     n = rs_composite_encode_id(buf + off, cap - off, RS_MIME_ID_DATA_MIME, c->dmime, c->dmime_len);
     off += n > 0 ? (size_t)n : 0;
   }
-  if (c->entry) {
-    n = rs_composite_encode(buf + off, cap - off, GW_CLIENT_MIME, strlen(GW_CLIENT_MIME),
-                            (const uint8_t *)c->entry, c->entry_len);
-    off += n > 0 ? (size_t)n : 0;
+  if (c->entry && cap - off >= c->entry_len) {
+    memcpy(buf + off, c->entry, c->entry_len);
+    off += c->entry_len;
   }
   return (rs_ssize)off;
+}
+
+/* The client entry, encoded once: every request copies it (without it, out of memory, requests
+ * go without). */
+static void make_entry(gw_rsclient *c) {
+  uint32_t len;
+  char *json = gw_entry_make(c->session_id, rs_runtime_peer(c->conn), c->user, c->claims, &len);
+  size_t cap = json ? 1 + strlen(GW_CLIENT_MIME) + 3 + len : 0;
+  c->entry = json ? malloc(cap) : NULL;
+  rs_ssize n = c->entry ? rs_composite_encode(c->entry, cap, GW_CLIENT_MIME, strlen(GW_CLIENT_MIME),
+                                              (const uint8_t *)json, len)
+                        : -1;
+  free(json);
+  if (n < 0) {
+    free(c->entry);
+    c->entry = NULL;
+    return;
+  }
+  c->entry_len = (uint32_t)n;
 }
 
 /* backend_metadata into gw->scratch, or into a buffer of its own (*heap: the caller frees it)
@@ -330,9 +351,7 @@ static rs_ssize backend_metadata(gw_rsclient *c, const rs_payload *p, uint8_t *b
  * carried, -2 when out of memory. */
 static rs_ssize make_metadata(gw_rsclient *c, const rs_payload *p, uint8_t **buf, uint8_t **heap) {
   gw_gateway *gw = c->gw;
-  if (!c->entry) /* made at the first request: idle clients do not pay for it */
-    c->entry =
-        gw_entry_make(c->session_id, rs_runtime_peer(c->conn), c->user, c->claims, &c->entry_len);
+  if (!c->entry) make_entry(c);
   size_t need = (p->has_metadata ? p->metadata.len : 0) + 512 + c->entry_len;
   *heap = need > gw->scratch_cap ? malloc(need) : NULL;
   if (need > gw->scratch_cap && !*heap) return -2;
@@ -692,6 +711,7 @@ static int on_setup(rs_conn *conn, const rs_setup_info *s, void *user) {
   gw_log(gw->cfg, "client_open", "session", sid, "peer", rs_runtime_peer(conn), "protocol",
          "rsocket", NULL);
   c->composite = bytes_is(s->metadata_mime, RS_MIME_COMPOSITE_METADATA);
+  c->md_mime_id = (int8_t)rs_mime_id((const char *)s->metadata_mime.ptr, s->metadata_mime.len);
   if (!bytes_is(s->data_mime, "application/json")) {
     rs_ssize n = rs_data_mime_encode(c->dmime, sizeof c->dmime, (const char *)s->data_mime.ptr,
                                      s->data_mime.len);
