@@ -101,7 +101,9 @@ async function drainScenario() {
   let first;
   const firstItem = new Promise((r) => (first = r));
   const streamEnd = new Promise((resolve) => {
-    rs.requestStream({ data: enc(""), metadata: routing("inf.drain") }, 2147483647, {
+    // 3 items of credit: the stream stays open (unbounded credit could make this client a slow
+    // consumer under a sanitizer, which is another test's subject).
+    rs.requestStream({ data: enc(""), metadata: routing("inf.drain") }, 3, {
       onNext: () => first(),
       onComplete: () => resolve({ err: { message: "completed" }, at: Date.now() }),
       onError: (e) => resolve({ err: e, at: Date.now() }),
