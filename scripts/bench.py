@@ -12,7 +12,8 @@ Environment: BENCH_SECONDS (measured seconds per run, default 3), BENCH_WARMUP (
 BENCH_IDLE (idle connections, default 10000), BENCH_GW_IDLE (idle gateway clients, default
 20000), BENCH_GATEWAY (the rsocket-gateway binary, default build/bin/rsocket-gateway; when it is
 missing its rows are skipped), BENCH_ONLY=gateway (only the gateway section, which replaces the
-doc's "## Gateway" section), BENCH_ONLY=board (only the collaborative board's section, "## Board",
+doc's "## Gateway" section), BENCH_ONLY=passthrough (only the gateway's RSocket passthrough,
+"## RSocket passthrough"), BENCH_ONLY=board (only the collaborative board's section, "## Board",
 the last: single node, and the cluster of scripts/cluster when collab-service has --redis),
 BENCH_BOARD_SECONDS (its measured seconds, default 10), BENCH_NO_DOC=1 (do not rewrite
 the doc).
@@ -375,6 +376,110 @@ def gateway_targets(res):
     return out
 
 
+# ---- the gateway's RSocket passthrough: rsocket-bench through /rsocket vs straight in ----
+
+PT_SECTION = "RSocket passthrough (rsocket-bench through rsocket-gateway's /rsocket vs direct)"
+PT_ROUTE = "bench.echo"
+
+
+def passthrough():
+    """Runs the passthrough rows; returns (rows, results). One `rsocket --server` backend, one
+    rsocket-gateway in front of it (`--route '*=BACKEND'`); the same rsocket-bench workloads
+    (with --route, so the gateway can route them: routing metadata on every request) over
+    ws://GATEWAY/rsocket and straight to the backend over tcp://."""
+    rows, res = [], {"t0": time.time(), "load": os.getloadavg(), "cmds_from": len(commands)}
+    if not os.access(GATEWAY, os.X_OK):
+        print(f"bench: {gateway_name()} is missing: the passthrough rows are skipped",
+              file=sys.stderr)
+        res.update(elapsed=0, cmds_to=len(commands), missing=True)
+        return rows, res
+    backend, be_uri = start("pt-backend", [os.path.join(BIN, "rsocket"), "--server",
+                                           "tcp://127.0.0.1:0"])
+    gw, gw_uri = start("pt-gateway", [GATEWAY, "--listen", "ws://127.0.0.1:0", "--route",
+                                      f"*={be_uri}"])
+    gw_uri = gw_uri.rstrip("/") + "/rsocket"
+    time.sleep(0.5)  # the gateway's backend connections are up
+    for key, desc, extra in [
+        ("pt_rr1", "request-response, 1 conn, 1 in flight", ["-m", "1"]),
+        ("pt_rr", "request-response, 1 conn, 128 in flight", ["-m", "128"]),
+        ("pt_rr16", "request-response, 16 conns × 32 in flight, 2 threads",
+         ["-c", "16", "-m", "32", "-t", "2"]),
+        ("pt_stream", "request-stream, 1 conn, 16-byte items (items/s)", ["--model", "stream"]),
+        ("pt_channel", "request-channel, 1 conn, 128 elements in flight",
+         ["--model", "channel", "-m", "128"]),
+    ]:
+        a = bench(f"{key} through rsocket-gateway", gw_uri, "--route", PT_ROUTE, *extra)
+        b = bench(f"{key} direct", be_uri, "--route", PT_ROUTE, *extra)
+        res[key] = (a, b)
+        rows.append((PT_SECTION, desc, fmt_rate(rate(a)), fmt_rate(rate(b)),
+                     pt_ratio(rate(a), rate(b))))
+        if key in ("pt_rr1", "pt_rr"):
+            for q in ("p50", "p99"):
+                rows.append((PT_SECTION, f"  latency {q}", fmt_us(lat(a, q)), fmt_us(lat(b, q)),
+                             pt_ratio(lat(b, q), lat(a, q))))
+    stop(gw)
+    stop(backend)
+    res["elapsed"] = time.time() - res["t0"]
+    res["cmds_to"] = len(commands)
+    return rows, res
+
+
+def pt_ratio(a, b):
+    """through ÷ direct for rates, direct ÷ through for latencies: the share of the direct figure
+    that is left through the gateway (1 would be a free hop)."""
+    if a is None or b is None or a == 0 or b == 0:
+        return "-"
+    return f"{a / b:.2f}×"
+
+
+def passthrough_doc(rows, res, m):
+    """The doc's "## RSocket passthrough" section (BENCH_ONLY=passthrough rewrites it alone)."""
+    doc = ["## RSocket passthrough", ""]
+    when = datetime.datetime.fromtimestamp(res["t0"], datetime.timezone.utc)
+    load = ", ".join(f"{x:.1f}" for x in res["load"])
+    doc.append(f"- date: {when.strftime('%Y-%m-%d %H:%M UTC')}, commit `{m['commit']}`; "
+               f"{m['cpu']}, {m['cores']} cores; load average {load} when it started (other work "
+               f"on the machine); the section took {res['elapsed']:.0f} s")
+    doc.append(f"- each run: {WARMUP:g} s warm-up, then {SECONDS:g} s measured")
+    doc.append("")
+    if res.get("missing"):
+        doc.append(f"Pending: {gateway_name()} was not built.")
+        doc.append("")
+        return doc
+    doc.append("Issue 15's RSocket passthrough: `rsocket-bench` speaks RSocket over WebSocket to "
+               "`ws://GATEWAY/rsocket`, where rsocket-gateway (its defaults: 1 worker thread, 2 "
+               "connections to the backend) ends the connection and carries each stream to "
+               f"`rsocket --server tcp://127.0.0.1:0`; the direct column is the same workload "
+               f"straight to that backend over TCP. Both send `--route {PT_ROUTE}` (routing "
+               "metadata on every request: the gateway routes by it). Through the gateway each "
+               "request also gains the gateway's client entry in its metadata, which the backend "
+               "echoes back. Client, gateway and backend share the machine's cores. Ratio: "
+               "through ÷ direct for rates, direct ÷ through for latencies (the share of the "
+               "direct figure left through the gateway; 1.00× would be a free hop).")
+    doc.append("")
+    doc.extend(table(rows, ("through rsocket-gateway", "direct")))
+    doc.append("")
+    doc.append("Notes:")
+    doc.append("")
+    doc.append("- Through the gateway three busy processes (client, gateway, backend) share the "
+               "machine's cores, direct two: on a 2-core machine part of the ratio is the "
+               "machine, most visibly in the p99 with 128 in flight.")
+    doc.append("- Per request the gateway finds the route, writes the backend's composite metadata "
+               "(the client's entries, its own client entry), and runs two RSocket engines' codecs "
+               "and a WebSocket framing; the backend's answer comes back the same way. Compare "
+               "with the JSON protocol's rows in the Gateway section (gw-req), which carry the "
+               "same backend hop.")
+    doc.append("")
+    doc.append("Only this section: `BENCH_ONLY=passthrough scripts/bench` (after `make`). "
+               "Commands (the gateway: `build/bin/rsocket-gateway --listen ws://127.0.0.1:0 "
+               "--route '*=tcp://127.0.0.1:PORT'`, the backend `build/bin/rsocket --server "
+               "tcp://127.0.0.1:0`):")
+    doc.append("")
+    doc.extend(commands_block(commands[res["cmds_from"]:res["cmds_to"]]))
+    doc.append("")
+    return doc
+
+
 # ---- the collaborative board: collab-service behind rsocket-gateway, users editing ----
 
 def cpu_ticks(pid):
@@ -664,13 +769,17 @@ def board_doc(res, m):
     return doc
 
 
-def replace_section(title, lines):
-    """Rewrites the doc's "## title" section (up to the next "## " heading), or appends it."""
+def replace_section(title, lines, before=None):
+    """Rewrites the doc's "## title" section (up to the next "## " heading), or adds it before
+    the "## before" section (at the end without one)."""
     path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
     with open(path) as f:
         doc = f.read()
     start_at = doc.find(f"\n## {title}\n")
-    if start_at < 0:
+    at = doc.find(f"\n## {before}\n") if before else -1
+    if start_at < 0 and at >= 0:
+        head, tail = doc[:at + 1], doc[at + 1:]
+    elif start_at < 0:
         head, tail = doc.rstrip("\n") + "\n\n", ""
     else:
         nxt = doc.find("\n## ", start_at + 1)
@@ -695,6 +804,14 @@ def main():
         if not os.environ.get("BENCH_NO_DOC"):
             replace_section("Gateway", gateway_doc(rows, res, machine()))
         return
+    if ONLY == "passthrough":
+        rows, res = passthrough()
+        print_table(rows, ("through rsocket-gateway", "direct"))
+        print(f"\nthe passthrough section took {res['elapsed']:.0f} s")
+        if not os.environ.get("BENCH_NO_DOC"):
+            replace_section("RSocket passthrough", passthrough_doc(rows, res, machine()),
+                            before="Board")
+        return
     if ONLY == "board":
         res = board()
         rows, target = board_lines(res)
@@ -704,7 +821,8 @@ def main():
             replace_section("Board", board_doc(res, machine()))
         return
     if ONLY:
-        sys.exit(f"bench: BENCH_ONLY={ONLY}: only 'gateway' and 'board' are known")
+        sys.exit(f"bench: BENCH_ONLY={ONLY}: only 'gateway', 'passthrough' and 'board' are "
+                 "known")
     rows = []  # (section, workload, ours, peer, ratio text)
     results = {}
 
@@ -816,10 +934,11 @@ def main():
         stop(srv)
 
     gw_rows, gw_res = gateway()
+    pt_rows, pt_res = passthrough()
     board_res = board()
 
     elapsed = time.time() - t_start
-    report(rows, results, codec, idle, gw_rows, gw_res, board_res, elapsed)
+    report(rows, results, codec, idle, gw_rows, gw_res, (pt_rows, pt_res), board_res, elapsed)
 
 
 def target_lines(results, codec, idle):
@@ -890,7 +1009,8 @@ def print_table(rows, head=("rsocket-c", "peer")):
 def doc_cmd(cmd):
     """A command line as the doc shows it: paths from the tree, ports and pids as words."""
     cmd = cmd.replace(ROOT + "/", "")
-    cmd = re.sub(r"(tcp|ws)://127\.0\.0\.1:\d+/?", r"\1://127.0.0.1:PORT", cmd)
+    cmd = re.sub(r"(tcp|ws)://127\.0\.0\.1:\d+/?(?=\s|$)", r"\1://127.0.0.1:PORT", cmd)
+    cmd = re.sub(r"(tcp|ws)://127\.0\.0\.1:\d+/", r"\1://127.0.0.1:PORT/", cmd)  # a path stays
     return re.sub(r"--pid \d+", "--pid PID", cmd)
 
 
@@ -968,7 +1088,7 @@ def gateway_doc(gw_rows, res, m):
     return doc
 
 
-def report(rows, results, codec, idle, gw_rows, gw_res, board_res, elapsed):
+def report(rows, results, codec, idle, gw_rows, gw_res, pt, board_res, elapsed):
     m = machine()
     lines = table(rows)
     gw_lines = table(gw_rows, ("rsocket-gateway", "Node gateway"))
@@ -1011,6 +1131,8 @@ def report(rows, results, codec, idle, gw_rows, gw_res, board_res, elapsed):
     print("\n".join(gw_lines))
     print("\nGateway targets:")
     print("\n".join(gw_targets))
+    print("\nRSocket passthrough:")
+    print("\n".join(table(pt[0], ("through rsocket-gateway", "direct"))))
     board_rows, board_target = board_lines(board_res)
     print("\n".join(["", *board_rows, "", *board_target]))
     print(f"\nmake bench took {elapsed:.0f} s")
@@ -1094,6 +1216,7 @@ def report(rows, results, codec, idle, gw_rows, gw_res, board_res, elapsed):
     doc.extend(commands_block(commands[:gw_res["cmds_from"]]))
     doc.append("")
     doc.extend(gateway_doc(gw_rows, gw_res, m))
+    doc.extend(passthrough_doc(pt[0], pt[1], m))
     doc.extend(board_doc(board_res, m))
     path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
     with open(path, "w") as f:

@@ -53,6 +53,7 @@ typedef struct bench_cfg {
   double warmup_s;   /* with a duration: not measured */
   size_t size;       /* payload data bytes */
   const char *route; /* gw models: the route of every req or sub */
+  bool route_given;  /* --route given: RSocket models send it as routing metadata */
   uint32_t window;   /* stream: credit window */
   int boards;        /* board: boards bench-0 .. bench-(boards-1) the users spread over */
   double rate;       /* board: edits per second per user */

@@ -148,7 +148,10 @@ static void usage(FILE *f) {
          "                        -D seconds (default 10): latency is op -> delivered to\n"
          "                        each subscriber of the board, and to everyone on it\n"
          "  -s, --size BYTES      payload data size (default 16; gw-*: a JSON string of BYTES)\n"
-         "      --route ROUTE     gw-*: the route of every request (default bench.echo)\n"
+         "      --route ROUTE     the route of every request: gw-* (default bench.echo); rr,\n"
+         "                        fnf, stream, channel: sent as routing metadata (connection\n"
+         "                        metadata MIME message/x.rsocket.routing.v0), as a gateway's\n"
+         "                        /rsocket needs (default: no metadata)\n"
          "      --window N        stream: credit window, refilled by half (default 4096)\n"
          "      --boards N        board: boards bench-0 .. bench-N-1, users dealt round-robin\n"
          "                        (default 20)\n"
@@ -387,6 +390,7 @@ int main(int argc, char **argv) {
         return bad("bad --route: %s (1 to 255 bytes, no quote, backslash or control character)",
                    optarg);
       cfg.route = optarg;
+      cfg.route_given = true;
       break;
     case 's':
       if (!parse_u64(optarg, &u) || u > 16u * 1024 * 1024) return bad("bad --size: %s", optarg);

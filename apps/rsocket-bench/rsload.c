@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "rsocket-bench/bench.h"
+#include "rsocket/extensions.h"
 #include "rsocket/runtime.h"
 
 _Static_assert(sizeof(void *) >= sizeof(uint64_t), "send times are kept in stream user pointers");
@@ -59,6 +60,8 @@ typedef struct rsload {
   int connected; /* connections up */
   bool started, stopping;
   uint8_t *data;
+  uint8_t md[256]; /* --route: the routing metadata of every request (md_len 0: none) */
+  size_t md_len;
   uv_timer_t deadline;
   bool timers_closed;
 } rsload;
@@ -83,7 +86,12 @@ static void complete_one(bconn *bc, uint64_t sent_at, uint64_t now, size_t bytes
 }
 
 static rs_payload request_payload(rsload *L) {
-  return rs_payload_data((rs_bytes){L->data, L->w->cfg->size});
+  rs_payload p = rs_payload_data((rs_bytes){L->data, L->w->cfg->size});
+  if (L->md_len) {
+    p.has_metadata = true;
+    p.metadata = (rs_bytes){L->md, L->md_len};
+  }
+  return p;
 }
 
 static void maybe_finish(bconn *bc);
@@ -138,7 +146,8 @@ static void fnf_kick(bconn *bc) {
   if (!bc->fence_sent) {
     /* Everything before it on this connection was processed when its answer comes back. */
     bc->fence_sent = true;
-    rs_payload fence = rs_payload_data((rs_bytes){NULL, 0});
+    rs_payload fence = request_payload(L);
+    fence.data = (rs_bytes){NULL, 0};
     if (rs_conn_request_response(bc->conn, &fence, NULL) < 0) {
       worker_error(bc->w, "fence request refused");
       bc->done = true;
@@ -474,6 +483,11 @@ int rsload_run(worker *w) {
     return -1;
   }
   memset(L.data, 'x', cfg->size);
+  if (cfg->route_given) { /* through a gateway: it routes by this */
+    rs_bytes tag = rs_bytes_str(cfg->route);
+    rs_ssize n = rs_routing_encode(L.md, sizeof L.md, &tag, 1);
+    L.md_len = n > 0 ? (size_t)n : 0;
+  }
   uv_timer_init(&w->loop, &L.deadline);
   L.deadline.data = &L;
   worker_progress_start(w);
@@ -519,6 +533,7 @@ int rsload_run(worker *w) {
     o.on_drained = on_drained;
     o.settings.keepalive_interval_ms = 30000;
     o.settings.max_lifetime_ms = 120000;
+    if (L.md_len) o.settings.metadata_mime = rs_bytes_str(RS_MIME_ROUTING);
     o.callbacks.struct_size = sizeof o.callbacks;
     o.callbacks.on_payload = on_payload;
     o.callbacks.on_request_n = on_request_n;

@@ -241,21 +241,25 @@ bool gw_origin_allowed(const gw_config *cfg, rs_bytes origin) {
   return false;
 }
 
-/* Token bucket: `rate_limit` messages per second, bursts of as many. Tokens in thousandths. */
-bool gw_rate_take(gw_client *c, uint64_t now_ms) {
-  uint32_t rate = c->gw->cfg->rate_limit;
-  if (!rate) return true;
+/* Token bucket: `rate` messages per second, bursts of as many. Tokens in thousandths. */
+static uint64_t bucket_full(uint32_t rate) {
   uint64_t full = (uint64_t)rate * 1000;
+  return full > UINT32_MAX ? UINT32_MAX : full;
+}
+
+void gw_rate_init(gw_bucket *b, uint32_t rate, uint64_t now_ms) {
+  b->tokens = (uint32_t)bucket_full(rate);
+  b->at = (uint32_t)now_ms;
+}
+
+bool gw_rate_take(gw_bucket *b, uint32_t rate, uint64_t now_ms) {
+  if (!rate) return true;
+  uint64_t full = bucket_full(rate);
   uint32_t now32 = (uint32_t)now_ms;
-  if (!c->rate_init) {
-    c->rate_init = true;
-    c->rate_tokens = (uint32_t)(full > UINT32_MAX ? UINT32_MAX : full);
-    c->rate_at = now32;
-  }
-  uint64_t t = c->rate_tokens + (uint64_t)(uint32_t)(now32 - c->rate_at) * rate;
-  c->rate_tokens = (uint32_t)(t > full ? full : t);
-  c->rate_at = now32;
-  if (c->rate_tokens < 1000) return false;
-  c->rate_tokens -= 1000;
+  uint64_t t = b->tokens + (uint64_t)(uint32_t)(now32 - b->at) * rate;
+  b->tokens = (uint32_t)(t > full ? full : t);
+  b->at = now32;
+  if (b->tokens < 1000) return false;
+  b->tokens -= 1000;
   return true;
 }

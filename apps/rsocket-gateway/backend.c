@@ -348,8 +348,8 @@ static int on_backend_request(rs_conn *conn, const rs_request *req, void *user) 
 /* A backend connection's output fell back under its watermark: read the clients paused for it
  * again. */
 static void on_backend_drained(rs_conn *conn, void *user) {
-  (void)conn;
   gw_gateway *gw = user;
+  gw_pt_backend_drained(gw, conn);
   gw_client *list = gw->waiting;
   gw->waiting = NULL;
   while (list) {
@@ -389,6 +389,7 @@ static void on_pool_event(rs_pool *pool, size_t target, int slot, rs_client_even
                                       [RS_CLIENT_RECONNECTING] = "backend_retry",
                                       [RS_CLIENT_CLOSED] = "backend_closed"};
   if ((unsigned)ev >= sizeof names / sizeof names[0] || ev == RS_CLIENT_CLOSED) return;
+  if (ev == RS_CLIENT_DISCONNECTED) gw_pt_backend_drained(gw, NULL); /* its drain never comes */
   /* A backend that stays down is retried every second or so: say so once, not every time. */
   gw_pool *gp = pool_find(gw, pool);
   if (gp) down_cover(gw, gp, target + 1);

@@ -429,6 +429,12 @@ void gw_client_url_token(const rs_http_request *req) {
   url_token_set = n > 0;
 }
 
+const char *gw_client_url_token_take(void) {
+  if (!url_token_set) return NULL;
+  url_token_set = false;
+  return url_token;
+}
+
 /* Every second: clients that did not authenticate within --auth-timeout are closed. */
 static void auth_tick(uv_timer_t *t) {
   gw_gateway *gw = t->data;
@@ -475,7 +481,7 @@ static void on_message(rs_ws_session *s, bool text, const uint8_t *data, size_t 
     close_client(c, 4401, "authentication required: send {\"type\":\"hello\",\"token\":...} first");
     return;
   }
-  if (!gw_rate_take(c, uv_now(gw->loop))) {
+  if (!gw_rate_take(&c->rate, gw->cfg->rate_limit, uv_now(gw->loop))) {
     /* The request is not made. Messages about an open request are refused without its id (a
      * rej with it would end that request). */
     bool opens = cmd.type == RS_GW_REQ || cmd.type == RS_GW_SUB || cmd.type == RS_GW_CHAN ||
@@ -554,13 +560,13 @@ static void on_open(rs_ws_session *s, void *user) {
   size_t n = atomic_fetch_add(gw->clients, 1) + 1;
   c->authed = !gw_auth_enabled(gw->cfg);
   c->opened_s = (uint32_t)(uv_now(gw->loop) / 1000);
-  bool token = url_token_set;
-  url_token_set = false;
+  gw_rate_init(&c->rate, gw->cfg->rate_limit, uv_now(gw->loop));
+  const char *token = gw_client_url_token_take();
   if (!c->authed) gw->unauthed++;
   if (gw->cfg->max_clients && n > gw->cfg->max_clients)
     close_client(c, 1013, "too many clients: try again later");
   else if (!c->authed && token)
-    authenticate(c, url_token);
+    authenticate(c, token);
 }
 
 static void on_drained(rs_ws_session *s, void *user) {

@@ -139,6 +139,10 @@ void gw_table_unref(gw_table *t);
 long gw_table_lookup(const gw_table *t, const uint8_t *route, size_t len);
 
 /* ---- auth.c ---- */
+/* A client's --rate-limit token bucket (JSON and RSocket clients). */
+typedef struct gw_bucket {
+  uint32_t tokens, at; /* thousandths of a message, uv_now in ms (32 bits: differences only) */
+} gw_bucket;
 #define GW_PREAUTH_MAX (RS_GW_TOKEN_MAX + 1024) /* largest message before authentication */
 bool gw_auth_enabled(const gw_config *cfg);
 /* Reads SECRET or @FILE. 0, or -1 with a reason in `err`. */
@@ -149,8 +153,11 @@ int gw_auth_check(const gw_config *cfg, const char *token, char **user, char **c
                   size_t whylen);
 /* --origin: true when `origin` (absent: not a browser) may connect. */
 bool gw_origin_allowed(const gw_config *cfg, rs_bytes origin);
-/* --rate-limit: takes a token from the client's bucket; false when it is empty. */
-bool gw_rate_take(gw_client *c, uint64_t now_ms);
+/* --rate-limit: a full bucket for a client that connects now (`rate` messages per second, bursts
+ * of as many). */
+void gw_rate_init(gw_bucket *b, uint32_t rate, uint64_t now_ms);
+/* Takes a token from the bucket (0: no limit); false when it is empty. */
+bool gw_rate_take(gw_bucket *b, uint32_t rate, uint64_t now_ms);
 /* A JSON string body for `s` (escapes '"', '\\', control characters), truncated to fit. */
 void gw_json_escape(char *out, size_t cap, const char *s);
 
@@ -186,6 +193,7 @@ enum {
   GW_CODE_REJECTED,
   GW_CODE_CANCELED,
   GW_CODE_INVALID,
+  GW_CODE_RATE_LIMITED,
   GW_CODE_COUNT
 };
 
@@ -268,14 +276,13 @@ struct gw_client {
   gw_gateway *gw;
   rs_ws_session *ws;
   uint64_t session_id;
-  char *entry;  /* the client metadata entry's JSON, made at the first request */
-  char *user;   /* the authenticated user id (NULL: none) */
-  char *claims; /* the claims forwarded to backends, a JSON object (NULL: none) */
-  bool authed;  /* authenticated, or no authentication configured */
-  bool rate_init;
-  uint32_t rate_tokens, rate_at; /* the token bucket (thousandths, ms) */
-  uint32_t opened_s;             /* uv_now / 1000 at on_open: the authentication deadline */
-  uint32_t rr_open;              /* reqs awaiting their answer (a draining gateway waits) */
+  char *entry;       /* the client metadata entry's JSON, made at the first request */
+  char *user;        /* the authenticated user id (NULL: none) */
+  char *claims;      /* the claims forwarded to backends, a JSON object (NULL: none) */
+  bool authed;       /* authenticated, or no authentication configured */
+  gw_bucket rate;    /* --rate-limit */
+  uint32_t opened_s; /* uv_now / 1000 at on_open: the authentication deadline */
+  uint32_t rr_open;  /* reqs awaiting their answer (a draining gateway waits) */
   uint32_t entry_len;
   /* Open requests by id: open addressing, linear probing, power-of-two capacity. */
   gw_stream **table;
@@ -333,7 +340,9 @@ struct gw_gateway {
   uint32_t unauthed;             /* clients waiting to authenticate */
   gw_rsclient *rs_clients;       /* this worker's RSocket clients (passthrough.c) */
   gw_pstream *pt_head, *pt_tail; /* their request-responses in deadline order */
-  uv_timer_t pt_timer;           /* request timeouts of RSocket clients */
+  uv_timer_t pt_timer;           /* request timeouts of RSocket clients, and their drain */
+  uint64_t pt_drain_at;          /* SIGTERM: when the last RSocket clients are closed (0: no) */
+  gw_rsclient *pt_waiting;       /* RSocket clients paused for a full backend connection */
   uv_timer_t pt_lease;           /* leases to RSocket clients that asked for lease */
   gw_stats stats;
   pthread_mutex_t snap_mu; /* guards snap and the per-route counters' arrays, for /metrics */
@@ -418,8 +427,13 @@ void *gw_pt_connect(rs_server *server, rs_conn *conn, void *server_user);
 void gw_pt_disconnect(rs_server *server, rs_conn *conn, void *conn_user, void *server_user);
 /* Starts the worker's lease timer (its handles are initialised by gw_backend_start). */
 void gw_pt_start(gw_gateway *gw);
-/* Draining: every RSocket client gets a graceful close (CONNECTION_CLOSE: streams finish). */
+/* Draining: each RSocket client is closed (CONNECTION_CLOSE) once its request-responses in
+ * flight are answered, its other streams ending with CANCELED "UNAVAILABLE: …"; what is left at
+ * --drain-timeout goes then. */
 void gw_pt_drain_all(gw_gateway *gw);
+/* The backend connection `back` drained (NULL: one was lost): clients paused for it are read
+ * again. */
+void gw_pt_backend_drained(gw_gateway *gw, rs_conn *back);
 /* What a backend did on a stream of an RSocket client (backend.c's pool callbacks). */
 void gw_pt_back_payload(gw_pstream *ps, const rs_payload *p, unsigned flags);
 void gw_pt_back_error(gw_pstream *ps, const rs_stream_error *e);
@@ -430,8 +444,11 @@ void gw_pt_back_closed(gw_pstream *ps);
 /* ---- client.c ---- */
 /* A new session id, unique on this worker, naming the worker in its top byte. */
 uint64_t gw_session_new(gw_gateway *gw);
-/* Keeps the ?token= of an accepted upgrade for the on_open that follows on this thread. */
+/* Keeps the ?token= of an accepted upgrade for the on_open (JSON) or on_connect (RSocket) that
+ * follows on this thread. */
 void gw_client_url_token(const rs_http_request *req);
+/* That token, once (NULL: none). */
+const char *gw_client_url_token_take(void);
 /* Starts the worker's authentication deadline timer (when authentication is on). */
 void gw_client_auth_start(gw_gateway *gw);
 /* Draining (on the worker's thread): clients without a req in flight are closed with 1001 now,

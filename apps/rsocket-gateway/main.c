@@ -71,6 +71,7 @@ static void on_upgrade(rs_server *server, const rs_http_request *req, rs_ws_deci
     d->reason = "too many clients: try again later";
     return;
   }
+  gw_client_url_token(req); /* ?token=: on_open (JSON) or the SETUP (RSocket) checks it */
   if (rsocket) {
     d->verdict = RS_WS_RSOCKET;
     d->subprotocol = rsocket_proto ? "rsocket" : NULL;
@@ -80,7 +81,6 @@ static void on_upgrade(rs_server *server, const rs_http_request *req, rs_ws_deci
   d->verdict = RS_WS_MESSAGES;
   d->subprotocol = json_proto ? "json" : NULL;
   d->user = NULL;
-  gw_client_url_token(req); /* ?token=: on_open checks it */
 }
 
 /* GET /healthz: 200 while some backend connection is up on some worker, else 503. */
@@ -325,6 +325,8 @@ int main(int argc, char **argv) {
   so.on_frame = gw_stats_client_frame;
   so.settings.lease = true; /* accepted, not imposed: only clients that ask get leases */
   so.settings.mtu = m.cfg.rsocket_mtu;
+  /* An RSocket client authenticates in its SETUP: --auth-timeout is the time to send it. */
+  if (gw_auth_enabled(&m.cfg)) so.settings.setup_timeout_ms = m.cfg.auth_timeout_ms;
   so.on_worker_start = on_worker_start;
   so.on_worker_stop = on_worker_stop;
   so.ws.max_message = m.cfg.max_message;

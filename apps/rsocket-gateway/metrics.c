@@ -27,7 +27,7 @@ static const char *const code_names[GW_CODE_COUNT] = {
     [GW_CODE_UNAVAILABLE] = "UNAVAILABLE", [GW_CODE_TOO_MANY_STREAMS] = "TOO_MANY_STREAMS",
     [GW_CODE_TIMEOUT] = "TIMEOUT",         [GW_CODE_APPLICATION_ERROR] = "APPLICATION_ERROR",
     [GW_CODE_REJECTED] = "REJECTED",       [GW_CODE_CANCELED] = "CANCELED",
-    [GW_CODE_INVALID] = "INVALID",
+    [GW_CODE_INVALID] = "INVALID",         [GW_CODE_RATE_LIMITED] = "RATE_LIMITED",
 };
 
 static const char *const in_names[GW_IN_COUNT] = {

@@ -44,17 +44,26 @@ struct gw_rsclient {
   gw_gateway *gw;
   rs_conn *conn;
   uint64_t session_id;
-  char *entry; /* the client metadata entry's JSON, made at the first request */
-  uint32_t entry_len;
+  uint8_t *entry; /* the client metadata entry, encoded as a composite metadata entry (made at */
+  uint32_t entry_len;  /* the first request: idle clients do not pay for it) */
   char *user, *claims; /* authenticated user and forwarded claims (NULL: none) */
+  char *url_token;     /* the ?token= of its upgrade, until SETUP (authentication only) */
   bool opened;         /* SETUP seen: client_open logged */
   bool lease;          /* asked for lease in its SETUP */
   bool slow;           /* closed as a slow consumer */
   bool composite;      /* its metadata MIME is composite metadata */
+  bool draining;       /* SIGTERM: closed once its request-responses are answered */
+  bool waiting;        /* not read while wait_conn (a backend connection) is over its watermark */
   uint8_t dmime[130];  /* its data MIME as a per-stream MIME entry (0 bytes: application/json) */
   uint8_t dmime_len;   /* or one that cannot be written as one */
+  int8_t md_mime_id;   /* its metadata MIME's well-known id (-1: none), looked up once */
   uint32_t streams;    /* open: taken in on_request, not yet in on_stream_closed */
-  char why[160];       /* how the connection ended, for client_close */
+  uint32_t rr_open;    /* of which request-responses (a draining gateway waits for them) */
+  gw_bucket rate;      /* --rate-limit */
+  gw_pstream *open;    /* its streams (front_open), for closing them at a drain */
+  rs_conn *wait_conn;  /* while waiting: the backend connection it waits for */
+  gw_rsclient *wait_next; /* gw->pt_waiting */
+  char why[160];          /* how the connection ended, for client_close */
   bool why_remote;
   gw_rsclient *prev, *next; /* gw->rs_clients */
 };
@@ -71,6 +80,7 @@ struct gw_pstream {
   rs_conn *back;
   gw_pstream *t_prev, *t_next; /* gw's deadline list (request-response) */
   uint64_t deadline;           /* 0: not on it */
+  gw_pstream *c_prev, *c_next; /* the client's open list, while front_open */
 };
 
 static bool bytes_is(rs_bytes b, const char *s) {
@@ -113,11 +123,16 @@ static void timeout_remove(gw_gateway *gw, gw_pstream *ps) {
   ps->deadline = 0;
 }
 
+static void drain_close(gw_rsclient *c, const char *why);
+
 static void timer_fire(uv_timer_t *t);
 
+/* The timer serves the request timeouts and, while draining, the --drain-timeout deadline. */
 static void timer_arm(gw_gateway *gw) {
-  if (!gw->pt_head) return;
-  uint64_t now = uv_now(gw->loop), at = gw->pt_head->deadline;
+  uint64_t at = gw->pt_head ? gw->pt_head->deadline : UINT64_MAX;
+  if (gw->pt_drain_at && gw->pt_drain_at < at) at = gw->pt_drain_at;
+  if (at == UINT64_MAX) return;
+  uint64_t now = uv_now(gw->loop);
   uv_timer_start(&gw->pt_timer, timer_fire, at > now ? at - now : 0, 0);
 }
 
@@ -130,6 +145,11 @@ static void timer_fire(uv_timer_t *t) {
     refuse(ps->client, ps->fsid, ps->route, RS_ERROR_CANCELED, "TIMEOUT",
            "no answer from the backend within %" PRIu32 " ms", gw->cfg->request_timeout_ms);
     if (ps->back_open) rs_conn_cancel(ps->back, ps->bsid);
+  }
+  if (gw->pt_drain_at && gw->pt_drain_at <= now) { /* --drain-timeout: the rest goes now */
+    gw->pt_drain_at = 0;
+    for (gw_rsclient *c = gw->rs_clients; c; c = c->next)
+      if (c->draining) drain_close(c, "the gateway is shutting down: its --drain-timeout passed");
   }
   timer_arm(gw);
 }
@@ -159,6 +179,48 @@ static bool front_room(gw_rsclient *c) {
 
 static void pstream_maybe_free(gw_pstream *ps) {
   if (!ps->front_open && !ps->back_open) free(ps);
+}
+
+/* ---- back-pressure toward the client: reading pauses while a backend connection is full ---- */
+
+/* After forwarding something of `c` on `back`: over its output watermark, `c` is not read until
+ * that connection drains (gw_pt_backend_drained), so a client that sends faster than a backend
+ * takes (fire-and-forget, new requests, channel elements) waits in its own socket and the
+ * kernel's buffers, not in the gateway's memory. */
+static void wait_backend(gw_rsclient *c, rs_conn *back) {
+  if (c->waiting || !back || rs_runtime_writable(back)) return;
+  c->waiting = true;
+  c->wait_conn = back;
+  c->wait_next = c->gw->pt_waiting;
+  c->gw->pt_waiting = c;
+  rs_runtime_pause_reading(c->conn, true);
+}
+
+static void unlink_waiting(gw_rsclient *c) {
+  if (!c->waiting) return;
+  for (gw_rsclient **pp = &c->gw->pt_waiting; *pp; pp = &(*pp)->wait_next)
+    if (*pp == c) {
+      *pp = c->wait_next;
+      break;
+    }
+  c->waiting = false;
+  c->wait_conn = NULL;
+  c->wait_next = NULL;
+}
+
+void gw_pt_backend_drained(gw_gateway *gw, rs_conn *back) {
+  for (gw_rsclient **pp = &gw->pt_waiting; *pp;) {
+    gw_rsclient *c = *pp;
+    if (back && c->wait_conn != back) {
+      pp = &c->wait_next;
+      continue;
+    }
+    *pp = c->wait_next;
+    c->waiting = false;
+    c->wait_conn = NULL;
+    c->wait_next = NULL;
+    rs_runtime_pause_reading(c->conn, false);
+  }
 }
 
 void gw_pt_back_payload(gw_pstream *ps, const rs_payload *p, unsigned flags) {
@@ -245,8 +307,10 @@ static rs_ssize backend_metadata(gw_rsclient *c, const rs_payload *p, uint8_t *b
     if (r < 0) return -1;
   } else if (p->has_metadata && p->metadata.len) {
     rs_bytes mime = rs_conn_get_settings(c->conn)->metadata_mime;
-    n = rs_composite_encode(buf, cap, (const char *)mime.ptr, mime.len, p->metadata.ptr,
-                            p->metadata.len);
+    n = c->md_mime_id >= 0 ? rs_composite_encode_id(buf, cap, (uint8_t)c->md_mime_id,
+                                                    p->metadata.ptr, p->metadata.len)
+                           : rs_composite_encode(buf, cap, (const char *)mime.ptr, mime.len,
+                                                 p->metadata.ptr, p->metadata.len);
     if (n < 0) return -1;
     off += (size_t)n;
   }
@@ -254,12 +318,30 @@ static rs_ssize backend_metadata(gw_rsclient *c, const rs_payload *p, uint8_t *b
     n = rs_composite_encode_id(buf + off, cap - off, RS_MIME_ID_DATA_MIME, c->dmime, c->dmime_len);
     off += n > 0 ? (size_t)n : 0;
   }
-  if (c->entry) {
-    n = rs_composite_encode(buf + off, cap - off, GW_CLIENT_MIME, strlen(GW_CLIENT_MIME),
-                            (const uint8_t *)c->entry, c->entry_len);
-    off += n > 0 ? (size_t)n : 0;
+  if (c->entry && cap - off >= c->entry_len) {
+    memcpy(buf + off, c->entry, c->entry_len);
+    off += c->entry_len;
   }
   return (rs_ssize)off;
+}
+
+/* The client entry, encoded once: every request copies it (without it, out of memory, requests
+ * go without). */
+static void make_entry(gw_rsclient *c) {
+  uint32_t len;
+  char *json = gw_entry_make(c->session_id, rs_runtime_peer(c->conn), c->user, c->claims, &len);
+  size_t cap = json ? 1 + strlen(GW_CLIENT_MIME) + 3 + len : 0;
+  c->entry = json ? malloc(cap) : NULL;
+  rs_ssize n = c->entry ? rs_composite_encode(c->entry, cap, GW_CLIENT_MIME, strlen(GW_CLIENT_MIME),
+                                              (const uint8_t *)json, len)
+                        : -1;
+  free(json);
+  if (n < 0) {
+    free(c->entry);
+    c->entry = NULL;
+    return;
+  }
+  c->entry_len = (uint32_t)n;
 }
 
 /* backend_metadata into gw->scratch, or into a buffer of its own (*heap: the caller frees it)
@@ -267,9 +349,7 @@ static rs_ssize backend_metadata(gw_rsclient *c, const rs_payload *p, uint8_t *b
  * carried, -2 when out of memory. */
 static rs_ssize make_metadata(gw_rsclient *c, const rs_payload *p, uint8_t **buf, uint8_t **heap) {
   gw_gateway *gw = c->gw;
-  if (!c->entry) /* made at the first request: idle clients do not pay for it */
-    c->entry =
-        gw_entry_make(c->session_id, rs_runtime_peer(c->conn), c->user, c->claims, &c->entry_len);
+  if (!c->entry) make_entry(c);
   size_t need = (p->has_metadata ? p->metadata.len : 0) + 512 + c->entry_len;
   *heap = need > gw->scratch_cap ? malloc(need) : NULL;
   if (need > gw->scratch_cap && !*heap) return -2;
@@ -370,8 +450,15 @@ static void open_stream(gw_rsclient *c, const rs_request *req, gw_model model) {
   ps->front_open = ps->back_open = true;
   rs_conn_stream_set_user(c->conn, req->stream_id, ps);
   c->streams++;
+  ps->c_next = c->open;
+  if (c->open) c->open->c_prev = ps;
+  c->open = ps;
   GW_ADD(gw->stats.streams_open[model - 1], 1);
-  if (model == GW_RR && cfg->request_timeout_ms) timeout_add(gw, ps);
+  if (model == GW_RR) {
+    c->rr_open++;
+    if (cfg->request_timeout_ms) timeout_add(gw, ps);
+  }
+  wait_backend(c, ps->back);
 }
 
 static void send_fnf(gw_rsclient *c, const rs_request *req) {
@@ -384,12 +471,29 @@ static void send_fnf(gw_rsclient *c, const rs_request *req) {
   if (mlen >= 0) {
     rs_payload p = {
         .has_metadata = true, .metadata = {buf, (size_t)mlen}, .data = req->payload.data};
-    if (rs_pool_request_fnf(gw_route_pool(gw, index), &p, NULL) < 0)
+    rs_conn *back = NULL;
+    if (rs_pool_request_fnf(gw_route_pool(gw, index), &p, &back) < 0)
       count_error(gw, route, "UNAVAILABLE"); /* nobody to tell: fire-and-forget */
+    else
+      wait_backend(c, back);
   } else {
     count_error(gw, route, "BAD_REQUEST");
   }
   free(heap);
+}
+
+/* --rate-limit: false (and the request refused, or dropped and counted) when the client's
+ * bucket is empty. */
+static bool rate_ok(gw_rsclient *c, uint32_t sid) {
+  gw_gateway *gw = c->gw;
+  uint32_t rate = gw->cfg->rate_limit;
+  if (gw_rate_take(&c->rate, rate, uv_now(gw->loop))) return true;
+  if (sid)
+    refuse(c, sid, -1, RS_ERROR_REJECTED, "RATE_LIMITED",
+           "over %" PRIu32 " requests per second (--rate-limit)", rate);
+  else
+    count_error(gw, -1, "RATE_LIMITED"); /* fire-and-forget, metadata-push: dropped */
+  return false;
 }
 
 static int on_request(rs_conn *conn, const rs_request *req, void *user) {
@@ -397,6 +501,7 @@ static int on_request(rs_conn *conn, const rs_request *req, void *user) {
   gw_rsclient *c = user;
   if (!c) return 1;
   int model = model_of(req->type);
+  if (!rate_ok(c, model ? req->stream_id : 0)) return 0;
   if (model)
     open_stream(c, req, (gw_model)model);
   else
@@ -415,12 +520,15 @@ static void on_payload(rs_conn *conn, uint32_t sid, void *stream_user, const rs_
     rs_conn_send_payload(ps->back, ps->bsid, p, complete);
   else if (complete)
     rs_conn_send_complete(ps->back, ps->bsid);
+  if (ps->client) wait_backend(ps->client, ps->back);
 }
 
 static void on_request_n(rs_conn *conn, uint32_t sid, void *stream_user, uint64_t n, void *user) {
   (void)conn, (void)sid, (void)user;
   gw_pstream *ps = stream_user;
-  if (ps && ps->back_open) rs_conn_request_n(ps->back, ps->bsid, n);
+  if (!ps || !ps->back_open) return;
+  rs_conn_request_n(ps->back, ps->bsid, n);
+  if (ps->client) wait_backend(ps->client, ps->back);
 }
 
 static void on_cancel(rs_conn *conn, uint32_t sid, void *stream_user, void *user) {
@@ -448,11 +556,16 @@ static void on_stream_closed(rs_conn *conn, uint32_t sid, void *stream_user, voi
   gw_pstream *ps = stream_user;
   if (!ps || !c) return;
   c->streams--;
+  bool rr = ps->model == GW_RR;
+  *(ps->c_prev ? &ps->c_prev->c_next : &c->open) = ps->c_next;
+  if (ps->c_next) ps->c_next->c_prev = ps->c_prev;
   timeout_remove(c->gw, ps);
   ps->front_open = false;
   ps->client = NULL;
   if (ps->back_open) rs_conn_cancel(ps->back, ps->bsid); /* nothing if it is over already */
   pstream_maybe_free(ps);
+  /* Draining: the last request-response answered, the client goes. */
+  if (rr && --c->rr_open == 0 && c->draining) drain_close(c, "the gateway is shutting down");
 }
 
 /* METADATA_PUSH from a client: to every connected backend of the route its metadata names
@@ -461,7 +574,7 @@ static void on_stream_closed(rs_conn *conn, uint32_t sid, void *stream_user, voi
 static void on_metadata_push(rs_conn *conn, rs_bytes metadata, void *user) {
   (void)conn;
   gw_rsclient *c = user;
-  if (!c) return;
+  if (!c || !rate_ok(c, 0)) return;
   gw_gateway *gw = c->gw;
   rs_payload p = {.has_metadata = true, .metadata = metadata};
   long index = find_route(c, &p, 0, -1);
@@ -484,7 +597,7 @@ static void session_hex(const gw_rsclient *c, char out[20]) {
 
 /* The bearer token of a SETUP's authentication metadata (in composite metadata, or the whole
  * metadata when that is the connection's metadata MIME), NUL-terminated into `out`. Returns 0,
- * or -1 with the reason in `why`. */
+ * -1 with the reason in `why`, or -2 when the SETUP has no authentication metadata. */
 static int setup_token(const rs_setup_info *s, char *out, size_t cap, char *why, size_t whylen) {
   const char *auth_mime = RS_MIME_AUTHENTICATION;
   rs_bytes md = s->payload.has_metadata ? s->payload.metadata : (rs_bytes){0};
@@ -503,9 +616,9 @@ static int setup_token(const rs_setup_info *s, char *out, size_t cap, char *why,
   if (!found) {
     snprintf(why, whylen,
              "authentication required: a bearer token in the SETUP's authentication metadata "
-             "(%s)",
+             "(%s) or ?token= on the URL",
              auth_mime);
-    return -1;
+    return -2;
   }
   if (rs_auth_decode(&a, content.ptr, content.len) != 0 || !bytes_is(a.type, "bearer")) {
     snprintf(why, whylen, "authentication refused: a bearer token is required");
@@ -548,6 +661,43 @@ void gw_pt_start(gw_gateway *gw) {
   uv_timer_start(&gw->pt_lease, lease_tick, LEASE_PERIOD_MS, LEASE_PERIOD_MS);
 }
 
+/* With authentication on: the token of the SETUP's authentication metadata or, when it has
+ * none, the ?token= of the upgrade's URL (the SETUP's wins when both are given). A SETUP larger
+ * than the JSON protocol's limit before authentication (GW_PREAUTH_MAX) is refused before its
+ * token is looked at. Returns 0 (authenticated), or -1 after refusing the SETUP
+ * (REJECTED_SETUP with the reason). */
+static int authenticate(gw_rsclient *c, const rs_setup_info *s) {
+  gw_gateway *gw = c->gw;
+  char *token = malloc(RS_GW_TOKEN_MAX + 1), why[200];
+  int rc = -1;
+  size_t size = s->payload.data.len + (s->payload.has_metadata ? s->payload.metadata.len : 0);
+  if (!token) {
+    snprintf(why, sizeof why, "out of memory");
+  } else if (size > GW_PREAUTH_MAX) {
+    snprintf(why, sizeof why,
+             "SETUP too big before authentication: %zu bytes of metadata and data (at most %d)",
+             size, GW_PREAUTH_MAX);
+  } else {
+    rc = setup_token(s, token, RS_GW_TOKEN_MAX + 1, why, sizeof why);
+    if (rc == -2 && c->url_token) {
+      snprintf(token, RS_GW_TOKEN_MAX + 1, "%s", c->url_token);
+      rc = 0;
+    }
+  }
+  if (rc == 0) rc = gw_auth_check(gw->cfg, token, &c->user, &c->claims, why, sizeof why);
+  free(token);
+  free(c->url_token);
+  c->url_token = NULL;
+  if (rc != 0) {
+    rs_conn_reject_setup(c->conn, rs_bytes_str(why));
+    return -1;
+  }
+  char sid[20];
+  session_hex(c, sid);
+  gw_log(gw->cfg, "client_auth", "session", sid, "user", c->user, NULL);
+  return 0;
+}
+
 static int on_setup(rs_conn *conn, const rs_setup_info *s, void *user) {
   gw_rsclient *c = user;
   if (!c) return 1;
@@ -558,23 +708,13 @@ static int on_setup(rs_conn *conn, const rs_setup_info *s, void *user) {
   gw_log(gw->cfg, "client_open", "session", sid, "peer", rs_runtime_peer(conn), "protocol",
          "rsocket", NULL);
   c->composite = bytes_is(s->metadata_mime, RS_MIME_COMPOSITE_METADATA);
+  c->md_mime_id = (int8_t)rs_mime_id((const char *)s->metadata_mime.ptr, s->metadata_mime.len);
   if (!bytes_is(s->data_mime, "application/json")) {
     rs_ssize n = rs_data_mime_encode(c->dmime, sizeof c->dmime, (const char *)s->data_mime.ptr,
                                      s->data_mime.len);
     c->dmime_len = n > 0 ? (uint8_t)n : 0;
   }
-  if (gw_auth_enabled(gw->cfg)) {
-    char *token = malloc(RS_GW_TOKEN_MAX + 1), why[160];
-    int rc = token ? setup_token(s, token, RS_GW_TOKEN_MAX + 1, why, sizeof why) : -1;
-    if (!token) snprintf(why, sizeof why, "out of memory");
-    if (rc == 0) rc = gw_auth_check(gw->cfg, token, &c->user, &c->claims, why, sizeof why);
-    free(token);
-    if (rc != 0) {
-      rs_conn_reject_setup(conn, rs_bytes_str(why));
-      return 1;
-    }
-    gw_log(gw->cfg, "client_auth", "session", sid, "user", c->user, NULL);
-  }
+  if (gw_auth_enabled(gw->cfg) && authenticate(c, s) != 0) return 1;
   c->lease = s->lease;
   if (c->lease) grant_lease(c, lease_permits(gw));
   return 0;
@@ -613,6 +753,9 @@ void *gw_pt_connect(rs_server *server, rs_conn *conn, void *server_user) {
   c->gw = gw;
   c->conn = conn;
   c->session_id = gw_session_new(gw);
+  gw_rate_init(&c->rate, gw->cfg->rate_limit, uv_now(gw->loop));
+  const char *token = gw_client_url_token_take();
+  if (token && gw_auth_enabled(gw->cfg)) c->url_token = strdup(token); /* NULL: none then */
   c->next = gw->rs_clients;
   if (c->next) c->next->prev = c;
   gw->rs_clients = c;
@@ -637,17 +780,45 @@ void gw_pt_disconnect(rs_server *server, rs_conn *conn, void *conn_user, void *s
   }
   *(c->prev ? &c->prev->next : &gw->rs_clients) = c->next;
   if (c->next) c->next->prev = c->prev;
+  unlink_waiting(c);
   atomic_fetch_sub(gw->clients, 1);
   GW_ADD(gw->stats.rs_clients, (uint64_t)-1);
+  free(c->url_token);
   free(c->entry);
   free(c->user);
   free(c->claims);
   free(c);
 }
 
+/* A draining client goes: its streams still open end with CANCELED "UNAVAILABLE: …" (their
+ * backend streams are cancelled), then CONNECTION_CLOSE, and the connection closes. */
+static void drain_close(gw_rsclient *c, const char *why) {
+  c->draining = false;
+  if (c->waiting) { /* read again: the close lingers over its input instead of cutting it */
+    unlink_waiting(c);
+    rs_runtime_pause_reading(c->conn, false);
+  }
+  for (gw_pstream *ps = c->open, *next; ps; ps = next) {
+    next = ps->c_next;
+    timeout_remove(c->gw, ps);
+    if (ps->back_open) rs_conn_cancel(ps->back, ps->bsid);
+    refuse(c, ps->fsid, ps->route, RS_ERROR_CANCELED, "UNAVAILABLE", "%s", why);
+  }
+  rs_conn_close(c->conn, rs_bytes_str("the gateway is shutting down"));
+}
+
+/* Like JSON clients: a client without a request-response in flight goes now, the others once
+ * their last one is answered (subscriptions and channels do not hold it: the client opens them
+ * again elsewhere), all by --drain-timeout. */
 void gw_pt_drain_all(gw_gateway *gw) {
-  for (gw_rsclient *c = gw->rs_clients; c; c = c->next)
-    rs_conn_close(c->conn, rs_bytes_str("the gateway is shutting down"));
+  gw->pt_drain_at = uv_now(gw->loop) + gw->cfg->drain_timeout_ms;
+  for (gw_rsclient *c = gw->rs_clients; c; c = c->next) {
+    if (c->rr_open)
+      c->draining = true;
+    else
+      drain_close(c, "the gateway is shutting down");
+  }
+  timer_arm(gw);
 }
 
 /* ---- pushes (push.c) ---- */

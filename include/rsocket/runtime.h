@@ -55,6 +55,17 @@ RS_EXPORT uv_loop_t *rs_runtime_loop(rs_conn *conn);
  */
 RS_EXPORT bool rs_runtime_writable(rs_conn *conn);
 
+/*
+ * Stops (true) or restarts reading from the peer of `conn`: back-pressure toward a peer whose
+ * requests feed something that cannot keep up (a proxy stops reading a client while the
+ * connection it forwards to is over its watermark, and restarts in that one's on_drained). Frames
+ * already read are still delivered; nothing more is read until it restarts, keepalives included,
+ * so pause for as long as the cause lasts, not longer. Independent of the read cap above: the
+ * peer is read when neither holds it. Survives a change of transport (reconnect, resumption).
+ * Call on the connection's loop thread. Does nothing for a NULL `conn`.
+ */
+RS_EXPORT void rs_runtime_pause_reading(rs_conn *conn, bool paused);
+
 /* The peer's address ("127.0.0.1:50000"), or "" when not connected. */
 RS_EXPORT const char *rs_runtime_peer(rs_conn *conn);
 

@@ -8,70 +8,79 @@
 #include "core/wire.h"
 #include "rsocket/extensions.h"
 
-static const char *const mime_names[128] = {
-    [0x00] = "application/avro",
-    [0x01] = "application/cbor",
-    [0x02] = "application/graphql",
-    [0x03] = "application/gzip",
-    [0x04] = "application/javascript",
-    [0x05] = "application/json",
-    [0x06] = "application/octet-stream",
-    [0x07] = "application/pdf",
-    [0x08] = "application/vnd.apache.thrift.binary",
-    [0x09] = "application/vnd.google.protobuf",
-    [0x0A] = "application/xml",
-    [0x0B] = "application/zip",
-    [0x0C] = "audio/aac",
-    [0x0D] = "audio/mp3",
-    [0x0E] = "audio/mp4",
-    [0x0F] = "audio/mpeg3",
-    [0x10] = "audio/mpeg",
-    [0x11] = "audio/ogg",
-    [0x12] = "audio/opus",
-    [0x13] = "audio/vorbis",
-    [0x14] = "image/bmp",
-    [0x15] = "image/gif",
-    [0x16] = "image/heic-sequence",
-    [0x17] = "image/heic",
-    [0x18] = "image/heif-sequence",
-    [0x19] = "image/heif",
-    [0x1A] = "image/jpeg",
-    [0x1B] = "image/png",
-    [0x1C] = "image/tiff",
-    [0x1D] = "multipart/mixed",
-    [0x1E] = "text/css",
-    [0x1F] = "text/csv",
-    [0x20] = "text/html",
-    [0x21] = "text/plain",
-    [0x22] = "text/xml",
-    [0x23] = "video/H264",
-    [0x24] = "video/H265",
-    [0x25] = "video/VP8",
-    [0x26] = "application/x-hessian",
-    [0x27] = "application/x-java-object",
-    [0x28] = "application/cloudevents+json",
-    [0x29] = "application/x-capnp",
-    [0x2A] = "application/x-flatbuffers",
-    [0x7A] = RS_MIME_DATA_MIME,
-    [0x7B] = RS_MIME_ACCEPT_MIMES,
-    [0x7C] = RS_MIME_AUTHENTICATION,
-    [0x7D] = RS_MIME_TRACING_ZIPKIN,
-    [0x7E] = RS_MIME_ROUTING,
-    [0x7F] = RS_MIME_COMPOSITE_METADATA,
+/* The well-known MIME types by id, with their lengths (rs_mime_id compares lengths first). */
+typedef struct mime_name {
+  const char *name;
+  size_t len;
+} mime_name;
+#define MIME(s)                                                                                    \
+  { s, sizeof(s) - 1 }
+
+static const mime_name mime_names[128] = {
+    [0x00] = MIME("application/avro"),
+    [0x01] = MIME("application/cbor"),
+    [0x02] = MIME("application/graphql"),
+    [0x03] = MIME("application/gzip"),
+    [0x04] = MIME("application/javascript"),
+    [0x05] = MIME("application/json"),
+    [0x06] = MIME("application/octet-stream"),
+    [0x07] = MIME("application/pdf"),
+    [0x08] = MIME("application/vnd.apache.thrift.binary"),
+    [0x09] = MIME("application/vnd.google.protobuf"),
+    [0x0A] = MIME("application/xml"),
+    [0x0B] = MIME("application/zip"),
+    [0x0C] = MIME("audio/aac"),
+    [0x0D] = MIME("audio/mp3"),
+    [0x0E] = MIME("audio/mp4"),
+    [0x0F] = MIME("audio/mpeg3"),
+    [0x10] = MIME("audio/mpeg"),
+    [0x11] = MIME("audio/ogg"),
+    [0x12] = MIME("audio/opus"),
+    [0x13] = MIME("audio/vorbis"),
+    [0x14] = MIME("image/bmp"),
+    [0x15] = MIME("image/gif"),
+    [0x16] = MIME("image/heic-sequence"),
+    [0x17] = MIME("image/heic"),
+    [0x18] = MIME("image/heif-sequence"),
+    [0x19] = MIME("image/heif"),
+    [0x1A] = MIME("image/jpeg"),
+    [0x1B] = MIME("image/png"),
+    [0x1C] = MIME("image/tiff"),
+    [0x1D] = MIME("multipart/mixed"),
+    [0x1E] = MIME("text/css"),
+    [0x1F] = MIME("text/csv"),
+    [0x20] = MIME("text/html"),
+    [0x21] = MIME("text/plain"),
+    [0x22] = MIME("text/xml"),
+    [0x23] = MIME("video/H264"),
+    [0x24] = MIME("video/H265"),
+    [0x25] = MIME("video/VP8"),
+    [0x26] = MIME("application/x-hessian"),
+    [0x27] = MIME("application/x-java-object"),
+    [0x28] = MIME("application/cloudevents+json"),
+    [0x29] = MIME("application/x-capnp"),
+    [0x2A] = MIME("application/x-flatbuffers"),
+    [0x7A] = MIME(RS_MIME_DATA_MIME),
+    [0x7B] = MIME(RS_MIME_ACCEPT_MIMES),
+    [0x7C] = MIME(RS_MIME_AUTHENTICATION),
+    [0x7D] = MIME(RS_MIME_TRACING_ZIPKIN),
+    [0x7E] = MIME(RS_MIME_ROUTING),
+    [0x7F] = MIME(RS_MIME_COMPOSITE_METADATA),
 };
+#undef MIME
 
 const char *rs_mime_name(uint8_t id) {
-  return id < 128 ? mime_names[id] : NULL;
+  return id < 128 ? mime_names[id].name : NULL;
 }
 
 int rs_mime_id(const char *name, size_t len) {
   if (!name || len == 0 || len > 128) return -1;
-  /* 49 entries; compare the cheap first and last bytes before the whole string. */
+  /* 49 entries; compare the lengths and the cheap first and last bytes before the whole string
+   * (this runs for every composite entry written with a MIME string: per request in a gateway). */
   for (int i = 0; i < 128; i++) {
-    const char *m = mime_names[i];
-    if (!m || m[0] != name[0]) continue;
-    size_t ml = strlen(m);
-    if (ml == len && m[len - 1] == name[len - 1] && memcmp(m, name, len) == 0) return i;
+    const mime_name *m = &mime_names[i];
+    if (m->len != len || m->name[0] != name[0] || m->name[len - 1] != name[len - 1]) continue;
+    if (memcmp(m->name, name, len) == 0) return i;
   }
   return -1;
 }
@@ -111,7 +120,7 @@ static rs_ssize get_mime_header(const uint8_t *buf, size_t len, bool *well_known
   if (b & 0x80) {
     *well_known = true;
     *id = b & 0x7f;
-    *mime = bytes_of(mime_names[*id]);
+    *mime = (rs_bytes){(const uint8_t *)mime_names[*id].name, mime_names[*id].len};
     return 1;
   }
   size_t n = (size_t)b + 1;

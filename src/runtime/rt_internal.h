@@ -48,6 +48,7 @@ typedef struct rt_conn {
   void (*on_drained)(rs_conn *conn, void *user); /* the application's, or NULL */
   bool want_drained;      /* rs_runtime_writable said no: on_drained is owed */
   bool read_paused;       /* over the read cap: the peer is not read until the output drains */
+  bool app_paused;        /* rs_runtime_pause_reading: not read until the application resumes */
   uint32_t produce_calls; /* budget of the next rs_conn_produce_some (engine_pending) */
   uint64_t finished_at;   /* when the engine was first seen closed (0: not yet) */
   rt_pending pending;     /* server: until SETUP was accepted */

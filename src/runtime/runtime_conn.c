@@ -32,7 +32,7 @@ void rt_conn_output_taken(rt_conn *rc) {
   if (rs_conn_pending_bytes(rc->conn) > high / 2) return;
   if (rc->read_paused) {
     rc->read_paused = false;
-    if (rc->io) rs_io_conn_pause_reading(rc->io, false);
+    if (rc->io && !rc->app_paused) rs_io_conn_pause_reading(rc->io, false);
   }
   if (rc->want_drained) {
     rc->want_drained = false;
@@ -48,6 +48,20 @@ void rt_conn_input_given(rt_conn *rc) {
   if (rs_conn_pending_bytes(rc->conn) <= 4 * high) return;
   rc->read_paused = true;
   rs_io_conn_pause_reading(rc->io, true);
+}
+
+void rs_runtime_pause_reading(rs_conn *conn, bool paused) {
+  rt_conn *rc = conn ? rt_of(conn) : NULL;
+  if (!rc || rc->app_paused == paused) return;
+  rc->app_paused = paused;
+  if (rc->io && !rc->read_paused) rs_io_conn_pause_reading(rc->io, paused);
+}
+
+/* A transport was just attached to `rc`: it reads unless the application paused reading (the
+ * read cap was about the previous transport's output, which is gone). */
+static void reading_on_new_transport(rt_conn *rc) {
+  rc->read_paused = false;
+  if (rc->io) rs_io_conn_pause_reading(rc->io, rc->app_paused);
 }
 
 void *rs_runtime_user(rs_conn *conn) {
@@ -291,6 +305,7 @@ static int eng_recv(void *s, const uint8_t *buf, size_t len, uint64_t now) {
     rc->io = NULL;
     uv_timer_stop(&orc->timer);
     rs_io_conn_set_session(orc->io, &rt_engine_ops, orc);
+    reading_on_new_transport(orc);
     if ((size_t)n < len) {
       rs_ssize m = rs_conn_recv(other, buf + n, len - (size_t)n, now);
       if (m < 0) return (int)m;
@@ -416,6 +431,7 @@ static int wi_message(void *inner, rt_ws *ws, int op, const uint8_t *d, size_t n
     orc->ws_layer = ws;
     orc->ws = true;
     rt_ws_set_inner(ws, &engine_inner, orc);
+    reading_on_new_transport(orc);
     rc->io = NULL;
     rc->ws_layer = NULL;
     rt_conn_transport_closed(rc, 0, "handed off");
@@ -514,6 +530,7 @@ int rt_conn_attach_io(rt_conn *rc, rs_io_conn *io, const rs_uri *uri,
   rc->ready = rc->answered = false;
   if (!uri->websocket) {
     rs_io_conn_set_session(io, &rt_engine_ops, rc);
+    reading_on_new_transport(rc);
     return 0;
   }
   char host[300];
@@ -524,6 +541,7 @@ int rt_conn_attach_io(rt_conn *rc, rs_io_conn *io, const rs_uri *uri,
     return RS_ERR_NOMEM;
   }
   rc->ws_layer = w;
+  reading_on_new_transport(rc);
   return 0;
 }
 
@@ -534,6 +552,7 @@ void rt_conn_adopt_ws(rt_conn *rc, rs_io_conn *io, rt_ws *ws) {
   rc->ws_layer = ws;
   rc->ready = rc->answered = false;
   rt_ws_set_inner(ws, &engine_inner, rc);
+  reading_on_new_transport(rc);
 }
 
 /* ---- detached life ---- */

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # rsocket-bench as a tool (not a performance test: nothing here depends on the machine's speed):
 # every model completes exactly the requested count with no errors against `rsocket --server`
-# over tcp:// and ws://, against ws-echo-server, and through rsocket-gateway (gw-req, gw-sub; board
-# in front of collab-service); -D stops on time; --json is well formed;
+# over tcp:// and ws://, against ws-echo-server, and through rsocket-gateway (gw-req, gw-sub; the
+# RSocket models over /rsocket with --route; board in front of collab-service); -D stops on time; --json is well formed;
 # the codec, floor and idle modes report; failures and bad usage give the documented statuses.
 set -euo pipefail
 bin=${RS_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/build/bin}
@@ -72,6 +72,17 @@ check "gw-req rejected: none completed" 0 "$(field "$out" completed)"
 check "gw-req rejected: errors" 50 "$(field "$out" errors)"
 [[ "$(field "$out" first_error)" == *'rejected id'*NO_ROUTE* ]] && passes=$((passes + 1)) || {
   fails=$((fails + 1)); echo "FAIL gw-req rejected first_error: $out"; }
+# RSocket models through the gateway's /rsocket: --route sends routing metadata, which it needs.
+out=$(run "rr through /rsocket (--route)" 2000 -n 2000 -m 16 --route bench.pt "$gw/rsocket")
+check "rr through /rsocket: latency samples" 2000 "$(field "$out" latency_us.samples)"
+run "stream through /rsocket (--route)" 20000 -n 20000 -m 2 --model stream --route bench.pt "$gw/rsocket" >/dev/null
+run "channel through /rsocket (--route)" 3000 -n 3000 -m 32 --model channel --route bench.pt "$gw/rsocket" >/dev/null
+run "fnf through /rsocket (--route)" 1000 -n 1000 --model fnf --route bench.pt "$gw/rsocket" >/dev/null
+set +e
+out=$("$bench" --json -n 20 -m 4 "$gw/rsocket"); rc=$?
+set -e
+check "rr through /rsocket without --route: exit 1" 1 "$rc"
+check "rr through /rsocket without --route: errors" 20 "$(field "$out" errors)"
 out=$("$bench" --idle 200 --model gw-req --sources 4 -D 0.2 --json "$gw")
 check "idle plain WebSockets open" 200 "$(field "$out" open)"
 

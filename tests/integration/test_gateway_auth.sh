@@ -97,6 +97,10 @@ for i in $(seq 1 12); do msgs+=("{\"type\":\"req\",\"id\":$i,\"route\":\"x\",\"d
 out=$(session "$gw_uri/?token=$good" "${msgs[@]}")
 check "rate limit: 5 answered" 5 "$(echo "$out" | grep -c '"cfm"' || true)"
 check "rate limit: 7 RATE_LIMITED" 7 "$(echo "$out" | grep -c '"code":"RATE_LIMITED"' || true)"
+metrics=$("$py" -c "import urllib.request, sys; print(urllib.request.urlopen('http://127.0.0.1:${gw_uri##*:}/metrics', timeout=5).read().decode())")
+check "rate limit: counted under its own code in errors_total (not as UNAVAILABLE)" \
+  'rsocket_gateway_errors_total{route="",code="RATE_LIMITED"} 7' \
+  "$(echo "$metrics" | grep -F 'code="RATE_LIMITED"' || true)"
 
 # The logs say who authenticated.
 check "client_auth logged" yes "$(grep -q 'event=client_auth session=[0-9a-f]* user=ada' "$work/hs.err" && echo yes || echo no)"

@@ -8,6 +8,7 @@
 //   err.app     APPLICATION_ERROR "boom: app";  err.custom  error code 0x401 "custom code";
 //   err.rejected REJECTED "not today";  err.stream  two elements, then APPLICATION_ERROR
 //   slow.*      request-response never answered
+//   later.*     request-response: the data back after 3 s
 //   big         request-response: 5 MiB (byte i = i*7 & 0xff)
 //   stats       request-response: JSON of what was recorded: requestN (per route, the n of every
 //               REQUEST_N and the initial n), cancels (per route), fnf (data), mdpush (count),
@@ -106,6 +107,10 @@ const server = new RSocketServer({
         else if (route === "err.custom") fail(sub, 0x401, "custom code");
         else if (route === "err.rejected") fail(sub, ErrorCodes.REJECTED, "not today");
         else if (route.startsWith("slow.")) return cancel;
+        else if (route.startsWith("later.")) {
+          const t = setTimeout(() => sub.onNext({ data: payload.data }, true), 3000);
+          return { cancel: () => (clearTimeout(t), cancelled(route)), onExtension() {} };
+        }
         else if (route === "stats")
           setImmediate(() => sub.onNext({ data: Buffer.from(JSON.stringify(stats)) }, true));
         else if (route === "big") {
