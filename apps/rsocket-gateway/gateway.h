@@ -425,6 +425,8 @@ gw_client *gw_sessions_find_id(gw_gateway *gw, uint64_t id);
 extern const rs_conn_callbacks gw_pt_callbacks;
 void *gw_pt_connect(rs_server *server, rs_conn *conn, void *server_user);
 void gw_pt_disconnect(rs_server *server, rs_conn *conn, void *conn_user, void *server_user);
+/* A client's output fell back under its watermark: its streams' credit is topped up. */
+void gw_pt_drained(rs_conn *conn, void *user);
 /* Starts the worker's lease timer (its handles are initialised by gw_backend_start). */
 void gw_pt_start(gw_gateway *gw);
 /* Draining: each RSocket client is closed (CONNECTION_CLOSE) once its request-responses in

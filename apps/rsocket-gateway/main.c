@@ -322,6 +322,7 @@ int main(int argc, char **argv) {
   so.callbacks = gw_pt_callbacks;
   so.on_connect = gw_pt_connect;
   so.on_disconnect = gw_pt_disconnect;
+  so.on_drained = gw_pt_drained;
   so.on_frame = gw_stats_client_frame;
   so.settings.lease = true; /* accepted, not imposed: only clients that ask get leases */
   so.settings.mtu = m.cfg.rsocket_mtu;

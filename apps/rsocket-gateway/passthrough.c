@@ -9,12 +9,19 @@
  *
  *   client → gateway                       gateway → backend
  *   REQUEST_* (route in its metadata)      the same request; metadata as sent, plus our entry
- *   REQUEST_N                              REQUEST_N, the same n: the client's credit is the
- *                                          backend's, so back-pressure is end to end
+ *   REQUEST_N                              REQUEST_N, at most --credit-window outstanding,
+ *                                          and only while the client's socket takes more
  *   CANCEL                                 CANCEL
  *   PAYLOAD / ERROR (its channel half)     PAYLOAD / ERROR
  *   ... and the same backwards: PAYLOAD (metadata included), COMPLETE, ERROR with its code and
  *   message, REQUEST_N and CANCEL of a channel's half.
+ *
+ * Credit (request-stream, and the backend's half of a channel): the client's request(n) is its
+ * demand; the backend gets it in slices, so that at most --credit-window items are asked of it
+ * and not yet received, topped up once half of them came and only while the client's connection
+ * is under its output watermark (else on its on_drained). A client that asks for everything
+ * (2^31-1: unbounded) gets a fast backend's items at the pace its socket takes them, and the
+ * gateway holds at most a window per stream, never the client's whole credit.
  *
  * The gateway's own refusals are ERROR frames whose message starts with the gateway's code
  * (the JSON protocol's names): REJECTED "NO_ROUTE: …", "UNAVAILABLE: …", "TOO_MANY_STREAMS: …",
@@ -81,6 +88,8 @@ struct gw_pstream {
   gw_pstream *t_prev, *t_next; /* gw's deadline list (request-response) */
   uint64_t deadline;           /* 0: not on it */
   gw_pstream *c_prev, *c_next; /* the client's open list, while front_open */
+  uint64_t demand;             /* the client's credit not yet passed on (UINT64_MAX: unbounded) */
+  uint64_t outstanding;        /* credit the backend has and has not used yet */
 };
 
 static bool bytes_is(rs_bytes b, const char *s) {
@@ -181,6 +190,35 @@ static void pstream_maybe_free(gw_pstream *ps) {
   if (!ps->front_open && !ps->back_open) free(ps);
 }
 
+/* ---- credit: the client's demand passed on a window at a time (see the top) ---- */
+
+static void demand_add(gw_pstream *ps, uint64_t n) {
+  if (n >= RS_REQUEST_N_MAX || ps->demand > UINT64_MAX - n)
+    ps->demand = UINT64_MAX; /* unbounded, as the spec reads 2^31-1 */
+  else
+    ps->demand += n;
+}
+
+/* Passes the client's demand on to the backend while the window allows it and the client's
+ * connection takes more (else its on_drained calls again). */
+static void credit_top_up(gw_pstream *ps) {
+  if (!ps->front_open || !ps->back_open || ps->model == GW_RR || ps->demand == 0) return;
+  uint64_t window = ps->gw->cfg->credit_window ? ps->gw->cfg->credit_window : 1;
+  if (ps->outstanding > window / 2) return;           /* in slices of half a window at least */
+  if (!rs_runtime_writable(ps->client->conn)) return; /* gw_pt_drained calls again */
+  uint64_t grant = window - ps->outstanding;
+  if (grant > ps->demand) grant = ps->demand;
+  if (ps->demand != UINT64_MAX) ps->demand -= grant;
+  ps->outstanding += grant;
+  rs_conn_request_n(ps->back, ps->bsid, grant);
+}
+
+void gw_pt_drained(rs_conn *conn, void *user) {
+  (void)conn;
+  gw_rsclient *c = user;
+  for (gw_pstream *ps = c ? c->open : NULL; ps; ps = ps->c_next) credit_top_up(ps);
+}
+
 /* ---- back-pressure toward the client: reading pauses while a backend connection is full ---- */
 
 /* After forwarding something of `c` on `back`: over its output watermark, `c` is not read until
@@ -232,6 +270,10 @@ void gw_pt_back_payload(gw_pstream *ps, const rs_payload *p, unsigned flags) {
     rs_conn_send_payload(front, ps->fsid, p, complete);
   else if (complete)
     rs_conn_send_complete(front, ps->fsid);
+  if ((flags & RS_PAYLOAD_NEXT) && !complete && ps->model != GW_RR) {
+    if (ps->outstanding) ps->outstanding--;
+    credit_top_up(ps);
+  }
 }
 
 /* The code and message a client gets for a backend stream's error. */
@@ -431,12 +473,18 @@ static void open_stream(gw_rsclient *c, const rs_request *req, gw_model model) {
   rs_payload p = {.has_metadata = true, .metadata = {buf, (size_t)mlen}, .data = req->payload.data};
   rs_pool *pool = gw_route_pool(gw, index);
   rs_ssize sid;
+  uint64_t first = 0; /* the first slice of the client's initial credit */
+  if (model != GW_RR) {
+    demand_add(ps, req->initial_n);
+    first = ps->demand < cfg->credit_window ? ps->demand : cfg->credit_window;
+    if (first == 0 && ps->demand) first = 1;
+    if (ps->demand != UINT64_MAX) ps->demand -= first;
+    ps->outstanding = first;
+  }
   switch (model) {
   case GW_RR: sid = rs_pool_request_response(pool, &p, ps, &ps->back); break;
-  case GW_STREAM: sid = rs_pool_request_stream(pool, &p, req->initial_n, ps, &ps->back); break;
-  default:
-    sid = rs_pool_request_channel(pool, &p, req->initial_n, req->complete, ps, &ps->back);
-    break;
+  case GW_STREAM: sid = rs_pool_request_stream(pool, &p, first, ps, &ps->back); break;
+  default: sid = rs_pool_request_channel(pool, &p, first, req->complete, ps, &ps->back); break;
   }
   free(heap);
   if (sid < 0) {
@@ -527,7 +575,8 @@ static void on_request_n(rs_conn *conn, uint32_t sid, void *stream_user, uint64_
   (void)conn, (void)sid, (void)user;
   gw_pstream *ps = stream_user;
   if (!ps || !ps->back_open) return;
-  rs_conn_request_n(ps->back, ps->bsid, n);
+  demand_add(ps, n);
+  credit_top_up(ps);
   if (ps->client) wait_backend(ps->client, ps->back);
 }
 

@@ -424,7 +424,7 @@ static void worker_maybe_finish(rt_worker *w) {
   rs_server *s = w->server;
   close_worker_handle(w, (uv_handle_t *)&w->stop_async);
   if (w->drain_on) close_worker_handle(w, (uv_handle_t *)&w->drain);
-  rs_io_loop_free(w->io);
+  rs_io_loop_put(w->io);
   w->io = NULL;
   /* What was posted to this worker runs now, while its state still exists. */
   rt_post_release(w->loop);
@@ -541,7 +541,7 @@ static void on_done_async(uv_async_t *a) {
 static void worker_unwind(rt_worker *w) {
   worker_close_listener(w);
   if (w->stop_async.data) uv_close((uv_handle_t *)&w->stop_async, NULL);
-  rs_io_loop_free(w->io);
+  rs_io_loop_put(w->io);
   w->io = NULL;
   if (w->posting) rt_post_release(w->loop);
   if (w->loop == &w->own_loop) {
@@ -569,7 +569,8 @@ static int worker_init(rs_server *s, rt_worker *w, int index, uv_loop_t *loop, c
     return rc;
   }
   w->posting = true;
-  w->io = rs_io_loop_new(w->loop);
+  w->io = rs_io_loop_get(w->loop); /* shared with the clients on this loop: one flush list, so
+                                    * a wake from inside a flush is never left for later */
   if (!w->io) {
     worker_unwind(w);
     return RS_ERR_NOMEM;

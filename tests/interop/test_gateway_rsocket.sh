@@ -26,9 +26,10 @@ backend() { # NAME [pt_backend options] → its URI in $URI
   pids+=($!)
   URI=$(listening_uri "$work/$1.out")
 }
-gateway() { # NAME [gateway options] → its ws:// URI in $GW
+gateway() { # NAME [gateway options] → its ws:// URI in $GW, its PID in $GWPID
   "$bin/rsocket-gateway" --listen ws://127.0.0.1:0 "${@:2}" > "$work/$1.out" 2> "$work/$1.err" &
-  pids+=($!)
+  GWPID=$!
+  pids+=($GWPID)
   GW=$(listening_uri "$work/$1.out")
   for _ in $(seq 1 100); do [ "$(http "$GW" /healthz | sed -n 1p)" = 200 ] && break; sleep 0.05; done
 }
@@ -172,8 +173,35 @@ check "rsocket: a bad token in the SETUP: REJECTED_SETUP (exit 4)" "$(printf 'to
 check "rsocket: a token in the SETUP" "hi" \
   "$("${c[@]}" --smmt message/x.rsocket.authentication.v0 --sm "token:$(token "$secret" '{"sub":"bob"}')" -r echo.jwt -d hi "$GW/rsocket" 2>&1)"
 
-# ---- 6. a client that asks for more than it reads: closed when its output passes --max-buffer -
-gateway gwslowc --route "inf.*=$nb" --route "stats=$nb" --max-buffer 256KiB
+# ---- 6. a client that asks for everything and reads slowly ----
+# The backend is asked for --credit-window items at a time, and only while the client's socket
+# takes them: the client is not closed, the gateway holds little, and items flow once it reads.
+gateway gwlazy --route "inf.*=$nb" --route "stats=$nb"
+rss() { awk '/^VmRSS:/ {print $2}' "/proc/$GWPID/status"; }
+before=$(rss)
+"$py" "$peers/rs_lazy_reader.py" "${GW##*:}" inf.lazy 3 2 > "$work/lazy.out" 2>&1 &
+lazy=$!
+pids+=($lazy)
+wait_for "$work/lazy.out" '^paused'
+during=$(rss)
+asked=$(jsonq "$(stats "$GW")" 'sum(d["requestN"].get("inf.lazy", []))')
+wait "$lazy" || true
+check "lazy reader: the backend is asked for a window (64) at a time, not 2^31-1" 64 \
+  "$(jsonq "$(stats "$GW")" 'd["requestN"]["inf.lazy"][0]')"
+check "lazy reader: while it does not read, the backend was asked for little (<= 20,000)" yes \
+  "$([ "${asked:-0}" -gt 0 ] && [ "${asked:-0}" -le 20000 ] && echo yes || echo "no: $asked")"
+check "lazy reader: the gateway's VmRSS grew by less than 16 MiB ($before KiB → $during KiB)" yes \
+  "$([ $(((during - before) / 1024)) -lt 16 ] && echo yes || echo "no")"
+check "lazy reader: not closed" open "$(sed -n 's/^\(open\|closed.*\)$/\1/p' "$work/lazy.out")"
+items=$(awk '/^items / {print $2}' "$work/lazy.out")
+check "lazy reader: once it reads, items flow (more than were asked during the pause: $asked)" yes \
+  "$([ "${items:-0}" -gt "${asked:-0}" ] && echo yes || echo "no: $items")"
+http "$GW" /metrics | tail -n +2 > "$work/metrics"
+check "lazy reader: no slow-consumer close" 0 "$(metric 'rsocket_gateway_slow_consumer_closes_total')"
+
+# ---- 6b. --max-buffer still bounds what a window can queue: a window of 1,000 items of 1,000
+# bytes is more than 256 KiB, so a client that does not read is closed as a slow consumer ----
+gateway gwslowc --route "inf.*=$nb" --route "stats=$nb" --max-buffer 256KiB --credit-window 1000
 "$py" "$peers/rs_slow_reader.py" "${GW##*:}" inf.slow 1000 3
 http "$GW" /metrics | tail -n +2 > "$work/metrics"
 check "slow consumer: closed and counted" 1 "$(metric 'rsocket_gateway_slow_consumer_closes_total')"
