@@ -33,6 +33,7 @@ typedef enum rlink_script {
   RLS_APPEND,
   RLS_TAIL,
   RLS_PRESENCE,
+  RLS_MEMBER,
   RLS_COUNT
 } rlink_script;
 extern const char *const collab_redis_scripts[RLS_COUNT];

@@ -9,17 +9,21 @@
  * Per board B under the prefix P: P.."b:"..B..":meta" (hash: ops, chat = last offsets),
  * ":ops" and ":chat" (streams, entry id "<offset>-0", field j = the item's JSON), ":shapes"
  * (hash: id -> shape JSON), ":deleted" (zset: id scored by its delete's offset), ":joins"
- * (counter), ":turn" (the instance whose edit goes next), ":pz" (zset: member id -> expiry, ms of
- * Redis' clock), ":ph" (hash: member id -> record JSON), ":pv" (the member list's version).
+ * (counter), ":turn" (the instance whose edit goes next), and its members: ":pz" (zset:
+ * "<member id>|<instance>" -> expiry, ms of Redis' clock), ":ph" (hash: member id -> record
+ * JSON), ":pn" (hash: holders per member), ":ps" (hash: session -> member id), ":pl" (zset:
+ * members that left -> until when their id is refused), ":pv" (the member list's version).
  * P.."boards" (set), P.."members" (counter), P.."epoch". Events go to the channel P.."ev:"..B:
- * "o<offset> <item>", "c<offset> <item>", "m<version> <records>", "k<instance> <cursor>", "r" (a
- * turn given back).
+ * "o<offset> <item>", "c<offset> <item>", "m<version> <records>", "l<member id>" (it left),
+ * "k<instance> <cursor>", "r" (a turn given back).
  */
 #include "redis_link.h"
 
-/* KEYS: epoch, boards, members, joins, meta, shapes, deleted, ops, chat.
- * ARGV: epoch, board, max boards, new member (1/0), load (1/0), items per log.
- * {"OK", member, joins [, ops head, chat head, shapes, deleted, ops newest first, chat ...]} */
+/* KEYS: epoch, boards, members, joins, meta, shapes, deleted, ops, chat, ps, ph.
+ * ARGV: epoch, board, max boards, session ('' for no member), load (1/0), items per log.
+ * With a session: its member on the board if it has one (its number and join number), else a
+ * new member. {"OK", member, joins [, ops head, chat head, shapes, deleted, ops newest first,
+ * chat newest first]} */
 static const char open_lua[] =
     "local e = redis.call('GET', KEYS[1])\n"
     "if e ~= ARGV[1] then return {'EPOCH', e or ''} end\n"
@@ -29,9 +33,19 @@ static const char open_lua[] =
     "  redis.call('SADD', KEYS[2], ARGV[2])\n"
     "end\n"
     "local member, joins = 0, 0\n"
-    "if ARGV[4] == '1' then\n"
-    "  member = redis.call('INCR', KEYS[3])\n"
-    "  joins = redis.call('INCR', KEYS[4]) - 1\n"
+    "if ARGV[4] ~= '' then\n"
+    "  local id = redis.call('HGET', KEYS[10], ARGV[4])\n"
+    "  local rec = id and redis.call('HGET', KEYS[11], id)\n"
+    "  if rec then\n"
+    "    local ok, r = pcall(cjson.decode, rec)\n"
+    "    if ok and type(r) == 'table' and type(r.n) == 'number' then\n"
+    "      member, joins = tonumber(string.sub(id, 2)) or 0, r.n\n"
+    "    end\n"
+    "  end\n"
+    "  if member == 0 then\n"
+    "    member = redis.call('INCR', KEYS[3])\n"
+    "    joins = redis.call('INCR', KEYS[4]) - 1\n"
+    "  end\n"
     "end\n"
     "if ARGV[5] ~= '1' then return {'OK', member, joins} end\n"
     "local heads = redis.call('HMGET', KEYS[5], 'ops', 'chat')\n"
@@ -105,42 +119,91 @@ static const char tail_lua[] =
     "return {'OK', tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0'),\n"
     "  redis.call('XRANGE', KEYS[3], ARGV[3] .. '-0', '+', 'COUNT', ARGV[4])}\n";
 
-/* An instance's members of a board: expired records go (a dead instance's), this instance's
- * are written and their expiry pushed back, the dropped ones go; when that changed anything
- * the list gets a new version and is published. KEYS: epoch, pz, ph, pv. ARGV: epoch, ttl ms,
- * channel, number of records, then id and record for each, then ids to drop.
- * {"OK", version, "[records]"} */
+/*
+ * Members of a board across instances. A member (its record, JSON with its session) exists
+ * while some instance holds it: each holder has an entry "<id>|<instance>" scored by its
+ * expiry, which the instance pushes back at every refresh; a dead instance's entries expire.
+ * An instance writes the members it holds, stops holding some (drops), and ends some
+ * everywhere (leaves: the member's presence stream ended): a leave removes the record, keeps
+ * the id out for a ttl (a holder that has not heard yet cannot bring it back) and is published
+ * ("l<id>") so the other holders let their copies go. When the list of records changed it gets
+ * a new version and is published. KEYS: epoch, pz (holders), ph (records), pn (holders per
+ * id), ps (session -> id), pl (left ids), pv (version). ARGV: epoch, ttl ms, channel, instance,
+ * number of held members, then id, session and record for each, then the number of drops and
+ * their ids, then the ids that leave. {"OK", version, "[records]", ids refused (they left)}
+ */
 static const char presence_lua[] =
     "local e = redis.call('GET', KEYS[1])\n"
     "if e ~= ARGV[1] then return {'EPOCH', e or ''} end\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local ttl = tonumber(ARGV[2])\n"
     "local changed = false\n"
-    "for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do\n"
-    "  redis.call('ZREM', KEYS[2], id)\n"
+    "local function forget(id)\n"
+    "  redis.call('HDEL', KEYS[4], id)\n"
+    "  local rec = redis.call('HGET', KEYS[3], id)\n"
+    "  if not rec then return end\n"
     "  redis.call('HDEL', KEYS[3], id)\n"
+    "  local ok, r = pcall(cjson.decode, rec)\n"
+    "  if ok and type(r) == 'table' and type(r.s) == 'string'\n"
+    "      and redis.call('HGET', KEYS[5], r.s) == id then\n"
+    "    redis.call('HDEL', KEYS[5], r.s)\n"
+    "  end\n"
     "  changed = true\n"
     "end\n"
-    "local i = 5\n"
-    "for _ = 1, tonumber(ARGV[4]) do\n"
-    "  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[i])\n"
-    "  if redis.call('HGET', KEYS[3], ARGV[i]) ~= ARGV[i + 1] then\n"
-    "    redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])\n"
-    "    changed = true\n"
+    "local function unhold(entry)\n"
+    "  local id = string.match(entry, '^(.+)|[^|]*$')\n"
+    "  if id and redis.call('HINCRBY', KEYS[4], id, -1) <= 0 then forget(id) end\n"
+    "end\n"
+    "for _, entry in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do\n"
+    "  redis.call('ZREM', KEYS[2], entry)\n"
+    "  unhold(entry)\n"
+    "end\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)\n"
+    "local refused = {}\n"
+    "local i = 6\n"
+    "for _ = 1, tonumber(ARGV[5]) do\n"
+    "  local id, session, rec = ARGV[i], ARGV[i + 1], ARGV[i + 2]\n"
+    "  i = i + 3\n"
+    "  if redis.call('ZSCORE', KEYS[6], id) then\n"
+    "    table.insert(refused, id)\n"
+    "  else\n"
+    "    if redis.call('ZADD', KEYS[2], now + ttl, id .. '|' .. ARGV[4]) == 1 then\n"
+    "      redis.call('HINCRBY', KEYS[4], id, 1)\n"
+    "    end\n"
+    "    if redis.call('HGET', KEYS[3], id) ~= rec then\n"
+    "      redis.call('HSET', KEYS[3], id, rec)\n"
+    "      changed = true\n"
+    "    end\n"
+    "    redis.call('HSET', KEYS[5], session, id)\n"
     "  end\n"
-    "  i = i + 2\n"
+    "end\n"
+    "local drops = tonumber(ARGV[i])\n"
+    "i = i + 1\n"
+    "for _ = 1, drops do\n"
+    "  local entry = ARGV[i] .. '|' .. ARGV[4]\n"
+    "  i = i + 1\n"
+    "  if redis.call('ZREM', KEYS[2], entry) == 1 then unhold(entry) end\n"
     "end\n"
     "while i <= #ARGV do\n"
-    "  if redis.call('ZREM', KEYS[2], ARGV[i]) == 1 then changed = true end\n"
-    "  redis.call('HDEL', KEYS[3], ARGV[i])\n"
+    "  redis.call('ZADD', KEYS[6], now + ttl, ARGV[i])\n"
+    "  forget(ARGV[i])\n"
+    "  redis.call('PUBLISH', ARGV[3], 'l' .. ARGV[i])\n"
     "  i = i + 1\n"
     "end\n"
     "local v\n"
-    "if changed then v = redis.call('INCR', KEYS[4])\n"
-    "else v = tonumber(redis.call('GET', KEYS[4]) or '0') end\n"
+    "if changed then v = redis.call('INCR', KEYS[7])\n"
+    "else v = tonumber(redis.call('GET', KEYS[7]) or '0') end\n"
     "local list = '[' .. table.concat(redis.call('HVALS', KEYS[3]), ',') .. ']'\n"
     "if changed then redis.call('PUBLISH', ARGV[3], 'm' .. v .. ' ' .. list) end\n"
-    "return {'OK', v, list}\n";
+    "return {'OK', v, list, refused}\n";
 
-const char *const collab_redis_scripts[RLS_COUNT] = {open_lua, edit_lua, append_lua, tail_lua,
-                                                     presence_lua};
+/* The member of a session on a board, if it has one. KEYS: epoch, ps, ph. ARGV: epoch,
+ * session. {"OK", record or ''} */
+static const char member_lua[] = "local e = redis.call('GET', KEYS[1])\n"
+                                 "if e ~= ARGV[1] then return {'EPOCH', e or ''} end\n"
+                                 "local id = redis.call('HGET', KEYS[2], ARGV[2])\n"
+                                 "return {'OK', id and redis.call('HGET', KEYS[3], id) or ''}\n";
+
+const char *const collab_redis_scripts[RLS_COUNT] = {open_lua, edit_lua,     append_lua,
+                                                     tail_lua, presence_lua, member_lua};

@@ -42,7 +42,11 @@ typedef enum sub_kind { SUB_OPS, SUB_CHAT, SUB_PRESENCE } sub_kind;
 typedef struct board board;
 typedef struct member member;
 
-typedef enum pending_kind { P_JOIN, P_FOLLOW, P_EDIT, P_CHAT } pending_kind;
+typedef enum pending_kind { P_JOIN, P_FOLLOW, P_EDIT, P_CHAT, P_PRESENCE } pending_kind;
+
+/* How a member leaves: its presence stream ended (it leaves the board, on every instance);
+ * this instance lets it go (idle, its connection gone); another instance said it left. */
+typedef enum leave_kind { LEAVE_BOARD, LEAVE_HERE, LEAVE_TOLD } leave_kind;
 
 typedef struct cursor {
   char id[24];
@@ -97,6 +101,7 @@ typedef struct pending {
   uint64_t after;  /* follow: that offset */
   char *epoch;     /* follow: the requester's epoch (NULL: none) */
   json_t *op;      /* edit */
+  json_t *in;      /* edit, chat.post: the request, until the caller's member is known */
   bool new_member; /* join: asked the engine for a member number */
   char session[SESSION_MAX];
   char name[NAME_MAX_ + 1]; /* join */
@@ -223,6 +228,7 @@ static void pending_end(pending *p) {
     p->svc->pending = p->next;
   if (p->next) p->next->prev = p->prev;
   json_decref(p->op);
+  json_decref(p->in);
   free(p->epoch);
   free(p);
 }
@@ -241,20 +247,6 @@ static member *member_find(board *b, const char *session) {
   return NULL;
 }
 
-/* The caller's member of board `name`, or NULL once told (not for fire-and-forget). */
-static member *caller(collab_service *svc, rs_conn *c, const rs_request *r, const char *name) {
-  char session[SESSION_MAX];
-  session_of(c, &r->payload, session, sizeof session);
-  member *m = member_find(board_get(svc, name), session);
-  if (!m) {
-    char msg[200];
-    snprintf(msg, sizeof msg, "not a member of board '%s': board.join first (on the same session)",
-             name);
-    send_error(c, r, msg);
-  }
-  return m;
-}
-
 static json_t *member_json(const member *m) {
   return json_pack("{s:s,s:s,s:s}", "id", m->id, "name", m->name, "color", m->color);
 }
@@ -265,8 +257,22 @@ static const json_t *others_of(const board *b) {
   return st->ops->others ? st->ops->others(st, b->name) : NULL;
 }
 
+static member *member_by_id(const board *b, const char *id) {
+  for (member *m = b ? b->members : NULL; m; m = m->next)
+    if (!strcmp(m->id, id)) return m;
+  return NULL;
+}
+
+/* A member another instance holds (not this one): its record, or NULL. */
+static const json_t *other(const board *b, size_t i) {
+  const json_t *o = json_array_get(others_of(b), i);
+  return member_by_id(b, json_string_value(json_object_get(o, "id"))) ? NULL : o;
+}
+
 static size_t members_count(const board *b) {
-  return b->nmembers + json_array_size(others_of(b));
+  size_t n = b->nmembers;
+  for (size_t i = 0; i < json_array_size(others_of(b)); i++) n += other(b, i) != NULL;
+  return n;
 }
 
 typedef struct ranked {
@@ -288,7 +294,8 @@ static json_t *members_json(const board *b) {
   if (!v) return a;
   for (const member *m = b->members; m; m = m->next) v[i++] = (ranked){m->n, member_json(m)};
   for (size_t k = 0; k < json_array_size(others); k++) {
-    const json_t *o = json_array_get(others, k);
+    const json_t *o = other(b, k);
+    if (!o) continue;
     json_t *j = json_pack("{s:O,s:O,s:O}", "id", json_object_get(o, "id"), "name",
                           json_object_get(o, "name"), "color", json_object_get(o, "color"));
     if (j) v[i++] = (ranked){(uint64_t)json_integer_value(json_object_get(o, "n")), j};
@@ -361,7 +368,7 @@ static void presence_pull(sub *s, uint64_t credit) {
 
 /* ---- members ---- */
 
-static void member_leave(member *m) {
+static void member_leave(member *m, leave_kind how) {
   board *b = m->b;
   for (member **pp = &b->members; *pp; pp = &(*pp)->next) {
     if (*pp != m) continue;
@@ -374,7 +381,8 @@ static void member_leave(member *m) {
     if (s->kind == SUB_PRESENCE) drop_cursor(s, m->id);
   }
   collab_store *st = b->svc->store;
-  if (st->ops->member_drop) st->ops->member_drop(st, b->name, m->id);
+  if (how != LEAVE_TOLD && st->ops->member_drop)
+    st->ops->member_drop(st, b->name, m->id, how == LEAVE_BOARD);
   free(m);
   presence_changed(b);
 }
@@ -384,7 +392,7 @@ static void member_stream_ended(member *m, sub *s) {
   m->streams--;
   if (m->presence == s) {
     m->presence = NULL;
-    member_leave(m);
+    member_leave(m, LEAVE_BOARD);
   } else if (m->streams == 0) {
     m->idle_since = clock_of(m->b->svc, rs_feed_conn(s->feed));
   }
@@ -451,7 +459,52 @@ static void wake(board *b, sub_kind kind) {
 
 /* ---- routes ---- */
 
-static void join_done(const collab_result *res, void *arg);
+static member *member_add(board *b, const char *id, uint64_t n, const char *session) {
+  member *m = calloc(1, sizeof *m);
+  if (!m) return NULL;
+  m->b = b;
+  snprintf(m->id, sizeof m->id, "%s", id);
+  m->n = n;
+  m->color = palette[n % (sizeof palette / sizeof *palette)];
+  snprintf(m->session, sizeof m->session, "%s", session);
+  m->next = b->members;
+  b->members = m;
+  b->nmembers++;
+  return m;
+}
+
+/* This instance holds m: the engine makes it known to the other instances. */
+static void hold(member *m) {
+  collab_store *st = m->b->svc->store;
+  if (!st->ops->member_put) return;
+  json_t *j = member_json(m);
+  json_object_set_new(j, "n", json_integer((json_int_t)m->n));
+  json_object_set_new(j, "s", json_string(m->session));
+  st->ops->member_put(st, m->b->name, j);
+  json_decref(j);
+}
+
+/* The member of the request's session that another instance holds, taken over here. */
+static member *adopt(board *b, const json_t *rec, rs_conn *c) {
+  const char *id = json_string_value(json_object_get(rec, "id"));
+  member *m = member_by_id(b, id);
+  if (m) return m;
+  m = member_add(b, id, (uint64_t)json_integer_value(json_object_get(rec, "n")),
+                 json_string_value(json_object_get(rec, "s")));
+  if (!m) return NULL;
+  snprintf(m->name, sizeof m->name, "%s", json_string_value(json_object_get(rec, "name")));
+  m->join_conn = c;
+  m->idle_since = clock_of(b->svc, c);
+  hold(m);
+  return m;
+}
+
+static void board_full(pending *p) {
+  char err[200];
+  snprintf(err, sizeof err, "board '%s' is full: %zu members (--max-members)", p->board,
+           p->svc->store->limits.max_members);
+  pending_fail(p, err);
+}
 
 static void join_answer(pending *p, board *b, member *m) {
   rs_conn *c = p->conn;
@@ -460,13 +513,8 @@ static void join_answer(pending *p, board *b, member *m) {
   m->join_conn = c;
   if (m->streams == 0) m->idle_since = clock_of(svc, c);
   presence_changed(b);
+  hold(m);
   collab_store *st = svc->store;
-  if (st->ops->member_put) {
-    json_t *j = member_json(m);
-    json_object_set_new(j, "n", json_integer((json_int_t)m->n));
-    st->ops->member_put(st, b->name, j);
-    json_decref(j);
-  }
   uint64_t offset;
   json_t *shapes = st->ops->snapshot(st, b->name, &offset);
   json_t *out = json_pack("{s:s,s:s,s:I,s:o,s:o,s:o,s:I}", "board", b->name, "epoch",
@@ -488,25 +536,18 @@ static void join_done(const collab_result *res, void *arg) {
   if (!m && !p->new_member) {
     /* The session's member left while the board was opening: a new member, then. */
     p->new_member = true;
-    svc->store->ops->open(svc->store, p->board, true, join_done, p);
+    svc->store->ops->open(svc->store, p->board, p->session, join_done, p);
     return;
   }
-  if (!m && members_count(b) >= svc->store->limits.max_members) {
-    char err[200];
-    snprintf(err, sizeof err, "board '%s' is full: %zu members (--max-members)", b->name,
-             svc->store->limits.max_members);
-    return pending_fail(p, err);
-  }
   if (!m) {
-    if (!(m = calloc(1, sizeof *m))) return pending_fail(p, "out of memory");
-    m->b = b;
-    snprintf(m->id, sizeof m->id, "m%llu", (unsigned long long)res->member);
-    m->n = res->joins;
-    m->color = palette[res->joins % (sizeof palette / sizeof *palette)];
-    snprintf(m->session, sizeof m->session, "%s", p->session);
-    m->next = b->members;
-    b->members = m;
-    b->nmembers++;
+    char id[24];
+    snprintf(id, sizeof id, "m%llu", (unsigned long long)res->member);
+    bool counted = false; /* a member another instance holds is counted already */
+    for (size_t i = 0; i < json_array_size(others_of(b)) && !counted; i++)
+      counted =
+          !strcmp(json_string_value(json_object_get(json_array_get(others_of(b), i), "id")), id);
+    if (!counted && members_count(b) >= svc->store->limits.max_members) return board_full(p);
+    if (!(m = member_add(b, id, res->joins, p->session))) return pending_fail(p, "out of memory");
   }
   join_answer(p, b, m);
   pending_end(p);
@@ -533,14 +574,64 @@ static int join(rs_conn *c, const rs_request *r, void *user) {
   board *b = board_get(svc, p->board);
   p->new_member = !member_find(b, p->session);
   if (b && p->new_member && members_count(b) >= svc->store->limits.max_members) {
-    char err[200];
-    snprintf(err, sizeof err, "board '%s' is full: %zu members (--max-members)", b->name,
-             svc->store->limits.max_members);
-    pending_fail(p, err);
+    board_full(p);
     return 0;
   }
-  svc->store->ops->open(svc->store, p->board, p->new_member, join_done, p);
+  svc->store->ops->open(svc->store, p->board, p->new_member ? p->session : NULL, join_done, p);
   return 0;
+}
+
+static void not_member(pending *p) {
+  char msg[200];
+  snprintf(msg, sizeof msg, "not a member of board '%s': board.join first (on the same session)",
+           p->board);
+  pending_fail(p, msg);
+}
+
+static void edit_go(pending *p, member *m);
+static void chat_go(pending *p, member *m);
+
+/* The request's member is known (NULL: it has none, for a follow that needs none). */
+static void member_known(pending *p, member *m) {
+  int rc;
+  switch (p->kind) {
+  case P_EDIT: return edit_go(p, m);
+  case P_CHAT: return chat_go(p, m);
+  case P_PRESENCE:
+  case P_FOLLOW:
+    rc = subscribe(p->conn, p->sid, board_get(p->svc, p->board),
+                   p->kind == P_PRESENCE      ? SUB_PRESENCE
+                   : p->log == COLLAB_LOG_OPS ? SUB_OPS
+                                              : SUB_CHAT,
+                   m, p->after);
+    if (rc == RS_ERR_NOMEM) return pending_fail(p, "out of memory");
+    return pending_end(p); /* or the requester canceled meanwhile: nothing to answer */
+  case P_JOIN: break;
+  }
+  pending_end(p);
+}
+
+/* The engine's answer about the member of a session this instance does not hold. */
+static void lookup_done(const collab_result *res, void *arg) {
+  pending *p = arg;
+  if (!p->conn || (res->value < 0 && p->kind != P_FOLLOW)) return pending_fail(p, res->err);
+  board *b = res->record ? board_make(p->svc, p->board) : board_get(p->svc, p->board);
+  member *m = b ? member_find(b, p->session) : NULL;
+  if (!m && b && res->record) m = adopt(b, res->record, p->conn);
+  if (!m && p->kind != P_FOLLOW) return not_member(p);
+  if (!b && !(b = board_make(p->svc, p->board))) return pending_fail(p, "out of memory");
+  member_known(p, m);
+}
+
+/* Goes on with `p` once the caller's member is known: this instance's, or the one another
+ * instance holds for its session (the engine looks it up; the gateway spreads one browser's
+ * requests over the instances). */
+static void with_member(pending *p) {
+  collab_service *svc = p->svc;
+  member *m = member_find(board_get(svc, p->board), p->session);
+  if (m) return member_known(p, m);
+  if (!svc->store->ops->lookup) return p->kind == P_FOLLOW ? member_known(p, NULL) : not_member(p);
+  svc->store->ops->lookup(svc->store, p->board, p->session, lookup_done, p);
 }
 
 static void follow_done(const collab_result *res, void *arg) {
@@ -548,20 +639,15 @@ static void follow_done(const collab_result *res, void *arg) {
   collab_service *svc = p->svc;
   collab_store *st = svc->store;
   if (!p->conn || res->value < 0) return pending_fail(p, res->err);
-  uint64_t after = p->after;
   if (p->from) {
     if ((p->epoch && strcmp(p->epoch, st->ops->epoch(st))) ||
-        st->ops->read(st, p->board, p->log, after, 0, NULL, NULL) == COLLAB_GONE)
+        st->ops->read(st, p->board, p->log, p->after, 0, NULL, NULL) == COLLAB_GONE)
       return pending_fail(p, "HISTORY_GONE");
   } else {
-    after = st->ops->oldest(st, p->board, p->log) - 1; /* the history kept, then live */
+    p->after = st->ops->oldest(st, p->board, p->log) - 1; /* the history kept, then live */
   }
-  board *b = board_make(svc, p->board);
-  if (!b) return pending_fail(p, "out of memory");
-  int rc = subscribe(p->conn, p->sid, b, p->log == COLLAB_LOG_OPS ? SUB_OPS : SUB_CHAT,
-                     member_find(b, p->session), after);
-  if (rc == RS_ERR_NOMEM) return pending_fail(p, "out of memory");
-  pending_end(p); /* or the requester canceled meanwhile: nothing to answer */
+  if (!board_make(svc, p->board)) return pending_fail(p, "out of memory");
+  with_member(p);
 }
 
 /* board.ops and chat.feed: {"board","epoch","from"}. */
@@ -597,7 +683,7 @@ static int follow(rs_conn *c, const rs_request *r, collab_service *svc, collab_l
     }
   }
   json_decref(in);
-  if (p) st->ops->open(st, p->board, false, follow_done, p);
+  if (p) st->ops->open(st, p->board, NULL, follow_done, p);
   return 0;
 }
 
@@ -607,6 +693,16 @@ static int ops(rs_conn *c, const rs_request *r, void *user) {
 
 static int chat_feed(rs_conn *c, const rs_request *r, void *user) {
   return follow(c, r, user, COLLAB_LOG_CHAT);
+}
+
+/* A request that needs its caller's member: `in` (the request's data) goes with it. */
+static int member_request(rs_conn *c, const rs_request *r, collab_service *svc, json_t *in,
+                          const char *name, pending_kind kind) {
+  pending *p = pending_new(svc, c, r, kind, name);
+  if (!p) return json_decref(in), 0;
+  p->in = in;
+  with_member(p);
+  return 0;
 }
 
 static void edit_done(const collab_result *res, void *arg) {
@@ -620,23 +716,18 @@ static void edit_done(const collab_result *res, void *arg) {
   pending_end(p);
 }
 
+static void edit_go(pending *p, member *m) {
+  collab_store *st = p->svc->store;
+  char err[300];
+  p->op = collab_op_parse(json_object_get(p->in, "op"), &st->limits, err, sizeof err);
+  if (!p->op) return pending_fail(p, err);
+  st->ops->edit(st, p->board, p->op, m->id, edit_done, p);
+}
+
 static int edit(rs_conn *c, const rs_request *r, void *user) {
-  collab_service *svc = user;
   const char *name;
   json_t *in = parse(c, r, &name);
-  if (!in) return 0;
-  member *m = caller(svc, c, r, name);
-  char err[300];
-  json_t *op =
-      m ? collab_op_parse(json_object_get(in, "op"), &svc->store->limits, err, sizeof err) : NULL;
-  pending *p = op ? pending_new(svc, c, r, P_EDIT, name) : NULL;
-  json_decref(in);
-  if (m && !op) return rs_service_errorf(c, r->stream_id, RS_ERROR_APPLICATION_ERROR, "%s", err);
-  if (!p) return json_decref(op), 0;
-  p->op = op;
-  collab_store *st = svc->store;
-  st->ops->edit(st, p->board, op, m->id, edit_done, p);
-  return 0;
+  return in ? member_request(c, r, user, in, name, P_EDIT) : 0;
 }
 
 static bool coord(const json_t *v, double *out) {
@@ -658,23 +749,32 @@ static int cursor_fnf(rs_conn *c, const rs_request *r, void *user) {
   const char *name;
   json_t *in = parse(c, r, &name);
   double x, y;
-  member *m = in ? caller(svc, c, r, name) : NULL;
-  if (m && coord(json_object_get(in, "x"), &x) && coord(json_object_get(in, "y"), &y)) {
-    relay_cursor(m->b, m, m->id, x, y);
+  if (!in || !coord(json_object_get(in, "x"), &x) || !coord(json_object_get(in, "y"), &y))
+    return json_decref(in), 0;
+  char session[SESSION_MAX];
+  session_of(c, &r->payload, session, sizeof session);
+  board *b = board_get(svc, name);
+  member *m = member_find(b, session);
+  const char *id = m ? m->id : NULL;
+  /* Not held here: a member another instance holds moves its cursor through this one. */
+  for (size_t i = 0; b && !id && i < json_array_size(others_of(b)); i++) {
+    const json_t *o = json_array_get(others_of(b), i);
+    if (!strcmp(json_string_value(json_object_get(o, "s")), session))
+      id = json_string_value(json_object_get(o, "id"));
+  }
+  if (id) {
+    relay_cursor(b, m, id, x, y);
     collab_store *st = svc->store;
-    if (st->ops->cursor) st->ops->cursor(st, m->b->name, m->id, x, y);
+    if (st->ops->cursor) st->ops->cursor(st, b->name, id, x, y);
   }
   json_decref(in);
   return 0;
 }
 
 static int presence(rs_conn *c, const rs_request *r, void *user) {
-  collab_service *svc = user;
   const char *name;
   json_t *in = parse(c, r, &name);
-  member *m = in ? caller(svc, c, r, name) : NULL;
-  json_decref(in);
-  return m ? subscribe(c, r->stream_id, m->b, SUB_PRESENCE, m, 0) : 0;
+  return in ? member_request(c, r, user, in, name, P_PRESENCE) : 0;
 }
 
 static void chat_done(const collab_result *res, void *arg) {
@@ -684,32 +784,30 @@ static void chat_done(const collab_result *res, void *arg) {
   pending_end(p);
 }
 
-static int chat_post(rs_conn *c, const rs_request *r, void *user) {
-  collab_service *svc = user;
-  const char *name;
-  json_t *in = parse(c, r, &name);
-  member *m = in ? caller(svc, c, r, name) : NULL;
-  if (!m) return json_decref(in), 0;
-  json_t *text = json_object_get(in, "text");
-  size_t max = svc->store->limits.max_text;
+static void chat_go(pending *p, member *m) {
+  collab_store *st = p->svc->store;
+  json_t *text = json_object_get(p->in, "text");
+  size_t max = st->limits.max_text;
   char err[200];
   if (!json_is_string(text) || json_string_length(text) == 0) {
     snprintf(err, sizeof err, "bad request: 'text' must be a non-empty string");
-  } else if (json_string_length(text) > max) {
-    snprintf(err, sizeof err, "bad request: 'text' is longer than %zu bytes", max);
-  } else {
-    json_t *item = json_pack("{s:i,s:s,s:s,s:O,s:I}", "offset", 0, "by", m->id, "name", m->name,
-                             "text", text, "time", (json_int_t)wall_ms());
-    pending *p = item ? pending_new(svc, c, r, P_CHAT, name) : NULL;
-    json_decref(in);
-    if (!item)
-      return rs_service_errorf(c, r->stream_id, RS_ERROR_APPLICATION_ERROR, "%s", "out of memory");
-    if (p) svc->store->ops->append(svc->store, p->board, COLLAB_LOG_CHAT, item, chat_done, p);
-    json_decref(item);
-    return 0;
+    return pending_fail(p, err);
   }
-  json_decref(in);
-  return rs_service_errorf(c, r->stream_id, RS_ERROR_APPLICATION_ERROR, "%s", err);
+  if (json_string_length(text) > max) {
+    snprintf(err, sizeof err, "bad request: 'text' is longer than %zu bytes", max);
+    return pending_fail(p, err);
+  }
+  json_t *item = json_pack("{s:i,s:s,s:s,s:O,s:I}", "offset", 0, "by", m->id, "name", m->name,
+                           "text", text, "time", (json_int_t)wall_ms());
+  if (!item) return pending_fail(p, "out of memory");
+  st->ops->append(st, p->board, COLLAB_LOG_CHAT, item, chat_done, p);
+  json_decref(item);
+}
+
+static int chat_post(rs_conn *c, const rs_request *r, void *user) {
+  const char *name;
+  json_t *in = parse(c, r, &name);
+  return in ? member_request(c, r, user, in, name, P_CHAT) : 0;
 }
 
 /* ---- what the engine tells ---- */
@@ -738,6 +836,11 @@ static void on_members(const char *name, void *user) {
   if (b) presence_changed(b);
 }
 
+static void on_left(const char *name, const char *id, void *user) {
+  member *m = member_by_id(board_get(user, name), id);
+  if (m) member_leave(m, LEAVE_TOLD);
+}
+
 static void on_cursor(const char *name, const char *id, double x, double y, void *user) {
   board *b = board_get(user, name);
   if (b) relay_cursor(b, NULL, id, x, y);
@@ -751,7 +854,7 @@ collab_service *collab_service_new(collab_store *store, uint64_t member_timeout_
   svc->store = store;
   svc->member_timeout_ms = member_timeout_ms;
   if (collab_map_init(&svc->boards, store->limits.max_boards) < 0) return free(svc), NULL;
-  store->events = (collab_events){on_items, on_reset, on_members, on_cursor, svc};
+  store->events = (collab_events){on_items, on_reset, on_members, on_left, on_cursor, svc};
   return svc;
 }
 
@@ -795,7 +898,7 @@ static void sweep_board(void *value, void *arg) {
     } else {
       leave = m->streams == 0 && w->svc->now_ms - m->idle_since >= w->svc->member_timeout_ms;
     }
-    if (leave) member_leave(m);
+    if (leave) member_leave(m, LEAVE_HERE);
   }
 }
 

@@ -43,10 +43,11 @@ typedef void (*collab_item_fn)(const char *json, size_t len, uint64_t offset, vo
 
 /* The result of an asynchronous call, valid during its completion callback. */
 typedef struct collab_result {
-  int64_t value;   /* edit, append: the offset (>= 1); open: 0; or COLLAB_ERR */
-  const char *err; /* COLLAB_ERR: one line for the client, e.g. "storage unavailable: ..." */
-  uint64_t member; /* open with new_member: a number no other member of the store had (>= 1) */
-  uint64_t joins;  /* open with new_member: the board's joins before this one (0, 1, ...) */
+  int64_t value;        /* edit, append: the offset (>= 1); open: 0; or COLLAB_ERR */
+  const char *err;      /* COLLAB_ERR: one line for the client, e.g. "storage unavailable: ..." */
+  uint64_t member;      /* open with a session: its member's number (>= 1), new or not */
+  uint64_t joins;       /* and that member's join number on the board (0, 1, ...: colors, order) */
+  const json_t *record; /* lookup: the member found, {"id","name","color","n","s"} */
 } collab_result;
 
 /*
@@ -66,8 +67,10 @@ typedef struct collab_events {
   /* The epoch changed (the stored boards were lost): every replica is gone, offsets of the old
    * epoch mean nothing. Called before epoch() returns the new one to any request. */
   void (*reset)(void *user);
-  /* The members of other instances on a board changed (others() has the new list). */
+  /* The members of a board known to every instance changed (others() has the new list). */
   void (*members)(const char *board, void *user);
+  /* A member left the board everywhere (its presence stream ended on another instance). */
+  void (*left)(const char *board, const char *id, void *user);
   /* A member of another instance moved its cursor on a board. */
   void (*cursor)(const char *board, const char *id, double x, double y, void *user);
   void *user;
@@ -83,10 +86,13 @@ typedef struct collab_store_ops {
   const char *(*epoch)(collab_store *s);
   /*
    * Makes sure the board exists (created empty, within max_boards) and its replica is loaded.
-   * With new_member, also draws a member number and counts a join of the board (result.member,
-   * result.joins). Result 0, or COLLAB_ERR (too many boards, storage unavailable).
+   * With a session (NULL: none), also the session's member: the one it has on the board if the
+   * engine knows one (Redis: joined through another instance), else a new member number and a
+   * join of the board (result.member, result.joins). Result 0, or COLLAB_ERR (too many boards,
+   * storage unavailable).
    */
-  void (*open)(collab_store *s, const char *board, bool new_member, collab_done_fn done, void *arg);
+  void (*open)(collab_store *s, const char *board, const char *session, collab_done_fn done,
+               void *arg);
   /*
    * Checks `op` (normalized by collab_op_parse; the engine takes a reference until done) against
    * the board's shapes, applies it (last writer wins per field) and appends
@@ -116,15 +122,25 @@ typedef struct collab_store_ops {
   uint64_t (*oldest)(collab_store *s, const char *board, collab_log log);
 
   /*
-   * Presence across instances (NULL for an engine of one instance: the memory engine).
-   * member_put announces a member of this instance (again after a rename): `member` is
-   * {"id","name","color","n"} with n its board join number; kept and refreshed by the engine
-   * until member_drop. cursor relays a move to the other instances (never stored). others is
-   * the other instances' members on the board, each {"id","name","color","n"} (borrowed, valid
-   * until the next event or call; NULL when none).
+   * Members across instances (all NULL for an engine of one instance: the memory engine). A
+   * member is held by the instances that serve its session's requests:
+   *  - member_put: this instance holds `member`, {"id","name","color","n","s"} (n its join
+   *    number, s its session), until member_drop; the engine keeps it known to the others
+   *    (refreshed: a dead instance's members go after an expiry);
+   *  - member_drop: this instance lets it go; `everywhere` (its presence stream ended): the
+   *    member leaves the board, every holder is told (events.left);
+   *  - lookup: the member of `session` on the board (result.record, NULL when it has none),
+   *    for a request that came to an instance which does not hold it; COLLAB_ERR when the
+   *    engine cannot tell (storage unavailable);
+   *  - cursor: relays a move to the other instances (never stored);
+   *  - others: every member known on the board (this instance's included), each
+   *    {"id","name","color","n","s"} (borrowed, valid until the next event or call; NULL when
+   *    none).
    */
   void (*member_put)(collab_store *s, const char *board, const json_t *member);
-  void (*member_drop)(collab_store *s, const char *board, const char *id);
+  void (*member_drop)(collab_store *s, const char *board, const char *id, bool everywhere);
+  void (*lookup)(collab_store *s, const char *board, const char *session, collab_done_fn done,
+                 void *arg);
   void (*cursor)(collab_store *s, const char *board, const char *id, double x, double y);
   const json_t *(*others)(collab_store *s, const char *board);
 

@@ -35,7 +35,7 @@ static void board_free(void *value, void *store) {
 }
 
 static void finish(collab_done_fn done, void *arg, int64_t value, const char *err) {
-  collab_result r = {value, err, 0, 0};
+  collab_result r = {value, err, 0, 0, NULL};
   done(&r, arg);
 }
 
@@ -43,7 +43,7 @@ static const char *mem_epoch(collab_store *s) {
   return ((mem_store *)s)->epoch;
 }
 
-static void mem_open(collab_store *s, const char *name, bool new_member, collab_done_fn done,
+static void mem_open(collab_store *s, const char *name, const char *session, collab_done_fn done,
                      void *arg) {
   mem_store *m = (mem_store *)s;
   char err[120];
@@ -66,8 +66,8 @@ static void mem_open(collab_store *s, const char *name, bool new_member, collab_
       return finish(done, arg, COLLAB_ERR, "out of memory");
     }
   }
-  collab_result r = {0, NULL, 0, 0};
-  if (new_member) r.member = ++m->members, r.joins = b->joins++;
+  collab_result r = {0, NULL, 0, 0, NULL};
+  if (session) r.member = ++m->members, r.joins = b->joins++; /* no other instance to ask */
   done(&r, arg);
 }
 

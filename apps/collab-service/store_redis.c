@@ -50,7 +50,7 @@
 typedef struct rstore rstore;
 typedef struct rboard rboard;
 
-typedef enum rop_kind { ROP_OPEN, ROP_EDIT, ROP_APPEND } rop_kind;
+typedef enum rop_kind { ROP_OPEN, ROP_EDIT, ROP_APPEND, ROP_LOOKUP } rop_kind;
 
 /* A request waiting for Redis. */
 typedef struct rop {
@@ -58,7 +58,7 @@ typedef struct rop {
   rboard *b;
   rop_kind kind;
   collab_log log;
-  bool new_member;
+  char *session; /* open (with a member), lookup */
   int attempts, turns;
   bool unnamed;      /* an add without id: named after the offset it gets, at each attempt */
   json_t *op, *item; /* edit, append (references) */
@@ -79,10 +79,11 @@ struct rboard {
   rop *editing;     /* this instance's edit in flight */
   bool turn_wait;   /* the next edit waits for another instance's turn */
   bool pumping;
-  json_t *locals; /* this instance's members: id -> record (a JSON string) */
-  json_t *drops;  /* ids to remove at the next presence write */
-  json_t *others; /* other instances' members: [{"id","name","color","n"}] */
-  uint64_t others_v;
+  json_t *locals;  /* members this instance holds: id -> {"s": session, "r": record text} */
+  json_t *drops;   /* ids it stops holding, at the next presence write */
+  json_t *leaves;  /* ids that leave the board, at the next presence write */
+  json_t *records; /* the board's members: [{"id","name","color","n","s"}] */
+  uint64_t records_v;
   bool presence_busy, presence_again;
   char name[];
 };
@@ -180,13 +181,14 @@ static bool entry_of(const redisReply *e, uint64_t *off, const redisReply **text
 /* ---- requests ---- */
 
 static void finish(rop *o, int64_t value, const char *err, uint64_t member, uint64_t joins) {
-  collab_result r = {value, err, member, joins};
+  collab_result r = {value, err, member, joins, NULL};
   o->b->st->waiting--;
   collab_done_fn done = o->done;
   void *arg = o->arg;
   json_decref(o->op);
   json_decref(o->item);
   free(o->text);
+  free(o->session);
   free(o);
   done(&r, arg);
 }
@@ -278,7 +280,7 @@ static void open_reply(redisReply *reply, void *arg) {
 static void send_open(rop *o) {
   rboard *b = o->b;
   rstore *st = b->st;
-  rlink_cmd *c = rlink_script_cmd(RLS_OPEN, 9);
+  rlink_cmd *c = rlink_script_cmd(RLS_OPEN, 11);
   add_epoch_key(c, st);
   rlink_argf(c, "%sboards", st->prefix);
   rlink_argf(c, "%smembers", st->prefix);
@@ -288,13 +290,75 @@ static void send_open(rop *o) {
   add_key(c, b, "deleted");
   add_key(c, b, "ops");
   add_key(c, b, "chat");
+  add_key(c, b, "ps");
+  add_key(c, b, "ph");
   rlink_args(c, st->epoch);
   rlink_args(c, b->name);
   rlink_argf(c, "%zu", st->base.limits.max_boards);
-  rlink_args(c, "1");
+  rlink_args(c, o->session);
   rlink_args(c, "0");
   rlink_args(c, "0");
   if (rlink_send(st->link, c, open_reply, o) < 0) unavailable(o);
+}
+
+/* A record as the service sees it: {"id","name","color","n","s"}, or NULL when it is not one. */
+static json_t *record_of(const json_t *rec) {
+  json_t *id = json_object_get(rec, "id"), *name = json_object_get(rec, "name"),
+         *color = json_object_get(rec, "color"), *n = json_object_get(rec, "n"),
+         *sess = json_object_get(rec, "s");
+  if (!json_is_string(id) || json_string_length(id) >= 24 || !json_is_string(name) ||
+      !json_is_string(color) || !json_is_integer(n) || !json_is_string(sess))
+    return NULL;
+  return json_pack("{s:O,s:O,s:O,s:O,s:O}", "id", id, "name", name, "color", color, "n", n, "s",
+                   sess);
+}
+
+static void found(rop *o, const json_t *record) {
+  collab_result r = {0, NULL, 0, 0, record};
+  o->b->st->waiting--;
+  collab_done_fn done = o->done;
+  void *arg = o->arg;
+  free(o->session);
+  free(o);
+  done(&r, arg);
+}
+
+static void no_member(rop *o) {
+  finish(o, 0, NULL, 0, 0); /* no record */
+}
+
+static void lookup_reply(redisReply *reply, void *arg) {
+  rop *o = arg;
+  rboard *b = o->b;
+  if (common_reply(o, reply)) return pump(b);
+  const redisReply *text = elem(reply, 1);
+  json_t *rec = NULL, *j = NULL;
+  if (is_status(reply, "OK") && text && text->type == REDIS_REPLY_STRING && text->len > 0) {
+    j = json_loadb(text->str, text->len, 0, NULL);
+    rec = record_of(j);
+  }
+  if (rec)
+    found(o, rec);
+  else
+    no_member(o);
+  json_decref(j), json_decref(rec);
+}
+
+/* The session's member: from the last list when it is there, else from Redis. */
+static void send_lookup(rop *o) {
+  rboard *b = o->b;
+  rstore *st = b->st;
+  for (size_t i = 0; i < json_array_size(b->records); i++) {
+    const json_t *rec = json_array_get(b->records, i);
+    if (!strcmp(json_string_value(json_object_get(rec, "s")), o->session)) return found(o, rec);
+  }
+  rlink_cmd *c = rlink_script_cmd(RLS_MEMBER, 3);
+  add_epoch_key(c, st);
+  add_key(c, b, "ps");
+  add_key(c, b, "ph");
+  rlink_args(c, st->epoch);
+  rlink_args(c, o->session);
+  if (rlink_send(st->link, c, lookup_reply, o) < 0) unavailable(o);
 }
 
 /*
@@ -555,7 +619,9 @@ static void pump(rboard *b) {
       send_edit(o);
     else if (o->kind == ROP_APPEND)
       send_append(o);
-    else if (o->new_member)
+    else if (o->kind == ROP_LOOKUP)
+      send_lookup(o);
+    else if (o->session)
       send_open(o);
     else
       finish(o, 0, NULL, 0, 0);
@@ -637,7 +703,8 @@ static void load_reply(redisReply *reply, void *arg) {
     for (rop *o; (o = pop(b));) finish(o, COLLAB_ERR, err, 0, 0);
     if (!b->loaded && !b->editing && !json_object_size(b->locals) && !b->presence_busy) {
       collab_map_del(&st->boards, b->name);
-      json_decref(b->locals), json_decref(b->drops), json_decref(b->others);
+      json_decref(b->locals), json_decref(b->drops), json_decref(b->leaves);
+      json_decref(b->records);
       free(b);
     }
     return;
@@ -664,7 +731,7 @@ static void load_reply(redisReply *reply, void *arg) {
 static void load(rboard *b) {
   rstore *st = b->st;
   if (b->loading || !rlink_ready(st->link)) return;
-  rlink_cmd *c = rlink_script_cmd(RLS_OPEN, 9);
+  rlink_cmd *c = rlink_script_cmd(RLS_OPEN, 11);
   add_epoch_key(c, st);
   rlink_argf(c, "%sboards", st->prefix);
   rlink_argf(c, "%smembers", st->prefix);
@@ -674,10 +741,12 @@ static void load(rboard *b) {
   add_key(c, b, "deleted");
   add_key(c, b, "ops");
   add_key(c, b, "chat");
+  add_key(c, b, "ps");
+  add_key(c, b, "ph");
   rlink_args(c, st->epoch);
   rlink_args(c, b->name);
   rlink_argf(c, "%zu", st->base.limits.max_boards);
-  rlink_args(c, "0");
+  rlink_args(c, "");
   rlink_args(c, "1");
   rlink_argf(c, "%zu", st->base.limits.history);
   b->loading = rlink_send(st->link, c, load_reply, b) == 0;
@@ -745,7 +814,7 @@ static void drop_replica(void *value, void *arg) {
   if (b->loaded) collab_replica_free(&b->r);
   b->loaded = false;
   b->seen[0] = b->seen[1] = 0;
-  b->others_v = 0;
+  b->records_v = 0; /* the new epoch's versions start again */
 }
 
 static void presence_send(rboard *b);
@@ -753,7 +822,8 @@ static void presence_send(rboard *b);
 static void pump_board(void *value, void *arg) {
   (void)arg;
   rboard *b = value;
-  if (json_object_size(b->locals) || json_array_size(b->drops)) presence_send(b);
+  if (json_object_size(b->locals) || json_array_size(b->drops) || json_array_size(b->leaves))
+    presence_send(b);
   pump(b);
 }
 
@@ -804,30 +874,31 @@ static void on_down(const char *reason, void *user) {
   collab_map_each(&st->boards, fail_board, NULL);
 }
 
-static void update_others(rboard *b, long long v, const char *text, size_t len) {
-  if (v < 0 || (uint64_t)v < b->others_v) return; /* an older list */
-  json_t *list = json_loadb(text, len, 0, NULL), *mine = json_array();
+static void update_records(rboard *b, long long v, const char *text, size_t len) {
+  if (v < 0 || (uint64_t)v < b->records_v) return; /* an older list */
+  json_t *list = json_loadb(text, len, 0, NULL), *all = json_array();
   for (size_t i = 0; i < json_array_size(list); i++) {
-    json_t *rec = json_array_get(list, i);
-    const char *inst = json_string_value(json_object_get(rec, "i"));
-    json_t *id = json_object_get(rec, "id"), *name = json_object_get(rec, "name"),
-           *color = json_object_get(rec, "color"), *n = json_object_get(rec, "n");
-    if (!inst || !strcmp(inst, b->st->inst) || !json_is_string(id) || !json_is_string(name) ||
-        !json_is_string(color) || !json_is_integer(n))
-      continue;
-    json_array_append_new(
-        mine, json_pack("{s:O,s:O,s:O,s:O}", "id", id, "name", name, "color", color, "n", n));
+    json_t *rec = record_of(json_array_get(list, i));
+    if (rec) json_array_append_new(all, rec);
   }
   json_decref(list);
-  b->others_v = (uint64_t)v;
-  if (json_equal(mine, b->others) || (!b->others && json_array_size(mine) == 0)) {
-    json_decref(mine);
+  b->records_v = (uint64_t)v;
+  if (json_equal(all, b->records) || (!b->records && json_array_size(all) == 0)) {
+    json_decref(all);
     return;
   }
-  json_decref(b->others);
-  b->others = mine;
+  json_decref(b->records);
+  b->records = all;
   collab_events *e = &b->st->base.events;
   if (e->members) e->members(b->name, e->user);
+}
+
+/* A member left the board everywhere: this instance lets its copy go. */
+static void left(rboard *b, const char *id) {
+  if (!json_object_get(b->locals, id)) return;
+  json_object_del(b->locals, id);
+  collab_events *e = &b->st->base.events;
+  if (e->left) e->left(b->name, id, e->user);
 }
 
 static void on_cursor_event(rboard *b, const char *msg, size_t len) {
@@ -857,13 +928,20 @@ static void on_message(const char *channel, size_t clen, const char *msg, size_t
   if (!b) return; /* a board this instance does not serve */
   if (msg[0] == 'k') return on_cursor_event(b, msg, mlen);
   if (msg[0] == 'r') return turn_over(b);
+  if (msg[0] == 'l') {
+    char id[24];
+    if (mlen < 2 || mlen - 1 >= sizeof id) return;
+    memcpy(id, msg + 1, mlen - 1);
+    id[mlen - 1] = 0;
+    return left(b, id);
+  }
   /* "<letter><number> <text>" */
   char *end;
   unsigned long long n = strtoull(msg + 1, &end, 10);
   if (end == msg + 1 || end >= msg + mlen || *end != ' ') return;
   const char *text = end + 1;
   size_t tlen = mlen - (size_t)(text - msg);
-  if (msg[0] == 'm') return update_others(b, (long long)n, text, tlen);
+  if (msg[0] == 'm') return update_records(b, (long long)n, text, tlen);
   if (msg[0] != 'o' && msg[0] != 'c') return;
   collab_log log = msg[0] == 'o' ? COLLAB_LOG_OPS : COLLAB_LOG_CHAT;
   if (n > b->seen[log]) b->seen[log] = n;
@@ -884,12 +962,15 @@ static void presence_reply(redisReply *reply, void *arg) {
   rboard *b = arg;
   b->presence_busy = false;
   if (!reply || b->st->closed) return;
+  const redisReply *list = elem(reply, 2), *refused = elem(reply, 3);
   if (is_status(reply, "EPOCH")) {
     const redisReply *e = elem(reply, 1);
     epoch_seen(b->st, e && e->type == REDIS_REPLY_STRING ? e->str : "");
-  } else if (is_status(reply, "OK") && elem(reply, 2) &&
-             elem(reply, 2)->type == REDIS_REPLY_STRING) {
-    update_others(b, int_of(elem(reply, 1)), elem(reply, 2)->str, elem(reply, 2)->len);
+  } else if (is_status(reply, "OK") && list && list->type == REDIS_REPLY_STRING) {
+    update_records(b, int_of(elem(reply, 1)), list->str, list->len);
+    /* Members that left everywhere while this instance still held them. */
+    for (size_t i = 0; refused && i < refused->elements; i++)
+      if (refused->element[i]->type == REDIS_REPLY_STRING) left(b, refused->element[i]->str);
   } else {
     say(b->st, "board '%s': presence: %s", b->name,
         reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected answer");
@@ -908,24 +989,34 @@ static void presence_send(rboard *b) {
     b->presence_again = true;
     return;
   }
-  rlink_cmd *c = rlink_script_cmd(RLS_PRESENCE, 4);
+  rlink_cmd *c = rlink_script_cmd(RLS_PRESENCE, 7);
   add_epoch_key(c, st);
   add_key(c, b, "pz");
   add_key(c, b, "ph");
+  add_key(c, b, "pn");
+  add_key(c, b, "ps");
+  add_key(c, b, "pl");
   add_key(c, b, "pv");
   rlink_args(c, st->epoch);
   rlink_argf(c, "%" PRIu32, st->o.presence_ttl_ms);
   add_channel(c, b);
+  rlink_args(c, st->inst);
   rlink_argf(c, "%zu", json_object_size(b->locals));
   const char *id;
-  json_t *rec;
-  json_object_foreach(b->locals, id, rec) {
+  json_t *held;
+  json_object_foreach(b->locals, id, held) {
+    json_t *rec = json_object_get(held, "r");
     rlink_args(c, id);
+    rlink_args(c, json_string_value(json_object_get(held, "s")));
     rlink_arg(c, json_string_value(rec), json_string_length(rec));
   }
+  rlink_argf(c, "%zu", json_array_size(b->drops));
   for (size_t i = 0; i < json_array_size(b->drops); i++)
     rlink_args(c, json_string_value(json_array_get(b->drops, i)));
+  for (size_t i = 0; i < json_array_size(b->leaves); i++)
+    rlink_args(c, json_string_value(json_array_get(b->leaves, i)));
   json_array_clear(b->drops);
+  json_array_clear(b->leaves);
   b->presence_busy = rlink_send(st->link, c, presence_reply, b) == 0;
 }
 
@@ -941,7 +1032,8 @@ static void on_retry(uv_timer_t *t) {
 static void refresh_board(void *value, void *arg) {
   (void)arg;
   rboard *b = value;
-  if (json_object_size(b->locals) || json_array_size(b->drops)) presence_send(b);
+  if (json_object_size(b->locals) || json_array_size(b->drops) || json_array_size(b->leaves))
+    presence_send(b);
 }
 
 static void epoch_reply(redisReply *reply, void *arg) {
@@ -972,7 +1064,7 @@ static const char *r_epoch(collab_store *s) {
 static rop *rop_new(collab_done_fn done, void *arg, rop_kind kind) {
   rop *o = calloc(1, sizeof *o);
   if (!o) {
-    collab_result r = {COLLAB_ERR, "out of memory", 0, 0};
+    collab_result r = {COLLAB_ERR, "out of memory", 0, 0, NULL};
     done(&r, arg);
     return NULL;
   }
@@ -980,36 +1072,61 @@ static rop *rop_new(collab_done_fn done, void *arg, rop_kind kind) {
   return o;
 }
 
-static void r_open(collab_store *s, const char *name, bool new_member, collab_done_fn done,
+/* The engine's side of a board, made when missing (within max_boards): NULL with done called. */
+static rboard *board_for(rstore *st, const char *name, collab_done_fn done, void *arg) {
+  rboard *b = find(st, name);
+  if (b) return b;
+  collab_result r = {COLLAB_ERR, NULL, 0, 0, NULL};
+  char err[120];
+  if (st->boards.count >= st->base.limits.max_boards) {
+    snprintf(err, sizeof err, "too many boards: %zu (--max-boards)", st->base.limits.max_boards);
+    r.err = err;
+    done(&r, arg);
+    return NULL;
+  }
+  size_t len = strlen(name);
+  b = calloc(1, sizeof *b + len + 1);
+  if (b) {
+    memcpy(b->name, name, len + 1);
+    b->st = st;
+    b->locals = json_object();
+    b->drops = json_array();
+    b->leaves = json_array();
+  }
+  if (!b || !b->locals || !b->drops || !b->leaves || collab_map_put(&st->boards, b->name, b) < 0) {
+    if (b) json_decref(b->locals), json_decref(b->drops), json_decref(b->leaves);
+    free(b);
+    r.err = "out of memory";
+    done(&r, arg);
+    return NULL;
+  }
+  return b;
+}
+
+/* A request that could not be made (out of memory): refused before it waits. */
+static void refuse_new(rboard *b, rop *o) {
+  o->b = b;
+  b->st->waiting++;
+  finish(o, COLLAB_ERR, "out of memory", 0, 0);
+}
+
+static void r_open(collab_store *s, const char *name, const char *session, collab_done_fn done,
                    void *arg) {
   rstore *st = (rstore *)s;
-  rboard *b = find(st, name);
-  if (!b) {
-    collab_result r = {COLLAB_ERR, NULL, 0, 0};
-    char err[120];
-    if (st->boards.count >= s->limits.max_boards) {
-      snprintf(err, sizeof err, "too many boards: %zu (--max-boards)", s->limits.max_boards);
-      r.err = err;
-      return done(&r, arg);
-    }
-    size_t len = strlen(name);
-    b = calloc(1, sizeof *b + len + 1);
-    if (b) {
-      memcpy(b->name, name, len + 1);
-      b->st = st;
-      b->locals = json_object();
-      b->drops = json_array();
-    }
-    if (!b || !b->locals || !b->drops || collab_map_put(&st->boards, b->name, b) < 0) {
-      if (b) json_decref(b->locals), json_decref(b->drops);
-      free(b);
-      r.err = "out of memory";
-      return done(&r, arg);
-    }
-  }
-  rop *o = rop_new(done, arg, ROP_OPEN);
+  rboard *b = board_for(st, name, done, arg);
+  rop *o = b ? rop_new(done, arg, ROP_OPEN) : NULL;
   if (!o) return;
-  o->new_member = new_member;
+  if (session && !(o->session = strdup(session))) return refuse_new(b, o);
+  submit(st, b, o);
+}
+
+static void r_lookup(collab_store *s, const char *name, const char *session, collab_done_fn done,
+                     void *arg) {
+  rstore *st = (rstore *)s;
+  rboard *b = board_for(st, name, done, arg);
+  rop *o = b ? rop_new(done, arg, ROP_LOOKUP) : NULL;
+  if (!o) return;
+  if (!(o->session = strdup(session))) return refuse_new(b, o);
   submit(st, b, o);
 }
 
@@ -1017,7 +1134,7 @@ static bool not_open(rstore *st, const char *name, collab_done_fn done, void *ar
   if (find(st, name)) return false;
   char err[120];
   snprintf(err, sizeof err, "board '%s' is not open", name);
-  collab_result r = {COLLAB_ERR, err, 0, 0};
+  collab_result r = {COLLAB_ERR, err, 0, 0, NULL};
   done(&r, arg);
   return true;
 }
@@ -1078,22 +1195,20 @@ static void r_member_put(collab_store *s, const char *name, const json_t *member
   rstore *st = (rstore *)s;
   rboard *b = find(st, name);
   const char *id = json_string_value(json_object_get(member, "id"));
-  if (!b || !id) return;
-  json_t *rec = json_copy((json_t *)member);
-  json_object_set_new(rec, "i", json_string(st->inst));
-  char *text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
-  json_decref(rec);
+  const char *session = json_string_value(json_object_get(member, "s"));
+  if (!b || !id || !session) return;
+  char *text = json_dumps(member, JSON_COMPACT | JSON_PRESERVE_ORDER);
   if (!text) return;
-  json_object_set_new(b->locals, id, json_string(text));
+  json_object_set_new(b->locals, id, json_pack("{s:s,s:s}", "s", session, "r", text));
   free(text);
   presence_send(b);
 }
 
-static void r_member_drop(collab_store *s, const char *name, const char *id) {
+static void r_member_drop(collab_store *s, const char *name, const char *id, bool everywhere) {
   rboard *b = find((rstore *)s, name);
   if (!b) return;
   json_object_del(b->locals, id);
-  json_array_append_new(b->drops, json_string(id));
+  json_array_append_new(everywhere ? b->leaves : b->drops, json_string(id));
   presence_send(b);
 }
 
@@ -1114,7 +1229,7 @@ static void r_cursor(collab_store *s, const char *name, const char *id, double x
 
 static const json_t *r_others(collab_store *s, const char *name) {
   rboard *b = find((rstore *)s, name);
-  return b ? b->others : NULL;
+  return b ? b->records : NULL;
 }
 
 static void r_close(collab_store *s) {
@@ -1133,7 +1248,8 @@ static void board_free(void *value, void *arg) {
   if (b->loaded) collab_replica_free(&b->r);
   json_decref(b->locals);
   json_decref(b->drops);
-  json_decref(b->others);
+  json_decref(b->leaves);
+  json_decref(b->records);
   free(b);
 }
 
@@ -1157,6 +1273,7 @@ static const collab_store_ops redis_ops = {
     .oldest = r_oldest,
     .member_put = r_member_put,
     .member_drop = r_member_drop,
+    .lookup = r_lookup,
     .cursor = r_cursor,
     .others = r_others,
     .close = r_close,

@@ -142,8 +142,8 @@ static void run_for(unsigned ms) {
 
 /* What a store told its user. */
 typedef struct seen_events {
-  int items, resets, members, cursors;
-  char cursor_id[24];
+  int items, resets, members, cursors, lefts;
+  char cursor_id[24], left_id[24];
   double x, y;
 } seen_events;
 
@@ -157,6 +157,12 @@ static void ev_reset(void *u) {
 static void ev_members(const char *b, void *u) {
   (void)b;
   ((seen_events *)u)->members++;
+}
+static void ev_left(const char *b, const char *id, void *u) {
+  (void)b;
+  seen_events *e = u;
+  e->lefts++;
+  snprintf(e->left_id, sizeof e->left_id, "%s", id);
 }
 static void ev_cursor(const char *b, const char *id, double x, double y, void *u) {
   (void)b;
@@ -172,7 +178,7 @@ static void quiet(const char *line, void *user) {
 
 static void listen_to(collab_store *s, seen_events *e) {
   memset(e, 0, sizeof *e);
-  s->events = (collab_events){ev_items, ev_reset, ev_members, ev_cursor, e};
+  s->events = (collab_events){ev_items, ev_reset, ev_members, ev_left, ev_cursor, e};
 }
 
 /* ---- the engines ---- */
@@ -543,22 +549,22 @@ static void test_board_limit(void **state) {
   drop(s);
 }
 
-/* Opening with a new member draws member numbers and counts the board's joins. */
+/* Opening with a session's new member draws member numbers and counts the board's joins. */
 static void test_members(void **state) {
   collab_store *s = make(state, "e");
   waiter w = {0};
-  s->ops->open(s, "b1", true, on_done, &w);
+  s->ops->open(s, "b1", "s1", on_done, &w);
   run_until(&w.done);
   assert_int_equal(w.r.value, 0);
   assert_int_equal(w.r.member, 1);
   assert_int_equal(w.r.joins, 0);
   w.done = false;
-  s->ops->open(s, "b2", true, on_done, &w);
+  s->ops->open(s, "b2", "s2", on_done, &w);
   run_until(&w.done);
   assert_int_equal(w.r.member, 2);
   assert_int_equal(w.r.joins, 0);
   w.done = false;
-  s->ops->open(s, "b1", true, on_done, &w);
+  s->ops->open(s, "b1", "s3", on_done, &w);
   run_until(&w.done);
   assert_int_equal(w.r.member, 3);
   assert_int_equal(w.r.joins, 1);
@@ -824,14 +830,22 @@ static void until_member(collab_store *s, const char *id, bool present) {
   }
 }
 
+/* Holds member `id` (session "s-<id>"). */
 static void put(collab_store *s, const char *id, const char *name, int n) {
-  json_t *m = json_pack("{s:s,s:s,s:s,s:i}", "id", id, "name", name, "color", "#e91e63", "n", n);
+  char session[32];
+  snprintf(session, sizeof session, "s-%s", id);
+  json_t *m = json_pack("{s:s,s:s,s:s,s:i,s:s}", "id", id, "name", name, "color", "#e91e63", "n", n,
+                        "s", session);
   s->ops->member_put(s, "b1", m);
   json_decref(m);
 }
 
-/* Members of other instances show; a dropped one goes at once, a dead instance's after the
- * expiry; cursors reach the other instances, not the sender. */
+/*
+ * Members across instances: every instance sees every member; the member of a session is found
+ * (and kept: the same member when the session joins through another instance); one that leaves
+ * the board goes from every instance, one an instance lets go stays while another holds it, a
+ * dead instance's go after the expiry; cursors reach the other instances, not the sender.
+ */
 static void test_presence(void **state) {
   (void)state;
   skip_without_redis();
@@ -840,7 +854,10 @@ static void test_presence(void **state) {
   collab_store *a = second(prefix), *b = second(prefix), *c = second(prefix);
   seen_events ea, eb, ec;
   listen_to(a, &ea), listen_to(b, &eb), listen_to(c, &ec);
-  open_board(a, "b1", err, sizeof err);
+  waiter w = {0};
+  a->ops->open(a, "b1", "s-m1", on_done, &w); /* a new member: m1 */
+  run_until(&w.done);
+  assert_int_equal(w.r.member, 1);
   open_board(b, "b1", err, sizeof err);
   open_board(c, "b1", err, sizeof err);
   put(a, "m1", "Ada", 0);
@@ -850,15 +867,32 @@ static void test_presence(void **state) {
   until_member(a, "m3", true);
   until_member(b, "m1", true);
   until_member(c, "m2", true);
-  assert_false(has_member(a, "m1")); /* its own are the service's to list */
+  assert_true(has_member(a, "m1")); /* its own too: the service tells them apart */
   assert_true(eb.members > 0);
   const json_t *o = b->ops->others(b, "b1");
-  json_t *want =
-      json_pack("{s:s,s:s,s:s,s:i}", "id", "m1", "name", "Ada", "color", "#e91e63", "n", 0);
+  json_t *want = json_pack("{s:s,s:s,s:s,s:i,s:s}", "id", "m1", "name", "Ada", "color", "#e91e63",
+                           "n", 0, "s", "s-m1");
   bool found = false;
   for (size_t i = 0; i < json_array_size(o); i++) found |= json_equal(json_array_get(o, i), want);
   assert_true(found);
   json_decref(want);
+
+  /* The session's member, from another instance: found, and kept when it joins there. */
+  w.done = false;
+  b->ops->lookup(b, "b1", "s-m1", on_done, &w);
+  run_until(&w.done);
+  assert_non_null(w.r.record);
+  assert_string_equal(json_string_value(json_object_get(w.r.record, "id")), "m1");
+  w.done = false;
+  b->ops->lookup(b, "b1", "nobody", on_done, &w);
+  run_until(&w.done);
+  assert_int_equal(w.r.value, 0);
+  assert_null(w.r.record);
+  w.done = false;
+  c->ops->open(c, "b1", "s-m1", on_done, &w);
+  run_until(&w.done);
+  assert_int_equal(w.r.member, 1);
+  assert_int_equal(w.r.joins, 0);
 
   /* Cursors: to the others, never back. */
   a->ops->cursor(a, "b1", "m1", 3.5, -2);
@@ -870,9 +904,25 @@ static void test_presence(void **state) {
   run_for(50);
   assert_int_equal(ea.cursors, 0);
 
-  /* A member that leaves goes at once. */
-  b->ops->member_drop(b, "b1", "m2");
-  until_member(a, "m2", false);
+  /* Held by two: one letting it go is not a leave; leaving the board is, everywhere. */
+  put(a, "m2", "Bob", 1);
+  run_for(50);
+  b->ops->member_drop(b, "b1", "m2", false);
+  run_for(100);
+  assert_true(has_member(c, "m2"));
+  assert_int_equal(ea.lefts, 0);
+  put(b, "m2", "Bob", 1);
+  run_for(50);
+  b->ops->member_drop(b, "b1", "m2", true);
+  until_member(c, "m2", false);
+  deadline = uv_hrtime() + 10000000000ull;
+  while (ea.lefts == 0 && uv_hrtime() < deadline) run_for(5);
+  assert_int_equal(ea.lefts, 1); /* a held it: told to let it go */
+  assert_string_equal(ea.left_id, "m2");
+  run_for(400); /* a's refreshes do not bring it back */
+  assert_false(has_member(c, "m2"));
+  assert_int_equal(eb.lefts, 0);
+
   /* An instance that dies without a word: its members go after the expiry (600 ms here). */
   uint64_t t0 = uv_hrtime();
   drop(c);
