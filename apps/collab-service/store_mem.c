@@ -104,7 +104,8 @@ static void mem_edit(collab_store *s, const char *board, json_t *op, const char 
   int64_t off = item ? push(g, item) : COLLAB_ERR;
   json_decref(item);
   finish(done, arg, off, off < 0 ? "out of memory" : NULL);
-  if (off > 0) items(s, board, COLLAB_LOG_OPS);
+  /* b->name: `board` may be the caller's, gone with its completion. */
+  if (off > 0) items(s, b->name, COLLAB_LOG_OPS);
 }
 
 static void mem_append(collab_store *s, const char *board, collab_log log, json_t *item,
@@ -113,7 +114,7 @@ static void mem_append(collab_store *s, const char *board, collab_log log, json_
   if (!b) return not_open(board, done, arg);
   int64_t off = push(&b->r.logs[log], item);
   finish(done, arg, off, off < 0 ? "out of memory" : NULL);
-  if (off > 0) items(s, board, log);
+  if (off > 0) items(s, b->name, log);
 }
 
 static int mem_read(collab_store *s, const char *board, collab_log log, uint64_t after, size_t max,

@@ -701,7 +701,9 @@ static void load_reply(redisReply *reply, void *arg) {
     char err[120];
     snprintf(err, sizeof err, "too many boards: %zu (--max-boards)", st->base.limits.max_boards);
     for (rop *o; (o = pop(b));) finish(o, COLLAB_ERR, err, 0, 0);
-    if (!b->loaded && !b->editing && !json_object_size(b->locals) && !b->presence_busy) {
+    /* Nothing of it left (a completion above may have asked for it again): forget it. */
+    if (!b->loaded && !b->loading && !b->head && !b->editing && !json_object_size(b->locals) &&
+        !b->presence_busy && !b->tailing[0] && !b->tailing[1]) {
       collab_map_del(&st->boards, b->name);
       json_decref(b->locals), json_decref(b->drops), json_decref(b->leaves);
       json_decref(b->records);

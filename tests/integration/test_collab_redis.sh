@@ -29,4 +29,8 @@ if [ "$rc" -ne 0 ]; then
   echo "driver exit status $rc"; tail -20 "$work/driver.err"
   for f in svc1 svc2 gwAB; do echo "--- $f (last lines)"; tail -15 "$work/$f.out" 2>/dev/null || true; done
 fi
+# Sanitizer builds: a report in a process' output is a failure, whatever its exit status.
+reports=$(grep -l 'Sanitizer' "$work"/*.out 2>/dev/null || true)
+check "no sanitizer report" "" "$reports"
+[ -z "$reports" ] || grep -h -A20 'Sanitizer' $reports | head -60
 finish test_collab_redis
