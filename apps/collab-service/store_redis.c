@@ -102,6 +102,7 @@ struct rstore {
   uv_timer_t tick;
   uv_timer_t retry; /* boards waiting for a turn, looked at again */
   uint64_t last_refresh;
+  uint64_t last_beat; /* when this instance last heard its own heartbeat on the events */
   bool closed;
 };
 
@@ -856,6 +857,7 @@ static void catch_up(void *value, void *arg) {
 
 static void on_ready(const char *epoch, void *user) {
   rstore *st = user;
+  st->last_beat = uv_now(st->loop);
   if (!st->epoch[0])
     snprintf(st->epoch, sizeof st->epoch, "%s", epoch);
   else
@@ -926,6 +928,10 @@ static void on_message(const char *channel, size_t clen, const char *msg, size_t
   if (clen <= plen + 3 || clen - plen - 3 >= sizeof name || mlen < 1) return;
   memcpy(name, channel + plen + 3, clen - plen - 3);
   name[clen - plen - 3] = 0;
+  if (!strcmp(name, ":hb")) { /* a heartbeat (':' is in no board name) */
+    if (mlen == strlen(st->inst) && !memcmp(msg, st->inst, mlen)) st->last_beat = uv_now(st->loop);
+    return;
+  }
   rboard *b = find(st, name);
   if (!b) return; /* a board this instance does not serve */
   if (msg[0] == 'k') return on_cursor_event(b, msg, mlen);
@@ -1055,6 +1061,19 @@ static void on_tick(uv_timer_t *t) {
   rlink_cmd *c = rlink_command("GET");
   add_epoch_key(c, st);
   rlink_send(st->link, c, epoch_reply, st);
+  /* The events connection could be dead without a word (no reset from a vanished peer), and
+   * replicas would silently stop: a heartbeat goes round through Redis' pub/sub; no heartbeat
+   * back for a timeout drops the link. (hiredis 0.14 cannot PING a subscribed connection.) */
+  if (now - st->last_beat > st->o.timeout_ms + st->o.refresh_ms) {
+    char why[120];
+    snprintf(why, sizeof why, "no event for %" PRIu64 " ms", now - st->last_beat);
+    rlink_reconnect(st->link, why);
+    return;
+  }
+  c = rlink_command("PUBLISH");
+  rlink_argf(c, "%sev::hb", st->prefix);
+  rlink_args(c, st->inst);
+  rlink_send(st->link, c, NULL, NULL);
 }
 
 /* ---- the interface ---- */

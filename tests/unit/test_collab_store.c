@@ -768,6 +768,39 @@ static void test_catch_up(void **state) {
   drop(a);
 }
 
+/* The events connections are cut: the instances reconnect and catch up with what was written
+ * meanwhile (a write that meets the reconnection is refused: the client sends it again). */
+static void test_reconnect(void **state) {
+  (void)state;
+  skip_without_redis();
+  char prefix[32], err[200];
+  snprintf(prefix, sizeof prefix, "t%d:", ++prefixes);
+  collab_store *a = second(prefix), *b = second(prefix);
+  open_board(a, "b1", err, sizeof err);
+  open_board(b, "b1", err, sizeof err);
+  edit_on(a, "b1", "{\"kind\":\"add\",\"shape\":{\"id\":\"n1\",\"x\":0,\"y\":0}}", NULL);
+  until_head(b, "b1", COLLAB_LOG_OPS, 1);
+  redisContext *r = raw();
+  raw_cmd(r, "CLIENT KILL TYPE pubsub");
+  redisFree(r);
+  int done = 0;
+  for (int i = 0; i < 500 && done < 5; i++) {
+    json_t *op = op_of("{\"kind\":\"move\",\"shape\":{\"id\":\"n1\",\"x\":1,\"y\":2}}", NULL);
+    waiter w = {0};
+    a->ops->edit(a, "b1", op, "m1", on_done, &w);
+    run_until(&w.done);
+    json_decref(op);
+    if (w.r.value > 0)
+      done++;
+    else
+      run_for(10);
+  }
+  assert_int_equal(done, 5);
+  until_head(b, "b1", COLLAB_LOG_OPS, 6);
+  assert_same_board(a, b, "b1");
+  drop(a), drop(b);
+}
+
 /* Redis loses its data: the instances take the new epoch, drop their replicas and say so. */
 static void test_epoch_reset(void **state) {
   (void)state;
@@ -1025,6 +1058,7 @@ int main(void) {
       BOTH(test_members),
       cmocka_unit_test_setup_teardown(test_two_instances, setup, teardown),
       cmocka_unit_test_setup_teardown(test_catch_up, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
       cmocka_unit_test_setup_teardown(test_epoch_reset, setup, teardown),
       cmocka_unit_test_setup_teardown(test_presence, setup, teardown),
       cmocka_unit_test_setup_teardown(test_noscript, setup, teardown),
