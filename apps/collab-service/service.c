@@ -473,14 +473,19 @@ static member *member_add(board *b, const char *id, uint64_t n, const char *sess
   return m;
 }
 
-/* This instance holds m: the engine makes it known to the other instances. */
-static void hold(member *m) {
+/* This instance holds m: the engine makes it known to the other instances (done, may be NULL:
+ * once they can find it; at once without other instances). */
+static void hold(member *m, collab_done_fn done, void *arg) {
   collab_store *st = m->b->svc->store;
-  if (!st->ops->member_put) return;
+  if (!st->ops->member_put) {
+    collab_result r = {0, NULL, 0, 0, NULL};
+    if (done) done(&r, arg);
+    return;
+  }
   json_t *j = member_json(m);
   json_object_set_new(j, "n", json_integer((json_int_t)m->n));
   json_object_set_new(j, "s", json_string(m->session));
-  st->ops->member_put(st, m->b->name, j);
+  st->ops->member_put(st, m->b->name, j, done, arg);
   json_decref(j);
 }
 
@@ -495,7 +500,7 @@ static member *adopt(board *b, const json_t *rec, rs_conn *c) {
   snprintf(m->name, sizeof m->name, "%s", json_string_value(json_object_get(rec, "name")));
   m->join_conn = c;
   m->idle_since = clock_of(b->svc, c);
-  hold(m);
+  hold(m, NULL, NULL);
   return m;
 }
 
@@ -506,14 +511,21 @@ static void board_full(pending *p) {
   pending_fail(p, err);
 }
 
-static void join_answer(pending *p, board *b, member *m) {
-  rs_conn *c = p->conn;
+static void join_done(const collab_result *res, void *arg);
+
+/* The member is known to every instance: the snapshot and who the caller is. */
+static void join_held(const collab_result *res, void *arg) {
+  (void)res; /* not held in Redis (unreachable): this instance holds it, and refreshes it */
+  pending *p = arg;
   collab_service *svc = p->svc;
-  snprintf(m->name, sizeof m->name, "%s", p->name);
-  m->join_conn = c;
-  if (m->streams == 0) m->idle_since = clock_of(svc, c);
-  presence_changed(b);
-  hold(m);
+  board *b = board_get(svc, p->board);
+  member *m = member_find(b, p->session);
+  if (!p->conn) return pending_end(p);
+  if (!m) { /* it left meanwhile: join again */
+    p->new_member = true;
+    svc->store->ops->open(svc->store, p->board, p->session, join_done, p);
+    return;
+  }
   collab_store *st = svc->store;
   uint64_t offset;
   json_t *shapes = st->ops->snapshot(st, b->name, &offset);
@@ -522,8 +534,9 @@ static void join_answer(pending *p, board *b, member *m) {
                           "members", members_json(b), "you", member_json(m), "chat_offset",
                           (json_int_t)st->ops->head(st, b->name, COLLAB_LOG_CHAT));
   char *s = json_dumps(out, JSON_COMPACT);
-  rs_service_replyf(c, p->sid, "%s", s ? s : "null");
+  rs_service_replyf(p->conn, p->sid, "%s", s ? s : "null");
   free(s), json_decref(out);
+  pending_end(p);
 }
 
 static void join_done(const collab_result *res, void *arg) {
@@ -549,8 +562,11 @@ static void join_done(const collab_result *res, void *arg) {
     if (!counted && members_count(b) >= svc->store->limits.max_members) return board_full(p);
     if (!(m = member_add(b, id, res->joins, p->session))) return pending_fail(p, "out of memory");
   }
-  join_answer(p, b, m);
-  pending_end(p);
+  snprintf(m->name, sizeof m->name, "%s", p->name);
+  m->join_conn = p->conn;
+  if (m->streams == 0) m->idle_since = clock_of(svc, p->conn);
+  presence_changed(b);
+  hold(m, join_held, p);
 }
 
 static int join(rs_conn *c, const rs_request *r, void *user) {

@@ -126,7 +126,9 @@ typedef struct collab_store_ops {
    * member is held by the instances that serve its session's requests:
    *  - member_put: this instance holds `member`, {"id","name","color","n","s"} (n its join
    *    number, s its session), until member_drop; the engine keeps it known to the others
-   *    (refreshed: a dead instance's members go after an expiry);
+   *    (refreshed: a dead instance's members go after an expiry). done (may be NULL) completes
+   *    once the others can find it (a join answers then: the browser's next request may reach
+   *    another instance);
    *  - member_drop: this instance lets it go; `everywhere` (its presence stream ended): the
    *    member leaves the board, every holder is told (events.left);
    *  - lookup: the member of `session` on the board (result.record, NULL when it has none),
@@ -137,7 +139,8 @@ typedef struct collab_store_ops {
    *    {"id","name","color","n","s"} (borrowed, valid until the next event or call; NULL when
    *    none).
    */
-  void (*member_put)(collab_store *s, const char *board, const json_t *member);
+  void (*member_put)(collab_store *s, const char *board, const json_t *member, collab_done_fn done,
+                     void *arg);
   void (*member_drop)(collab_store *s, const char *board, const char *id, bool everywhere);
   void (*lookup)(collab_store *s, const char *board, const char *session, collab_done_fn done,
                  void *arg);

@@ -820,13 +820,13 @@ static void drop_replica(void *value, void *arg) {
   b->records_v = 0; /* the new epoch's versions start again */
 }
 
-static void presence_send(rboard *b);
+static void presence_send(rboard *b, collab_done_fn done, void *arg);
 
 static void pump_board(void *value, void *arg) {
   (void)arg;
   rboard *b = value;
   if (json_object_size(b->locals) || json_array_size(b->drops) || json_array_size(b->leaves))
-    presence_send(b);
+    presence_send(b, NULL, NULL);
   pump(b);
 }
 
@@ -966,10 +966,7 @@ static void on_message(const char *channel, size_t clen, const char *msg, size_t
 
 /* ---- presence ---- */
 
-static void presence_reply(redisReply *reply, void *arg) {
-  rboard *b = arg;
-  b->presence_busy = false;
-  if (!reply || b->st->closed) return;
+static void presence_result(rboard *b, const redisReply *reply) {
   const redisReply *list = elem(reply, 2), *refused = elem(reply, 3);
   if (is_status(reply, "EPOCH")) {
     const redisReply *e = elem(reply, 1);
@@ -983,17 +980,50 @@ static void presence_reply(redisReply *reply, void *arg) {
     say(b->st, "board '%s': presence: %s", b->name,
         reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected answer");
   }
+}
+
+static void presence_reply(redisReply *reply, void *arg) {
+  rboard *b = arg;
+  b->presence_busy = false;
+  if (!reply || b->st->closed) return;
+  presence_result(b, reply);
   if (b->presence_again) {
     b->presence_again = false;
-    presence_send(b);
+    presence_send(b, NULL, NULL);
   }
 }
 
-/* Writes this instance's members of the board (and drops the ones that left). */
-static void presence_send(rboard *b) {
+/* A presence write someone waits for (a join: its answer goes once the member is in Redis). */
+typedef struct put_ctx {
+  rboard *b;
+  collab_done_fn done;
+  void *arg;
+} put_ctx;
+
+static void put_reply(redisReply *reply, void *arg) {
+  put_ctx *p = arg;
+  collab_result r = {reply ? 0 : COLLAB_ERR, reply ? NULL : "storage unavailable", 0, 0, NULL};
+  if (reply && !p->b->st->closed) presence_result(p->b, reply);
+  collab_done_fn done = p->done;
+  void *user = p->arg;
+  free(p);
+  done(&r, user);
+}
+
+/*
+ * Writes this instance's members of the board (and drops the ones that left). Writes are
+ * coalesced (one in flight per board, the next one carries every change meanwhile), but for a
+ * write someone waits for (done): that one goes now, its own.
+ */
+static void presence_send(rboard *b, collab_done_fn done, void *arg) {
   rstore *st = b->st;
-  if (!rlink_ready(st->link)) return;
-  if (b->presence_busy) {
+  put_ctx *p = NULL;
+  if (!rlink_ready(st->link) || (done && !(p = malloc(sizeof *p)))) {
+    collab_result r = {COLLAB_ERR, "storage unavailable", 0, 0, NULL};
+    if (done) done(&r, arg);
+    return;
+  }
+  if (b->presence_busy && !done) {
     b->presence_again = true;
     return;
   }
@@ -1025,6 +1055,11 @@ static void presence_send(rboard *b) {
     rlink_args(c, json_string_value(json_array_get(b->leaves, i)));
   json_array_clear(b->drops);
   json_array_clear(b->leaves);
+  if (p) {
+    *p = (put_ctx){b, done, arg};
+    if (rlink_send(st->link, c, put_reply, p) < 0) put_reply(NULL, p);
+    return;
+  }
   b->presence_busy = rlink_send(st->link, c, presence_reply, b) == 0;
 }
 
@@ -1041,7 +1076,7 @@ static void refresh_board(void *value, void *arg) {
   (void)arg;
   rboard *b = value;
   if (json_object_size(b->locals) || json_array_size(b->drops) || json_array_size(b->leaves))
-    presence_send(b);
+    presence_send(b, NULL, NULL);
 }
 
 static void epoch_reply(redisReply *reply, void *arg) {
@@ -1212,17 +1247,21 @@ static uint64_t r_oldest(collab_store *s, const char *name, collab_log log) {
   return r ? r->logs[log].first : 1;
 }
 
-static void r_member_put(collab_store *s, const char *name, const json_t *member) {
+static void r_member_put(collab_store *s, const char *name, const json_t *member,
+                         collab_done_fn done, void *arg) {
   rstore *st = (rstore *)s;
   rboard *b = find(st, name);
   const char *id = json_string_value(json_object_get(member, "id"));
   const char *session = json_string_value(json_object_get(member, "s"));
-  if (!b || !id || !session) return;
-  char *text = json_dumps(member, JSON_COMPACT | JSON_PRESERVE_ORDER);
-  if (!text) return;
+  char *text = b && id && session ? json_dumps(member, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+  if (!text) {
+    collab_result r = {COLLAB_ERR, "out of memory", 0, 0, NULL};
+    if (done) done(&r, arg);
+    return;
+  }
   json_object_set_new(b->locals, id, json_pack("{s:s,s:s}", "s", session, "r", text));
   free(text);
-  presence_send(b);
+  presence_send(b, done, arg);
 }
 
 static void r_member_drop(collab_store *s, const char *name, const char *id, bool everywhere) {
@@ -1230,7 +1269,7 @@ static void r_member_drop(collab_store *s, const char *name, const char *id, boo
   if (!b) return;
   json_object_del(b->locals, id);
   json_array_append_new(everywhere ? b->leaves : b->drops, json_string(id));
-  presence_send(b);
+  presence_send(b, NULL, NULL);
 }
 
 static void r_cursor(collab_store *s, const char *name, const char *id, double x, double y) {

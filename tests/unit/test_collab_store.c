@@ -869,7 +869,7 @@ static void put(collab_store *s, const char *id, const char *name, int n) {
   snprintf(session, sizeof session, "s-%s", id);
   json_t *m = json_pack("{s:s,s:s,s:s,s:i,s:s}", "id", id, "name", name, "color", "#e91e63", "n", n,
                         "s", session);
-  s->ops->member_put(s, "b1", m);
+  s->ops->member_put(s, "b1", m, NULL, NULL);
   json_decref(m);
 }
 
@@ -916,6 +916,19 @@ static void test_presence(void **state) {
   run_until(&w.done);
   assert_non_null(w.r.record);
   assert_string_equal(json_string_value(json_object_get(w.r.record, "id")), "m1");
+  /* A put that is waited for: once done, any instance finds the member (a join answers then). */
+  json_t *m7 = json_pack("{s:s,s:s,s:s,s:i,s:s}", "id", "m7", "name", "Gil", "color", "#e91e63",
+                         "n", 7, "s", "s-m7");
+  w.done = false;
+  a->ops->member_put(a, "b1", m7, on_done, &w);
+  json_decref(m7);
+  run_until(&w.done);
+  assert_int_equal(w.r.value, 0);
+  w.done = false;
+  c->ops->lookup(c, "b1", "s-m7", on_done, &w);
+  run_until(&w.done);
+  assert_non_null(w.r.record);
+  assert_string_equal(json_string_value(json_object_get(w.r.record, "name")), "Gil");
   w.done = false;
   b->ops->lookup(b, "b1", "nobody", on_done, &w);
   run_until(&w.done);
