@@ -279,6 +279,29 @@ def main():
         oks += r is not None and r["type"] == "cfm"
     check("its edits and chat lines are taken by either instance", oks == 16, oks)
 
+    # A join answers once its member is in Redis: the next request, on either instance, finds it
+    # (regression: joins answered early, and an edit sent to the other instance was refused).
+    fresh = [Browser(gw["gwAB"]) for _ in range(16)]
+    joins = [send_req(f, "board.join", {"board": f"fresh-{k % 4}", "name": f"F{k}"})
+             for k, f in enumerate(fresh)]
+    joined = [answer(f, i) for f, i in zip(fresh, joins)]
+    edits = [send_req(f, "board.edit", {"board": f"fresh-{k % 4}", "op": {"kind": "add", "shape": {
+        "x": k, "y": k}}}) for k, f in enumerate(fresh)]
+    edited = [answer(f, i) for f, i in zip(fresh, edits)]
+    bad = [m for m in joined + edited if not m or m["type"] != "cfm"]
+    check("fresh browsers spread over both instances join and edit at once", not bad, bad[:3])
+    for f in fresh:
+        f.close()
+
+    # The same at speed: rsocket-bench's board users join and edit at once, through both
+    # instances (the Python client above is too slow to meet every race).
+    bench = subprocess.run([os.path.join(bin_dir, "rsocket-bench"), "--model", "board", "-c", "200",
+                            "--boards", "20", "--rate", "5", "-D", "3",
+                            f"ws://127.0.0.1:{gw['gwAB']}"], capture_output=True, text=True,
+                           timeout=60)
+    check("rsocket-bench board users over both instances: no error", bench.returncode == 0
+          and ", 0 errors" in bench.stdout, (bench.stdout + bench.stderr)[-600:])
+
     # ---- presence across instances; a service killed ----
     pa = A[0].b.sub("board.presence", {"board": board})
     for c in B + [X]:
