@@ -207,7 +207,7 @@ void rlink_args(rlink_cmd *c, const char *s) {
 }
 
 void rlink_argf(rlink_cmd *c, const char *fmt, ...) {
-  char buf[128];
+  char buf[512]; /* keys and channels: a 64-byte prefix and a 64-byte board name fit */
   va_list ap;
   va_start(ap, fmt);
   int n = vsnprintf(buf, sizeof buf, fmt, ap);

@@ -21,9 +21,14 @@
  * (or none: Redis lost its data) changes nothing; the instance then takes the new epoch, drops
  * every replica and tells the service (subscribers get HISTORY_GONE).
  *
- * Presence: each instance writes its members of a board with an expiry it pushes back every
- * refresh_ms; any instance's write drops the expired ones (a dead instance's) and publishes the
- * list when it changed. Cursors are published, never stored.
+ * Members: the gateway spreads one browser's requests over the instances, so a member is
+ * shared: it exists in Redis while some instance holds it. Each instance writes the members it
+ * holds with an expiry it pushes back every refresh_ms; any instance's write drops the expired
+ * ones (a dead instance's) and publishes the list when it changed. An instance that gets a
+ * request from a session it holds no member for looks the member up (lookup) and holds it too.
+ * A member leaves the board everywhere when its presence stream ends (published: the other
+ * holders let it go); letting go of it on one instance (idle, connection gone) is not a leave
+ * while another holds it. Cursors are published, never stored.
  */
 #include "store_redis.h"
 
@@ -1280,9 +1285,11 @@ static void r_cursor(collab_store *s, const char *name, const char *id, double x
   char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
   if (!text) return;
-  rlink_cmd *c = rlink_command("PUBLISH");
+  char msg[256];
+  int n = snprintf(msg, sizeof msg, "k%s %s", st->inst, text);
+  rlink_cmd *c = n > 0 && (size_t)n < sizeof msg ? rlink_command("PUBLISH") : NULL;
   add_channel(c, b);
-  rlink_argf(c, "k%s %s", st->inst, text);
+  rlink_arg(c, msg, (size_t)n);
   free(text);
   rlink_send(st->link, c, NULL, NULL);
 }

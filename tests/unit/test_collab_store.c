@@ -979,6 +979,28 @@ static void test_presence(void **state) {
   drop(a), drop(b);
 }
 
+/* The longest prefix and board name: every key and channel still fits (regression: a channel
+ * of a 64-byte prefix and a 64-byte board was cut, and every write on that board failed). */
+static void test_long_names(void **state) {
+  (void)state;
+  skip_without_redis();
+  char prefix[65], board[65], err[200];
+  snprintf(prefix, sizeof prefix, "t%d:%s", ++prefixes,
+           "pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp");
+  memset(board, 'b', 64);
+  board[64] = 0;
+  collab_store *a = second(prefix), *b = second(prefix);
+  assert_int_equal(open_board(a, board, err, sizeof err), 0);
+  assert_int_equal(open_board(b, board, err, sizeof err), 0);
+  assert_int_equal(edit_on(a, board, "{\"kind\":\"add\",\"shape\":{\"x\":1,\"y\":2}}", NULL), 1);
+  json_t *msg = json_pack("{s:i,s:s}", "offset", 0, "text", "hi");
+  assert_int_equal(append_to(b, board, msg, err, sizeof err), 1);
+  json_decref(msg);
+  until_head(b, board, COLLAB_LOG_OPS, 1);
+  until_head(a, board, COLLAB_LOG_CHAT, 1);
+  drop(a), drop(b);
+}
+
 /* Redis forgot the scripts (SCRIPT FLUSH): EVALSHA is refused, the script goes itself. */
 static void test_noscript(void **state) {
   (void)state;
@@ -1074,6 +1096,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
       cmocka_unit_test_setup_teardown(test_epoch_reset, setup, teardown),
       cmocka_unit_test_setup_teardown(test_presence, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_long_names, setup, teardown),
       cmocka_unit_test_setup_teardown(test_noscript, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unreachable, setup, teardown),
       cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
