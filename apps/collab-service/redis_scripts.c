@@ -126,11 +126,13 @@ static const char tail_lua[] =
  * An instance writes the members it holds, stops holding some (drops), and ends some
  * everywhere (leaves: the member's presence stream ended): a leave removes the record, keeps
  * the id out for a ttl (a holder that has not heard yet cannot bring it back) and is published
- * ("l<id>") so the other holders let their copies go. When the list of records changed it gets
- * a new version and is published. KEYS: epoch, pz (holders), ph (records), pn (holders per
- * id), ps (session -> id), pl (left ids), pv (version). ARGV: epoch, ttl ms, channel, instance,
- * number of held members, then id, session and record for each, then the number of drops and
- * their ids, then the ids that leave. {"OK", version, "[records]", ids refused (they left)}
+ * ("l<id>") so the other holders let their copies go. A record is written by a join (a rename)
+ * and only kept by a refresh, so a holder's refresh never undoes another holder's rename. When
+ * the list of records changed it gets a new version and is published. KEYS: epoch, pz (holders), ph
+ * (records), pn (holders per id), ps (session -> id), pl (left ids), pv (version). ARGV: epoch, ttl
+ * ms, channel, instance, number of held members, then id, session, record and write (1: the record
+ * is new, 0: a refresh) for each, then the number of drops and their ids, then the ids that leave.
+ * {"OK", version, "[records]", ids refused (they left)}
  */
 static const char presence_lua[] =
     "local e = redis.call('GET', KEYS[1])\n"
@@ -163,15 +165,16 @@ static const char presence_lua[] =
     "local refused = {}\n"
     "local i = 6\n"
     "for _ = 1, tonumber(ARGV[5]) do\n"
-    "  local id, session, rec = ARGV[i], ARGV[i + 1], ARGV[i + 2]\n"
-    "  i = i + 3\n"
+    "  local id, session, rec, write = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3] == '1'\n"
+    "  i = i + 4\n"
     "  if redis.call('ZSCORE', KEYS[6], id) then\n"
     "    table.insert(refused, id)\n"
     "  else\n"
     "    if redis.call('ZADD', KEYS[2], now + ttl, id .. '|' .. ARGV[4]) == 1 then\n"
     "      redis.call('HINCRBY', KEYS[4], id, 1)\n"
     "    end\n"
-    "    if redis.call('HGET', KEYS[3], id) ~= rec then\n"
+    "    local old = redis.call('HGET', KEYS[3], id)\n"
+    "    if (write or not old) and old ~= rec then\n"
     "      redis.call('HSET', KEYS[3], id, rec)\n"
     "      changed = true\n"
     "    end\n"

@@ -849,7 +849,15 @@ static void on_reset(void *user) {
 
 static void on_members(const char *name, void *user) {
   board *b = board_get(user, name);
-  if (b) presence_changed(b);
+  if (!b) return;
+  /* A member this instance holds too may have been renamed through another instance. */
+  const json_t *others = others_of(b);
+  for (size_t i = 0; i < json_array_size(others); i++) {
+    const json_t *o = json_array_get(others, i);
+    member *m = member_by_id(b, json_string_value(json_object_get(o, "id")));
+    if (m) snprintf(m->name, sizeof m->name, "%s", json_string_value(json_object_get(o, "name")));
+  }
+  presence_changed(b);
 }
 
 static void on_left(const char *name, const char *id, void *user) {

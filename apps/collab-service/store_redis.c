@@ -84,7 +84,8 @@ struct rboard {
   rop *editing;     /* this instance's edit in flight */
   bool turn_wait;   /* the next edit waits for another instance's turn */
   bool pumping;
-  json_t *locals;  /* members this instance holds: id -> {"s": session, "r": record text} */
+  json_t *locals;  /* members this instance holds: id -> {"s": session, "r": record text,
+                      "w": true until the record is written (a join, a rename)} */
   json_t *drops;   /* ids it stops holding, at the next presence write */
   json_t *leaves;  /* ids that leave the board, at the next presence write */
   json_t *records; /* the board's members: [{"id","name","color","n","s"}] */
@@ -830,6 +831,9 @@ static void presence_send(rboard *b, collab_done_fn done, void *arg);
 static void pump_board(void *value, void *arg) {
   (void)arg;
   rboard *b = value;
+  const char *id;
+  json_t *held;
+  json_object_foreach(b->locals, id, held) json_object_set_new(held, "w", json_true());
   if (json_object_size(b->locals) || json_array_size(b->drops) || json_array_size(b->leaves))
     presence_send(b, NULL, NULL);
   pump(b);
@@ -888,7 +892,15 @@ static void update_records(rboard *b, long long v, const char *text, size_t len)
   json_t *list = json_loadb(text, len, 0, NULL), *all = json_array();
   for (size_t i = 0; i < json_array_size(list); i++) {
     json_t *rec = record_of(json_array_get(list, i));
-    if (rec) json_array_append_new(all, rec);
+    if (!rec) continue;
+    json_array_append_new(all, rec);
+    /* A member this instance holds too, renamed through another: its record is the one kept. */
+    json_t *held = json_object_get(b->locals, json_string_value(json_object_get(rec, "id")));
+    char *now =
+        held ? json_dumps(json_array_get(list, i), JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (now && !json_is_true(json_object_get(held, "w")))
+      json_object_set_new(held, "r", json_string(now));
+    free(now);
   }
   json_decref(list);
   b->records_v = (uint64_t)v;
@@ -1052,6 +1064,8 @@ static void presence_send(rboard *b, collab_done_fn done, void *arg) {
     rlink_args(c, id);
     rlink_args(c, json_string_value(json_object_get(held, "s")));
     rlink_arg(c, json_string_value(rec), json_string_length(rec));
+    rlink_args(c, json_is_true(json_object_get(held, "w")) ? "1" : "0");
+    json_object_set_new(held, "w", json_false());
   }
   rlink_argf(c, "%zu", json_array_size(b->drops));
   for (size_t i = 0; i < json_array_size(b->drops); i++)
@@ -1264,7 +1278,7 @@ static void r_member_put(collab_store *s, const char *name, const json_t *member
     if (done) done(&r, arg);
     return;
   }
-  json_object_set_new(b->locals, id, json_pack("{s:s,s:s}", "s", session, "r", text));
+  json_object_set_new(b->locals, id, json_pack("{s:s,s:s,s:b}", "s", session, "r", text, "w", 1));
   free(text);
   presence_send(b, done, arg);
 }

@@ -313,6 +313,23 @@ def main():
     got = presence_names(B[0].b, B[0].pres, lambda n: all(w in n for w in want))
     check("presence on service 2 shows them too", got is not None and all(w in got for w in want),
           got)
+    # A rename of a member both instances hold: it stays (no instance's refresh undoes it).
+    for k in range(4):  # the pool spreads the joins: both instances hold X
+        X.b.req("board.join", {"board": board, "name": "X"})
+    r = X.b.req("board.join", {"board": board, "name": "Xavier"})
+    check("a member renames itself", r and r["type"] == "cfm" and r["data"]["you"]["name"] ==
+          "Xavier", r)
+    got = presence_names(A[0].b, pa, lambda n: "Xavier" in n and "X" not in n)
+    time.sleep(5)  # two refreshes of every holder
+    A[0].b.drain(0.1)
+    v = Browser(gw["gwB"])
+    r = v.req("board.join", {"board": board, "name": "viewer"})
+    later = names(r["data"]["members"]) if r and r["type"] == "cfm" else None
+    v.close()
+    check("the new name shows on both instances, and stays", got is not None and "Xavier" in got
+          and later is not None and "Xavier" in later and "X" not in later, (got, later))
+    want = [w if w != "X" else "Xavier" for w in want]
+
     t0 = time.monotonic()
     svc[1].send_signal(signal.SIGKILL)
     svc[1].wait()

@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include "store.h"
+#include "redis_link.h"
 #include "store_redis.h"
 
 static collab_limits lim;
@@ -968,6 +969,40 @@ static void test_presence(void **state) {
   run_for(400); /* a's refreshes do not bring it back */
   assert_false(has_member(c, "m2"));
   assert_int_equal(eb.lefts, 0);
+
+  /* Held by two and renamed through one: the other's refreshes do not undo it. */
+  put(a, "m8", "Hal", 8);
+  put(b, "m8", "Hal", 8);
+  run_for(100);
+  put(b, "m8", "Hank", 8);
+  run_for(800); /* a refreshes every 150 ms */
+  const json_t *seen = c->ops->others(c, "b1");
+  const char *name8 = NULL;
+  for (size_t i = 0; i < json_array_size(seen); i++)
+    if (!strcmp(json_string_value(json_object_get(json_array_get(seen, i), "id")), "m8"))
+      name8 = json_string_value(json_object_get(json_array_get(seen, i), "name"));
+  assert_non_null(name8);
+  assert_string_equal(name8, "Hank");
+  /* The script itself: a refresh (write 0) keeps the record, a join (write 1) replaces it. */
+  redisContext *r = raw();
+  char k[7][96], ch[96];
+  const char *what[] = {"epoch", "b:b1:pz", "b:b1:ph", "b:b1:pn", "b:b1:ps", "b:b1:pl", "b:b1:pv"};
+  for (int i = 0; i < 7; i++) snprintf(k[i], sizeof k[i], "%s%s", prefix, what[i]);
+  snprintf(ch, sizeof ch, "%sev:b1", prefix);
+  for (int write = 0; write < 2; write++) {
+    redisReply *rep = redisCommand(
+        r, "EVAL %s 7 %s %s %s %s %s %s %s %s 60000 %s zz 1 m8 s-m8 %s %d 0",
+        collab_redis_scripts[RLS_PRESENCE], k[0], k[1], k[2], k[3], k[4], k[5], k[6],
+        a->ops->epoch(a), ch,
+        "{\"id\":\"m8\",\"name\":\"Old\",\"color\":\"#e91e63\",\"n\":8,\"s\":\"s-m8\"}", write);
+    assert_true(rep && rep->type == REDIS_REPLY_ARRAY);
+    freeReplyObject(rep);
+    rep = redisCommand(r, "HGET %s m8", k[2]);
+    assert_true(rep && rep->type == REDIS_REPLY_STRING);
+    assert_non_null(strstr(rep->str, write ? "\"Old\"" : "\"Hank\""));
+    freeReplyObject(rep);
+  }
+  redisFree(r);
 
   /* An instance that dies without a word: its members go after the expiry (600 ms here). */
   uint64_t t0 = uv_hrtime();
