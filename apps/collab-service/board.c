@@ -145,12 +145,13 @@ json_t *collab_op_parse(const json_t *op, const collab_limits *l, char *err, siz
   return json_pack("{s:s,s:o}", "kind", kinds[k], "shape", shape);
 }
 
-int collab_shapes_apply(json_t *shapes, json_t *deleted, json_t *op, uint64_t offset,
+int collab_shapes_check(const json_t *shapes, const json_t *deleted, json_t *op, uint64_t offset,
                         const char *board, const collab_limits *l, char *err, size_t errlen) {
   const char *kind = json_string_value(json_object_get(op, "kind"));
   json_t *shape = json_object_get(op, "shape");
   const char *id = json_string_value(json_object_get(shape, "id"));
   char named[32];
+  if (!kind || !json_is_object(shape)) return fail(err, errlen, "bad op: not normalized");
   if (!strcmp(kind, "add")) {
     if (!id) { /* named after its offset; "s<n>" can only clash with a client's own choice */
       snprintf(named, sizeof named, "s%llu", (unsigned long long)offset);
@@ -166,15 +167,24 @@ int collab_shapes_apply(json_t *shapes, json_t *deleted, json_t *op, uint64_t of
       json_t *s = json_pack("{s:s}", "id", id);
       json_object_update(s, shape);
       json_object_set_new(op, "shape", s);
-      shape = s;
     }
-    json_object_set_new(shapes, id, json_deep_copy(shape));
     return 0;
   }
+  if (!id) return fail(err, errlen, "bad op: not normalized");
   if (json_object_get(deleted, id)) return fail(err, errlen, "shape '%s' was deleted", id);
-  json_t *cur = json_object_get(shapes, id);
-  if (!cur) return fail(err, errlen, "no shape '%s' on board '%s'", id, board);
-  if (!strcmp(kind, "delete")) {
+  if (!json_object_get(shapes, id))
+    return fail(err, errlen, "no shape '%s' on board '%s'", id, board);
+  return 0;
+}
+
+void collab_shapes_commit(json_t *shapes, json_t *deleted, const json_t *op, uint64_t offset,
+                          const collab_limits *l) {
+  const char *kind = json_string_value(json_object_get(op, "kind"));
+  json_t *shape = json_object_get(op, "shape");
+  const char *id = json_string_value(json_object_get(shape, "id"));
+  if (!strcmp(kind, "add")) {
+    json_object_set_new(shapes, id, json_deep_copy(shape));
+  } else if (!strcmp(kind, "delete")) {
     /* Tombstones are bounded: past 4 x max_shapes the oldest goes (then "no shape"). */
     if (json_object_size(deleted) >= 4 * l->max_shapes) {
       void *it = json_object_iter(deleted);
@@ -182,8 +192,15 @@ int collab_shapes_apply(json_t *shapes, json_t *deleted, json_t *op, uint64_t of
     }
     json_object_set_new(deleted, id, json_integer((json_int_t)offset));
     json_object_del(shapes, id);
-    return 0;
+  } else { /* move, update: last writer wins per field */
+    json_object_update_existing(json_object_get(shapes, id), shape);
   }
-  json_object_update_existing(cur, shape); /* move, update: last writer wins per field */
+}
+
+int collab_shapes_apply(json_t *shapes, json_t *deleted, json_t *op, uint64_t offset,
+                        const char *board, const collab_limits *l, char *err, size_t errlen) {
+  if (collab_shapes_check(shapes, deleted, op, offset, board, l, err, errlen) < 0)
+    return COLLAB_ERR;
+  collab_shapes_commit(shapes, deleted, op, offset, l);
   return 0;
 }

@@ -1,7 +1,7 @@
 /*
- * collab-service: the collaborative board's backend (docs/COLLAB.md). Options, the in-memory
- * engine with a fresh epoch, one loop with the server, a one-second tick for idle members, and
- * a clean stop on SIGINT/SIGTERM.
+ * collab-service: the collaborative board's backend (docs/COLLAB.md). Options, the engine (in
+ * memory with a fresh epoch, or Redis with --redis), one loop with the server, a one-second tick
+ * for idle members, and a clean stop on SIGINT/SIGTERM.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,11 +16,14 @@
 #include <rsocket/runtime.h>
 
 #include "service.h"
+#include "redis_link.h"
+#include "store_redis.h"
 
 #define DEFAULT_LISTEN "tcp://127.0.0.1:7001"
 
 typedef struct app {
   collab_service *svc;
+  collab_store *store;
   rs_server *server;
   uv_signal_t sigint, sigterm;
   uv_timer_t tick;
@@ -28,12 +31,18 @@ typedef struct app {
 
 static void usage(FILE *f) {
   fprintf(
-      f, "usage: collab-service [--listen URI] [--history N] [limits...]\n"
+      f, "usage: collab-service [--listen URI] [--redis URL] [--history N] [limits...]\n"
          "The collaborative board's RSocket service: board.join, board.ops, board.edit,\n"
          "board.cursor, board.presence, chat.post, chat.feed (docs/COLLAB.md), usually behind\n"
-         "rsocket-gateway. Boards live in memory: a restart starts a new epoch.\n"
+         "rsocket-gateway. Boards live in memory (a restart starts a new epoch), or in Redis\n"
+         "with --redis, where several instances share them.\n"
          "\n"
          "  --listen URI             tcp://, tls://, ws:// or wss:// (default " DEFAULT_LISTEN ")\n"
+         "  --redis URL              keep boards in Redis: "
+         "redis://[[user]:password@]host[:port][/db]\n"
+         "                           (requests fail with \"storage unavailable\" while it is not\n"
+         "                           reachable; the service reconnects by itself)\n"
+         "  --redis-prefix PREFIX    of every Redis key and channel (default collab:)\n"
          "  --history N              ops and chat messages kept per board (default 1000)\n"
          "  --max-boards N           boards in the process (default 1000)\n"
          "  --max-shapes N           shapes per board (default 1000)\n"
@@ -91,6 +100,7 @@ static void on_disconnect(rs_server *s, rs_conn *conn, void *conn_user, void *se
 
 static void on_stopped(void *arg) {
   app *a = arg;
+  if (a->store->ops->close) a->store->ops->close(a->store);
   uv_close((uv_handle_t *)&a->sigint, NULL);
   uv_close((uv_handle_t *)&a->sigterm, NULL);
   uv_close((uv_handle_t *)&a->tick, NULL);
@@ -107,6 +117,8 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 int main(int argc, char **argv) {
   const char *listen = DEFAULT_LISTEN, *cert = NULL, *key = NULL;
+  collab_redis_options ro;
+  collab_redis_options_default(&ro);
   collab_limits lim;
   collab_limits_default(&lim);
   size_t timeout_s = 30, resume_s = 0;
@@ -120,7 +132,9 @@ int main(int argc, char **argv) {
     O_TIMEOUT,
     O_CERT,
     O_KEY,
-    O_RESUME
+    O_RESUME,
+    O_REDIS,
+    O_PREFIX
   };
   static const struct option opts[] = {
       {"listen", required_argument, NULL, O_LISTEN},
@@ -133,6 +147,8 @@ int main(int argc, char **argv) {
       {"cert", required_argument, NULL, O_CERT},
       {"key", required_argument, NULL, O_KEY},
       {"resume", required_argument, NULL, O_RESUME},
+      {"redis", required_argument, NULL, O_REDIS},
+      {"redis-prefix", required_argument, NULL, O_PREFIX},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'v'},
       {NULL, 0, NULL, 0},
@@ -146,6 +162,8 @@ int main(int argc, char **argv) {
     case O_LISTEN: listen = optarg; break;
     case O_CERT: cert = optarg; break;
     case O_KEY: key = optarg; break;
+    case O_REDIS: ro.url = optarg; break;
+    case O_PREFIX: ro.prefix = optarg; break;
     case O_HISTORY: target = &lim.history; break;
     case O_BOARDS: target = &lim.max_boards; break;
     case O_SHAPES: target = &lim.max_shapes; break;
@@ -164,15 +182,31 @@ int main(int argc, char **argv) {
   }
   if (optind < argc) return usage_error("unexpected argument ", argv[optind]);
 
+  char err[300];
+  if (ro.url) {
+    rlink_url u;
+    if (rlink_url_parse(ro.url, &u, err, sizeof err) < 0) return usage_error(err, "");
+  }
+  if (!collab_redis_prefix_ok(ro.prefix))
+    return usage_error("--redis-prefix wants 1 to 64 letters, digits, ':', '.', '_' or '-', not ",
+                       ro.prefix);
+
   rs_runtime_tune_malloc();
-  char epoch[17];
-  draw_epoch(epoch, sizeof epoch);
-  collab_store *store = collab_store_mem_new(&lim, epoch);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
   app a = {0};
-  a.svc = store ? collab_service_new(store, (uint64_t)timeout_s * 1000) : NULL;
+  if (ro.url) {
+    a.store = collab_store_redis_new(&lim, &loop, &ro, err, sizeof err);
+  } else {
+    char epoch[17];
+    draw_epoch(epoch, sizeof epoch);
+    a.store = collab_store_mem_new(&lim, epoch);
+    snprintf(err, sizeof err, "out of memory");
+  }
+  a.svc = a.store ? collab_service_new(a.store, (uint64_t)timeout_s * 1000) : NULL;
   rs_router *router = rs_router_new(NULL);
   if (!a.svc || !router || collab_service_routes(a.svc, router) != 0) {
-    fprintf(stderr, "collab-service: out of memory\n");
+    fprintf(stderr, "collab-service: %s\n", a.store ? "out of memory" : err);
     return 1;
   }
 
@@ -190,12 +224,11 @@ int main(int argc, char **argv) {
   o.on_disconnect = on_disconnect;
   the_app = &a;
 
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  char err[300];
   int rc = rs_server_start(&a.server, &loop, &o, err, sizeof err);
   if (rc != 0) {
     fprintf(stderr, "collab-service: cannot listen on %s: %s\n", listen, err);
+    if (a.store->ops->close) a.store->ops->close(a.store);
+    uv_run(&loop, UV_RUN_DEFAULT); /* the engine's handles close */
   } else {
     uv_signal_init(&loop, &a.sigint);
     uv_signal_init(&loop, &a.sigterm);
@@ -212,7 +245,7 @@ int main(int argc, char **argv) {
   }
   uv_loop_close(&loop);
   collab_service_free(a.svc);
-  store->ops->free(store);
+  a.store->ops->free(a.store);
   rs_router_free(router);
   return rc ? 1 : 0;
 }

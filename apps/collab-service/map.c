@@ -45,6 +45,19 @@ int collab_map_put(collab_map *m, const char *key, void *value) {
   return 0;
 }
 
+void *collab_map_del(collab_map *m, const char *key) {
+  for (collab_map_node **pp = &m->buckets[slot(m, key)]; *pp; pp = &(*pp)->next) {
+    collab_map_node *n = *pp;
+    if (strcmp(n->key, key)) continue;
+    void *value = n->value;
+    *pp = n->next;
+    free(n);
+    m->count--;
+    return value;
+  }
+  return NULL;
+}
+
 void collab_map_each(const collab_map *m, void (*fn)(void *value, void *arg), void *arg) {
   for (size_t i = 0; i < m->nbuckets; i++)
     for (collab_map_node *n = m->buckets[i]; n; n = n->next) fn(n->value, arg);

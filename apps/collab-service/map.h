@@ -26,6 +26,8 @@ void collab_map_free(collab_map *m);
 void *collab_map_get(const collab_map *m, const char *key);
 /* Adds `key` (must be absent; borrowed, must live as long as the entry): 0 or -1 (memory). */
 int collab_map_put(collab_map *m, const char *key, void *value);
+/* Removes `key`: its value, or NULL when absent (the value is the caller's to free). */
+void *collab_map_del(collab_map *m, const char *key);
 /* Calls fn for every value (which may not change the map). */
 void collab_map_each(const collab_map *m, void (*fn)(void *value, void *arg), void *arg);
 

@@ -7,6 +7,13 @@
  * subscriber costs no queue and one that falls behind the history kept gets HISTORY_GONE.
  * Presence feeds are pull sources over state: a "members changed" flag and the latest cursor
  * per member, replaced in place, so a slow subscriber gets the latest positions, not a backlog.
+ *
+ * The engine's writes (and its opening of a board) complete later (Redis) or at once (memory):
+ * a route that needs one keeps a `pending` with what its answer needs, and answers from the
+ * completion. A pending outlives neither its request nor its connection: conn_gone clears its
+ * connection (the answer is dropped), and an answer to a stream the requester canceled meanwhile
+ * fails harmlessly (the engine has forgotten the stream id). Completions may run before the call
+ * that started them returns, so a handler does nothing after handing its pending to the engine.
  */
 #include "service.h"
 
@@ -35,6 +42,12 @@ typedef enum sub_kind { SUB_OPS, SUB_CHAT, SUB_PRESENCE } sub_kind;
 typedef struct board board;
 typedef struct member member;
 
+typedef enum pending_kind { P_JOIN, P_FOLLOW, P_EDIT, P_CHAT, P_PRESENCE } pending_kind;
+
+/* How a member leaves: its presence stream ended (it leaves the board, on every instance);
+ * this instance lets it go (idle, its connection gone); another instance said it left. */
+typedef enum leave_kind { LEAVE_BOARD, LEAVE_HERE, LEAVE_TOLD } leave_kind;
+
 typedef struct cursor {
   char id[24];
   double x, y;
@@ -59,6 +72,7 @@ struct member {
   char id[24];
   char name[NAME_MAX_ + 1];
   const char *color;
+  uint64_t n; /* its join number on the board: the member list is in this order */
   char session[SESSION_MAX];
   rs_conn *join_conn; /* the connection of its last board.join, NULL once gone */
   int streams;        /* subscriptions counting for it */
@@ -75,10 +89,30 @@ struct board {
   char name[];
 };
 
+/* A request waiting for the engine. */
+typedef struct pending {
+  struct pending *next, *prev;
+  collab_service *svc;
+  rs_conn *conn; /* NULL once the connection is gone: nothing is answered */
+  uint32_t sid;
+  pending_kind kind;
+  collab_log log;  /* follow */
+  bool from;       /* follow: from an offset (else the history kept) */
+  uint64_t after;  /* follow: that offset */
+  char *epoch;     /* follow: the requester's epoch (NULL: none) */
+  json_t *op;      /* edit */
+  json_t *in;      /* edit, chat.post: the request, until the caller's member is known */
+  bool new_member; /* join: asked the engine for a member number */
+  char session[SESSION_MAX];
+  char name[NAME_MAX_ + 1]; /* join */
+  char board[65];
+} pending;
+
 struct collab_service {
   collab_store *store;
-  uint64_t member_timeout_ms, now_ms, next_member;
+  uint64_t member_timeout_ms, now_ms;
   collab_map boards; /* name -> board (runtime side; created at the first join) */
+  pending *pending;  /* requests waiting for the engine */
 };
 
 /* ---- helpers ---- */
@@ -154,20 +188,56 @@ static board *board_get(collab_service *svc, const char *name) {
   return collab_map_get(&svc->boards, name);
 }
 
-static board *board_open(collab_service *svc, const char *name, char *err, size_t n) {
+/* The service's side of a board the engine has opened: NULL when out of memory. */
+static board *board_make(collab_service *svc, const char *name) {
   board *b = board_get(svc, name);
   if (b) return b;
-  if (svc->store->ops->open(svc->store, name, err, n) < 0) return NULL;
   size_t len = strlen(name);
   b = calloc(1, sizeof *b + len + 1);
   if (b) memcpy(b->name, name, len + 1);
   if (!b || collab_map_put(&svc->boards, b->name, b) < 0) {
     free(b);
-    snprintf(err, n, "out of memory");
     return NULL;
   }
   b->svc = svc;
   return b;
+}
+
+/* ---- requests waiting for the engine ---- */
+
+static pending *pending_new(collab_service *svc, rs_conn *c, const rs_request *r, pending_kind kind,
+                            const char *bname) {
+  pending *p = calloc(1, sizeof *p);
+  if (!p) {
+    send_error(c, r, "out of memory");
+    return NULL;
+  }
+  p->svc = svc, p->conn = c, p->sid = r->stream_id, p->kind = kind;
+  snprintf(p->board, sizeof p->board, "%s", bname);
+  session_of(c, &r->payload, p->session, sizeof p->session);
+  p->next = svc->pending;
+  if (svc->pending) svc->pending->prev = p;
+  svc->pending = p;
+  return p;
+}
+
+static void pending_end(pending *p) {
+  if (p->prev)
+    p->prev->next = p->next;
+  else
+    p->svc->pending = p->next;
+  if (p->next) p->next->prev = p->prev;
+  json_decref(p->op);
+  json_decref(p->in);
+  free(p->epoch);
+  free(p);
+}
+
+/* The engine refused: the requester is told (when still there). */
+static void pending_fail(pending *p, const char *err) {
+  if (p->conn)
+    rs_service_errorf(p->conn, p->sid, RS_ERROR_APPLICATION_ERROR, "%s", err ? err : "failed");
+  pending_end(p);
 }
 
 static member *member_find(board *b, const char *session) {
@@ -177,32 +247,61 @@ static member *member_find(board *b, const char *session) {
   return NULL;
 }
 
-/* The caller's member of board `name`, or NULL once told (not for fire-and-forget). */
-static member *caller(collab_service *svc, rs_conn *c, const rs_request *r, const char *name) {
-  char session[SESSION_MAX];
-  session_of(c, &r->payload, session, sizeof session);
-  member *m = member_find(board_get(svc, name), session);
-  if (!m) {
-    char msg[200];
-    snprintf(msg, sizeof msg, "not a member of board '%s': board.join first (on the same session)",
-             name);
-    send_error(c, r, msg);
-  }
-  return m;
-}
-
 static json_t *member_json(const member *m) {
   return json_pack("{s:s,s:s,s:s}", "id", m->id, "name", m->name, "color", m->color);
 }
 
+/* Other instances' members of the board (the Redis engine's), or NULL. */
+static const json_t *others_of(const board *b) {
+  collab_store *st = b->svc->store;
+  return st->ops->others ? st->ops->others(st, b->name) : NULL;
+}
+
+static member *member_by_id(const board *b, const char *id) {
+  for (member *m = b ? b->members : NULL; m; m = m->next)
+    if (!strcmp(m->id, id)) return m;
+  return NULL;
+}
+
+/* A member another instance holds (not this one): its record, or NULL. */
+static const json_t *other(const board *b, size_t i) {
+  const json_t *o = json_array_get(others_of(b), i);
+  return member_by_id(b, json_string_value(json_object_get(o, "id"))) ? NULL : o;
+}
+
+static size_t members_count(const board *b) {
+  size_t n = b->nmembers;
+  for (size_t i = 0; i < json_array_size(others_of(b)); i++) n += other(b, i) != NULL;
+  return n;
+}
+
+typedef struct ranked {
+  uint64_t n;
+  json_t *j;
+} ranked;
+
+static int by_join(const void *a, const void *b) {
+  uint64_t x = ((const ranked *)a)->n, y = ((const ranked *)b)->n;
+  return x < y ? -1 : x > y;
+}
+
+/* The board's members, this instance's and the others', in join order. */
 static json_t *members_json(const board *b) {
   json_t *a = json_array();
-  /* Join order: the list is kept newest first. */
-  size_t n = b->nmembers, i = n;
-  const member **v = malloc((n ? n : 1) * sizeof *v);
+  const json_t *others = others_of(b);
+  size_t n = b->nmembers + json_array_size(others), i = 0;
+  ranked *v = malloc((n ? n : 1) * sizeof *v);
   if (!v) return a;
-  for (const member *m = b->members; m; m = m->next) v[--i] = m;
-  for (i = 0; i < n; i++) json_array_append_new(a, member_json(v[i]));
+  for (const member *m = b->members; m; m = m->next) v[i++] = (ranked){m->n, member_json(m)};
+  for (size_t k = 0; k < json_array_size(others); k++) {
+    const json_t *o = other(b, k);
+    if (!o) continue;
+    json_t *j = json_pack("{s:O,s:O,s:O}", "id", json_object_get(o, "id"), "name",
+                          json_object_get(o, "name"), "color", json_object_get(o, "color"));
+    if (j) v[i++] = (ranked){(uint64_t)json_integer_value(json_object_get(o, "n")), j};
+  }
+  qsort(v, i, sizeof *v, by_join);
+  for (size_t k = 0; k < i; k++) json_array_append_new(a, v[k].j);
   free(v);
   return a;
 }
@@ -234,9 +333,9 @@ static void drop_cursor(sub *s, const char *id) {
 }
 
 /* The latest position replaces a pending one: the queue holds one per member at most. */
-static void queue_cursor(sub *s, const member *m, double x, double y) {
+static void queue_cursor(sub *s, const char *id, double x, double y) {
   for (size_t i = 0; i < s->ncur; i++) {
-    if (strcmp(s->cur[i].id, m->id)) continue;
+    if (strcmp(s->cur[i].id, id)) continue;
     s->cur[i].x = x, s->cur[i].y = y;
     return;
   }
@@ -247,7 +346,7 @@ static void queue_cursor(sub *s, const member *m, double x, double y) {
     s->cur = c, s->capcur = cap;
   }
   cursor *c = &s->cur[s->ncur++];
-  snprintf(c->id, sizeof c->id, "%s", m->id);
+  snprintf(c->id, sizeof c->id, "%s", id);
   c->x = x, c->y = y;
 }
 
@@ -269,7 +368,7 @@ static void presence_pull(sub *s, uint64_t credit) {
 
 /* ---- members ---- */
 
-static void member_leave(member *m) {
+static void member_leave(member *m, leave_kind how) {
   board *b = m->b;
   for (member **pp = &b->members; *pp; pp = &(*pp)->next) {
     if (*pp != m) continue;
@@ -281,6 +380,9 @@ static void member_leave(member *m) {
     if (s->m == m) s->m = NULL;
     if (s->kind == SUB_PRESENCE) drop_cursor(s, m->id);
   }
+  collab_store *st = b->svc->store;
+  if (how != LEAVE_TOLD && st->ops->member_drop)
+    st->ops->member_drop(st, b->name, m->id, how == LEAVE_BOARD);
   free(m);
   presence_changed(b);
 }
@@ -290,7 +392,7 @@ static void member_stream_ended(member *m, sub *s) {
   m->streams--;
   if (m->presence == s) {
     m->presence = NULL;
-    member_leave(m);
+    member_leave(m, LEAVE_BOARD);
   } else if (m->streams == 0) {
     m->idle_since = clock_of(m->b->svc, rs_feed_conn(s->feed));
   }
@@ -327,9 +429,8 @@ static void on_sub_close(rs_feed *f, int reason, void *user) {
   free(s);
 }
 
-/* Makes the request's stream a subscription of board b, following log offsets after `after`. */
-static int subscribe(rs_conn *c, const rs_request *r, board *b, sub_kind kind, member *m,
-                     uint64_t after) {
+/* Makes stream `sid` a subscription of board b, following log offsets after `after`. */
+static int subscribe(rs_conn *c, uint32_t sid, board *b, sub_kind kind, member *m, uint64_t after) {
   sub *s = calloc(1, sizeof *s);
   if (!s) return RS_ERR_NOMEM;
   s->b = b, s->kind = kind, s->m = m, s->after = after;
@@ -339,7 +440,7 @@ static int subscribe(rs_conn *c, const rs_request *r, board *b, sub_kind kind, m
   o.on_pull = on_pull;
   o.on_close = on_sub_close;
   o.user = s;
-  int rc = rs_feed_new(&s->feed, c, r->stream_id, &o);
+  int rc = rs_feed_new(&s->feed, c, sid, &o);
   if (rc != 0) return free(s), rc;
   s->next = b->subs;
   if (b->subs) b->subs->prev = s;
@@ -358,59 +459,211 @@ static void wake(board *b, sub_kind kind) {
 
 /* ---- routes ---- */
 
+static member *member_add(board *b, const char *id, uint64_t n, const char *session) {
+  member *m = calloc(1, sizeof *m);
+  if (!m) return NULL;
+  m->b = b;
+  snprintf(m->id, sizeof m->id, "%s", id);
+  m->n = n;
+  m->color = palette[n % (sizeof palette / sizeof *palette)];
+  snprintf(m->session, sizeof m->session, "%s", session);
+  m->next = b->members;
+  b->members = m;
+  b->nmembers++;
+  return m;
+}
+
+/* This instance holds m: the engine makes it known to the other instances (done, may be NULL:
+ * once they can find it; at once without other instances). */
+static void hold(member *m, collab_done_fn done, void *arg) {
+  collab_store *st = m->b->svc->store;
+  if (!st->ops->member_put) {
+    collab_result r = {0, NULL, 0, 0, NULL};
+    if (done) done(&r, arg);
+    return;
+  }
+  json_t *j = member_json(m);
+  json_object_set_new(j, "n", json_integer((json_int_t)m->n));
+  json_object_set_new(j, "s", json_string(m->session));
+  st->ops->member_put(st, m->b->name, j, done, arg);
+  json_decref(j);
+}
+
+/* The member of the request's session that another instance holds, taken over here. */
+static member *adopt(board *b, const json_t *rec, rs_conn *c) {
+  const char *id = json_string_value(json_object_get(rec, "id"));
+  member *m = member_by_id(b, id);
+  if (m) return m;
+  m = member_add(b, id, (uint64_t)json_integer_value(json_object_get(rec, "n")),
+                 json_string_value(json_object_get(rec, "s")));
+  if (!m) return NULL;
+  snprintf(m->name, sizeof m->name, "%s", json_string_value(json_object_get(rec, "name")));
+  m->join_conn = c;
+  m->idle_since = clock_of(b->svc, c);
+  hold(m, NULL, NULL);
+  return m;
+}
+
+static void board_full(pending *p) {
+  char err[200];
+  snprintf(err, sizeof err, "board '%s' is full: %zu members (--max-members)", p->board,
+           p->svc->store->limits.max_members);
+  pending_fail(p, err);
+}
+
+static void join_done(const collab_result *res, void *arg);
+
+/* The member is known to every instance: the snapshot and who the caller is. */
+static void join_held(const collab_result *res, void *arg) {
+  (void)res; /* not held in Redis (unreachable): this instance holds it, and refreshes it */
+  pending *p = arg;
+  collab_service *svc = p->svc;
+  board *b = board_get(svc, p->board);
+  member *m = member_find(b, p->session);
+  if (!p->conn) return pending_end(p);
+  if (!m) { /* it left meanwhile: join again */
+    p->new_member = true;
+    svc->store->ops->open(svc->store, p->board, p->session, join_done, p);
+    return;
+  }
+  collab_store *st = svc->store;
+  uint64_t offset;
+  json_t *shapes = st->ops->snapshot(st, b->name, &offset);
+  json_t *out = json_pack("{s:s,s:s,s:I,s:o,s:o,s:o,s:I}", "board", b->name, "epoch",
+                          st->ops->epoch(st), "offset", (json_int_t)offset, "shapes", shapes,
+                          "members", members_json(b), "you", member_json(m), "chat_offset",
+                          (json_int_t)st->ops->head(st, b->name, COLLAB_LOG_CHAT));
+  char *s = json_dumps(out, JSON_COMPACT);
+  rs_service_replyf(p->conn, p->sid, "%s", s ? s : "null");
+  free(s), json_decref(out);
+  pending_end(p);
+}
+
+static void join_done(const collab_result *res, void *arg) {
+  pending *p = arg;
+  collab_service *svc = p->svc;
+  if (!p->conn || res->value < 0) return pending_fail(p, res->err);
+  board *b = board_make(svc, p->board);
+  if (!b) return pending_fail(p, "out of memory");
+  member *m = member_find(b, p->session);
+  if (!m && !p->new_member) {
+    /* The session's member left while the board was opening: a new member, then. */
+    p->new_member = true;
+    svc->store->ops->open(svc->store, p->board, p->session, join_done, p);
+    return;
+  }
+  if (!m) {
+    char id[24];
+    snprintf(id, sizeof id, "m%llu", (unsigned long long)res->member);
+    bool counted = false; /* a member another instance holds is counted already */
+    for (size_t i = 0; i < json_array_size(others_of(b)) && !counted; i++)
+      counted =
+          !strcmp(json_string_value(json_object_get(json_array_get(others_of(b), i), "id")), id);
+    if (!counted && members_count(b) >= svc->store->limits.max_members) return board_full(p);
+    if (!(m = member_add(b, id, res->joins, p->session))) return pending_fail(p, "out of memory");
+  }
+  snprintf(m->name, sizeof m->name, "%s", p->name);
+  m->join_conn = p->conn;
+  if (m->streams == 0) m->idle_since = clock_of(svc, p->conn);
+  presence_changed(b);
+  hold(m, join_held, p);
+}
+
 static int join(rs_conn *c, const rs_request *r, void *user) {
   collab_service *svc = user;
   const char *name;
   json_t *in = parse(c, r, &name);
   if (!in) return 0;
-  char err[200];
   const char *who = json_string_value(json_object_get(in, "name"));
   bool ok = who && *who && strlen(who) <= NAME_MAX_;
   for (const char *p = who; ok && *p; p++) ok = (unsigned char)*p >= 0x20 && *p != 0x7f;
-  board *b = ok ? board_open(svc, name, err, sizeof err) : NULL;
-  if (!ok)
-    snprintf(err, sizeof err,
-             "bad request: 'name' must be a string of 1 to 40 bytes without control characters");
-  char session[SESSION_MAX];
-  session_of(c, &r->payload, session, sizeof session);
-  member *m = member_find(b, session);
-  if (b && !m && b->nmembers >= svc->store->limits.max_members) {
-    snprintf(err, sizeof err, "board '%s' is full: %zu members (--max-members)", name,
-             svc->store->limits.max_members);
-    b = NULL;
-  }
-  if (b && !m && (m = calloc(1, sizeof *m))) {
-    m->b = b;
-    snprintf(m->id, sizeof m->id, "m%llu", (unsigned long long)++svc->next_member);
-    m->color = palette[b->joins++ % (sizeof palette / sizeof *palette)];
-    snprintf(m->session, sizeof m->session, "%s", session);
-    m->next = b->members;
-    b->members = m;
-    b->nmembers++;
-  } else if (b && !m) {
-    snprintf(err, sizeof err, "out of memory");
-    b = NULL;
-  }
-  if (!b) {
+  if (!ok) {
     json_decref(in);
-    return rs_service_errorf(c, r->stream_id, RS_ERROR_APPLICATION_ERROR, "%s", err);
+    return rs_service_errorf(
+        c, r->stream_id, RS_ERROR_APPLICATION_ERROR, "%s",
+        "bad request: 'name' must be a string of 1 to 40 bytes without control characters");
   }
-  snprintf(m->name, sizeof m->name, "%s", who);
-  m->join_conn = c;
-  if (m->streams == 0) m->idle_since = clock_of(svc, c);
-  presence_changed(b);
+  pending *p = pending_new(svc, c, r, P_JOIN, name);
+  if (p) snprintf(p->name, sizeof p->name, "%s", who);
+  json_decref(in);
+  if (!p) return 0;
+  board *b = board_get(svc, p->board);
+  p->new_member = !member_find(b, p->session);
+  if (b && p->new_member && members_count(b) >= svc->store->limits.max_members) {
+    board_full(p);
+    return 0;
+  }
+  svc->store->ops->open(svc->store, p->board, p->new_member ? p->session : NULL, join_done, p);
+  return 0;
+}
 
+static void not_member(pending *p) {
+  char msg[200];
+  snprintf(msg, sizeof msg, "not a member of board '%s': board.join first (on the same session)",
+           p->board);
+  pending_fail(p, msg);
+}
+
+static void edit_go(pending *p, member *m);
+static void chat_go(pending *p, member *m);
+
+/* The request's member is known (NULL: it has none, for a follow that needs none). */
+static void member_known(pending *p, member *m) {
+  int rc;
+  switch (p->kind) {
+  case P_EDIT: return edit_go(p, m);
+  case P_CHAT: return chat_go(p, m);
+  case P_PRESENCE:
+  case P_FOLLOW:
+    rc = subscribe(p->conn, p->sid, board_get(p->svc, p->board),
+                   p->kind == P_PRESENCE      ? SUB_PRESENCE
+                   : p->log == COLLAB_LOG_OPS ? SUB_OPS
+                                              : SUB_CHAT,
+                   m, p->after);
+    if (rc == RS_ERR_NOMEM) return pending_fail(p, "out of memory");
+    return pending_end(p); /* or the requester canceled meanwhile: nothing to answer */
+  case P_JOIN: break;
+  }
+  pending_end(p);
+}
+
+/* The engine's answer about the member of a session this instance does not hold. */
+static void lookup_done(const collab_result *res, void *arg) {
+  pending *p = arg;
+  if (!p->conn || (res->value < 0 && p->kind != P_FOLLOW)) return pending_fail(p, res->err);
+  board *b = res->record ? board_make(p->svc, p->board) : board_get(p->svc, p->board);
+  member *m = b ? member_find(b, p->session) : NULL;
+  if (!m && b && res->record) m = adopt(b, res->record, p->conn);
+  if (!m && p->kind != P_FOLLOW) return not_member(p);
+  if (!b && !(b = board_make(p->svc, p->board))) return pending_fail(p, "out of memory");
+  member_known(p, m);
+}
+
+/* Goes on with `p` once the caller's member is known: this instance's, or the one another
+ * instance holds for its session (the engine looks it up; the gateway spreads one browser's
+ * requests over the instances). */
+static void with_member(pending *p) {
+  collab_service *svc = p->svc;
+  member *m = member_find(board_get(svc, p->board), p->session);
+  if (m) return member_known(p, m);
+  if (!svc->store->ops->lookup) return p->kind == P_FOLLOW ? member_known(p, NULL) : not_member(p);
+  svc->store->ops->lookup(svc->store, p->board, p->session, lookup_done, p);
+}
+
+static void follow_done(const collab_result *res, void *arg) {
+  pending *p = arg;
+  collab_service *svc = p->svc;
   collab_store *st = svc->store;
-  uint64_t offset;
-  json_t *shapes = st->ops->snapshot(st, name, &offset);
-  json_t *out = json_pack("{s:s,s:s,s:I,s:o,s:o,s:o,s:I}", "board", name, "epoch",
-                          st->ops->epoch(st), "offset", (json_int_t)offset, "shapes", shapes,
-                          "members", members_json(b), "you", member_json(m), "chat_offset",
-                          (json_int_t)st->ops->head(st, name, COLLAB_LOG_CHAT));
-  char *s = json_dumps(out, JSON_COMPACT);
-  int rc = rs_service_replyf(c, r->stream_id, "%s", s ? s : "null");
-  free(s), json_decref(out), json_decref(in);
-  return rc;
+  if (!p->conn || res->value < 0) return pending_fail(p, res->err);
+  if (p->from) {
+    if ((p->epoch && strcmp(p->epoch, st->ops->epoch(st))) ||
+        st->ops->read(st, p->board, p->log, p->after, 0, NULL, NULL) == COLLAB_GONE)
+      return pending_fail(p, "HISTORY_GONE");
+  } else {
+    p->after = st->ops->oldest(st, p->board, p->log) - 1; /* the history kept, then live */
+  }
+  if (!board_make(svc, p->board)) return pending_fail(p, "out of memory");
+  with_member(p);
 }
 
 /* board.ops and chat.feed: {"board","epoch","from"}. */
@@ -428,34 +681,26 @@ static int follow(rs_conn *c, const rs_request *r, collab_service *svc, collab_l
     bad = "bad request: 'from' must be an integer >= 0";
   } else if (!json_is_string(epoch)) {
     bad = "bad request: 'epoch' must be a string";
+  } else if (*st->ops->epoch(st) && strcmp(json_string_value(epoch), st->ops->epoch(st))) {
+    bad = "HISTORY_GONE"; /* another epoch: known without opening the board */
   }
   if (bad) {
     json_decref(in);
     return rs_service_errorf(c, r->stream_id, RS_ERROR_APPLICATION_ERROR, "%s", bad);
   }
-  uint64_t head = st->ops->head(st, name, log), cap = st->limits.history, after;
-  if (from) {
-    after = (uint64_t)json_integer_value(from);
-    bool gone = strcmp(json_string_value(epoch), st->ops->epoch(st)) != 0 || after > head ||
-                after + cap < head;
-    if (gone) {
-      json_decref(in);
-      return rs_service_errorf(c, r->stream_id, RS_ERROR_APPLICATION_ERROR, "HISTORY_GONE");
+  pending *p = pending_new(svc, c, r, P_FOLLOW, name);
+  if (p) {
+    p->log = log;
+    p->from = from != NULL;
+    p->after = from ? (uint64_t)json_integer_value(from) : 0;
+    if (from && !(p->epoch = strdup(json_string_value(epoch)))) {
+      pending_fail(p, "out of memory");
+      p = NULL;
     }
-  } else {
-    after = head > cap ? head - cap : 0;
   }
-  char err[200];
-  board *b = board_open(svc, name, err, sizeof err);
-  if (!b) {
-    json_decref(in);
-    return rs_service_errorf(c, r->stream_id, RS_ERROR_APPLICATION_ERROR, "%s", err);
-  }
-  char session[SESSION_MAX];
-  session_of(c, &r->payload, session, sizeof session);
   json_decref(in);
-  return subscribe(c, r, b, log == COLLAB_LOG_OPS ? SUB_OPS : SUB_CHAT, member_find(b, session),
-                   after);
+  if (p) st->ops->open(st, p->board, NULL, follow_done, p);
+  return 0;
 }
 
 static int ops(rs_conn *c, const rs_request *r, void *user) {
@@ -466,34 +711,39 @@ static int chat_feed(rs_conn *c, const rs_request *r, void *user) {
   return follow(c, r, user, COLLAB_LOG_CHAT);
 }
 
+/* A request that needs its caller's member: `in` (the request's data) goes with it. */
+static int member_request(rs_conn *c, const rs_request *r, collab_service *svc, json_t *in,
+                          const char *name, pending_kind kind) {
+  pending *p = pending_new(svc, c, r, kind, name);
+  if (!p) return json_decref(in), 0;
+  p->in = in;
+  with_member(p);
+  return 0;
+}
+
+static void edit_done(const collab_result *res, void *arg) {
+  pending *p = arg;
+  if (!p->conn || res->value < 0) return pending_fail(p, res->err);
+  const char *id = json_string_value(json_object_get(json_object_get(p->op, "shape"), "id"));
+  json_t *out = json_pack("{s:I,s:s}", "offset", (json_int_t)res->value, "id", id ? id : "");
+  char *s = json_dumps(out, JSON_COMPACT);
+  rs_service_replyf(p->conn, p->sid, "%s", s ? s : "null");
+  free(s), json_decref(out);
+  pending_end(p);
+}
+
+static void edit_go(pending *p, member *m) {
+  collab_store *st = p->svc->store;
+  char err[300];
+  p->op = collab_op_parse(json_object_get(p->in, "op"), &st->limits, err, sizeof err);
+  if (!p->op) return pending_fail(p, err);
+  st->ops->edit(st, p->board, p->op, m->id, edit_done, p);
+}
+
 static int edit(rs_conn *c, const rs_request *r, void *user) {
-  collab_service *svc = user;
   const char *name;
   json_t *in = parse(c, r, &name);
-  if (!in) return 0;
-  member *m = caller(svc, c, r, name);
-  char err[300];
-  json_t *op =
-      m ? collab_op_parse(json_object_get(in, "op"), &svc->store->limits, err, sizeof err) : NULL;
-  int rc = 0;
-  if (m && !op) {
-    rc = rs_service_errorf(c, r->stream_id, RS_ERROR_APPLICATION_ERROR, "%s", err);
-  } else if (op) {
-    collab_store *st = svc->store;
-    int64_t off = st->ops->edit(st, name, op, m->id, err, sizeof err);
-    if (off < 0) {
-      rc = rs_service_errorf(c, r->stream_id, RS_ERROR_APPLICATION_ERROR, "%s", err);
-    } else {
-      const char *id = json_string_value(json_object_get(json_object_get(op, "shape"), "id"));
-      json_t *out = json_pack("{s:I,s:s}", "offset", (json_int_t)off, "id", id ? id : "");
-      char *s = json_dumps(out, JSON_COMPACT);
-      rc = rs_service_replyf(c, r->stream_id, "%s", s ? s : "null");
-      free(s), json_decref(out);
-      wake(m->b, SUB_OPS);
-    }
-  }
-  json_decref(op), json_decref(in);
-  return rc;
+  return in ? member_request(c, r, user, in, name, P_EDIT) : 0;
 }
 
 static bool coord(const json_t *v, double *out) {
@@ -501,62 +751,123 @@ static bool coord(const json_t *v, double *out) {
   return json_is_number(v) && *out >= -1e6 && *out <= 1e6;
 }
 
+/* A cursor move of member `id` to the board's presence streams (but the mover's own). */
+static void relay_cursor(board *b, const member *mover, const char *id, double x, double y) {
+  for (sub *s = b->subs; s; s = s->next) {
+    if (s->kind != SUB_PRESENCE || (mover && s->m == mover)) continue;
+    queue_cursor(s, id, x, y);
+    rs_feed_wake(s->feed);
+  }
+}
+
 static int cursor_fnf(rs_conn *c, const rs_request *r, void *user) {
   collab_service *svc = user;
   const char *name;
   json_t *in = parse(c, r, &name);
   double x, y;
-  member *m = in ? caller(svc, c, r, name) : NULL;
-  if (m && coord(json_object_get(in, "x"), &x) && coord(json_object_get(in, "y"), &y)) {
-    for (sub *s = m->b->subs; s; s = s->next) {
-      if (s->kind != SUB_PRESENCE || s->m == m) continue;
-      queue_cursor(s, m, x, y);
-      rs_feed_wake(s->feed);
-    }
+  if (!in || !coord(json_object_get(in, "x"), &x) || !coord(json_object_get(in, "y"), &y))
+    return json_decref(in), 0;
+  char session[SESSION_MAX];
+  session_of(c, &r->payload, session, sizeof session);
+  board *b = board_get(svc, name);
+  member *m = member_find(b, session);
+  const char *id = m ? m->id : NULL;
+  /* Not held here: a member another instance holds moves its cursor through this one. */
+  for (size_t i = 0; b && !id && i < json_array_size(others_of(b)); i++) {
+    const json_t *o = json_array_get(others_of(b), i);
+    if (!strcmp(json_string_value(json_object_get(o, "s")), session))
+      id = json_string_value(json_object_get(o, "id"));
+  }
+  if (id) {
+    relay_cursor(b, m, id, x, y);
+    collab_store *st = svc->store;
+    if (st->ops->cursor) st->ops->cursor(st, b->name, id, x, y);
   }
   json_decref(in);
   return 0;
 }
 
 static int presence(rs_conn *c, const rs_request *r, void *user) {
-  collab_service *svc = user;
   const char *name;
   json_t *in = parse(c, r, &name);
-  member *m = in ? caller(svc, c, r, name) : NULL;
-  json_decref(in);
-  return m ? subscribe(c, r, m->b, SUB_PRESENCE, m, 0) : 0;
+  return in ? member_request(c, r, user, in, name, P_PRESENCE) : 0;
+}
+
+static void chat_done(const collab_result *res, void *arg) {
+  pending *p = arg;
+  if (!p->conn || res->value < 0) return pending_fail(p, res->err);
+  rs_service_replyf(p->conn, p->sid, "{\"offset\":%lld}", (long long)res->value);
+  pending_end(p);
+}
+
+static void chat_go(pending *p, member *m) {
+  collab_store *st = p->svc->store;
+  json_t *text = json_object_get(p->in, "text");
+  size_t max = st->limits.max_text;
+  char err[200];
+  if (!json_is_string(text) || json_string_length(text) == 0) {
+    snprintf(err, sizeof err, "bad request: 'text' must be a non-empty string");
+    return pending_fail(p, err);
+  }
+  if (json_string_length(text) > max) {
+    snprintf(err, sizeof err, "bad request: 'text' is longer than %zu bytes", max);
+    return pending_fail(p, err);
+  }
+  json_t *item = json_pack("{s:i,s:s,s:s,s:O,s:I}", "offset", 0, "by", m->id, "name", m->name,
+                           "text", text, "time", (json_int_t)wall_ms());
+  if (!item) return pending_fail(p, "out of memory");
+  st->ops->append(st, p->board, COLLAB_LOG_CHAT, item, chat_done, p);
+  json_decref(item);
 }
 
 static int chat_post(rs_conn *c, const rs_request *r, void *user) {
-  collab_service *svc = user;
   const char *name;
   json_t *in = parse(c, r, &name);
-  member *m = in ? caller(svc, c, r, name) : NULL;
-  int rc = 0;
-  if (m) {
-    json_t *text = json_object_get(in, "text");
-    size_t max = svc->store->limits.max_text;
-    char err[200];
-    int64_t off = COLLAB_ERR;
-    if (!json_is_string(text) || json_string_length(text) == 0) {
-      snprintf(err, sizeof err, "bad request: 'text' must be a non-empty string");
-    } else if (json_string_length(text) > max) {
-      snprintf(err, sizeof err, "bad request: 'text' is longer than %zu bytes", max);
-    } else {
-      json_t *item = json_pack("{s:i,s:s,s:s,s:O,s:I}", "offset", 0, "by", m->id, "name", m->name,
-                               "text", text, "time", (json_int_t)wall_ms());
-      off = svc->store->ops->append(svc->store, name, COLLAB_LOG_CHAT, item, err, sizeof err);
-      json_decref(item);
-    }
-    if (off < 0) {
-      rc = rs_service_errorf(c, r->stream_id, RS_ERROR_APPLICATION_ERROR, "%s", err);
-    } else {
-      rc = rs_service_replyf(c, r->stream_id, "{\"offset\":%lld}", (long long)off);
-      wake(m->b, SUB_CHAT);
-    }
+  return in ? member_request(c, r, user, in, name, P_CHAT) : 0;
+}
+
+/* ---- what the engine tells ---- */
+
+static void on_items(const char *name, collab_log log, void *user) {
+  board *b = board_get(user, name);
+  if (b) wake(b, log == COLLAB_LOG_OPS ? SUB_OPS : SUB_CHAT);
+}
+
+static void gone_board(void *value, void *arg) {
+  (void)arg;
+  static const char msg[] = "HISTORY_GONE";
+  for (sub *s = ((board *)value)->subs; s; s = s->next)
+    if (s->kind != SUB_PRESENCE)
+      rs_feed_error(s->feed, RS_ERROR_APPLICATION_ERROR, (rs_bytes){(const uint8_t *)msg, 12});
+}
+
+/* The stored boards were lost: followers of the old epoch's logs start again from a join. */
+static void on_reset(void *user) {
+  collab_service *svc = user;
+  collab_map_each(&svc->boards, gone_board, NULL);
+}
+
+static void on_members(const char *name, void *user) {
+  board *b = board_get(user, name);
+  if (!b) return;
+  /* A member this instance holds too may have been renamed through another instance. */
+  const json_t *others = others_of(b);
+  for (size_t i = 0; i < json_array_size(others); i++) {
+    const json_t *o = json_array_get(others, i);
+    member *m = member_by_id(b, json_string_value(json_object_get(o, "id")));
+    if (m) snprintf(m->name, sizeof m->name, "%s", json_string_value(json_object_get(o, "name")));
   }
-  json_decref(in);
-  return rc;
+  presence_changed(b);
+}
+
+static void on_left(const char *name, const char *id, void *user) {
+  member *m = member_by_id(board_get(user, name), id);
+  if (m) member_leave(m, LEAVE_TOLD);
+}
+
+static void on_cursor(const char *name, const char *id, double x, double y, void *user) {
+  board *b = board_get(user, name);
+  if (b) relay_cursor(b, NULL, id, x, y);
 }
 
 /* ---- life cycle ---- */
@@ -567,6 +878,7 @@ collab_service *collab_service_new(collab_store *store, uint64_t member_timeout_
   svc->store = store;
   svc->member_timeout_ms = member_timeout_ms;
   if (collab_map_init(&svc->boards, store->limits.max_boards) < 0) return free(svc), NULL;
+  store->events = (collab_events){on_items, on_reset, on_members, on_left, on_cursor, svc};
   return svc;
 }
 
@@ -610,7 +922,7 @@ static void sweep_board(void *value, void *arg) {
     } else {
       leave = m->streams == 0 && w->svc->now_ms - m->idle_since >= w->svc->member_timeout_ms;
     }
-    if (leave) member_leave(m);
+    if (leave) member_leave(m, LEAVE_HERE);
   }
 }
 
@@ -621,6 +933,8 @@ void collab_service_tick(collab_service *svc, uint64_t now_ms) {
 }
 
 void collab_service_conn_gone(collab_service *svc, rs_conn *conn) {
+  for (pending *p = svc->pending; p; p = p->next)
+    if (p->conn == conn) p->conn = NULL;
   sweep w = {svc, conn, "", 0};
   snprintf(w.session, sizeof w.session, "c:%p", (void *)conn);
   collab_map_each(&svc->boards, sweep_board, &w);
@@ -659,6 +973,9 @@ static void board_free(void *value, void *arg) {
 
 void collab_service_free(collab_service *svc) {
   if (!svc) return;
+  /* Engines complete every call by their close: nothing should be left. */
+  while (svc->pending) pending_end(svc->pending);
+  svc->store->events = (collab_events){0};
   collab_map_each(&svc->boards, board_free, NULL);
   collab_map_free(&svc->boards);
   free(svc);

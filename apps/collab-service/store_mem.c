@@ -1,7 +1,7 @@
 /*
- * The in-memory board engine: boards in a chained hash, shapes as a jansson object per board,
- * each log a ring of its last `history` items as JSON text. Everything is lost when the process
- * ends, which is why its epoch is drawn anew at every start (by the caller).
+ * The in-memory board engine: boards in a chained hash, each a replica (replica.c) that is the
+ * board itself. Everything is lost when the process ends, which is why its epoch is drawn anew
+ * at every start (by the caller). Every call completes before it returns.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,144 +10,135 @@
 #include "map.h"
 #include "store.h"
 
-typedef struct ring {
-  char **items; /* items[(offset - 1) % cap], NUL-terminated JSON */
-  size_t *lens;
-  uint64_t head; /* last offset, 0 when empty */
-} ring;
-
 typedef struct mem_board {
-  json_t *shapes;  /* id -> shape */
-  json_t *deleted; /* id -> offset of its delete (bounded, oldest first) */
-  ring logs[2];
+  collab_replica r;
+  uint64_t joins;
   char name[];
 } mem_board;
 
 typedef struct mem_store {
   collab_store base;
   char epoch[65];
+  uint64_t members;
   collab_map boards; /* name -> mem_board */
 } mem_store;
 
-static mem_board *find(mem_store *m, const char *name) {
-  return collab_map_get(&m->boards, name);
+static mem_board *find(collab_store *s, const char *name) {
+  return collab_map_get(&((mem_store *)s)->boards, name);
 }
 
-static void board_free(void *value, void *store);
+static void board_free(void *value, void *store) {
+  (void)store;
+  mem_board *b = value;
+  collab_replica_free(&b->r);
+  free(b);
+}
+
+static void finish(collab_done_fn done, void *arg, int64_t value, const char *err) {
+  collab_result r = {value, err, 0, 0, NULL};
+  done(&r, arg);
+}
 
 static const char *mem_epoch(collab_store *s) {
   return ((mem_store *)s)->epoch;
 }
 
-static int mem_open(collab_store *s, const char *name, char *err, size_t errlen) {
+static void mem_open(collab_store *s, const char *name, const char *session, collab_done_fn done,
+                     void *arg) {
   mem_store *m = (mem_store *)s;
-  if (find(m, name)) return 0;
-  if (m->boards.count >= s->limits.max_boards) {
-    if (errlen) snprintf(err, errlen, "too many boards: %zu (--max-boards)", s->limits.max_boards);
-    return COLLAB_ERR;
+  char err[120];
+  mem_board *b = find(s, name);
+  if (!b && m->boards.count >= s->limits.max_boards) {
+    snprintf(err, sizeof err, "too many boards: %zu (--max-boards)", s->limits.max_boards);
+    return finish(done, arg, COLLAB_ERR, err);
   }
-  size_t len = strlen(name), cap = s->limits.history;
-  mem_board *b = calloc(1, sizeof *b + len + 1);
-  if (!b) return snprintf(err, errlen, "out of memory"), COLLAB_ERR;
-  memcpy(b->name, name, len + 1);
-  b->shapes = json_object();
-  b->deleted = json_object();
-  for (int i = 0; i < 2; i++) {
-    b->logs[i].items = calloc(cap, sizeof(char *));
-    b->logs[i].lens = calloc(cap, sizeof(size_t));
+  if (!b) {
+    size_t len = strlen(name);
+    b = calloc(1, sizeof *b + len + 1);
+    if (!b) return finish(done, arg, COLLAB_ERR, "out of memory");
+    memcpy(b->name, name, len + 1);
+    if (collab_replica_init(&b->r, s->limits.history) < 0) {
+      free(b);
+      return finish(done, arg, COLLAB_ERR, "out of memory");
+    }
+    if (collab_map_put(&m->boards, b->name, b) < 0) {
+      board_free(b, s);
+      return finish(done, arg, COLLAB_ERR, "out of memory");
+    }
   }
-  if (!b->shapes || !b->deleted || !b->logs[0].items || !b->logs[0].lens || !b->logs[1].items ||
-      !b->logs[1].lens) {
-    board_free(b, s);
-    return snprintf(err, errlen, "out of memory"), COLLAB_ERR;
-  }
-  if (collab_map_put(&m->boards, b->name, b) < 0) {
-    board_free(b, s);
-    return snprintf(err, errlen, "out of memory"), COLLAB_ERR;
-  }
-  return 0;
+  collab_result r = {0, NULL, 0, 0, NULL};
+  if (session) r.member = ++m->members, r.joins = b->joins++; /* no other instance to ask */
+  done(&r, arg);
 }
 
 /* Appends `item` with its offset set, as compact text. */
-static uint64_t ring_append(ring *r, size_t cap, json_t *item) {
-  uint64_t off = r->head + 1;
-  json_object_set_new(item, "offset", json_integer((json_int_t)off));
-  size_t i = (size_t)((off - 1) % cap);
-  free(r->items[i]);
-  r->items[i] = json_dumps(item, JSON_COMPACT | JSON_PRESERVE_ORDER);
-  r->lens[i] = r->items[i] ? strlen(r->items[i]) : 0;
-  r->head = off;
-  return off;
+static int64_t push(collab_ring *g, json_t *item) {
+  json_object_set_new(item, "offset", json_integer((json_int_t)(g->head + 1)));
+  char *text = json_dumps(item, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  int rc = text ? collab_ring_push(g, text, strlen(text)) : -1;
+  free(text);
+  return rc < 0 ? COLLAB_ERR : (int64_t)g->head;
 }
 
-static int64_t not_open(const char *board, char *err, size_t errlen) {
-  if (errlen) snprintf(err, errlen, "board '%s' is not open", board);
-  return COLLAB_ERR;
+static void not_open(const char *board, collab_done_fn done, void *arg) {
+  char err[120];
+  snprintf(err, sizeof err, "board '%s' is not open", board);
+  finish(done, arg, COLLAB_ERR, err);
 }
 
-static int64_t mem_edit(collab_store *s, const char *board, json_t *op, const char *by, char *err,
-                        size_t errlen) {
-  mem_board *b = find((mem_store *)s, board);
-  if (!b) return not_open(board, err, errlen);
-  ring *r = &b->logs[COLLAB_LOG_OPS];
-  if (collab_shapes_apply(b->shapes, b->deleted, op, r->head + 1, board, &s->limits, err, errlen) <
-      0)
-    return COLLAB_ERR;
-  /* "offset" first: ring_append sets it into an object that already has the key. */
+static void items(collab_store *s, const char *board, collab_log log) {
+  if (s->events.items) s->events.items(board, log, s->events.user);
+}
+
+static void mem_edit(collab_store *s, const char *board, json_t *op, const char *by,
+                     collab_done_fn done, void *arg) {
+  mem_board *b = find(s, board);
+  if (!b) return not_open(board, done, arg);
+  collab_ring *g = &b->r.logs[COLLAB_LOG_OPS];
+  char err[300];
+  if (collab_shapes_apply(b->r.shapes, b->r.deleted, op, g->head + 1, board, &s->limits, err,
+                          sizeof err) < 0)
+    return finish(done, arg, COLLAB_ERR, err);
+  /* "offset" first: push sets it into an object that already has the key. */
   json_t *item = json_pack("{s:i,s:O,s:s}", "offset", 0, "op", op, "by", by);
-  uint64_t off = ring_append(r, s->limits.history, item);
+  int64_t off = item ? push(g, item) : COLLAB_ERR;
   json_decref(item);
-  return (int64_t)off;
+  finish(done, arg, off, off < 0 ? "out of memory" : NULL);
+  /* b->name: `board` may be the caller's, gone with its completion. */
+  if (off > 0) items(s, b->name, COLLAB_LOG_OPS);
 }
 
-static int64_t mem_append(collab_store *s, const char *board, collab_log log, json_t *item,
-                          char *err, size_t errlen) {
-  mem_board *b = find((mem_store *)s, board);
-  if (!b) return not_open(board, err, errlen);
-  return (int64_t)ring_append(&b->logs[log], s->limits.history, item);
+static void mem_append(collab_store *s, const char *board, collab_log log, json_t *item,
+                       collab_done_fn done, void *arg) {
+  mem_board *b = find(s, board);
+  if (!b) return not_open(board, done, arg);
+  int64_t off = push(&b->r.logs[log], item);
+  finish(done, arg, off, off < 0 ? "out of memory" : NULL);
+  if (off > 0) items(s, b->name, log);
 }
 
 static int mem_read(collab_store *s, const char *board, collab_log log, uint64_t after, size_t max,
                     collab_item_fn fn, void *arg) {
-  mem_board *b = find((mem_store *)s, board);
-  uint64_t head = b ? b->logs[log].head : 0, cap = s->limits.history;
-  uint64_t oldest = head > cap ? head - cap + 1 : 1;
-  if (after > head || after + 1 < oldest) return COLLAB_GONE;
-  int n = 0;
-  for (uint64_t o = after + 1; o <= head && (size_t)n < max; o++, n++) {
-    size_t i = (size_t)((o - 1) % cap);
-    fn(b->logs[log].items[i], b->logs[log].lens[i], o, arg);
-  }
-  return n;
+  mem_board *b = find(s, board);
+  if (!b) return after == 0 ? 0 : COLLAB_GONE;
+  return collab_replica_read(&b->r, log, after, max, fn, arg);
 }
 
 static json_t *mem_snapshot(collab_store *s, const char *board, uint64_t *offset) {
-  mem_board *b = find((mem_store *)s, board);
-  json_t *a = json_array();
-  *offset = b ? b->logs[COLLAB_LOG_OPS].head : 0;
-  if (!b) return a;
-  const char *k;
-  json_t *v;
-  json_object_foreach(b->shapes, k, v) json_array_append(a, v);
-  return a;
+  mem_board *b = find(s, board);
+  if (b) return collab_replica_snapshot(&b->r, offset);
+  *offset = 0;
+  return json_array();
 }
 
 static uint64_t mem_head(collab_store *s, const char *board, collab_log log) {
-  mem_board *b = find((mem_store *)s, board);
-  return b ? b->logs[log].head : 0;
+  mem_board *b = find(s, board);
+  return b ? b->r.logs[log].head : 0;
 }
 
-static void board_free(void *value, void *store) {
-  mem_board *b = value;
-  collab_store *s = store;
-  for (int l = 0; l < 2; l++) {
-    for (size_t j = 0; b->logs[l].items && j < s->limits.history; j++) free(b->logs[l].items[j]);
-    free(b->logs[l].items);
-    free(b->logs[l].lens);
-  }
-  json_decref(b->shapes);
-  json_decref(b->deleted);
-  free(b);
+static uint64_t mem_oldest(collab_store *s, const char *board, collab_log log) {
+  mem_board *b = find(s, board);
+  return b ? b->r.logs[log].first : 1;
 }
 
 static void mem_free(collab_store *s) {
@@ -158,7 +149,16 @@ static void mem_free(collab_store *s) {
 }
 
 static const collab_store_ops mem_ops = {
-    "memory", mem_epoch, mem_open, mem_edit, mem_append, mem_read, mem_snapshot, mem_head, mem_free,
+    .name = "memory",
+    .epoch = mem_epoch,
+    .open = mem_open,
+    .edit = mem_edit,
+    .append = mem_append,
+    .read = mem_read,
+    .snapshot = mem_snapshot,
+    .head = mem_head,
+    .oldest = mem_oldest,
+    .free = mem_free,
 };
 
 collab_store *collab_store_mem_new(const collab_limits *limits, const char *epoch) {
