@@ -478,7 +478,7 @@ static member *member_add(board *b, const char *id, uint64_t n, const char *sess
 static void hold(member *m, collab_done_fn done, void *arg) {
   collab_store *st = m->b->svc->store;
   if (!st->ops->member_put) {
-    collab_result r = {0, NULL, 0, 0, NULL};
+    collab_result r = {0, NULL, 0, 0, NULL, NULL};
     if (done) done(&r, arg);
     return;
   }
@@ -725,7 +725,8 @@ static void edit_done(const collab_result *res, void *arg) {
   pending *p = arg;
   if (!p->conn || res->value < 0) return pending_fail(p, res->err);
   const char *id = json_string_value(json_object_get(json_object_get(p->op, "shape"), "id"));
-  json_t *out = json_pack("{s:I,s:s}", "offset", (json_int_t)res->value, "id", id ? id : "");
+  json_t *out = json_pack("{s:I,s:s,s:s}", "offset", (json_int_t)res->value, "id", id ? id : "",
+                          "epoch", res->epoch ? res->epoch : "");
   char *s = json_dumps(out, JSON_COMPACT);
   rs_service_replyf(p->conn, p->sid, "%s", s ? s : "null");
   free(s), json_decref(out);
@@ -796,7 +797,11 @@ static int presence(rs_conn *c, const rs_request *r, void *user) {
 static void chat_done(const collab_result *res, void *arg) {
   pending *p = arg;
   if (!p->conn || res->value < 0) return pending_fail(p, res->err);
-  rs_service_replyf(p->conn, p->sid, "{\"offset\":%lld}", (long long)res->value);
+  json_t *out = json_pack("{s:I,s:s}", "offset", (json_int_t)res->value, "epoch",
+                          res->epoch ? res->epoch : "");
+  char *s = json_dumps(out, JSON_COMPACT);
+  rs_service_replyf(p->conn, p->sid, "%s", s ? s : "null");
+  free(s), json_decref(out);
   pending_end(p);
 }
 

@@ -48,6 +48,7 @@ typedef struct collab_result {
   uint64_t member;      /* open with a session: its member's number (>= 1), new or not */
   uint64_t joins;       /* and that member's join number on the board (0, 1, ...: colors, order) */
   const json_t *record; /* lookup: the member found, {"id","name","color","n","s"} */
+  const char *epoch;    /* edit, append: the epoch its offset belongs to (NULL on error) */
 } collab_result;
 
 /*

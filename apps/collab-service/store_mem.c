@@ -35,7 +35,13 @@ static void board_free(void *value, void *store) {
 }
 
 static void finish(collab_done_fn done, void *arg, int64_t value, const char *err) {
-  collab_result r = {value, err, 0, 0, NULL};
+  collab_result r = {value, err, 0, 0, NULL, NULL};
+  done(&r, arg);
+}
+
+/* A write's completion: its offset in this store's one epoch. */
+static void written(mem_store *m, collab_done_fn done, void *arg, int64_t off) {
+  collab_result r = {off, off < 0 ? "out of memory" : NULL, 0, 0, NULL, off > 0 ? m->epoch : NULL};
   done(&r, arg);
 }
 
@@ -66,7 +72,7 @@ static void mem_open(collab_store *s, const char *name, const char *session, col
       return finish(done, arg, COLLAB_ERR, "out of memory");
     }
   }
-  collab_result r = {0, NULL, 0, 0, NULL};
+  collab_result r = {0, NULL, 0, 0, NULL, NULL};
   if (session) r.member = ++m->members, r.joins = b->joins++; /* no other instance to ask */
   done(&r, arg);
 }
@@ -103,7 +109,7 @@ static void mem_edit(collab_store *s, const char *board, json_t *op, const char 
   json_t *item = json_pack("{s:i,s:O,s:s}", "offset", 0, "op", op, "by", by);
   int64_t off = item ? push(g, item) : COLLAB_ERR;
   json_decref(item);
-  finish(done, arg, off, off < 0 ? "out of memory" : NULL);
+  written((mem_store *)s, done, arg, off);
   /* b->name: `board` may be the caller's, gone with its completion. */
   if (off > 0) items(s, b->name, COLLAB_LOG_OPS);
 }
@@ -113,7 +119,7 @@ static void mem_append(collab_store *s, const char *board, collab_log log, json_
   mem_board *b = find(s, board);
   if (!b) return not_open(board, done, arg);
   int64_t off = push(&b->r.logs[log], item);
-  finish(done, arg, off, off < 0 ? "out of memory" : NULL);
+  written((mem_store *)s, done, arg, off);
   if (off > 0) items(s, b->name, log);
 }
 

@@ -69,6 +69,7 @@ typedef struct rop {
   json_t *op, *item; /* edit, append (references) */
   char *text;        /* in flight: the item's text (edit), or its JSON after '{' (append) */
   char by[64];
+  char epoch[80]; /* edit, append: the epoch of the script that committed it */
   collab_done_fn done;
   void *arg;
 } rop;
@@ -188,7 +189,9 @@ static bool entry_of(const redisReply *e, uint64_t *off, const redisReply **text
 /* ---- requests ---- */
 
 static void finish(rop *o, int64_t value, const char *err, uint64_t member, uint64_t joins) {
-  collab_result r = {value, err, member, joins, NULL};
+  char epoch[sizeof o->epoch];
+  memcpy(epoch, o->epoch, sizeof epoch);
+  collab_result r = {value, err, member, joins, NULL, value > 0 && epoch[0] ? epoch : NULL};
   o->b->st->waiting--;
   collab_done_fn done = o->done;
   void *arg = o->arg;
@@ -321,7 +324,7 @@ static json_t *record_of(const json_t *rec) {
 }
 
 static void found(rop *o, const json_t *record) {
-  collab_result r = {0, NULL, 0, 0, record};
+  collab_result r = {0, NULL, 0, 0, record, NULL};
   o->b->st->waiting--;
   collab_done_fn done = o->done;
   void *arg = o->arg;
@@ -528,6 +531,7 @@ static void send_edit(rop *o) {
   add_key(c, b, "deleted");
   add_key(c, b, "turn");
   rlink_args(c, st->epoch);
+  snprintf(o->epoch, sizeof o->epoch, "%s", st->epoch); /* its offset's epoch, once committed */
   rlink_argf(c, "%" PRIu64, h);
   rlink_args(c, o->text);
   rlink_args(c, id);
@@ -594,6 +598,7 @@ static void send_append(rop *o) {
   add_key(c, b, "meta");
   add_key(c, b, o->log == COLLAB_LOG_OPS ? "ops" : "chat");
   rlink_args(c, st->epoch);
+  snprintf(o->epoch, sizeof o->epoch, "%s", st->epoch); /* its offset's epoch, once committed */
   rlink_args(c, o->text);
   rlink_argf(c, "%zu", st->base.limits.history);
   add_channel(c, b);
@@ -1019,7 +1024,8 @@ typedef struct put_ctx {
 
 static void put_reply(redisReply *reply, void *arg) {
   put_ctx *p = arg;
-  collab_result r = {reply ? 0 : COLLAB_ERR, reply ? NULL : "storage unavailable", 0, 0, NULL};
+  collab_result r = {
+      reply ? 0 : COLLAB_ERR, reply ? NULL : "storage unavailable", 0, 0, NULL, NULL};
   if (reply && !p->b->st->closed) presence_result(p->b, reply);
   collab_done_fn done = p->done;
   void *user = p->arg;
@@ -1036,7 +1042,7 @@ static void presence_send(rboard *b, collab_done_fn done, void *arg) {
   rstore *st = b->st;
   put_ctx *p = NULL;
   if (!rlink_ready(st->link) || (done && !(p = malloc(sizeof *p)))) {
-    collab_result r = {COLLAB_ERR, "storage unavailable", 0, 0, NULL};
+    collab_result r = {COLLAB_ERR, "storage unavailable", 0, 0, NULL, NULL};
     if (done) done(&r, arg);
     return;
   }
@@ -1139,7 +1145,7 @@ static const char *r_epoch(collab_store *s) {
 static rop *rop_new(collab_done_fn done, void *arg, rop_kind kind) {
   rop *o = calloc(1, sizeof *o);
   if (!o) {
-    collab_result r = {COLLAB_ERR, "out of memory", 0, 0, NULL};
+    collab_result r = {COLLAB_ERR, "out of memory", 0, 0, NULL, NULL};
     done(&r, arg);
     return NULL;
   }
@@ -1151,7 +1157,7 @@ static rop *rop_new(collab_done_fn done, void *arg, rop_kind kind) {
 static rboard *board_for(rstore *st, const char *name, collab_done_fn done, void *arg) {
   rboard *b = find(st, name);
   if (b) return b;
-  collab_result r = {COLLAB_ERR, NULL, 0, 0, NULL};
+  collab_result r = {COLLAB_ERR, NULL, 0, 0, NULL, NULL};
   char err[120];
   if (st->boards.count >= st->base.limits.max_boards) {
     snprintf(err, sizeof err, "too many boards: %zu (--max-boards)", st->base.limits.max_boards);
@@ -1209,7 +1215,7 @@ static bool not_open(rstore *st, const char *name, collab_done_fn done, void *ar
   if (find(st, name)) return false;
   char err[120];
   snprintf(err, sizeof err, "board '%s' is not open", name);
-  collab_result r = {COLLAB_ERR, err, 0, 0, NULL};
+  collab_result r = {COLLAB_ERR, err, 0, 0, NULL, NULL};
   done(&r, arg);
   return true;
 }
@@ -1274,7 +1280,7 @@ static void r_member_put(collab_store *s, const char *name, const json_t *member
   const char *session = json_string_value(json_object_get(member, "s"));
   char *text = b && id && session ? json_dumps(member, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
   if (!text) {
-    collab_result r = {COLLAB_ERR, "out of memory", 0, 0, NULL};
+    collab_result r = {COLLAB_ERR, "out of memory", 0, 0, NULL, NULL};
     if (done) done(&r, arg);
     return;
   }

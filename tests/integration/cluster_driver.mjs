@@ -91,7 +91,7 @@ class Sim {
     this.ready = false;
     this.recovering = null;
     this.sub = null;
-    this.confirmed = []; // {offset, key, epochSent, epochGot}
+    this.confirmed = []; // {offset, key, epochSent, epoch: the one its answer names}
     this.okAfterFault = 0;
     this.recoveredAt = 0; // when its first edit sent after the fault was confirmed
     this.stats = {
@@ -293,7 +293,9 @@ class Sim {
       const sentAt = Date.now();
       try {
         const r = await this.gw.request('board.edit', { board: this.board, op });
-        this.confirmed.push({ offset: r.offset, key: `${op.kind} ${op.shape.id}`, epochSent, epochGot: this.epoch });
+        // The answer names the epoch its offset belongs to (an edit sent before an epoch
+        // change may be committed in the new one, before this client hears of it).
+        this.confirmed.push({ offset: r.offset, key: `${op.kind} ${op.shape.id}`, epochSent, epoch: r.epoch });
         if (faultAt && sentAt > faultAt && !this.okAfterFault++) this.recoveredAt = Date.now();
       } catch (e) {
         this.stats.editErrors++;
@@ -428,18 +430,21 @@ async function main() {
   check('clients told HISTORY_GONE within an epoch (ops lost)', 0, count((s) => s.stats.sameEpochGone > 0));
   check('clients whose board lost ops within an epoch (offset went back)', 0, count((s) => s.stats.backwards > 0));
 
-  // Every confirmed edit, at its offset, for every client of its board (in the epoch it was
-  // confirmed in; an edit sent before an epoch change cannot be placed).
+  // Every confirmed edit, at its offset, for every client of its board, in the epoch its answer
+  // names.
   let placed = 0;
   const wrong = [];
   for (const s of sims)
     for (const c of s.confirmed) {
-      if (c.epochSent !== c.epochGot) continue;
+      if (!c.epoch) {
+        wrong.push(`${s.name}'s ${c.key} at ${c.offset}: the answer names no epoch`);
+        continue;
+      }
       placed++;
       for (const o of sims) {
         if (o.board !== s.board) continue;
-        const seg = o.segments.find((g) => g.epoch === c.epochSent && g.start < c.offset && g.seen.has(c.offset));
-        const covered = o.segments.some((g) => g.epoch === c.epochSent && g.start < c.offset);
+        const seg = o.segments.find((g) => g.epoch === c.epoch && g.start < c.offset && g.seen.has(c.offset));
+        const covered = o.segments.some((g) => g.epoch === c.epoch && g.start < c.offset);
         if (!covered) continue; // o's snapshot of that epoch came after it
         const got = seg ? seg.ops.get(c.offset) : 'nothing';
         if (got !== c.key) wrong.push(`${s.name}'s ${c.key} at ${c.offset}: ${o.name} has ${got}`);

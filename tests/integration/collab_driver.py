@@ -198,19 +198,19 @@ def main():
     oa = A.sub("board.ops", {"board": "b1", "epoch": epoch, "from": 0})
     r = A.req("board.edit", {"board": "b1", "op": {"kind": "add", "shape": {
         "id": "n1", "x": 10, "y": 20, "text": "hello"}}})
-    check("edit add", r and r["type"] == "cfm" and r["data"] == {"offset": 1, "id": "n1"}, r)
+    check("edit add", r and r["type"] == "cfm" and r["data"] == {"offset": 1, "id": "n1", "epoch": epoch}, r)
     m = A.ind(oa)
     check("ops: the add, whole", m and m["data"] == {"offset": 1, "op": {"kind": "add", "shape": {
         "id": "n1", "x": 10, "y": 20, "w": 160, "h": 120, "text": "hello", "color": "#ffd54f"}},
         "by": me["id"]}, m)
     r = B.req("board.edit", {"board": "b1", "op": {"kind": "move", "shape": {"id": "n1", "x": 300,
                                                                               "y": 40}}})
-    check("edit move", r and r["data"] == {"offset": 2, "id": "n1"}, r)
+    check("edit move", r and r["data"] == {"offset": 2, "id": "n1", "epoch": epoch}, r)
     r = B.req("board.edit", {"board": "b1", "op": {"kind": "update", "shape": {"id": "n1",
                                                                                 "text": "ship it"}}})
-    check("edit update", r and r["data"] == {"offset": 3, "id": "n1"}, r)
+    check("edit update", r and r["data"] == {"offset": 3, "id": "n1", "epoch": epoch}, r)
     r = A.req("board.edit", {"board": "b1", "op": {"kind": "add", "shape": {"x": 5, "y": 6}}})
-    check("edit add without id: named by its offset", r and r["data"] == {"offset": 4, "id": "s4"},
+    check("edit add without id: named by its offset", r and r["data"] == {"offset": 4, "id": "s4", "epoch": epoch},
           r)
     got = [A.ind(oa) for _ in range(3)]
     check("ops: move, update, add in order, by their authors",
@@ -219,7 +219,7 @@ def main():
     check("ops: a move carries id, x, y", got[0] and got[0]["data"]["op"]["shape"] == {
         "id": "n1", "x": 300, "y": 40}, got[0])
     r = B.req("board.edit", {"board": "b1", "op": {"kind": "delete", "shape": {"id": "n1"}}})
-    check("edit delete", r and r["data"] == {"offset": 5, "id": "n1"}, r)
+    check("edit delete", r and r["data"] == {"offset": 5, "id": "n1", "epoch": epoch}, r)
     r = A.req("board.edit", {"board": "b1", "op": {"kind": "move", "shape": {"id": "n1", "x": 1,
                                                                               "y": 1}}})
     check("edit of a deleted shape refused", err_of(r) == "shape 'n1' was deleted"
@@ -308,7 +308,7 @@ def main():
 
     # chat
     r = A.req("chat.post", {"board": "b1", "text": "hello everyone"})
-    check("chat.post", r and r["data"] == {"offset": 1}, r)
+    check("chat.post", r and r["data"] == {"offset": 1, "epoch": epoch}, r)
     cf = B.sub("chat.feed", {"board": "b1"})
     m = B.ind(cf)
     check("chat.feed without from: the history kept", m and m["data"]["offset"] == 1
