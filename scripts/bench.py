@@ -12,7 +12,8 @@ Environment: BENCH_SECONDS (measured seconds per run, default 3), BENCH_WARMUP (
 BENCH_IDLE (idle connections, default 10000), BENCH_GW_IDLE (idle gateway clients, default
 20000), BENCH_GATEWAY (the rsocket-gateway binary, default build/bin/rsocket-gateway; when it is
 missing its rows are skipped), BENCH_ONLY=gateway (only the gateway section, which replaces the
-doc's "## Gateway" section), BENCH_ONLY=board (only the collaborative board's section, "## Board",
+doc's "## Gateway" section), BENCH_ONLY=gwidle (only rsocket-gateway's idle-memory figure, printed
+as JSON; the doc is left alone), BENCH_ONLY=board (only the collaborative board's section, "## Board",
 the last), BENCH_BOARD_SECONDS (its measured seconds, default 10), BENCH_NO_DOC=1 (do not rewrite
 the doc).
 """
@@ -550,6 +551,18 @@ def main():
         if not os.environ.get("BENCH_NO_DOC"):
             replace_section("Gateway", gateway_doc(rows, res, machine()))
         return
+    if ONLY == "gwidle":
+        backend, be_uri = start("gw-backend", [os.path.join(BIN, "rsocket"), "--server",
+                                               "tcp://127.0.0.1:0"])
+        ours_cmd, _ = gateway_cmds(be_uri)
+        if ours_cmd is None:
+            sys.exit(f"bench: {gateway_name()} is missing")
+        r = gw_idle("gw idle rsocket-gateway", ours_cmd)
+        stop(backend)
+        print(json.dumps(r))
+        if r is None:
+            sys.exit(1)
+        return
     if ONLY == "board":
         res = board()
         rows, target = board_lines(res)
@@ -559,7 +572,7 @@ def main():
             replace_section("Board", board_doc(res, machine()))
         return
     if ONLY:
-        sys.exit(f"bench: BENCH_ONLY={ONLY}: only 'gateway' and 'board' are known")
+        sys.exit(f"bench: BENCH_ONLY={ONLY}: only 'gateway', 'gwidle' and 'board' are known")
     rows = []  # (section, workload, ours, peer, ratio text)
     results = {}
 
