@@ -56,6 +56,7 @@ struct rt_ws {
   bool deflate_on : 1; /* permessage-deflate was negotiated */
   bool direct : 1;
   bool late_messages : 1; /* deliver messages that arrive after our close (rt_ws_attach_client) */
+  bool in_place : 1;      /* in memory of the caller's (rt_ws_attach_in): not freed here */
 };
 
 static const rs_ws_transport_options no_options;
@@ -511,7 +512,7 @@ static void s_closed(void *s, int err, const char *reason) {
   w->ops->closed(w->inner, err, reason);
   rs_ws_conn_free(w->ws);
   if (w->protocol_owned) free((char *)(uintptr_t)w->protocol);
-  free(w);
+  if (!w->in_place) free(w);
 }
 
 /* Not output_stable: the WebSocket's queues are growable buffers that a send, or a pong queued
@@ -519,14 +520,15 @@ static void s_closed(void *s, int err, const char *reason) {
 static const rs_io_session_ops ws_session_ops = {s_recv,   s_pending,    s_consumed, s_deadline,
                                                  s_expire, s_want_close, s_closed,   false};
 
-static rt_ws *attach(rs_io_conn *io, bool server, const rs_ws_transport_options *o,
+static rt_ws *attach(void *place, rs_io_conn *io, bool server, const rs_ws_transport_options *o,
                      const char *host, const char *path, const char *headers, bool late_messages,
                      const rt_ws_inner_ops *ops, void *inner) {
-  rt_ws *w = calloc(1, sizeof *w);
+  rt_ws *w = place ? place : calloc(1, sizeof *w);
   if (!w) return NULL;
+  w->in_place = place != NULL;
   rt_ws_hs *h = malloc(sizeof *h);
   if (!h) {
-    free(w);
+    if (!place) free(w);
     return NULL;
   }
   memset(h, 0, sizeof *h);
@@ -558,7 +560,7 @@ static rt_ws *attach(rs_io_conn *io, bool server, const rs_ws_transport_options 
     if (n < 0) {
       free(h->out);
       free(h);
-      free(w);
+      if (!place) free(w);
       return NULL;
     }
     h->out_len = (uint32_t)n;
@@ -569,13 +571,22 @@ static rt_ws *attach(rs_io_conn *io, bool server, const rs_ws_transport_options 
 
 rt_ws *rt_ws_attach(rs_io_conn *io, bool server, const rs_ws_transport_options *o, const char *host,
                     const char *path, const rt_ws_inner_ops *ops, void *inner) {
-  return attach(io, server, o, host, path, NULL, false, ops, inner);
+  return attach(NULL, io, server, o, host, path, NULL, false, ops, inner);
+}
+
+size_t rt_ws_size(void) {
+  return (sizeof(rt_ws) + 7) & ~(size_t)7;
+}
+
+rt_ws *rt_ws_attach_in(void *place, rs_io_conn *io, const rs_ws_transport_options *o,
+                       const char *path, const rt_ws_inner_ops *ops, void *inner) {
+  return attach(place, io, true, o, NULL, path, NULL, false, ops, inner);
 }
 
 rt_ws *rt_ws_attach_client(rs_io_conn *io, const rs_ws_transport_options *o, const char *host,
                            const char *path, const char *headers, const rt_ws_inner_ops *ops,
                            void *inner) {
-  return attach(io, false, o, host, path, headers, true, ops, inner);
+  return attach(NULL, io, false, o, host, path, headers, true, ops, inner);
 }
 
 int rt_ws_check_options(const rs_ws_transport_options *o, char *err, size_t errlen) {
