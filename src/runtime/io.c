@@ -92,6 +92,7 @@ struct rs_io_conn {
   bool closing : 1;
   bool lingering : 1;    /* write side shut down; draining input before closing */
   bool tcp_inline : 1;   /* `tcp` is in the same allocation (rs_io_conn_accept) */
+  bool has_extra : 1;    /* and bytes of the caller's after it (rs_io_conn_extra) */
   uint8_t peer_form : 2; /* what `addr` holds: PEER_ADDR, PEER_TEXT or PEER_HEAP */
 };
 
@@ -476,18 +477,19 @@ rs_io_conn *rs_io_conn_new(rs_io_loop *l, uv_tcp_t *tcp, rs_tls *tls) {
   return c;
 }
 
-/* An accepted connection and its handle in one allocation. */
+/* An accepted connection, its handle and the caller's extra bytes in one allocation. */
 typedef struct io_conn_tcp {
   rs_io_conn c;
   uv_tcp_t tcp;
+  uint64_t extra[]; /* 8-byte aligned: what the caller keeps there holds pointers at most */
 } io_conn_tcp;
 
 static void free_handle_data(uv_handle_t *h) {
   free(h->data);
 }
 
-rs_io_conn *rs_io_conn_accept(rs_io_loop *l, uv_stream_t *listener) {
-  io_conn_tcp *b = calloc(1, sizeof *b);
+rs_io_conn *rs_io_conn_accept(rs_io_loop *l, uv_stream_t *listener, size_t extra) {
+  io_conn_tcp *b = calloc(1, sizeof *b + extra);
   if (!b) return NULL;
   uv_tcp_init(l->uv, &b->tcp);
   if (uv_accept(listener, (uv_stream_t *)&b->tcp) != 0) {
@@ -497,7 +499,12 @@ rs_io_conn *rs_io_conn_accept(rs_io_loop *l, uv_stream_t *listener) {
   }
   conn_init(&b->c, l, &b->tcp, NULL);
   b->c.tcp_inline = true;
+  b->c.has_extra = extra > 0;
   return &b->c;
+}
+
+void *rs_io_conn_extra(rs_io_conn *c) {
+  return c->has_extra ? ((io_conn_tcp *)c)->extra : NULL;
 }
 
 void rs_io_conn_set_tls(rs_io_conn *c, rs_tls *tls) {

@@ -194,9 +194,18 @@ rs_ws_session *rt_session_new(const rs_ws_session_callbacks *cb, void *user) {
   return s;
 }
 
+rs_ws_session *rt_session_new_in(void *place, const rs_ws_session_callbacks *cb, void *user) {
+  rs_ws_session *s = place;
+  s->cb = cb;
+  s->user = user;
+  s->in_place = true;
+  return s;
+}
+
 void rt_session_free(rs_ws_session *s) {
   free(s->close_reason);
-  free(s);
+  s->close_reason = NULL;
+  if (!s->in_place) free(s);
 }
 
 /* ---- plain HTTP answers ---- */

@@ -37,6 +37,7 @@ struct rs_ws_session {
   uint16_t close_code;
   bool open : 1, closing : 1, finished : 1, want_drained : 1;
   bool have_close : 1, close_remote : 1;
+  bool in_place : 1; /* in memory of its connection's (rt_session_new_in): not freed here */
   /* Server side: the worker's list of sessions (handshakes in progress included). */
   rt_worker *worker;
   struct rs_ws_session *next, *prev;
@@ -53,6 +54,9 @@ struct rs_http_response {
 extern const rt_ws_inner_ops rt_session_ops;
 
 rs_ws_session *rt_session_new(const rs_ws_session_callbacks *cb, void *user);
+/* The same in `place` (sizeof(rs_ws_session) zeroed bytes that outlive the session, such as
+ * rs_io_conn_extra's): rt_session_free then frees only what the session allocated. */
+rs_ws_session *rt_session_new_in(void *place, const rs_ws_session_callbacks *cb, void *user);
 void rt_session_free(rs_ws_session *s);
 /* The transport is gone: on_close (when the session opened, or for a client). Once. */
 void rt_session_finish(rs_ws_session *s, const char *reason);

@@ -9,12 +9,17 @@
 
 #define HANDSHAKE_TIMEOUT_MS 10000u
 #define HS_OUT_CAP           2048u
+#define HS_BUF_FIRST         1024u /* first size of a head buffer (a head that came in pieces) */
 #define PULL_HIGH_WATER      (1u << 20) /* stop moving inner output while this much is queued */
 
 enum { HS_SERVER_WAIT, HS_CLIENT_WAIT, HS_DONE, HS_REJECTED };
 
 /* What only the opening handshake needs, freed once it is done and its bytes are written (an
- * open WebSocket keeps none of it: idle connections are what a gateway has most of). */
+ * open WebSocket keeps none of it: idle connections are what a gateway has most of). A head that
+ * arrives in one read (the common case) is parsed where it is, in the loop's read buffer; only
+ * one that comes in pieces is gathered in `buf`. Everything here is small and exactly sized: a
+ * gateway accepting thousands of clients at once would otherwise leave the holes of large
+ * temporary blocks between the long-lived ones. */
 typedef struct rt_ws_hs {
   const rs_ws_transport_options *o; /* borrowed from the server or the client, which outlive it */
   const char *path; /* server: the only path served (NULL: any); client: the one asked for.
@@ -25,8 +30,8 @@ typedef struct rt_ws_hs {
   rt_pending pending;    /* server: on the worker's list of undecided connections (rt_ws_pending) */
   char *out;             /* the request, the 101, or a refusal or HTTP answer to send (malloc'd) */
   uint32_t out_len, out_off;
-  size_t len;
-  uint8_t buf[RS_WS_MAX_HANDSHAKE]; /* the request or response head being read */
+  uint32_t len, cap; /* of `buf` */
+  uint8_t *buf;      /* the part of a request or response head read so far (NULL: none) */
 } rt_ws_hs;
 
 struct rt_ws {
@@ -51,6 +56,7 @@ struct rt_ws {
   bool deflate_on : 1; /* permessage-deflate was negotiated */
   bool direct : 1;
   bool late_messages : 1; /* deliver messages that arrive after our close (rt_ws_attach_client) */
+  bool in_place : 1;      /* in memory of the caller's (rt_ws_attach_in): not freed here */
 };
 
 static const rs_ws_transport_options no_options;
@@ -90,15 +96,21 @@ static int make_ws(rt_ws *w) {
   return w->ws ? 0 : RS_ERR_NOMEM;
 }
 
+/* Sets the handshake's output to a copy of out[0..n) (n <= 0: nothing). 0 or RS_ERR_NOMEM. */
+static int set_out(rt_ws_hs *h, const char *out, rs_ssize n) {
+  free(h->out);
+  h->out = NULL;
+  h->out_len = h->out_off = 0;
+  if (n <= 0) return 0;
+  if (!(h->out = malloc((size_t)n))) return RS_ERR_NOMEM;
+  memcpy(h->out, out, (size_t)n);
+  h->out_len = (uint32_t)n;
+  return 0;
+}
+
 static void reject(rt_ws *w, int status, const char *reason) {
-  if (!w->h->out && !(w->h->out = malloc(HS_OUT_CAP))) {
-    w->h->out_len = w->h->out_off = 0;
-    w->hs = HS_REJECTED;
-    return;
-  }
-  rs_ssize n = rs_ws_response_error(w->h->out, HS_OUT_CAP, status, reason);
-  w->h->out_len = n > 0 ? (uint32_t)n : 0;
-  w->h->out_off = 0;
+  char out[HS_OUT_CAP];
+  set_out(w->h, out, rs_ws_response_error(out, sizeof out, status, reason)); /* NOMEM: no answer */
   w->hs = HS_REJECTED;
 }
 
@@ -110,11 +122,11 @@ static bool path_served(rs_bytes target, const char *path) {
 }
 
 /* Client: the server answered with something other than 101; say what, from its status line. */
-static void refused(rt_ws *w, size_t have) {
+static void refused(rt_ws *w, const uint8_t *head, size_t have) {
   char line[160];
   size_t n = 0;
-  while (n < have && n < sizeof line - 1 && w->h->buf[n] != '\r' && w->h->buf[n] != '\n') {
-    uint8_t c = w->h->buf[n];
+  while (n < have && n < sizeof line - 1 && head[n] != '\r' && head[n] != '\n') {
+    uint8_t c = head[n];
     line[n++] = c >= ' ' && c < 0x7f ? (char)c : '?';
   }
   line[n] = '\0';
@@ -150,13 +162,12 @@ static void refusal_reason(const uint8_t *head, size_t len, const char *why, cha
 
 /* Server: a request without "Upgrade: websocket" goes to the inner's decide hook, which may
  * answer it as plain HTTP; otherwise it gets the answer of a failed upgrade. */
-static void plain_http(rt_ws *w, size_t have) {
+static void plain_http(rt_ws *w, const uint8_t *head, size_t have) {
   rs_http_request hreq;
   char peer[RS_IO_PEER_MAX];
   rs_io_conn_peer_format(w->io, peer, sizeof peer);
   rt_ws_verdict v = {0};
-  if (rs_http_request_parse(&hreq, w->h->buf, have, peer) > 0)
-    w->ops->decide(w->inner, w, &hreq, &v);
+  if (rs_http_request_parse(&hreq, head, have, peer) > 0) w->ops->decide(w->inner, w, &hreq, &v);
   if (!v.http) {
     reject(w, 400, "missing 'Upgrade: websocket'");
     return;
@@ -171,7 +182,7 @@ static void plain_http(rt_ws *w, size_t have) {
 /* Server: what to do with a valid upgrade: the default (the served path is this server's,
  * others get 404; the configured subprotocol when offered), then the inner's decide hook.
  * Returns 0 to go on with the 101, or 1 when the request was refused. */
-static int decide(rt_ws *w, const rs_ws_request *req, size_t have) {
+static int decide(rt_ws *w, const rs_ws_request *req, const uint8_t *head, size_t have) {
   rt_ws_verdict v = {0};
   choose_protocol(w, req);
   v.d.subprotocol = w->protocol;
@@ -183,7 +194,7 @@ static int decide(rt_ws *w, const rs_ws_request *req, size_t have) {
   rs_http_request hreq;
   char peer[RS_IO_PEER_MAX];
   rs_io_conn_peer_format(w->io, peer, sizeof peer);
-  if (w->ops->decide && rs_http_request_parse(&hreq, w->h->buf, have, peer) > 0)
+  if (w->ops->decide && rs_http_request_parse(&hreq, head, have, peer) > 0)
     w->ops->decide(w->inner, w, &hreq, &v);
   free(v.http); /* only for plain HTTP */
   if (v.d.verdict == RS_WS_REFUSE) {
@@ -222,28 +233,61 @@ static void hs_free(rt_ws *w) {
   if (!w->h) return;
   rt_pending_remove(&w->h->pending);
   free(w->h->out);
+  free(w->h->buf);
   free(w->h);
   w->h = NULL;
+}
+
+/* Adds buf[0..take) to the head gathered in h->buf (at most RS_WS_MAX_HANDSHAKE bytes in all).
+ * 0 or RS_ERR_NOMEM. */
+static int gather(rt_ws_hs *h, const uint8_t *buf, size_t take) {
+  size_t have = h->len + take;
+  if (have > h->cap) {
+    size_t cap = h->cap ? h->cap : HS_BUF_FIRST;
+    while (cap < have) cap *= 2;
+    if (cap > RS_WS_MAX_HANDSHAKE) cap = RS_WS_MAX_HANDSHAKE;
+    uint8_t *nb = realloc(h->buf, cap);
+    if (!nb) return RS_ERR_NOMEM;
+    h->buf = nb;
+    h->cap = (uint32_t)cap;
+  }
+  memcpy(h->buf + h->len, buf, take);
+  h->len = (uint32_t)have;
+  return 0;
+}
+
+/* An incomplete head: the bytes of this read are kept for the next (those of earlier reads
+ * were gathered already). */
+static int incomplete(rt_ws_hs *h, const uint8_t *buf, size_t take, size_t had, size_t *used) {
+  *used = take;
+  return had ? 0 : gather(h, buf, take);
 }
 
 static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
   rt_ws_hs *h = w->h;
   *used = 0;
-  size_t room = RS_WS_MAX_HANDSHAKE - h->len;
-  size_t take = len < room ? len : room;
-  memcpy(h->buf + h->len, buf, take);
-  size_t have = h->len + take;
+  size_t had = h->len; /* bytes of the head from earlier reads */
+  size_t take = len < RS_WS_MAX_HANDSHAKE - had ? len : RS_WS_MAX_HANDSHAKE - had;
+  size_t have = had + take;
+  /* The head so far: where it arrived when this read has all of it, else gathered. */
+  const uint8_t *head = buf;
+  if (had > 0) {
+    int rc = gather(h, buf, take);
+    if (rc != 0) return rc;
+    head = h->buf;
+  }
   if (w->hs == HS_SERVER_WAIT) {
     rs_ws_request req;
-    rs_ssize hl = rs_ws_request_parse(&req, h->buf, have);
+    rs_ssize hl = rs_ws_request_parse(&req, head, have);
     if (hl == 0) {
-      h->len = have;
-      *used = take;
-      if (have == RS_WS_MAX_HANDSHAKE) reject(w, 431, "request head too large");
-      return 0;
+      if (have == RS_WS_MAX_HANDSHAKE) {
+        reject(w, 431, "request head too large");
+        return 0;
+      }
+      return incomplete(h, buf, take, had, used);
     }
     if (hl < 0) {
-      bool too_long = have == RS_WS_MAX_HANDSHAKE && !has_head_end(h->buf, have);
+      bool too_long = have == RS_WS_MAX_HANDSHAKE && !has_head_end(head, have);
       if (too_long)
         reject(w, 431, "request head too large");
       else
@@ -251,7 +295,7 @@ static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
       return 0;
     }
     if (!req.upgrade_websocket && w->ops->decide) {
-      plain_http(w, have);
+      plain_http(w, head, have);
       return 0;
     }
     const char *why = NULL;
@@ -260,44 +304,40 @@ static int handshake(rt_ws *w, const uint8_t *buf, size_t len, size_t *used) {
       reject(w, status, why);
       return 0;
     }
-    if (decide(w, &req, have) != 0) return 0;
-    char ext[160];
+    if (decide(w, &req, head, have) != 0) return 0;
+    char ext[160], out[HS_OUT_CAP];
     bool deflate =
         h->o->deflate && rs_ws_deflate_negotiate(req.extensions, &h->deflate, ext, sizeof ext);
-    if (!w->h->out && !(w->h->out = malloc(HS_OUT_CAP))) return RS_ERR_NOMEM;
-    rs_ssize n = rs_ws_response_101(w->h->out, HS_OUT_CAP, &req, w->protocol, deflate ? ext : NULL);
-    if (n < 0 || make_ws(w) != 0) return RS_ERR_NOMEM;
-    w->h->out_len = (uint32_t)n;
-    w->h->out_off = 0;
+    rs_ssize n = rs_ws_response_101(out, sizeof out, &req, w->protocol, deflate ? ext : NULL);
+    if (n < 0 || set_out(h, out, n) != 0 || make_ws(w) != 0) return RS_ERR_NOMEM;
     w->hs = HS_DONE;
-    *used = (size_t)hl - h->len;
+    *used = (size_t)hl - had;
   } else {
     const char *why = NULL;
     rs_bytes ext = {NULL, 0};
-    rs_ssize hl = rs_ws_client_response_check(h->buf, have, h->key, w->protocol,
+    rs_ssize hl = rs_ws_client_response_check(head, have, h->key, w->protocol,
                                               h->o->deflate ? &ext : NULL, &why);
     if (hl > 0 && rs_ws_deflate_client_accept(ext, &h->deflate) != 0) {
       why = "server answered permessage-deflate with parameters we cannot use";
       hl = RS_ERR_REJECTED;
     }
     if (hl == 0) {
-      h->len = have;
-      *used = take;
-      return have == RS_WS_MAX_HANDSHAKE ? RS_ERR_PROTOCOL : 0;
+      if (have == RS_WS_MAX_HANDSHAKE) return RS_ERR_PROTOCOL;
+      return incomplete(h, buf, take, had, used);
     }
-    if (hl == RS_ERR_REJECTED && have > 12 && memcmp(h->buf + 9, "101", 3) != 0) {
-      refused(w, have);
+    if (hl == RS_ERR_REJECTED && have > 12 && memcmp(head + 9, "101", 3) != 0) {
+      refused(w, head, have);
       return RS_ERR_REJECTED;
     }
     if (hl < 0) {
       char reason[128];
-      refusal_reason(h->buf, have, why, reason, sizeof reason);
+      refusal_reason(head, have, why, reason, sizeof reason);
       rs_io_conn_abort(w->io, RS_ERR_PROTOCOL, reason);
       return RS_ERR_PROTOCOL;
     }
     if (make_ws(w) != 0) return RS_ERR_NOMEM;
     w->hs = HS_DONE;
-    *used = (size_t)hl - h->len;
+    *used = (size_t)hl - had;
   }
   if (h->out_off == h->out_len) hs_free(w); /* client: the request was written long ago */
   w->ops->on_open(w->inner, w);
@@ -472,7 +512,7 @@ static void s_closed(void *s, int err, const char *reason) {
   w->ops->closed(w->inner, err, reason);
   rs_ws_conn_free(w->ws);
   if (w->protocol_owned) free((char *)(uintptr_t)w->protocol);
-  free(w);
+  if (!w->in_place) free(w);
 }
 
 /* Not output_stable: the WebSocket's queues are growable buffers that a send, or a pong queued
@@ -480,17 +520,18 @@ static void s_closed(void *s, int err, const char *reason) {
 static const rs_io_session_ops ws_session_ops = {s_recv,   s_pending,    s_consumed, s_deadline,
                                                  s_expire, s_want_close, s_closed,   false};
 
-static rt_ws *attach(rs_io_conn *io, bool server, const rs_ws_transport_options *o,
+static rt_ws *attach(void *place, rs_io_conn *io, bool server, const rs_ws_transport_options *o,
                      const char *host, const char *path, const char *headers, bool late_messages,
                      const rt_ws_inner_ops *ops, void *inner) {
-  rt_ws *w = calloc(1, sizeof *w);
+  rt_ws *w = place ? place : calloc(1, sizeof *w);
   if (!w) return NULL;
+  w->in_place = place != NULL;
   rt_ws_hs *h = malloc(sizeof *h);
   if (!h) {
-    free(w);
+    if (!place) free(w);
     return NULL;
   }
-  memset(h, 0, offsetof(rt_ws_hs, buf)); /* not the 16 KiB buffer */
+  memset(h, 0, sizeof *h);
   w->h = h;
   h->o = o ? o : &no_options;
   h->path = path;
@@ -519,7 +560,7 @@ static rt_ws *attach(rs_io_conn *io, bool server, const rs_ws_transport_options 
     if (n < 0) {
       free(h->out);
       free(h);
-      free(w);
+      if (!place) free(w);
       return NULL;
     }
     h->out_len = (uint32_t)n;
@@ -530,13 +571,22 @@ static rt_ws *attach(rs_io_conn *io, bool server, const rs_ws_transport_options 
 
 rt_ws *rt_ws_attach(rs_io_conn *io, bool server, const rs_ws_transport_options *o, const char *host,
                     const char *path, const rt_ws_inner_ops *ops, void *inner) {
-  return attach(io, server, o, host, path, NULL, false, ops, inner);
+  return attach(NULL, io, server, o, host, path, NULL, false, ops, inner);
+}
+
+size_t rt_ws_size(void) {
+  return (sizeof(rt_ws) + 7) & ~(size_t)7;
+}
+
+rt_ws *rt_ws_attach_in(void *place, rs_io_conn *io, const rs_ws_transport_options *o,
+                       const char *path, const rt_ws_inner_ops *ops, void *inner) {
+  return attach(place, io, true, o, NULL, path, NULL, false, ops, inner);
 }
 
 rt_ws *rt_ws_attach_client(rs_io_conn *io, const rs_ws_transport_options *o, const char *host,
                            const char *path, const char *headers, const rt_ws_inner_ops *ops,
                            void *inner) {
-  return attach(io, false, o, host, path, headers, true, ops, inner);
+  return attach(NULL, io, false, o, host, path, headers, true, ops, inner);
 }
 
 int rt_ws_check_options(const rs_ws_transport_options *o, char *err, size_t errlen) {

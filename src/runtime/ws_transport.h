@@ -63,6 +63,14 @@ typedef struct rt_ws_inner_ops {
 rt_ws *rt_ws_attach(rs_io_conn *io, bool server, const rs_ws_transport_options *o, const char *host,
                     const char *path, const rt_ws_inner_ops *ops, void *inner);
 
+/* The bytes rt_ws_attach_in needs (a multiple of 8). */
+size_t rt_ws_size(void);
+/* rt_ws_attach (server role) into `place`: rt_ws_size() zeroed, 8-byte aligned bytes that
+ * outlive the transport (rs_io_conn_extra's). The rt_ws itself is then never freed, only what it
+ * allocated. */
+rt_ws *rt_ws_attach_in(void *place, rs_io_conn *io, const rs_ws_transport_options *o,
+                       const char *path, const rt_ws_inner_ops *ops, void *inner);
+
 /* Client role for a plain WebSocket program (ws-client). `headers` is "Name: value\r\n" repeated
  * (NULL or "" for none), added to the upgrade request; the caller has checked the names and values
  * (no CR, LF or NUL inside a line, no header the handshake sets itself). Unlike rt_ws_attach,

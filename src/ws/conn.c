@@ -41,35 +41,45 @@ typedef struct ws_q {
   uint8_t b[];
 } ws_q;
 
+/* What is being read: the header of the next frame, the frame, the data message it belongs
+ * to. It exists only while bytes are being read or a frame or message is unfinished: allocated
+ * when bytes arrive, freed when a recv ends between frames and messages (see in_release). The
+ * message being assembled follows it. */
+typedef struct ws_in {
+  uint64_t f_len;      /* the frame's payload length */
+  uint64_t frame_done; /* and how much of it was read */
+  size_t msg_len, msg_cap;
+  rs_ws_utf8 utf8;
+  uint8_t hdr[RS_WS_MAX_HEADER]; /* the header being read, then what of it the payload needs */
+  uint8_t hdr_have;
+  uint8_t f_opcode;
+  uint8_t f_mask[4];
+  uint8_t msg_opcode;
+  bool f_fin : 1, f_masked : 1;
+  bool in_frame : 1;
+  bool in_message : 1;
+  bool msg_compressed : 1;        /* the message being assembled had RSV1 on its first frame */
+  uint8_t ctl[RS_WS_MAX_CONTROL]; /* the payload of the control frame being read */
+  uint8_t msg[];                  /* msg_cap bytes: the data message being assembled */
+} ws_in;
+
 /*
  * Sized for the idle connection, which is what a server has most of: what only an active or
- * closing connection needs is allocated when it does (the assembly buffer, the output queues,
- * the control frame being read, the masking keys, zlib's streams), and the options are kept as
- * the fields this file reads, not as a copy of rs_ws_options.
+ * closing connection needs is allocated when it does (what is being read, the output queues,
+ * the masking keys, zlib's streams), and the options are kept as the fields this file reads,
+ * not as a copy of rs_ws_options. 120 bytes: a 128-byte malloc chunk.
  */
 struct rs_ws_conn {
   /* options (defaults applied) */
   size_t max_message;
   size_t max_queued;
-  uint32_t close_timeout_ms;
-  int fatal; /* a fatal error (RS_ERR_NOMEM, RS_ERR_INTERNAL) every call now returns */
   rs_ws_callbacks cb;
   void *user;
   const rs_mem *mem;
   uint64_t close_deadline;
-  /* input: the frame being read (its length and how much of it was read) */
-  uint64_t f_len;
-  uint64_t frame_done;
-  /* the data message being assembled */
-  uint8_t *msg;
-  size_t msg_len, msg_cap;
-  rs_ws_utf8 utf8;
-  uint32_t out_hint; /* the size the data queue reached before it was last freed (capped) */
-  ws_keys *keys;     /* client */
-  /* the payload of the control frame being read (RS_WS_MAX_CONTROL bytes while one is) */
-  uint8_t *ctl;
-  /* permessage-deflate */
-  rs_ws_z *z; /* allocated only when permessage-deflate was negotiated */
+  ws_in *in;     /* NULL between frames */
+  ws_keys *keys; /* client */
+  rs_ws_z *z;    /* allocated only when permessage-deflate was negotiated */
   /* output: data frames and close in `out` (in order); pings and pongs in `cq`, which go out at
    * the next frame boundary of `out`, so a pong never waits behind queued messages. out->mark
    * is where the frame holding out->off begins (off > mark: that frame is partly written and
@@ -79,21 +89,14 @@ struct rs_ws_conn {
    * latest), so a ping flood queues a bounded amount, not one pong per ping. NULL: empty. */
   ws_q *out;
   ws_q *cq;
-  /* the header being read, then what of it the payload needs */
-  uint8_t hdr[RS_WS_MAX_HEADER];
-  uint8_t hdr_have;
-  uint8_t f_opcode;
-  uint8_t f_mask[4];
-  uint8_t msg_opcode;
+  uint32_t close_timeout_ms;
+  int fatal;         /* a fatal error (RS_ERR_NOMEM, RS_ERR_INTERNAL) every call now returns */
+  uint32_t out_hint; /* the size the data queue reached before it was last freed (capped) */
   bool server : 1;
   bool close_received : 1;
   bool failed : 1; /* we closed because of a protocol error: drop further input */
-  bool in_frame : 1;
-  bool in_message : 1;
   bool deflate : 1;
-  bool msg_compressed : 1; /* the message being assembled had RSV1 on its first frame */
-  bool pong_queued : 1;    /* see cq */
-  bool f_fin : 1, f_masked : 1;
+  bool pong_queued : 1; /* see cq */
   uint8_t state : 2;
   uint8_t last : 2; /* which queue pending() handed out: 1 data, 2 control */
 };
@@ -142,10 +145,9 @@ void rs_ws_conn_free(rs_ws_conn *c) {
     rs__ws_z_free(c->z);
     c->mem->free(c->z, c->mem->user);
   }
-  c->mem->free(c->msg, c->mem->user);
+  c->mem->free(c->in, c->mem->user);
   c->mem->free(c->out, c->mem->user);
   c->mem->free(c->cq, c->mem->user);
-  c->mem->free(c->ctl, c->mem->user);
   if (c->keys) OPENSSL_cleanse(c->keys->pool, MASK_POOL);
   c->mem->free(c->keys, c->mem->user);
   c->mem->free(c, c->mem->user);
@@ -394,9 +396,9 @@ static int fail(rs_ws_conn *c, unsigned code, const char *why, uint64_t now) {
 
 /* A whole control frame arrived. Returns 0 or a fatal error. */
 static int on_control(rs_ws_conn *c, uint64_t now) {
-  size_t n = (size_t)c->f_len;
-  const uint8_t *payload = c->ctl ? c->ctl : (const uint8_t *)""; /* empty: none allocated */
-  switch (c->f_opcode) {
+  size_t n = (size_t)c->in->f_len;
+  const uint8_t *payload = c->in->ctl;
+  switch (c->in->f_opcode) {
   case RS_WS_OP_PING:
     if (c->state == ST_OPEN) {
       /* Every ping is answered while little is queued; beyond that only the latest. */
@@ -438,111 +440,133 @@ static int on_control(rs_ws_conn *c, uint64_t now) {
   return 0;
 }
 
-static int msg_append(rs_ws_conn *c, const uint8_t *p, size_t n) {
-  if (c->msg_len + n > c->msg_cap) {
-    size_t cap = c->msg_cap ? c->msg_cap : MSG_FIRST;
-    while (cap < c->msg_len + n) cap *= 2;
-    if (cap > c->max_message) cap = c->max_message;
-    uint8_t *nb = c->mem->realloc(c->msg, cap, c->mem->user);
-    if (!nb) return RS_ERR_NOMEM;
-    c->msg = nb;
-    c->msg_cap = cap;
-  }
-  memcpy(c->msg + c->msg_len, p, n);
-  c->msg_len += n;
+/* Room for `n` more bytes of the message being assembled (c->in may move). */
+static int msg_reserve(rs_ws_conn *c, size_t n) {
+  ws_in *in = c->in;
+  if (in->msg_len + n <= in->msg_cap) return 0;
+  size_t cap = in->msg_cap ? in->msg_cap : MSG_FIRST;
+  while (cap < in->msg_len + n) cap *= 2;
+  if (cap > c->max_message) cap = c->max_message;
+  ws_in *nin = c->mem->realloc(in, sizeof *in + cap, c->mem->user);
+  if (!nin) return RS_ERR_NOMEM;
+  nin->msg_cap = cap;
+  c->in = nin;
   return 0;
+}
+
+/* The reading state, made when bytes arrive (with room for a small message). */
+static int in_make(rs_ws_conn *c) {
+  if (c->in) return 0;
+  ws_in *in = c->mem->malloc(sizeof *in + MSG_FIRST, c->mem->user);
+  if (!in) return RS_ERR_NOMEM;
+  memset(in, 0, sizeof *in);
+  in->msg_cap = MSG_FIRST;
+  c->in = in;
+  return 0;
+}
+
+/* After a recv: between frames and messages (or when no more input will be read), an idle
+ * connection keeps no reading state. */
+static void in_release(rs_ws_conn *c) {
+  ws_in *in = c->in;
+  if (!in) return;
+  bool ignored = c->failed || (c->state == ST_CLOSED && c->close_received);
+  if (!ignored && (in->in_frame || in->in_message || in->hdr_have)) return;
+  c->mem->free(in, c->mem->user);
+  c->in = NULL;
 }
 
 static int recv_bytes(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t now) {
   size_t off = 0;
+  if (len == 0 || c->failed || (c->state == ST_CLOSED && c->close_received)) return 0;
+  int rc = in_make(c);
+  if (rc != 0) return rc;
   while (off < len) {
     if (c->fatal) return c->fatal; /* met inside a callback */
     if (c->failed || (c->state == ST_CLOSED && c->close_received)) return 0; /* ignore the rest */
-    if (!c->in_frame) {
-      size_t take = RS_WS_MAX_HEADER - c->hdr_have;
+    ws_in *in = c->in;
+    if (!in->in_frame) {
+      size_t take = RS_WS_MAX_HEADER - in->hdr_have;
       if (take > len - off) take = len - off;
-      memcpy(c->hdr + c->hdr_have, buf + off, take);
+      memcpy(in->hdr + in->hdr_have, buf + off, take);
       rs_ws_frame_header h;
-      rs_ssize hl = rs_ws_frame_header_parse(&h, c->hdr, c->hdr_have + take);
+      rs_ssize hl = rs_ws_frame_header_parse(&h, in->hdr, in->hdr_have + take);
       if (hl < 0) return fail(c, RS_WS_CLOSE_PROTOCOL, "frame length has its top bit set", now);
       if (hl == 0) {
-        c->hdr_have = (uint8_t)(c->hdr_have + take);
+        in->hdr_have = (uint8_t)(in->hdr_have + take);
         off += take;
         continue;
       }
-      off += (size_t)hl - c->hdr_have;
-      c->hdr_have = 0;
+      off += (size_t)hl - in->hdr_have;
+      in->hdr_have = 0;
       const char *why = NULL;
-      if (rs_ws_frame_header_check(&h, c->server, c->deflate, c->in_message, &why) != 0)
+      if (rs_ws_frame_header_check(&h, c->server, c->deflate, in->in_message, &why) != 0)
         return fail(c, RS_WS_CLOSE_PROTOCOL, why, now);
-      c->f_opcode = h.opcode;
-      c->f_fin = h.fin;
-      c->f_masked = h.masked;
-      memcpy(c->f_mask, h.mask, sizeof c->f_mask);
-      c->f_len = h.payload_len;
-      bool control = h.opcode & 8;
-      if (!control) {
-        uint64_t total = (c->in_message ? c->msg_len : 0) + h.payload_len;
+      in->f_opcode = h.opcode;
+      in->f_fin = h.fin;
+      in->f_masked = h.masked;
+      memcpy(in->f_mask, h.mask, sizeof in->f_mask);
+      in->f_len = h.payload_len; /* a control frame's was checked: at most RS_WS_MAX_CONTROL */
+      if (!(h.opcode & 8)) {
+        uint64_t total = (in->in_message ? in->msg_len : 0) + h.payload_len;
         if (total > c->max_message) return fail(c, RS_WS_CLOSE_TOO_BIG, "message too big", now);
-        if (!c->in_message) {
-          c->in_message = true;
-          c->msg_compressed = h.rsv1;
-          c->msg_opcode = h.opcode;
-          c->msg_len = 0;
-          rs_ws_utf8_init(&c->utf8);
+        if (!in->in_message) {
+          in->in_message = true;
+          in->msg_compressed = h.rsv1;
+          in->msg_opcode = h.opcode;
+          in->msg_len = 0;
+          rs_ws_utf8_init(&in->utf8);
         }
-      } else if (h.payload_len > 0 && !c->ctl) { /* checked: at most RS_WS_MAX_CONTROL */
-        c->ctl = c->mem->malloc(RS_WS_MAX_CONTROL, c->mem->user);
-        if (!c->ctl) return RS_ERR_NOMEM;
       }
-      c->in_frame = true;
-      c->frame_done = 0;
+      in->in_frame = true;
+      in->frame_done = 0;
     }
     /* Payload bytes of the current frame. */
-    bool control = c->f_opcode & 8;
-    uint64_t left = c->f_len - c->frame_done;
+    bool control = in->f_opcode & 8;
+    uint64_t left = in->f_len - in->frame_done;
     size_t n = left < len - off ? (size_t)left : len - off;
     if (n > 0) {
       uint8_t *dst;
       if (control) {
-        dst = c->ctl + c->frame_done;
-        memcpy(dst, buf + off, n);
+        dst = in->ctl + in->frame_done;
       } else {
-        if (msg_append(c, buf + off, n) != 0) return RS_ERR_NOMEM;
-        dst = c->msg + c->msg_len - n;
+        if (msg_reserve(c, n) != 0) return RS_ERR_NOMEM;
+        in = c->in;
+        dst = in->msg + in->msg_len;
+        in->msg_len += n;
       }
-      if (c->f_masked) rs_ws_mask(dst, n, c->f_mask, c->frame_done);
-      if (!control && c->msg_opcode == RS_WS_OP_TEXT && !c->msg_compressed &&
-          rs_ws_utf8_feed(&c->utf8, dst, n) == RS_WS_UTF8_REJECT)
+      memcpy(dst, buf + off, n);
+      if (in->f_masked) rs_ws_mask(dst, n, in->f_mask, in->frame_done);
+      if (!control && in->msg_opcode == RS_WS_OP_TEXT && !in->msg_compressed &&
+          rs_ws_utf8_feed(&in->utf8, dst, n) == RS_WS_UTF8_REJECT)
         return fail(c, RS_WS_CLOSE_INVALID_DATA, "text message is not valid UTF-8", now);
       off += n;
-      c->frame_done += n;
+      in->frame_done += n;
     }
-    if (c->frame_done < c->f_len) continue;
+    if (in->frame_done < in->f_len) continue;
     /* The frame is complete. */
-    c->in_frame = false;
+    in->in_frame = false;
     if (control) {
-      int rc = on_control(c, now);
-      c->mem->free(c->ctl, c->mem->user); /* an open connection keeps no control buffer */
-      c->ctl = NULL;
+      rc = on_control(c, now);
       if (rc != 0) return rc;
       continue;
     }
-    if (!c->f_fin) continue;
-    c->in_message = false;
-    const uint8_t *data = c->msg ? c->msg : (const uint8_t *)""; /* an empty message has none */
-    size_t dlen = c->msg_len;
+    if (!in->f_fin) continue;
+    in->in_message = false;
+    const uint8_t *data = in->msg;
+    size_t dlen = in->msg_len;
     uint8_t *inflated = NULL;
-    if (c->msg_compressed) {
-      int zr = rs__ws_z_inflate(c->z, c->msg, c->msg_len, c->max_message, &inflated, &dlen, c->mem);
+    if (in->msg_compressed) {
+      int zr =
+          rs__ws_z_inflate(c->z, in->msg, in->msg_len, c->max_message, &inflated, &dlen, c->mem);
       if (zr == RS_ERR_NOMEM) return zr;
       if (zr == RS_ERR_TOO_BIG)
         return fail(c, RS_WS_CLOSE_TOO_BIG, "message too big once inflated", now);
       if (zr != 0) return fail(c, RS_WS_CLOSE_INVALID_DATA, "invalid compressed data", now);
       data = inflated;
-      if (c->msg_opcode == RS_WS_OP_TEXT) rs_ws_utf8_feed(&c->utf8, data, dlen);
+      if (in->msg_opcode == RS_WS_OP_TEXT) rs_ws_utf8_feed(&in->utf8, data, dlen);
     }
-    if (c->msg_opcode == RS_WS_OP_TEXT && c->utf8.state != RS_WS_UTF8_ACCEPT) {
+    if (in->msg_opcode == RS_WS_OP_TEXT && in->utf8.state != RS_WS_UTF8_ACCEPT) {
       c->mem->free(inflated, c->mem->user);
       return fail(c, RS_WS_CLOSE_INVALID_DATA, "text message is not valid UTF-8", now);
     }
@@ -550,17 +574,9 @@ static int recv_bytes(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t no
      * it may have been on the wire, or the peer may finish a message first); after the peer's close
      * nothing is read. */
     if (c->state != ST_CLOSED && c->cb.on_message)
-      c->cb.on_message(c, c->msg_opcode, data, dlen, c->user);
+      c->cb.on_message(c, in->msg_opcode, data, dlen, c->user);
     c->mem->free(inflated, c->mem->user);
-    if (c->state != ST_OPEN) {
-      c->msg_len = 0;
-      continue;
-    }
-    /* No assembly buffer between messages: idle connections stay small. */
-    c->mem->free(c->msg, c->mem->user);
-    c->msg = NULL;
-    c->msg_cap = 0;
-    c->msg_len = 0;
+    in->msg_len = 0;
   }
   return c->fatal; /* a callback's call may have met one */
 }
@@ -568,5 +584,7 @@ static int recv_bytes(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t no
 int rs_ws_conn_recv(rs_ws_conn *c, const uint8_t *buf, size_t len, uint64_t now_ms) {
   if (!c || (len && !buf)) return RS_ERR_INVALID_ARGUMENT;
   if (c->fatal) return c->fatal;
-  return fatal(c, recv_bytes(c, buf, len, now_ms));
+  int rc = fatal(c, recv_bytes(c, buf, len, now_ms));
+  in_release(c);
+  return rc;
 }

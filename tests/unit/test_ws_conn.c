@@ -401,6 +401,39 @@ static void test_empty_message_has_a_pointer(void **state) {
   rs_ws_conn_free(c);
 }
 
+/* Between frames an idle connection keeps nothing but itself; a frame or a fragmented message
+ * cut between reads keeps what it has read until the rest arrives. */
+static void test_idle_between_frames_keeps_no_reading_state(void **state) {
+  (void)state;
+  events e;
+  memset(&e, 0, sizeof e);
+  tu_alloc a;
+  tu_alloc_init(&a, 0);
+  rs_ws_options o = {.server = true};
+  rs_ws_conn *c = rs_ws_conn_new(&o, &cbs, &e, &a.mem);
+  assert_non_null(c);
+  long base = a.live;
+  uint8_t in[256];
+  size_t n = frame(in, true, RS_WS_OP_TEXT, "one", 3);
+  n += frame(in + n, true, RS_WS_OP_PING, "p", 1);
+  assert_int_equal(rs_ws_conn_recv(c, in, n, 0), 0);
+  assert_int_equal(a.live, base + 1); /* the pong queued, nothing being read */
+  rs_bytes out;
+  assert_int_equal(rs_ws_conn_pending(c, &out), 1);
+  rs_ws_conn_consumed(c, out.len);
+  assert_int_equal(a.live, base);
+  /* A fragmented message whose first frame and half a header come in one read. */
+  n = frame(in, false, RS_WS_OP_TEXT, "two ", 4);
+  size_t second = frame(in + n, true, RS_WS_OP_CONTINUATION, "halves", 6);
+  assert_int_equal(rs_ws_conn_recv(c, in, n + 3, 0), 0);
+  assert_true(a.live > base);
+  assert_int_equal(rs_ws_conn_recv(c, in + n + 3, second - 3, 0), 0);
+  assert_int_equal(a.live, base);
+  assert_string_equal(e.log, "T:one|ping:p|T:two halves|");
+  rs_ws_conn_free(c);
+  assert_int_equal(a.live, 0);
+}
+
 /* Regression (issue 13): a PING flood against a peer that does not read queued one pong per
  * ping (1.47 GB in 2.7 s). Past 16 KiB of unwritten control frames only the latest pong is kept
  * (RFC 6455 5.5.3); below it every ping is answered (ten pings, ten pongs); a pong already
@@ -564,6 +597,7 @@ int main(void) {
       cmocka_unit_test(test_pong_jumps_queued_messages),
       cmocka_unit_test(test_written_queues_are_freed),
       cmocka_unit_test(test_empty_message_has_a_pointer),
+      cmocka_unit_test(test_idle_between_frames_keeps_no_reading_state),
       cmocka_unit_test(test_client_output_reproducible),
       cmocka_unit_test(test_fatal_error_in_callback_returned_by_recv),
   };

@@ -215,11 +215,18 @@ typedef struct raw {
   uv_tcp_t tcp;
   uv_connect_t creq;
   uv_write_t wreq;
+  uv_timer_t timer; /* with `piece`: writes the request `piece` bytes at a time */
   char *request;
+  size_t request_len, sent, piece;
+  const char *until; /* close once the reply holds this (NULL: a 101 head, or the server's close) */
   char reply[8192];
   size_t len;
   bool done;
 } raw;
+
+static void raw_timer_closed(uv_handle_t *h) {
+  ((raw *)h->data)->done = true;
+}
 
 static void raw_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b) {
   (void)sz;
@@ -228,7 +235,11 @@ static void raw_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b) {
 }
 
 static void raw_closed(uv_handle_t *h) {
-  ((raw *)h->data)->done = true;
+  raw *r = h->data;
+  if (r->piece)
+    uv_close((uv_handle_t *)&r->timer, raw_timer_closed);
+  else
+    r->done = true;
 }
 
 static void raw_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
@@ -237,35 +248,66 @@ static void raw_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   if (n > 0) r->len += (size_t)n;
   r->reply[r->len] = '\0';
   bool upgraded = strncmp(r->reply, "HTTP/1.1 101 ", 13) == 0 && strstr(r->reply, "\r\n\r\n");
-  if (n < 0 || upgraded || r->len == sizeof r->reply - 1) uv_close((uv_handle_t *)s, raw_closed);
+  if (r->until) upgraded = strstr(r->reply, r->until) != NULL;
+  if (n < 0 || upgraded || r->len == sizeof r->reply - 1) {
+    if (r->piece) uv_timer_stop(&r->timer);
+    uv_close((uv_handle_t *)s, raw_closed);
+  }
 }
 
 static void raw_written(uv_write_t *w, int status) {
   (void)w, (void)status;
 }
 
+/* The next piece of the request (the whole of it goes out in a few milliseconds). */
+static void raw_tick(uv_timer_t *t) {
+  raw *r = t->data;
+  size_t n = r->request_len - r->sent < r->piece ? r->request_len - r->sent : r->piece;
+  uv_buf_t b = uv_buf_init(r->request + r->sent, (unsigned)n);
+  int w = uv_try_write((uv_stream_t *)&r->tcp, &b, 1);
+  if (w > 0) r->sent += (size_t)w;
+  if (r->sent == r->request_len) uv_timer_stop(t);
+}
+
 static void raw_connected(uv_connect_t *c, int status) {
   raw *r = c->data;
   assert_int_equal(status, 0);
-  uv_buf_t b = uv_buf_init(r->request, (unsigned)strlen(r->request));
-  uv_write(&r->wreq, (uv_stream_t *)&r->tcp, &b, 1, raw_written);
+  if (r->piece) {
+    uv_timer_start(&r->timer, raw_tick, 0, 2);
+  } else {
+    uv_buf_t b = uv_buf_init(r->request, (unsigned)r->request_len);
+    uv_write(&r->wreq, (uv_stream_t *)&r->tcp, &b, 1, raw_written);
+  }
   uv_read_start((uv_stream_t *)&r->tcp, raw_alloc, raw_read);
 }
 
-/* Sends `request` and returns everything the server sent until it closed. */
-static const char *exchange(raw *r, const char *request) {
+/* Sends `request` (`piece` bytes at a time, 2 ms apart; 0: at once) and returns everything the
+ * server sent until it closed, or until the reply holds `until`. */
+static const char *exchange_pieces(raw *r, const char *request, size_t len, size_t piece,
+                                   const char *until) {
   memset(r, 0, sizeof *r);
   r->request = (char *)request;
+  r->request_len = len;
+  r->piece = piece;
+  r->until = until;
+  if (piece) {
+    uv_timer_init(&F.loop, &r->timer);
+    r->timer.data = r;
+  }
   uv_tcp_init(&F.loop, &r->tcp);
   r->tcp.data = r;
   r->creq.data = r;
   struct sockaddr_in a;
   uv_ip4_addr("127.0.0.1", F.port, &a);
   uv_tcp_connect(&r->creq, &r->tcp, (struct sockaddr *)&a, raw_connected);
-  for (int i = 0; i < 2000 && !r->done; i++) uv_run(&F.loop, UV_RUN_ONCE);
+  for (int i = 0; i < 20000 && !r->done; i++) uv_run(&F.loop, UV_RUN_ONCE);
   assert_true(r->done);
   r->reply[r->len] = '\0';
   return r->reply;
+}
+
+static const char *exchange(raw *r, const char *request) {
+  return exchange_pieces(r, request, strlen(request), 0, NULL);
 }
 
 static const char *upgrade_head(char *buf, size_t cap, const char *target, const char *extra) {
@@ -357,6 +399,30 @@ static void test_oversized_head_gets_431(void **state) {
   const char *rep = exchange(&r, req);
   free(req);
   assert_non_null(strstr(rep, "HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+  stop_server();
+}
+
+/* A head is parsed where it arrived when one read has all of it, else gathered across reads:
+ * both must answer the same, and a frame right behind the head (in the same read as its end)
+ * must reach the session. */
+static void test_head_whole_or_in_pieces(void **state) {
+  (void)state;
+  start_server();
+  static const size_t pieces[] = {0, 1, 7, 100};
+  for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++) {
+    raw r;
+    char req[1024];
+    upgrade_head(req, sizeof req, "/json", "");
+    size_t n = strlen(req);
+    /* A masked text frame "hi" (mask 01 02 03 04). */
+    const uint8_t frame[] = {0x81, 0x82, 1, 2, 3, 4, 'h' ^ 1, 'i' ^ 2};
+    memcpy(req + n, frame, sizeof frame);
+    const char *rep = exchange_pieces(&r, req, n + sizeof frame, pieces[i], "\x81\x02HI");
+    assert_non_null(strstr(rep, "HTTP/1.1 101 "));
+    assert_non_null(strstr(rep, "\r\n\r\n\x81\x02HI"));
+  }
+  for (int i = 0; i < 200 && F.closes < F.opens; i++) uv_run(&F.loop, UV_RUN_ONCE);
+  assert_int_equal(F.opens, 4);
   stop_server();
 }
 
@@ -616,6 +682,7 @@ int main(void) {
       cmocka_unit_test(test_refusals),
       cmocka_unit_test(test_origin_hook_whole_value_and_user),
       cmocka_unit_test(test_oversized_head_gets_431),
+      cmocka_unit_test(test_head_whole_or_in_pieces),
       cmocka_unit_test(test_messages_and_close),
       cmocka_unit_test(test_drained),
       cmocka_unit_test(test_send_while_partial_write_in_flight),
