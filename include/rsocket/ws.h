@@ -108,8 +108,7 @@ RS_EXPORT bool rs_ws_close_code_valid(unsigned code);
 
 /* ---- Handshake ---- */
 
-/* Sec-WebSocket-Accept for a key: base64(SHA-1(key + GUID)), 28 characters + NUL in `out`.
- * Returns 0, or RS_ERR_INVALID_ARGUMENT (NULL key, or longer than 64 bytes). */
+/* Sec-WebSocket-Accept for a key: base64(SHA-1(key + GUID)), 28 characters + NUL in `out`. */
 RS_EXPORT int rs_ws_accept_key(const char *key, size_t key_len, char out[29]);
 
 #define RS_WS_MAX_HANDSHAKE 16384u /* request or response head, bytes */

@@ -1,22 +1,26 @@
 /* The WebSocket opening handshake (RFC 6455 section 4): bounded HTTP/1.1 head parsing, checks,
  * and the requests and responses of both roles. */
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "rsocket/http.h"
 #include "rsocket/ws.h"
 #include "ws/random.h"
-#include "ws/sha1.h"
 
 static const char GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 int rs_ws_accept_key(const char *key, size_t key_len, char out[29]) {
   if (!key || key_len > 64) return RS_ERR_INVALID_ARGUMENT;
-  uint8_t buf[64 + sizeof GUID], digest[20];
+  char buf[64 + sizeof GUID];
   memcpy(buf, key, key_len);
   memcpy(buf + key_len, GUID, sizeof GUID - 1);
-  rs__ws_sha1(buf, key_len + sizeof GUID - 1, digest);
-  rs__ws_base64(digest, sizeof digest, out); /* 28 characters + NUL */
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int dlen = 0;
+  if (EVP_Digest(buf, key_len + sizeof GUID - 1, digest, &dlen, EVP_sha1(), NULL) != 1 ||
+      dlen != 20)
+    return RS_ERR_INTERNAL;
+  EVP_EncodeBlock((unsigned char *)out, digest, 20); /* 28 characters + NUL */
   return 0;
 }
 
@@ -297,7 +301,7 @@ int rs_ws_client_key_random(char out[25], rs_ws_random_fn random, void *user) {
   unsigned char raw[16];
   int rc = rs__ws_random(random, user, raw, sizeof raw);
   if (rc != 0) return rc;
-  rs__ws_base64(raw, sizeof raw, out); /* 24 characters + NUL */
+  EVP_EncodeBlock((unsigned char *)out, raw, 16);
   return 0;
 }
 

@@ -5,10 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "rsocket/ws.h"
-#include "ws/sha1.h"
 
 static const char *GOOD = "GET /rsocket HTTP/1.1\r\n"
                           "Host: 127.0.0.1:8080\r\n"
@@ -25,34 +22,6 @@ static void test_accept_key(void **state) {
   char out[29];
   assert_int_equal(rs_ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", 24, out), 0);
   assert_string_equal(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-}
-
-/* The handshake's own SHA-1 and base64 against FIPS 180 examples and OpenSSL's, for every length
- * around the one- and two-block paddings. */
-static void test_sha1_base64(void **state) {
-  (void)state;
-  uint8_t d[20], ref[EVP_MAX_MD_SIZE];
-  char b64[64], ref64[64];
-  rs__ws_sha1((const uint8_t *)"abc", 3, d);
-  rs__ws_base64(d, 20, b64);
-  assert_string_equal(b64, "qZk+NkcGgWq6PiVxeFDCbJzQ2J0="); /* a9993e36 4706816a ... */
-  rs__ws_sha1((const uint8_t *)"", 0, d);
-  static const uint8_t empty[20] = {0xda, 0x39, 0xa3, 0xee, 0x5e, 0x6b, 0x4b, 0x0d, 0x32, 0x55,
-                                    0xbf, 0xef, 0x95, 0x60, 0x18, 0x90, 0xaf, 0xd8, 0x07, 0x09};
-  assert_memory_equal(d, empty, 20);
-  uint8_t in[300];
-  uint32_t x = 12345;
-  for (size_t i = 0; i < sizeof in; i++) in[i] = (uint8_t)((x = x * 1103515245u + 12345u) >> 16);
-  for (size_t n = 0; n <= sizeof in; n++) {
-    unsigned dl = 0;
-    rs__ws_sha1(in, n, d);
-    assert_int_equal(EVP_Digest(in, n, ref, &dl, EVP_sha1(), NULL), 1);
-    assert_memory_equal(d, ref, 20);
-    size_t m = n % 40;
-    rs__ws_base64(in, m, b64);
-    EVP_EncodeBlock((unsigned char *)ref64, in, (int)m);
-    assert_string_equal(b64, ref64);
-  }
 }
 
 static void test_parse_good(void **state) {
@@ -260,7 +229,7 @@ int main(void) {
       cmocka_unit_test(test_accept_key),           cmocka_unit_test(test_parse_good),
       cmocka_unit_test(test_bad_requests),         cmocka_unit_test(test_limits),
       cmocka_unit_test(test_error_responses),      cmocka_unit_test(test_client_side),
-      cmocka_unit_test(test_client_extra_headers), cmocka_unit_test(test_sha1_base64),
+      cmocka_unit_test(test_client_extra_headers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
