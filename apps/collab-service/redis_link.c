@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -62,6 +63,8 @@ struct rlink {
   step steps[RLS_COUNT + 5];
   bool cmd_done, subscribed;
   bool ever_ready, told_down;
+  bool draining;  /* fail() reads the events that arrived before the failure */
+  bool in_events; /* inside the events connection's callback (not to be read again) */
   unsigned attempts;
   size_t inflight;
   uint64_t progress; /* loop time of the last answer (or of a send while none was awaited) */
@@ -297,11 +300,30 @@ static void drop_contexts(rlink *l) {
   if (sub) redisAsyncFree(sub);
 }
 
+/*
+ * Delivers the events already received on the events connection, before it is dropped with the
+ * link. When Redis goes away, both connections see their end in the same loop iteration; if the
+ * command connection's comes first, the items Redis published just before (an edit whose answer
+ * another instance got) would otherwise be lost with the socket's unread bytes, and this
+ * instance's followers would never see them (the epoch they belong to may be lost with Redis).
+ * Reads only what is there (bounded), never waits.
+ */
+static void drain_events(rlink *l) {
+  l->draining = true;
+  for (int i = 0; i < 64 && l->sub && !l->in_events; i++) {
+    int avail = 0;
+    if (ioctl(l->sub->c.fd, FIONREAD, &avail) < 0 || avail <= 0) break;
+    redisAsyncHandleRead(l->sub); /* at its end, context_gone clears l->sub */
+  }
+  l->draining = false;
+}
+
 static void fail(rlink *l, const char *reason) {
   if (l->state == L_DOWN || l->state == L_CLOSED) return;
   bool was_ready = l->state == L_READY;
   l->state = L_DOWN;
   snprintf(l->reason, sizeof l->reason, "%s", reason);
+  if (was_ready) drain_events(l);
   drop_contexts(l);
   if (was_ready)
     say(l, "redis %s: connection lost (%s); reconnecting", l->name, l->reason);
@@ -397,17 +419,26 @@ static void on_setup(redisAsyncContext *ac, void *r, void *privdata) {
   }
 }
 
+static void psub_reply(rlink *l, redisReply *reply);
+
 static void on_psub(redisAsyncContext *ac, void *r, void *privdata) {
   (void)ac;
   rlink *l = privdata;
-  redisReply *reply = r;
+  bool outer = !l->in_events;
+  l->in_events = true;
+  psub_reply(l, r);
+  if (outer) l->in_events = false;
+}
+
+static void psub_reply(rlink *l, redisReply *reply) {
   if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return;
   const redisReply *kind = reply->element[0];
   if (kind->type != REDIS_REPLY_STRING) return;
   if (!strcmp(kind->str, "psubscribe")) {
     l->subscribed = true;
     maybe_ready(l);
-  } else if (!strcmp(kind->str, "pmessage") && reply->elements == 4 && l->state == L_READY) {
+  } else if (!strcmp(kind->str, "pmessage") && reply->elements == 4 &&
+             (l->state == L_READY || l->draining)) {
     const redisReply *ch = reply->element[2], *msg = reply->element[3];
     if (ch->type == REDIS_REPLY_STRING && msg->type == REDIS_REPLY_STRING && l->cb.message)
       l->cb.message(ch->str, ch->len, msg->str, msg->len, l->cb.user);

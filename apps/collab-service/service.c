@@ -99,7 +99,8 @@ typedef struct pending {
   collab_log log;  /* follow */
   bool from;       /* follow: from an offset (else the history kept) */
   uint64_t after;  /* follow: that offset */
-  char *epoch;     /* follow: the requester's epoch (NULL: none) */
+  char *epoch;     /* follow: the requester's epoch (NULL: none), then the one it follows in */
+  bool synced;     /* follow: the engine brought its replica up to `after` */
   json_t *op;      /* edit */
   json_t *in;      /* edit, chat.post: the request, until the caller's member is known */
   bool new_member; /* join: asked the engine for a member number */
@@ -613,8 +614,12 @@ static void member_known(pending *p, member *m) {
   switch (p->kind) {
   case P_EDIT: return edit_go(p, m);
   case P_CHAT: return chat_go(p, m);
-  case P_PRESENCE:
   case P_FOLLOW:
+    /* The epoch changed while the member was looked up: `after` means nothing now. */
+    if (p->epoch && strcmp(p->epoch, p->svc->store->ops->epoch(p->svc->store)))
+      return pending_fail(p, "HISTORY_GONE");
+    /* fall through */
+  case P_PRESENCE:
     rc = subscribe(p->conn, p->sid, board_get(p->svc, p->board),
                    p->kind == P_PRESENCE      ? SUB_PRESENCE
                    : p->log == COLLAB_LOG_OPS ? SUB_OPS
@@ -650,17 +655,32 @@ static void with_member(pending *p) {
   svc->store->ops->lookup(svc->store, p->board, p->session, lookup_done, p);
 }
 
+/*
+ * The board is open (or, second time round, its replica was brought up to `from`). With several
+ * instances, a `from` ahead of this one's replica, or an epoch it does not have, may only mean
+ * that this instance lags (the requester saw the board through another one, or this one is still
+ * reloading it): the engine catches up with the store and checks its epoch first (sync), and only
+ * then is an offset the store never had, or one older than the history kept, HISTORY_GONE.
+ */
 static void follow_done(const collab_result *res, void *arg) {
   pending *p = arg;
   collab_service *svc = p->svc;
   collab_store *st = svc->store;
-  if (!p->conn || res->value < 0) return pending_fail(p, res->err);
+  if (!p->conn) return pending_end(p);
+  if (res->value == COLLAB_GONE) return pending_fail(p, "HISTORY_GONE");
+  if (res->value < 0) return pending_fail(p, res->err);
   if (p->from) {
-    if ((p->epoch && strcmp(p->epoch, st->ops->epoch(st))) ||
-        st->ops->read(st, p->board, p->log, p->after, 0, NULL, NULL) == COLLAB_GONE)
+    bool other = p->epoch && strcmp(p->epoch, st->ops->epoch(st));
+    if ((other || p->after > st->ops->head(st, p->board, p->log)) && st->ops->sync && !p->synced) {
+      p->synced = true;
+      st->ops->sync(st, p->board, p->log, p->after, follow_done, p);
+      return;
+    }
+    if (other || st->ops->read(st, p->board, p->log, p->after, 0, NULL, NULL) == COLLAB_GONE)
       return pending_fail(p, "HISTORY_GONE");
   } else {
     p->after = st->ops->oldest(st, p->board, p->log) - 1; /* the history kept, then live */
+    if (!(p->epoch = strdup(st->ops->epoch(st)))) return pending_fail(p, "out of memory");
   }
   if (!board_make(svc, p->board)) return pending_fail(p, "out of memory");
   with_member(p);
@@ -681,8 +701,10 @@ static int follow(rs_conn *c, const rs_request *r, collab_service *svc, collab_l
     bad = "bad request: 'from' must be an integer >= 0";
   } else if (!json_is_string(epoch)) {
     bad = "bad request: 'epoch' must be a string";
-  } else if (*st->ops->epoch(st) && strcmp(json_string_value(epoch), st->ops->epoch(st))) {
-    bad = "HISTORY_GONE"; /* another epoch: known without opening the board */
+  } else if (!st->ops->sync && strcmp(json_string_value(epoch), st->ops->epoch(st))) {
+    /* Another epoch: known without opening the board. (With several instances, this one may
+     * be the one that has not heard of a new epoch yet: follow_done asks the store.) */
+    bad = "HISTORY_GONE";
   }
   if (bad) {
     json_decref(in);

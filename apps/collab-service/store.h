@@ -43,7 +43,8 @@ typedef void (*collab_item_fn)(const char *json, size_t len, uint64_t offset, vo
 
 /* The result of an asynchronous call, valid during its completion callback. */
 typedef struct collab_result {
-  int64_t value;        /* edit, append: the offset (>= 1); open: 0; or COLLAB_ERR */
+  int64_t value;        /* edit, append: the offset (>= 1); open, sync: 0; or COLLAB_ERR (sync:
+                           or COLLAB_GONE) */
   const char *err;      /* COLLAB_ERR: one line for the client, e.g. "storage unavailable: ..." */
   uint64_t member;      /* open with a session: its member's number (>= 1), new or not */
   uint64_t joins;       /* and that member's join number on the board (0, 1, ...: colors, order) */
@@ -114,6 +115,16 @@ typedef struct collab_store_ops {
    * newer than the last offset; a board not loaded is empty at offset 0). */
   int (*read)(collab_store *s, const char *board, collab_log log, uint64_t after, size_t max,
               collab_item_fn fn, void *arg);
+  /*
+   * Brings the replica of an open board up to `offset` of a log, after checking the stored epoch
+   * (a new one is taken first: events.reset, the replica loaded again). For a subscriber whose
+   * `from` came from another instance, or from before this one reloaded the board: its replica
+   * may merely lag. Result 0 once the replica's head is at least `offset` (in the epoch epoch()
+   * then returns), COLLAB_GONE when the stored log ends before `offset`, or COLLAB_ERR (storage
+   * unavailable). NULL for an engine whose replica is the store itself (memory).
+   */
+  void (*sync)(collab_store *s, const char *board, collab_log log, uint64_t offset,
+               collab_done_fn done, void *arg);
   /* The board's shapes (a new array, the caller's) and in *offset the last op they include; a
    * board not loaded is empty at 0. */
   json_t *(*snapshot)(collab_store *s, const char *board, uint64_t *offset);

@@ -55,7 +55,7 @@
 typedef struct rstore rstore;
 typedef struct rboard rboard;
 
-typedef enum rop_kind { ROP_OPEN, ROP_EDIT, ROP_APPEND, ROP_LOOKUP } rop_kind;
+typedef enum rop_kind { ROP_OPEN, ROP_EDIT, ROP_APPEND, ROP_LOOKUP, ROP_SYNC } rop_kind;
 
 /* A request waiting for Redis. */
 typedef struct rop {
@@ -63,7 +63,8 @@ typedef struct rop {
   rboard *b;
   rop_kind kind;
   collab_log log;
-  char *session; /* open (with a member), lookup */
+  uint64_t offset; /* sync: the offset the replica must reach */
+  char *session;   /* open (with a member), lookup */
   int attempts, turns;
   bool unnamed;      /* an add without id: named after the offset it gets, at each attempt */
   json_t *op, *item; /* edit, append (references) */
@@ -238,6 +239,7 @@ static void pump(rboard *b);
 static void on_retry(uv_timer_t *t);
 static void load(rboard *b);
 static void tail(rboard *b, collab_log log);
+static void send_sync(rop *o);
 static void epoch_seen(rstore *st, const char *epoch);
 
 /* A request met another epoch: it goes again (on the new epoch's board) unless it did too
@@ -633,6 +635,8 @@ static void pump(rboard *b) {
       send_append(o);
     else if (o->kind == ROP_LOOKUP)
       send_lookup(o);
+    else if (o->kind == ROP_SYNC)
+      send_sync(o);
     else if (o->session)
       send_open(o);
     else
@@ -818,6 +822,68 @@ static void tail(rboard *b, collab_log log) {
   rlink_argf(c, "%d", TAIL_BATCH);
   b->tailing[log] = rlink_send(st->link, c, tail_reply, t) == 0;
   if (!b->tailing[log]) free(t);
+}
+
+/*
+ * A sync's answer: the log's head in Redis (in the epoch it was sent with: another one came back
+ * as EPOCH) and the entries after the replica's head. Done when the replica reached the offset,
+ * or when Redis' head is older than it (an offset this epoch never had); else it goes again
+ * (another batch, or after the board is loaded again when what it lacks is trimmed away).
+ */
+static void sync_reply(redisReply *reply, void *arg) {
+  rop *o = arg;
+  rboard *b = o->b;
+  if (common_reply(o, reply)) return pump(b);
+  if (strcmp(o->epoch, b->st->epoch)) { /* an answer of the epoch before: ask again */
+    again(o);
+    return pump(b);
+  }
+  long long head = int_of(elem(reply, 1));
+  const redisReply *entries = elem(reply, 2);
+  if (!is_status(reply, "OK") || head < 0 || !entries) {
+    storage_error(o, "unexpected answer to the tail script");
+    return pump(b);
+  }
+  if ((uint64_t)head < o->offset) {
+    finish(o, COLLAB_GONE, NULL, 0, 0);
+    return pump(b);
+  }
+  collab_ring *g = &b->r.logs[o->log];
+  uint64_t before = g->head;
+  if (b->loaded && !b->loading) {
+    if (apply_entries(b, o->log, entries) < 0 ||
+        (entries->elements == 0 && g->head < (uint64_t)head))
+      load(b);
+    else if ((uint64_t)head > b->seen[o->log])
+      b->seen[o->log] = (uint64_t)head;
+  }
+  if (b->loaded && !b->loading && g->head >= o->offset) {
+    finish(o, 0, NULL, 0, 0);
+    return pump(b);
+  }
+  /* No progress (nothing applied, no load) too often: give up rather than loop. */
+  if (g->head == before && !b->loading && ++o->attempts >= MAX_ATTEMPTS) {
+    storage_error(o, "cannot catch up with the board");
+    return pump(b);
+  }
+  push_front(b, o);
+  pump(b);
+}
+
+/* Asks Redis for the entries after the replica's head (and checks the epoch on the way). */
+static void send_sync(rop *o) {
+  rboard *b = o->b;
+  rstore *st = b->st;
+  rlink_cmd *c = rlink_script_cmd(RLS_TAIL, 3);
+  add_epoch_key(c, st);
+  add_key(c, b, "meta");
+  add_key(c, b, o->log == COLLAB_LOG_OPS ? "ops" : "chat");
+  rlink_args(c, st->epoch);
+  snprintf(o->epoch, sizeof o->epoch, "%s", st->epoch);
+  rlink_args(c, o->log == COLLAB_LOG_OPS ? "ops" : "chat");
+  rlink_argf(c, "%" PRIu64, b->r.logs[o->log].head + 1);
+  rlink_argf(c, "%d", TAIL_BATCH);
+  if (rlink_send(st->link, c, sync_reply, o) < 0) unavailable(o);
 }
 
 /* ---- the epoch ---- */
@@ -1243,6 +1309,17 @@ static void r_append(collab_store *s, const char *name, collab_log log, json_t *
   submit(st, find(st, name), o);
 }
 
+static void r_sync(collab_store *s, const char *name, collab_log log, uint64_t offset,
+                   collab_done_fn done, void *arg) {
+  rstore *st = (rstore *)s;
+  if (not_open(st, name, done, arg)) return;
+  rop *o = rop_new(done, arg, ROP_SYNC);
+  if (!o) return;
+  o->log = log;
+  o->offset = offset;
+  submit(st, find(st, name), o);
+}
+
 static const collab_replica *replica_of(collab_store *s, const char *name) {
   rboard *b = find((rstore *)s, name);
   return b && b->loaded ? &b->r : NULL;
@@ -1354,6 +1431,7 @@ static const collab_store_ops redis_ops = {
     .open = r_open,
     .edit = r_edit,
     .append = r_append,
+    .sync = r_sync,
     .read = r_read,
     .snapshot = r_snapshot,
     .head = r_head,

@@ -734,6 +734,52 @@ static double x_of(collab_store *s) {
   return x;
 }
 
+static int64_t sync_to(collab_store *s, const char *board, uint64_t offset) {
+  waiter w = {0};
+  s->ops->sync(s, board, COLLAB_LOG_OPS, offset, on_done, &w);
+  run_until(&w.done);
+  return w.r.value;
+}
+
+/*
+ * A subscriber's `from` ahead of this instance's replica (it saw the board through another
+ * instance, whose items this one has not received yet): sync catches the replica up from Redis,
+ * and only an offset Redis never had is GONE. It checks the epoch first: one this instance has
+ * not heard of yet is taken (events.reset) before it answers.
+ */
+static void test_lagging_replica(void **state) {
+  (void)state;
+  skip_without_redis();
+  char prefix[32], err[200];
+  snprintf(prefix, sizeof prefix, "t%d:", ++prefixes);
+  collab_store *a = second(prefix);
+  seen_events ea;
+  listen_to(a, &ea);
+  assert_int_equal(open_board(a, "b1", err, sizeof err), 0);
+  edit_on(a, "b1", "{\"kind\":\"add\",\"shape\":{\"id\":\"n1\",\"x\":0,\"y\":0}}", NULL);
+  redisContext *r = raw();
+  assert_non_null(r);
+  raw_move(r, prefix, 2, false); /* written by another instance, not announced yet */
+  raw_move(r, prefix, 3, false);
+  run_for(20);
+  assert_int_equal(a->ops->head(a, "b1", COLLAB_LOG_OPS), 1);
+  assert_int_equal(a->ops->read(a, "b1", COLLAB_LOG_OPS, 3, 0, NULL, NULL), COLLAB_GONE);
+  assert_int_equal(sync_to(a, "b1", 3), 0);
+  assert_int_equal(a->ops->head(a, "b1", COLLAB_LOG_OPS), 3);
+  assert_true(x_of(a) == 3);
+  assert_int_equal(a->ops->read(a, "b1", COLLAB_LOG_OPS, 3, 0, NULL, NULL), 0);
+  assert_int_equal(sync_to(a, "b1", 9), COLLAB_GONE); /* beyond Redis' head */
+  assert_int_equal(sync_to(a, "b1", 2), 0);           /* already there */
+  assert_int_equal(ea.resets, 0);
+  /* Another epoch in Redis that this instance has not noticed yet: taken before the answer. */
+  raw_cmd(r, "SET %sepoch e2", prefix);
+  assert_int_equal(sync_to(a, "b1", 3), 0);
+  assert_string_equal(a->ops->epoch(a), "e2");
+  assert_int_equal(ea.resets, 1);
+  redisFree(r);
+  drop(a);
+}
+
 /* An event that comes after missed ones: the replica catches up from the log, or, when what
  * it missed is older than the history kept, loads the board again. */
 static void test_catch_up(void **state) {
@@ -1128,6 +1174,7 @@ int main(void) {
       BOTH(test_members),
       cmocka_unit_test_setup_teardown(test_two_instances, setup, teardown),
       cmocka_unit_test_setup_teardown(test_catch_up, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_lagging_replica, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
       cmocka_unit_test_setup_teardown(test_epoch_reset, setup, teardown),
       cmocka_unit_test_setup_teardown(test_presence, setup, teardown),
