@@ -289,8 +289,9 @@ static void open_reply(redisReply *reply, void *arg) {
   finish(o, 0, NULL, (uint64_t)member, (uint64_t)joins);
 }
 
-static void send_open(rop *o) {
-  rboard *b = o->b;
+/* The open script's command for `b`: its keys and first arguments (epoch, board, max boards).
+ * The caller adds the session, then, to load the board, "1" and the items kept per log. */
+static rlink_cmd *open_cmd(rboard *b) {
   rstore *st = b->st;
   rlink_cmd *c = rlink_script_cmd(RLS_OPEN, 11);
   add_epoch_key(c, st);
@@ -307,6 +308,13 @@ static void send_open(rop *o) {
   rlink_args(c, st->epoch);
   rlink_args(c, b->name);
   rlink_argf(c, "%zu", st->base.limits.max_boards);
+  return c;
+}
+
+static void send_open(rop *o) {
+  rboard *b = o->b;
+  rstore *st = b->st;
+  rlink_cmd *c = open_cmd(b);
   rlink_args(c, o->session);
   rlink_args(c, "0");
   rlink_args(c, "0");
@@ -749,21 +757,7 @@ static void load_reply(redisReply *reply, void *arg) {
 static void load(rboard *b) {
   rstore *st = b->st;
   if (b->loading || !rlink_ready(st->link)) return;
-  rlink_cmd *c = rlink_script_cmd(RLS_OPEN, 11);
-  add_epoch_key(c, st);
-  rlink_argf(c, "%sboards", st->prefix);
-  rlink_argf(c, "%smembers", st->prefix);
-  add_key(c, b, "joins");
-  add_key(c, b, "meta");
-  add_key(c, b, "shapes");
-  add_key(c, b, "deleted");
-  add_key(c, b, "ops");
-  add_key(c, b, "chat");
-  add_key(c, b, "ps");
-  add_key(c, b, "ph");
-  rlink_args(c, st->epoch);
-  rlink_args(c, b->name);
-  rlink_argf(c, "%zu", st->base.limits.max_boards);
+  rlink_cmd *c = open_cmd(b);
   rlink_args(c, "");
   rlink_args(c, "1");
   rlink_argf(c, "%zu", st->base.limits.history);
