@@ -6,7 +6,8 @@ Runs, in one go on this machine, the same workloads (build/bin/rsocket-bench) ag
 client against both servers, our ws-echo-server against node's `ws` echo server with one client
 for both, the codec micro-benchmark, the idle-connection memory test, and the gateway
 (build/bin/rsocket-gateway beside a Node gateway, tests/interop/peers/node_gateway.mjs, in front of
-the same backend). Prints a table and rewrites docs/BENCHMARKS.md.
+the same backend), and the gateway's hop at 1 in flight beside HAProxy's (mode tcp) under
+several kinds of scheduling. Prints a table and rewrites docs/BENCHMARKS.md.
 
 Environment: BENCH_SECONDS (measured seconds per run, default 3), BENCH_WARMUP (default 1),
 BENCH_IDLE (idle connections, default 10000), BENCH_GW_IDLE (idle gateway clients, default
@@ -17,7 +18,9 @@ as JSON; the doc is left alone), BENCH_ONLY=passthrough (only the gateway's RSoc
 "## RSocket passthrough"), BENCH_ONLY=board (only the collaborative board's section, "## Board",
 the last: single node, and the cluster of scripts/cluster when collab-service has --redis),
 BENCH_BOARD_SECONDS (its measured seconds, default 10), BENCH_NO_DOC=1 (do not rewrite
-the doc).
+the doc), BENCH_HALTPOLL=0 (in a KVM guest whose idle vCPUs halt at once, do not set the
+guest's halt polling to the kernel's default for the hop's last row; it is set back to 0 after
+that row, and on exit or SIGTERM).
 """
 import datetime
 import json
@@ -28,6 +31,7 @@ import resource
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -94,7 +98,12 @@ def stop(proc):
             proc.wait()
 
 
+haltpoll_saved = None  # the halt-polling window to put back (hop_study)
+
+
 def cleanup():
+    if haltpoll_saved is not None:
+        set_haltpoll(haltpoll_saved)
     for p in children:
         if p.poll() is None:
             p.kill()
@@ -260,7 +269,6 @@ def gateway():
     gateways (--model gw-req and gw-sub) in front of one `rsocket --server` backend; the direct
     row is the backend itself over RSocket/TCP, for the gateway's hop."""
     rows, res = [], {"t0": time.time(), "load": os.getloadavg(), "cmds_from": len(commands)}
-    hop_at = 0
     backend, be_uri = start("gw-backend", [os.path.join(BIN, "rsocket"), "--server",
                                            "tcp://127.0.0.1:0"])
     ours_cmd, node_cmd = gateway_cmds(be_uri)
@@ -297,25 +305,12 @@ def gateway():
             rows.append((GW_SECTION, "  the gateway's hop: its p50 − direct p50",
                          fmt_us(hop[0]) if ours else "not built", fmt_us(hop[1]),
                          ratio(hop[0], hop[1], higher_better=False)))
-            hop_at = len(rows)
     for p in (ours, node):
         if p:
             stop(p[0])
-    # The hop with the gateway on a core of its own (--busy-poll: its worker never sleeps in the
-    # kernel, so the two wake-ups a request costs it are gone); the client and the backend sleep
-    # as in the direct row, which is measured again right before it, for the same load.
-    if ours_cmd:
-        busy = start("rsocket-gateway-busy", ours_cmd + ["--busy-poll"])
-        d2 = bench("gw direct again: rr1 to the backend", be_uri, "-m", "1")
-        a = bench("gwreq1busy rsocket-gateway --busy-poll", busy[1], "--model", "gw-req", "-m", "1")
-        stop(busy[0])
-        res["gwdirect2"], res["gwreq1busy"] = (d2, None), (a, None)
-        d50, a50 = lat(d2, "p50"), lat(a, "p50")
-        rows[hop_at:hop_at] = [
-            (GW_SECTION, "  with --busy-poll (a core of its own), p50", fmt_us(a50), "n/a", "-"),
-            (GW_SECTION, "  its hop: p50 − direct p50 measured just before",
-             fmt_us(a50 - d50 if a50 is not None and d50 is not None else None), "n/a", "-")]
     stop(backend)
+    # The hop under other kinds of scheduling, beside a TCP relay (fresh processes for each).
+    res["hop"] = hop_study()
     # Idle clients: fresh gateways (and backend), so the load above is not in their RSS.
     backend, be_uri = start("gw-idle-backend", [os.path.join(BIN, "rsocket"), "--server",
                                                 "tcp://127.0.0.1:0"])
@@ -347,14 +342,18 @@ def gateway_targets(res):
         hop = lat(a, "p50") - lat(d, "p50")
         text = (f"default: gw-req p50 {lat(a, 'p50'):.1f} µs, direct rr p50 "
                 f"{lat(d, 'p50'):.1f} µs: +{hop:.1f} µs")
+        met = []
+        for r in res.get("hop", []):
+            if r["gw_hop"] is None:
+                continue
+            relay = (f" (HAProxy's relay: +{r['relay_hop']:.1f} µs)"
+                     if r["relay_hop"] is not None else "")
+            text += f"; {r['name']}: +{r['gw_hop']:.1f} µs{relay}"
+            if r["gw_hop"] <= 25:
+                met.append(r["name"])
         verdict = chk(hop <= 25)
-        b, d2 = res.get("gwreq1busy", (None, None))[0], res.get("gwdirect2", (None, None))[0]
-        if b and d2:
-            bhop = lat(b, "p50") - lat(d2, "p50")
-            text += (f"; gateway with --busy-poll: p50 {lat(b, 'p50'):.1f} µs, direct "
-                     f"{lat(d2, 'p50'):.1f} µs: +{bhop:.1f} µs")
-            if hop > 25 and bhop <= 25:
-                verdict = "met with --busy-poll only"
+        if hop > 25 and met:
+            verdict = f"met with {' and with '.join(met)}; **not met** by default"
         out.append(f"| gateway hop latency at 1 in flight: p50 ≤ direct p50 + 25 µs | {text} | "
                    f"{verdict} |")
     a, b = res.get("gwreq16", (None, None))
@@ -375,6 +374,210 @@ def gateway_targets(res):
                    f"{chk(per <= 1024 and a['open'] >= GW_IDLE * 0.995)} |")
     if not out:
         out.append(f"| gateway targets | pending: {gateway_name()} was not built | |")
+    return out
+
+
+# ---- the gateway's hop at 1 in flight, beside a TCP relay, under three kinds of scheduling ----
+
+HALTPOLL = "/sys/module/haltpoll/parameters/guest_halt_poll_ns"
+HALTPOLL_NS = 200000  # the Linux haltpoll governor's own default
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def haproxy_bin():
+    return shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.access("/usr/sbin/haproxy",
+                                                                         os.X_OK) else None)
+
+
+def start_haproxy(name, pin, be_port):
+    """HAProxy in mode tcp on a free loopback port in front of 127.0.0.1:be_port (a relay that
+    parses nothing: the floor any proxy pays for two more loopback crossings). Returns (proc,
+    uri) or None."""
+    hp = haproxy_bin()
+    if hp is None:
+        return None
+    port = free_port()
+    cfg = os.path.join(tmpdir, name + ".cfg")
+    with open(cfg, "w") as f:
+        f.write("global\n  maxconn 1000\ndefaults\n  mode tcp\n  timeout connect 5s\n"
+                "  timeout client 120s\n  timeout server 120s\n"
+                f"listen relay\n  bind 127.0.0.1:{port}\n  server be 127.0.0.1:{be_port}\n")
+    log = open(os.path.join(tmpdir, name + ".log"), "w")
+    proc = subprocess.Popen(pin + [hp, "-db", "-f", cfg], stdout=log, stderr=subprocess.STDOUT,
+                            cwd=ROOT)
+    children.append(proc)
+    deadline = time.time() + 10
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, f"tcp://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    stop(proc)
+    print(f"bench: {name}: HAProxy did not start", file=sys.stderr)
+    return None
+
+
+def cpu_split(pid):
+    """(utime, stime) of a process in clock ticks, or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]), int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def bench_cpu(label, pin, uri, pid, *extra):
+    """rsocket-bench (pinned like the servers) with `pid`'s user and system CPU over the measured
+    window (the end of the warm-up + 0.2 s to its end − 0.2 s), in µs per request at the rate
+    measured. `label` names the command in the doc (None: already listed). Returns (result,
+    {"user_us", "sys_us"} or None)."""
+    warmup = max(WARMUP, 0.5)
+    cmd = pin + [os.path.join(BIN, "rsocket-bench"), "--json", "--no-progress", "-D",
+                 str(SECONDS), "--warmup", str(warmup), *extra, uri]
+    if label:
+        commands.append((label, " ".join(shlex.quote(c) for c in cmd)))
+    client = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=ROOT)
+    children.append(client)
+    time.sleep(warmup + 0.2)
+    t1, c1 = time.time(), cpu_split(pid)
+    time.sleep(max(SECONDS - 0.4, 0.1))
+    t2, c2 = time.time(), cpu_split(pid)
+    try:
+        out, err = client.communicate(timeout=SECONDS + warmup + 60)
+    except subprocess.TimeoutExpired:
+        client.kill()
+        out, err = client.communicate()
+    line = next((l for l in out.splitlines() if l.startswith("{")), None)
+    r = json.loads(line) if line else None
+    if r is None or r.get("errors") or r.get("first_error"):
+        print(f"bench: {label or ' '.join(cmd)}: "
+              f"{(r or {}).get('first_error') or err.strip()[:300]}",
+              file=sys.stderr)
+    cpu = None
+    if r and rate(r) and c1 and c2:
+        hz = os.sysconf("SC_CLK_TCK")
+        per = 1e6 / (rate(r) * (t2 - t1)) / hz  # µs of CPU per tick, per request
+        cpu = {"user_us": (c2[0] - c1[0]) * per, "sys_us": (c2[1] - c1[1]) * per}
+    return r, cpu
+
+
+HOP_ROUNDS = 2  # rounds of (direct, gateway, relay) per scheduling; one more direct at the end
+
+
+def hop_config(name, pin, gw_extra=()):
+    """One scheduling: a fresh backend, rsocket-gateway and HAProxy (each under `pin`), then
+    HOP_ROUNDS rounds of direct, through the gateway (gw-req) and through HAProxy, and direct
+    once more, all at 1 in flight, each with the CPU of the process in the middle. A figure is
+    the mean over its runs (p50s from run to run move by several µs here)."""
+    backend, be_uri = start(f"hop-backend {name}", pin + [os.path.join(BIN, "rsocket"),
+                                                          "--server", "tcp://127.0.0.1:0"])
+    gw = start(f"hop-gateway {name}", pin + [GATEWAY, "--listen", "ws://127.0.0.1:0", "--route",
+                                             f"*={be_uri}", *gw_extra])
+    relay = start_haproxy(f"hop-haproxy-{len(children)}", pin, int(be_uri.rsplit(":", 1)[1]))
+    runs = {"direct": [], "gw": [], "relay": []}
+    plan = [("direct", be_uri, backend.pid, ["-m", "1"]),
+            ("gw", gw[1], gw[0].pid, ["--model", "gw-req", "-m", "1"])]
+    if relay:
+        plan.append(("relay", relay[1], relay[0].pid, ["-m", "1"]))
+    what = {"direct": "direct", "gw": "through rsocket-gateway",
+            "relay": "through HAProxy (mode tcp)"}
+    for i in range(HOP_ROUNDS):
+        for key, uri, pid, extra in plan + ([plan[0]] if i == HOP_ROUNDS - 1 else []):
+            label = f"hop {name}: {what[key]}"
+            if any(c[0] == label for c in commands):  # the doc lists each command once
+                label = None
+            runs[key].append(bench_cpu(label, pin, uri, pid, *extra))
+    for p in (relay[0] if relay else None, gw[0], backend):
+        if p:
+            stop(p)
+
+    def mean(xs):
+        xs = [x for x in xs if x is not None]
+        return sum(xs) / len(xs) if xs else None
+
+    out = {"name": name, "rounds": HOP_ROUNDS}
+    for key, rs in runs.items():
+        out[key + "50"] = mean([lat(r, "p50") for r, _ in rs])
+        cpus = [c for _, c in rs if c]
+        out[key + "_cpu"] = ({k: mean([c[k] for c in cpus]) for k in ("user_us", "sys_us")}
+                            if cpus else None)
+    out["direct50s"] = [lat(r, "p50") for r, _ in runs["direct"]]
+    for k in ("gw", "relay"):
+        v, d = out[k + "50"], out["direct50"]
+        out[k + "_hop"] = v - d if v is not None and d is not None else None
+    return out
+
+
+def haltpoll_state():
+    """The guest's halt-polling window (ns) when this is a KVM guest whose cpuidle driver is
+    haltpoll, else None."""
+    try:
+        with open("/sys/devices/system/cpu/cpuidle/current_driver") as f:
+            if f.read().strip() != "haltpoll":
+                return None
+        with open(HALTPOLL) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def set_haltpoll(ns):
+    global haltpoll_saved
+    try:
+        with open(HALTPOLL, "w") as f:
+            f.write(str(ns))
+        return True
+    except OSError:
+        return False
+
+
+def hop_study():
+    global haltpoll_saved
+    """The gateway's hop at 1 in flight beside HAProxy's, under: the scheduler free (the default
+    rows above), the gateway busy-polling, everything on one core (no wake-up crosses CPUs), and,
+    in a KVM guest whose idle vCPUs halt at once (guest_halt_poll_ns=0), with the guest kernel's
+    default halt polling (200 µs) for the run, then set back. BENCH_HALTPOLL=0 skips that row."""
+    if not os.access(GATEWAY, os.X_OK):
+        return []
+    rows = [hop_config("scheduler free", []),
+            hop_config("gateway --busy-poll", [], ["--busy-poll"]),
+            hop_config("one core (taskset -c 0)", ["taskset", "-c", "0"])]
+    hp = haltpoll_state()
+    if hp == 0 and os.environ.get("BENCH_HALTPOLL", "1") != "0":
+        if set_haltpoll(HALTPOLL_NS):
+            haltpoll_saved = hp  # put back by cleanup() too, should the run be stopped
+            try:
+                rows.append(hop_config(f"halt polling {HALTPOLL_NS // 1000} µs", []))
+            finally:
+                set_haltpoll(hp)
+                haltpoll_saved = None
+        else:
+            print(f"bench: {HALTPOLL} is not writable: the halt-polling row is skipped",
+                  file=sys.stderr)
+    for r in rows:
+        r["haltpoll_ns"] = hp
+    return rows
+
+
+def hop_lines(study):
+    """The hop table, markdown."""
+    out = ["| scheduling | direct p50 | rsocket-gateway p50 | its hop | HAProxy (mode tcp) p50 | "
+           "its hop | CPU per request, user + system: rsocket-gateway | HAProxy |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in study:
+        cpu = [f"{c['user_us']:.1f} + {c['sys_us']:.1f} µs" if c else "-"
+               for c in (r["gw_cpu"], r["relay_cpu"])]
+        hop = [f"+{r[k]:.1f} µs" if r[k] is not None else "-" for k in ("gw_hop", "relay_hop")]
+        out.append(f"| {r['name']} | {fmt_us(r['direct50'])} | {fmt_us(r['gw50'])} | {hop[0]} | "
+                   f"{fmt_us(r['relay50'])} | {hop[1]} | {cpu[0]} | {cpu[1]} |")
     return out
 
 
@@ -802,6 +1005,8 @@ def main():
         print_table(rows, ("rsocket-gateway", "Node gateway"))
         print("\nGateway targets:")
         print("\n".join(gateway_targets(res)))
+        print("\nGateway hop at 1 in flight:")
+        print("\n".join(hop_lines(res.get("hop") or [])))
         print(f"\nthe gateway section took {res['elapsed']:.0f} s")
         if not os.environ.get("BENCH_NO_DOC"):
             replace_section("Gateway", gateway_doc(rows, res, machine()))
@@ -1098,15 +1303,44 @@ def gateway_doc(gw_rows, res, m):
                "handshake, and nothing for the first client alone (libcrypto, which computes the "
                "accept key, is initialised before the gateway listens). 50,000 clients in one process need more descriptors than the hard "
                "limit here allows; the cost per client does not grow with their number.")
-    doc.append("- At 1 in flight a request through the gateway crosses loopback four times "
-               "instead of two (client → gateway → backend and back), on a shared 2-core machine "
-               "where client, gateway and backend take turns. Per request the gateway makes two "
-               "reads, two writes and two epoll_waits (`strace -c`), nothing more. The row with "
-               "--busy-poll (the gateway never sleeps, so its own wake-ups are gone) barely moves, "
-               "so what is left is not the gateway waking up: it is the two extra crossings "
-               "(the kernel's TCP path and the wake-up of the process at the other end) and the "
-               "three processes sharing two cores. Compare with the direct row and with the "
-               "loopback floor in the tables above.")
+    study = res.get("hop") or []
+    if study:
+        hp = study[0].get("haltpoll_ns")
+        vm = (f"This machine is a KVM guest whose cpuidle driver is haltpoll with "
+              f"guest_halt_poll_ns={hp}" if hp is not None else "")
+        note = ("- The hop at 1 in flight (the table below): through the gateway a request "
+                "crosses loopback four times instead of two and wakes two more processes. Per "
+                "request the gateway makes two reads, two writes and two epoll_waits (`strace "
+                "-c`); its CPU per request is in the last columns, beside HAProxy's: user time is "
+                "the gateway's own work (parse the envelope, check the data, frame it both ways), "
+                "system time the kernel's TCP path and scheduling. HAProxy in mode tcp, which "
+                "relays bytes and parses nothing, is the floor any proxy pays for the two extra "
+                "crossings. Where "
+                "client, gateway and backend spread over both vCPUs, the gateway's user time per "
+                "request grows (its work meets data written on the other core), which the relay, "
+                "parsing nothing, barely feels. In the --busy-poll row the spinning gateway keeps "
+                "one vCPU busy during every run of the row, the direct and HAProxy runs included. "
+                "The p50s move by several µs from run to run here (more with the scheduler free): "
+                "compare the columns of one row, measured side by side. ")
+        if hp == 0:
+            note += (vm + ": an idle vCPU halts at once, and waking a process on a halted vCPU "
+                     "costs tens of µs (the host must run the vCPU again). With the scheduler free "
+                     "most of a request's four wake-ups cross vCPUs, so the hop is mostly those "
+                     "wake-ups, for HAProxy as for us. On one core (`taskset -c 0` for client, "
+                     "backend, gateway and relay: no wake-up crosses CPUs) and with the guest "
+                     "kernel's default halt polling (200 µs, an idle vCPU polls before it halts; "
+                     "`make bench` sets it for that row and puts 0 back; BENCH_HALTPOLL=0 skips "
+                     "it) the wake-ups are cheap and the hop is what the gateway and TCP cost.")
+        elif vm:
+            note += vm + "."
+        doc.append(note)
+        doc.append("")
+        doc.append(f"Gateway hop at 1 in flight (a fresh backend, gateway and relay for each "
+                   f"row; {HOP_ROUNDS} rounds of direct, gateway, relay, then direct once more; "
+                   f"each figure is the mean of its runs):")
+        doc.append("")
+        doc.extend(hop_lines(study))
+        doc.append("")
     doc.append("- The Node gateway parses every message (`JSON.parse`) and serializes `data` again "
                "for the backend; backend payloads are checked with `JSON.parse` and embedded as "
                "they are.")
@@ -1163,6 +1397,8 @@ def report(rows, results, codec, idle, gw_rows, gw_res, pt, board_res, elapsed):
     print("\n".join(gw_lines))
     print("\nGateway targets:")
     print("\n".join(gw_targets))
+    print("\nGateway hop at 1 in flight:")
+    print("\n".join(hop_lines(gw_res.get("hop") or [])))
     print("\nRSocket passthrough:")
     print("\n".join(table(pt[0], ("through rsocket-gateway", "direct"))))
     board_rows, board_target = board_lines(board_res)
@@ -1257,6 +1493,7 @@ def report(rows, results, codec, idle, gw_rows, gw_res, pt, board_res, elapsed):
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # cleanup() runs on SIGTERM too
     try:
         main()
     finally:
