@@ -619,7 +619,8 @@ static void on_stream_closed(rs_conn *conn, uint32_t sid, void *stream_user, voi
 
 /* METADATA_PUSH from a client: to every connected backend of the route its metadata names
  * (one connection each), with the client entry added like a request's. Without a route, or
- * with no backend connected, it is dropped and counted: METADATA_PUSH has no answer. */
+ * with no backend connected, it is dropped and counted: METADATA_PUSH has no answer. A push that
+ * fills a backend connection pauses the client like a fire-and-forget does (wait_backend). */
 static void on_metadata_push(rs_conn *conn, rs_bytes metadata, void *user) {
   (void)conn;
   gw_rsclient *c = user;
@@ -630,12 +631,14 @@ static void on_metadata_push(rs_conn *conn, rs_bytes metadata, void *user) {
   if (index < 0) return;
   long route = gw_route_slot(gw, index);
   uint8_t *buf = NULL, *heap = NULL;
+  rs_conn *full = NULL;
   rs_ssize mlen = make_metadata(c, &p, &buf, &heap);
-  rs_ssize sent =
-      mlen >= 0 ? rs_pool_metadata_push(gw_route_pool(gw, index), (rs_bytes){buf, (size_t)mlen})
-                : -1;
+  rs_ssize sent = mlen >= 0 ? rs_pool_metadata_push(gw_route_pool(gw, index),
+                                                    (rs_bytes){buf, (size_t)mlen}, &full)
+                            : -1;
   if (sent <= 0) count_error(gw, route, mlen < 0 ? "BAD_REQUEST" : "UNAVAILABLE");
   free(heap);
+  wait_backend(c, full); /* no flow control: a flood waits until the backend drains */
 }
 
 /* ---- the connection ---- */

@@ -179,12 +179,17 @@ RS_EXPORT rs_ssize rs_pool_request_channel(rs_pool *p, const rs_payload *pl, uin
 RS_EXPORT rs_ssize rs_pool_request_fnf(rs_pool *p, const rs_payload *pl, rs_conn **conn);
 
 /*
- * METADATA_PUSH to every target, on one established connection of each (the first in slot
- * order; lease does not apply to metadata-push). Returns how many targets it was queued for (0:
- * none is connected), or RS_ERR_INVALID_ARGUMENT (p NULL), RS_ERR_CLOSED (the pool is closing),
- * RS_ERR_FRAME_TOO_LARGE (over one frame or the connections' mtu), RS_ERR_NOMEM.
+ * METADATA_PUSH to every target, on one established connection of each: the first in slot order
+ * under its output watermark (rs_runtime_writable), else the first established one (lease does
+ * not apply to metadata-push). METADATA_PUSH has no flow control: a caller that forwards them
+ * from a peer passes `full` (may be NULL), set to a connection this push left over its output
+ * watermark (NULL when none), and stops reading its peer until that connection drains
+ * (rs_client_options.on_drained), so a flood waits in the peer's socket rather than in memory.
+ * Returns how many targets it was queued for (0: none is connected), or RS_ERR_INVALID_ARGUMENT
+ * (p NULL), RS_ERR_CLOSED (the pool is closing), RS_ERR_FRAME_TOO_LARGE (over one frame or the
+ * connections' mtu), RS_ERR_NOMEM.
  */
-RS_EXPORT rs_ssize rs_pool_metadata_push(rs_pool *p, rs_bytes metadata);
+RS_EXPORT rs_ssize rs_pool_metadata_push(rs_pool *p, rs_bytes metadata, rs_conn **full);
 
 /* The stream_user given when the pool opened `stream_id` on `conn` (NULL if unknown: no such
  * stream, an even id, or not a pool's connection). `conn`: a connection of the runtime. Returns

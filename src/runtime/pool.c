@@ -1011,21 +1011,30 @@ rs_ssize rs_pool_request_fnf(rs_pool *p, const rs_payload *pl, rs_conn **conn) {
 
 /* The member `conn` is the connection of, or NULL when it is not a pool's. The runtime's glue is
  * every runtime connection's engine user; a pool's clients have the pool's callbacks. */
-rs_ssize rs_pool_metadata_push(rs_pool *p, rs_bytes metadata) {
+rs_ssize rs_pool_metadata_push(rs_pool *p, rs_bytes metadata, rs_conn **full) {
+  if (full) *full = NULL;
   if (!p) return RS_ERR_INVALID_ARGUMENT;
   if (p->closing) return RS_ERR_CLOSED;
   rs_ssize sent = 0;
-  for (size_t t = 0; t < p->n_targets; t++)
-    for (int k = 0; p->targets[t] && !p->targets[t]->draining && k < p->per_target; k++) {
-      pool_member *m = &p->targets[t]->members[k];
-      if (!m->up || !m->client || !rs_client_connected(m->client)) continue;
-      int rc = rs_conn_metadata_push(rs_client_conn(m->client), metadata);
-      if (rc == RS_ERR_FRAME_TOO_LARGE || rc == RS_ERR_NOMEM) return rc;
-      if (rc == 0) {
+  for (size_t t = 0; t < p->n_targets; t++) {
+    pool_target *tg = p->targets[t];
+    if (!tg || tg->draining) continue;
+    /* A connection under its output watermark first (pass 0), else any established one. */
+    bool done = false;
+    for (int pass = 0; pass < 2 && !done; pass++)
+      for (int k = 0; k < p->per_target && !done; k++) {
+        pool_member *m = &tg->members[k];
+        if (!m->up || !m->client || !rs_client_connected(m->client)) continue;
+        rs_conn *c = rs_client_conn(m->client);
+        if ((pass == 0) != rs_runtime_writable(c)) continue;
+        int rc = rs_conn_metadata_push(c, metadata);
+        if (rc == RS_ERR_FRAME_TOO_LARGE || rc == RS_ERR_NOMEM) return rc;
+        if (rc != 0) continue;
         sent++;
-        break;
+        done = true;
+        if (full && !*full && !rs_runtime_writable(c)) *full = c;
       }
-    }
+  }
   return sent;
 }
 

@@ -12,6 +12,7 @@
 #   4. a client flooding fire-and-forget toward a backend that does not read is not read either:
 #      the gateway's memory stays bounded, another client is served, and once the backend reads
 #      again every fire-and-forget arrives
+#   5. the same with a METADATA_PUSH flood (before, it queued without bound toward the backend)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${RS_BIN:-$here/../../build/bin}
@@ -150,37 +151,58 @@ check "flood: another client before" hi "$("${c[@]}" -r echo.before -d hi "$GW/r
 "${c[@]}" -r sink.x --fnf -d warm "$GW/rsocket"
 sleep 0.5
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$GWPID/status"; }
-before=$(rss)
-kill -STOP "$sink"
-"$py" "$peers/rs_flooder.py" "${GW##*:}" sink.flood 4096 6 > "$work/flood.out" 2>&1 &
-flooder=$!
-pids+=($flooder)
-sleep 3
-during=$(echo "$("${c[@]}" -r echo.during -d hi "$GW/rsocket" 2>&1)")
-wait_for "$work/flood.out" '^sent '
-after=$(rss)
-kill -CONT "$sink"
-check "flood: another client is answered during the flood" hi "$during"
-sent=$(awk '/^sent / {print $2}' "$work/flood.out")
-check "flood: the flooder sent (frames whole in its socket: the gateway read some)" yes \
-  "$([ "${sent:-0}" -gt 100 ] && echo yes || echo "no: $sent")"
-growth=$(((after - before) / 1024))
-check "flood: the gateway's VmRSS grew by less than 64 MiB ($before KiB → $after KiB)" yes \
-  "$([ "$growth" -lt 64 ] && echo yes || echo "no: $growth MiB")"
+# flood MODE NAME: the sink stops reading; a flooder (rs_flooder.py MODE, 4 KiB each) writes for
+# 6 s; another client must be answered meanwhile and the gateway's VmRSS grow by under 64 MiB;
+# then the sink reads again and $final is every frame the flooder sent.
+flood() {
+  local mode=$1 name=$2 before after during sent growth
+  before=$(rss)
+  kill -STOP "$sink"
+  "$py" "$peers/rs_flooder.py" "${GW##*:}" sink.flood 4096 6 "$mode" > "$work/$mode.out" 2>&1 &
+  flooder=$!
+  pids+=($flooder)
+  sleep 3
+  during=$(echo "$("${c[@]}" -r "echo.during-$mode" -d hi "$GW/rsocket" 2>&1)")
+  wait_for "$work/$mode.out" '^sent '
+  after=$(rss)
+  kill -CONT "$sink"
+  check "$name: another client is answered during the flood" hi "$during"
+  sent=$(awk '/^sent / {print $2}' "$work/$mode.out")
+  check "$name: the flooder sent (frames whole in its socket: the gateway read some)" yes \
+    "$([ "${sent:-0}" -gt 100 ] && echo yes || echo "no: $sent")"
+  growth=$(((after - before) / 1024))
+  check "$name: the gateway's VmRSS grew by less than 64 MiB ($before KiB → $after KiB)" yes \
+    "$([ "$growth" -lt 64 ] && echo yes || echo "no: $growth MiB")"
+  wait_for "$work/$mode.out" '^final '
+  final=$(awk '/^final / {print $2}' "$work/$mode.out")
+}
+# until_metric NAME{LABELS} WANT: waits up to 30 s for the gateway's counter to reach WANT; $got
+until_metric() {
+  got=""
+  for _ in $(seq 1 300); do
+    got=$(metric "$GW" "$1")
+    [ "${got:-0}" -ge "$2" ] && break
+    sleep 0.1
+  done
+}
+flood fnf flood
 # The backend reads again: the gateway drains its output, reads the flooder again, and every
 # fire-and-forget arrives.
-wait_for "$work/flood.out" '^final '
-final=$(awk '/^final / {print $2}' "$work/flood.out")
-got=""
-for _ in $(seq 1 300); do
-  got=$(metric "$GW" 'rsocket_gateway_requests_total{route="sink.*",model="fnf"}')
-  [ "${got:-0}" -ge $((final + 1)) ] && break
-  sleep 0.1
-done
+until_metric 'rsocket_gateway_requests_total{route="sink.*",model="fnf"}' $((final + 1))
 check "flood: once the backend reads again, every fire-and-forget went through ($final + the warm-up)" \
   "$((final + 1))" "$got"
 check "flood: none dropped" "" "$(metric "$GW" 'rsocket_gateway_errors_total{route="sink.*",code="UNAVAILABLE"}')"
 check "flood: another client after" hi "$("${c[@]}" -r echo.after -d hi "$GW/rsocket")"
+
+# ---- 5. the same with METADATA_PUSH (no flow control in RSocket at all) ----
+kill "$flooder"
+pushes='rsocket_gateway_backend_frames_total{direction="out",type="METADATA_PUSH"}'
+base=$(metric "$GW" "$pushes")
+flood mdpush "metadata-push flood"
+until_metric "$pushes" $((${base:-0} + final))
+check "metadata-push flood: once the backend reads again, every push went through ($final)" \
+  "$((${base:-0} + final))" "${got:-0}"
+check "metadata-push flood: another client after" hi "$("${c[@]}" -r echo.after2 -d hi "$GW/rsocket")"
 
 # Every gateway stops on SIGTERM, and none reported a memory error or a leak (under a sanitizer;
 # a release build prints nothing of the kind either way).

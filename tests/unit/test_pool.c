@@ -952,7 +952,9 @@ static void test_targets_all_removed_and_errors(void **state) {
   rs_payload ping = rs_payload_data(rs_bytes_str("ping"));
   assert_int_equal(rs_pool_request_response(F.pool, &ping, &F.driver, NULL), RS_ERR_UNAVAILABLE);
   assert_int_equal(rs_pool_available(F.pool), 0);
-  assert_int_equal(rs_pool_metadata_push(F.pool, rs_bytes_str("md")), 0);
+  rs_conn *full = (rs_conn *)&full;
+  assert_int_equal(rs_pool_metadata_push(F.pool, rs_bytes_str("md"), &full), 0);
+  assert_null(full);
   pool_close(true);
   assert_int_equal(F.closed_calls, 1);
 

@@ -4,7 +4,9 @@
 # waiting for anything but the socket (no buffering of its own: when the gateway stops reading,
 # the kernel's buffers fill and it waits). Then it prints "sent N" (frames whole in the socket),
 # finishes the frame it was in the middle of, prints "final M" (every frame it sent) and stays
-# connected until killed. Usage: rs_flooder.py PORT ROUTE DATA_BYTES SECONDS
+# connected until killed. Usage: rs_flooder.py PORT ROUTE DATA_BYTES SECONDS [fnf|mdpush]
+# mdpush: METADATA_PUSH frames instead (stream 0, no flow control in RSocket at all), each with
+# the routing entry and a text/plain entry of DATA_BYTES.
 import select
 import struct
 import sys
@@ -13,12 +15,20 @@ import time
 from raw_rsocket_ws import route_metadata, setup, upgrade, ws
 
 port, route, size, seconds = int(sys.argv[1]), sys.argv[2].encode(), int(sys.argv[3]), float(sys.argv[4])
+mode = sys.argv[5] if len(sys.argv) > 5 else "fnf"
+if mode not in ("fnf", "mdpush"):
+    sys.exit(f"rs_flooder: unknown mode {mode!r} (fnf or mdpush)")
 s = upgrade(port, "rs_flooder")
 s.sendall(setup())
 md = route_metadata(route)
 data = b"f" * size
 # REQUEST_FNF (0x05) with metadata (0x100), stream ids 1, 3, 5, ...
-frame = lambda sid: ws(struct.pack(">IH", sid, (0x05 << 10) | 0x100) + struct.pack(">I", len(md))[1:] + md + data)
+fnf = lambda sid: ws(struct.pack(">IH", sid, (0x05 << 10) | 0x100) + struct.pack(">I", len(md))[1:] + md + data)
+# METADATA_PUSH (0x0C, metadata flag set, stream 0): the frame's body is the metadata; text/plain
+# is the well-known MIME 0x21
+pad = bytes([0x80 | 0x21]) + struct.pack(">I", size)[1:] + data
+push = ws(struct.pack(">IH", 0, (0x0C << 10) | 0x100) + md + pad)
+frame = fnf if mode == "fnf" else (lambda sid: push)
 
 s.setblocking(False)
 sid, sent, pending = 1, 0, b""
