@@ -540,6 +540,17 @@ RS_EXPORT int rs_conn_send_lease(rs_conn *conn, uint32_t ttl_ms, uint32_t reques
  */
 RS_EXPORT double rs_conn_availability(const rs_conn *conn, uint64_t now_ms);
 
+/*
+ * Tells the engine that the application stopped (paused true) or resumed (false) reading the
+ * peer: its frames wait in the transport meanwhile, so their absence proves nothing. While
+ * paused, the max-lifetime check does not run (on resume the peer has a whole lifetime again,
+ * from now_ms), and a server sends KEEPALIVE without the respond flag every keepalive interval,
+ * so that a peer whose KEEPALIVEs go unanswered meanwhile still hears from it. Callable from the
+ * engine's callbacks; the next deadline (rs_conn_next_deadline) may change. The runtime calls it
+ * from rs_runtime_pause_reading. Returns 0 or RS_ERR_INVALID_ARGUMENT (conn NULL).
+ */
+RS_EXPORT int rs_conn_set_input_paused(rs_conn *conn, bool paused, uint64_t now_ms);
+
 /* Sends KEEPALIVE with the respond flag and `data` now (besides the periodic ones). Returns 0,
  * RS_ERR_INVALID_ARGUMENT, RS_ERR_CLOSED, RS_ERR_INVALID_STATE (not established), RS_ERR_NOMEM. */
 RS_EXPORT int rs_conn_send_keepalive(rs_conn *conn, rs_bytes data);

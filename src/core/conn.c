@@ -895,6 +895,13 @@ int rs_conn_metadata_push(rs_conn *c, rs_bytes metadata) {
   return rs__send_frame(c, &f);
 }
 
+int rs_conn_set_input_paused(rs_conn *c, bool paused, uint64_t now_ms) {
+  if (!c) return RS_ERR_INVALID_ARGUMENT;
+  if (now_ms > c->now) c->now = now_ms;
+  rs__keepalive_input_paused(c, paused);
+  return 0;
+}
+
 int rs_conn_send_keepalive(rs_conn *c, rs_bytes data) {
   if (!c || !bytes_ok(data)) return RS_ERR_INVALID_ARGUMENT;
   if (c->fatal) return c->fatal;

@@ -74,6 +74,7 @@ struct rs_conn {
   /* Keepalive. */
   uint64_t last_rx;        /* last time any frame arrived */
   uint64_t next_keepalive; /* RS_NO_DEADLINE when we do not send them */
+  bool input_paused;       /* rs_conn_set_input_paused: no lifetime check; a server sends too */
 
   /* Close. */
   bool close_pending; /* on_close (and stream teardown) not yet delivered */
@@ -196,6 +197,7 @@ void rs__keepalive_start(rs_conn *c);
 void rs__keepalive_on_frame(rs_conn *c, const rs_frame *f);
 void rs__keepalive_expiry(rs_conn *c);
 uint64_t rs__keepalive_deadline(const rs_conn *c);
+void rs__keepalive_input_paused(rs_conn *c, bool paused);
 
 /* ---- resume.c ---- */
 /* A resumable frame of `len` bytes was queued: advance the position and retain it. */

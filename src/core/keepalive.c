@@ -5,6 +5,12 @@
  * at all arrived for max lifetime (any frame proves the peer alive, so a busy connection whose
  * keepalive answers sit behind data is not killed). With resumption, the position carried by a
  * KEEPALIVE lets the retained frames the peer already has be dropped.
+ *
+ * While the application does not read the peer (rs_conn_set_input_paused: its frames wait in the
+ * transport, a gateway holding a client back while a backend is full), the peer's silence proves
+ * nothing: the lifetime check stops, and restarts from the moment reading resumes. The peer, whose
+ * KEEPALIVEs are neither read nor answered meanwhile, hears from us anyway: a server sends
+ * KEEPALIVE (without respond) every keepalive interval while paused.
  */
 #include <stdio.h>
 
@@ -16,6 +22,17 @@ static uint64_t sat_add(uint64_t a, uint64_t b) {
 
 static bool sends_keepalive(const rs_conn *c) {
   return c->s.role == RS_CONN_CLIENT || c->s.server_keepalive;
+}
+
+void rs__keepalive_input_paused(rs_conn *c, bool paused) {
+  if (c->input_paused == paused) return;
+  c->input_paused = paused;
+  if (paused) {
+    if (!sends_keepalive(c)) c->next_keepalive = sat_add(c->now, c->keepalive_ms);
+  } else {
+    c->last_rx = c->now; /* a whole lifetime from now to hear from the peer */
+    if (!sends_keepalive(c)) c->next_keepalive = RS_NO_DEADLINE;
+  }
 }
 
 void rs__keepalive_start(rs_conn *c) {
@@ -37,13 +54,13 @@ void rs__keepalive_on_frame(rs_conn *c, const rs_frame *f) {
 }
 
 uint64_t rs__keepalive_deadline(const rs_conn *c) {
-  uint64_t d = sat_add(c->last_rx, c->lifetime_ms);
+  uint64_t d = c->input_paused ? RS_NO_DEADLINE : sat_add(c->last_rx, c->lifetime_ms);
   if (c->state != RS_CONN_STATE_RESUMING && c->next_keepalive < d) d = c->next_keepalive;
   return d;
 }
 
 void rs__keepalive_expiry(rs_conn *c) {
-  if (c->now >= sat_add(c->last_rx, c->lifetime_ms)) {
+  if (!c->input_paused && c->now >= sat_add(c->last_rx, c->lifetime_ms)) {
     char msg[64];
     snprintf(msg, sizeof(msg), "no keepalive for %u ms", (unsigned)c->lifetime_ms);
     rs__conn_error(c, RS_ERR_TIMEOUT, RS_ERROR_CONNECTION_ERROR, msg);
@@ -53,7 +70,7 @@ void rs__keepalive_expiry(rs_conn *c) {
   rs__outq_trim(&c->out);
   rs_frame f;
   rs_frame_init(&f, RS_FRAME_KEEPALIVE, 0);
-  f.flags = RS_FLAG_RESPOND;
+  f.flags = sends_keepalive(c) ? RS_FLAG_RESPOND : 0; /* a paused server's: no answer wanted */
   f.u.keepalive.last_received_position = c->resume_on ? c->recv_pos : 0;
   if (rs__send_frame(c, &f)) return;
   c->next_keepalive = sat_add(c->next_keepalive, c->keepalive_ms);

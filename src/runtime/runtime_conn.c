@@ -54,7 +54,10 @@ void rs_runtime_pause_reading(rs_conn *conn, bool paused) {
   rt_conn *rc = conn ? rt_of(conn) : NULL;
   if (!rc || rc->app_paused == paused) return;
   rc->app_paused = paused;
+  /* Not the peer's doing: its keepalives wait unread, so no lifetime check meanwhile. */
+  rs_conn_set_input_paused(conn, paused, rc->loop ? uv_now(rc->loop) : 0);
   if (rc->io && !rc->read_paused) rs_io_conn_pause_reading(rc->io, paused);
+  if (rc->io) rs_io_conn_wake(rc->io); /* the engine's next deadline changed */
 }
 
 /* A transport was just attached to `rc`: it reads unless the application paused reading (the

@@ -153,12 +153,14 @@ sleep 0.5
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$GWPID/status"; }
 # flood MODE NAME: the sink stops reading; a flooder (rs_flooder.py MODE, 4 KiB each) writes for
 # 6 s; another client must be answered meanwhile and the gateway's VmRSS grow by under 64 MiB;
-# then the sink reads again and $final is every frame the flooder sent.
+# then the sink reads again and $final is every frame the flooder sent. The flooder's SETUP says
+# a lifetime of 2 s and it sends no KEEPALIVE: the gateway, which stops reading it for longer,
+# must not count that silence against it (before, it closed it: "no keepalive for 2000 ms").
 flood() {
   local mode=$1 name=$2 before after during sent growth
   before=$(rss)
   kill -STOP "$sink"
-  "$py" "$peers/rs_flooder.py" "${GW##*:}" sink.flood 4096 6 "$mode" > "$work/$mode.out" 2>&1 &
+  "$py" "$peers/rs_flooder.py" "${GW##*:}" sink.flood 4096 6 "$mode" 2000 > "$work/$mode.out" 2>&1 &
   flooder=$!
   pids+=($flooder)
   sleep 3

@@ -964,6 +964,54 @@ static void test_keepalive_timeout(void **state) {
   h_free(&h);
 }
 
+/* rs_conn_set_input_paused: the application stopped reading the peer (a gateway holding a client
+ * back while a backend is full), so the peer's frames wait unread (hold_cli). Before, the server
+ * timed the client out after the lifetime, the silence being its own doing, and the client, whose
+ * KEEPALIVEs went unanswered, timed the server out too. */
+static void test_keepalive_input_paused(void **state) {
+  (void)state;
+  h_pair h;
+  start_pair(&h);
+  h.hold_cli = true;
+  h_advance(&h, 5000); /* not paused: the unread client is timed out at its lifetime (5 s) */
+  assert_int_equal(h_find(&h.srv, EV_CLOSE, 0, 0)->err, RS_ERR_TIMEOUT);
+  h_free(&h);
+
+  start_pair(&h);
+  h.hold_cli = true;
+  assert_int_equal(rs_conn_set_input_paused(h.srv.conn, true, h.now), 0);
+  assert_int_equal(rs_conn_set_input_paused(h.srv.conn, true, h.now), 0); /* idempotent */
+  /* A paused server sends KEEPALIVE every interval, without respond (no answer could be read). */
+  assert_int_equal(rs_conn_next_deadline(h.srv.conn), h.now + 1000);
+  h.now += 1000;
+  assert_int_equal(rs_conn_handle_expiry(h.srv.conn, h.now), 0);
+  size_t len;
+  uint8_t *out = h_take_output(&h.srv, &len);
+  tu_assert_hex(out, len, "00 00 0E 00 00 00 00 0C 00 00 00 00 00 00 00 00 00");
+  free(out);
+  /* Far past the lifetime nobody times out: the client hears the server's keepalives, and the
+   * server does not count a silence it causes. */
+  h_advance(&h, 30000);
+  assert_int_equal(rs_conn_get_state(h.srv.conn), RS_CONN_STATE_ESTABLISHED);
+  assert_int_equal(rs_conn_get_state(h.cli.conn), RS_CONN_STATE_ESTABLISHED);
+  assert_int_equal(h_count(&h.cli, EV_CLOSE, UINT32_MAX), 0);
+  assert_int_equal(h_count(&h.srv, EV_CLOSE, UINT32_MAX), 0);
+  /* Reading again: a whole lifetime from now, and the server sends no keepalives of its own. */
+  assert_int_equal(rs_conn_set_input_paused(h.srv.conn, false, h.now), 0);
+  assert_int_equal(rs_conn_next_deadline(h.srv.conn), h.now + 5000);
+  h.hold_cli = false;
+  h_pump_ok(&h); /* the client's keepalives, queued meanwhile, arrive and are answered */
+  h_advance(&h, 20000);
+  assert_int_equal(rs_conn_get_state(h.srv.conn), RS_CONN_STATE_ESTABLISHED);
+  assert_int_equal(rs_conn_get_state(h.cli.conn), RS_CONN_STATE_ESTABLISHED);
+  /* Cut for real afterwards: the lifetime check is back. */
+  h.cut = true;
+  h_advance(&h, 5000);
+  assert_int_equal(h_find(&h.srv, EV_CLOSE, 0, 0)->err, RS_ERR_TIMEOUT);
+  assert_int_equal(rs_conn_set_input_paused(NULL, true, 0), RS_ERR_INVALID_ARGUMENT);
+  h_free(&h);
+}
+
 static void test_control_flood(void **state) {
   (void)state;
   h_pair h;
@@ -1194,6 +1242,7 @@ int main(void) {
       cmocka_unit_test(test_graceful_close),
       cmocka_unit_test(test_keepalive_exchange),
       cmocka_unit_test(test_keepalive_timeout),
+      cmocka_unit_test(test_keepalive_input_paused),
       cmocka_unit_test(test_control_flood),
       cmocka_unit_test(test_keepalive_byte_flood),
       cmocka_unit_test(test_cancel_churn_bounded),

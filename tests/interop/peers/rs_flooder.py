@@ -5,6 +5,9 @@
 # the kernel's buffers fill and it waits). Then it prints "sent N" (frames whole in the socket),
 # finishes the frame it was in the middle of, prints "final M" (every frame it sent) and stays
 # connected until killed. Usage: rs_flooder.py PORT ROUTE DATA_BYTES SECONDS [fnf|mdpush]
+# [LIFETIME_MS]: the SETUP's max lifetime (default 90000; it never sends KEEPALIVE itself, so a
+# short one shows whether the gateway holds the silence it causes while it is not reading against
+# the client).
 # mdpush: METADATA_PUSH frames instead (stream 0, no flow control in RSocket at all), each with
 # the routing entry and a text/plain entry of DATA_BYTES.
 import select
@@ -16,10 +19,11 @@ from raw_rsocket_ws import route_metadata, setup, upgrade, ws
 
 port, route, size, seconds = int(sys.argv[1]), sys.argv[2].encode(), int(sys.argv[3]), float(sys.argv[4])
 mode = sys.argv[5] if len(sys.argv) > 5 else "fnf"
+lifetime = int(sys.argv[6]) if len(sys.argv) > 6 else 90000
 if mode not in ("fnf", "mdpush"):
     sys.exit(f"rs_flooder: unknown mode {mode!r} (fnf or mdpush)")
 s = upgrade(port, "rs_flooder")
-s.sendall(setup())
+s.sendall(setup(keepalive_ms=min(20000, lifetime), lifetime_ms=lifetime))
 md = route_metadata(route)
 data = b"f" * size
 # REQUEST_FNF (0x05) with metadata (0x100), stream ids 1, 3, 5, ...
