@@ -79,11 +79,17 @@ static void table_remove(gw_client *c, gw_stream *st) {
 
 static void close_client(gw_client *c, unsigned code, const char *reason);
 
+/* A client whose unsent output is already over --max-buffer when more must be queued for it
+ * reads slower than it asks: it is closed (1008). The check comes before the message is queued,
+ * so one large message alone (a cfm bigger than --max-buffer, read promptly) never trips it: the
+ * queue is bounded by --max-buffer plus one message, as for RSocket clients (front_room). */
 static bool send_bytes(gw_client *c, const uint8_t *msg, size_t len, int type) {
   gw_gateway *gw = c->gw;
   if (c->closing) return false;
-  int rc = rs_ws_session_send(c->ws, true, msg, len);
-  if (rc == RS_ERR_WOULD_BLOCK || (rc == 0 && rs_ws_session_queued(c->ws) > gw->cfg->max_buffer)) {
+  int rc = rs_ws_session_queued(c->ws) > gw->cfg->max_buffer
+               ? RS_ERR_WOULD_BLOCK
+               : rs_ws_session_send(c->ws, true, msg, len);
+  if (rc == RS_ERR_WOULD_BLOCK) {
     GW_ADD(gw->stats.slow_consumers, 1);
     close_client(c, 1008, "slow consumer");
     return false;

@@ -220,6 +220,22 @@ def slow(port, pid):
     rw.join()
     CHECK("...in order", True, rw.ordered)
     w.close()
+    # Regression: answers bigger than --max-buffer (64 KiB here) to a client that reads each one
+    # before asking again. The check came after queueing, so the second such answer closed a
+    # prompt reader with 1008 (the first got through only while the kernel took it at once).
+    big = Client(port)
+    data = "b" * 200000
+    got = []
+    for i in range(10):
+        try:
+            m = big.call({"type": "req", "id": i, "route": "echo", "data": data}, timeout=20)
+            got.append(m.get("type") == "cfm" and m.get("data") == data)
+        except Closed as e:
+            got.append("closed %s %s" % (e.code, e.reason))
+            break
+    CHECK("answers of 200 KB over --max-buffer 64 KiB, each read at once: all 10 arrive",
+          [True] * 10, got)
+    big.close()
 
 
 def flood(port, pid, rss_max):
