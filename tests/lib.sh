@@ -6,6 +6,8 @@
 #   wait_for FILE PATTERN    waits up to 10 s for PATTERN in FILE, else prints FILE and exits 1
 #   listening_uri FILE       waits for the "listening on URI" line in FILE and prints URI
 #   finish LABEL             prints "LABEL: N passed, M failed"; fails when anything failed
+#   checks_from FILE [PREFIX] each "ok NAME" / "FAIL NAME: detail" line of a driver's output
+#                            becomes a check (named PREFIX NAME)
 work=$(mktemp -d)
 pids=()
 passes=0
@@ -27,6 +29,15 @@ wait_for() {
 listening_uri() {
   wait_for "$1" '^listening on '
   awk '/^listening on /{print $3; exit}' "$1"
+}
+checks_from() {
+  local tag rest
+  while read -r tag rest; do
+    case $tag in
+      ok) check "${2:-}$rest" ok ok ;;
+      FAIL) check "${2:-}${rest%%:*}" ok "$rest" ;;
+    esac
+  done < "$1"
 }
 finish() {
   echo "$1: $passes passed, $fails failed"

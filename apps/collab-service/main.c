@@ -98,6 +98,11 @@ static void on_disconnect(rs_server *s, rs_conn *conn, void *conn_user, void *se
   collab_service_conn_gone(the_app->svc, conn);
 }
 
+static void on_drained(rs_conn *conn, void *user) {
+  (void)user;
+  collab_service_conn_drained(the_app->svc, conn);
+}
+
 static void on_stopped(void *arg) {
   app *a = arg;
   if (a->store->ops->close) a->store->ops->close(a->store);
@@ -222,6 +227,7 @@ int main(int argc, char **argv) {
   }
   rs_router_server_options(router, &o);
   o.on_disconnect = on_disconnect;
+  o.on_drained = on_drained;
   the_app = &a;
 
   int rc = rs_server_start(&a.server, &loop, &o, err, sizeof err);

@@ -104,6 +104,7 @@ typedef struct pending {
   json_t *op;      /* edit */
   json_t *in;      /* edit, chat.post: the request, until the caller's member is known */
   bool new_member; /* join: asked the engine for a member number */
+  bool parked;     /* join: waits for its connection to drain before its snapshot is built */
   char session[SESSION_MAX];
   char name[NAME_MAX_ + 1]; /* join */
   char board[65];
@@ -514,7 +515,14 @@ static void board_full(pending *p) {
 
 static void join_done(const collab_result *res, void *arg);
 
-/* The member is known to every instance: the snapshot and who the caller is. */
+/* The member is known to every instance: the snapshot and who the caller is.
+ * A snapshot can be megabytes, and one read of a connection can hold a thousand joins (a gateway
+ * carries a browser's whole burst): built at once they would all sit in the connection's output
+ * (gigabytes) while the loop serves nobody else. So a snapshot is built only while the
+ * connection is under its output watermark; otherwise the join is parked until the connection
+ * drains (collab_service_conn_drained, oldest first), and a join whose requester canceled
+ * meanwhile (a gateway that closed a client not reading) is dropped without building anything.
+ * Memory then holds about one snapshot per connection. */
 static void join_held(const collab_result *res, void *arg) {
   (void)res; /* not held in Redis (unreachable): this instance holds it, and refreshes it */
   pending *p = arg;
@@ -525,6 +533,11 @@ static void join_held(const collab_result *res, void *arg) {
   if (!m) { /* it left meanwhile: join again */
     p->new_member = true;
     svc->store->ops->open(svc->store, p->board, p->session, join_done, p);
+    return;
+  }
+  if (rs_conn_stream_credit(p->conn, p->sid) == 0) return pending_end(p); /* canceled */
+  if (!rs_runtime_writable(p->conn)) {
+    p->parked = true;
     return;
   }
   collab_store *st = svc->store;
@@ -959,9 +972,24 @@ void collab_service_tick(collab_service *svc, uint64_t now_ms) {
   collab_map_each(&svc->boards, sweep_board, &w);
 }
 
+void collab_service_conn_drained(collab_service *svc, rs_conn *conn) {
+  while (rs_runtime_writable(conn)) {
+    pending *oldest = NULL; /* the list is newest first */
+    for (pending *p = svc->pending; p; p = p->next)
+      if (p->parked && p->conn == conn) oldest = p;
+    if (!oldest) return;
+    oldest->parked = false;
+    join_held(NULL, oldest); /* answers, parks it again, or ends it */
+  }
+}
+
 void collab_service_conn_gone(collab_service *svc, rs_conn *conn) {
-  for (pending *p = svc->pending; p; p = p->next)
-    if (p->conn == conn) p->conn = NULL;
+  for (pending *p = svc->pending, *next; p; p = next) {
+    next = p->next;
+    if (p->conn != conn) continue;
+    p->conn = NULL;
+    if (p->parked) pending_end(p); /* nothing else would ever take it up */
+  }
   sweep w = {svc, conn, "", 0};
   snprintf(w.session, sizeof w.session, "c:%p", (void *)conn);
   collab_map_each(&svc->boards, sweep_board, &w);

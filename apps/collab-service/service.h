@@ -22,6 +22,9 @@ int collab_service_routes(collab_service *svc, rs_router *r);
 /* Time passes (milliseconds of a monotonic clock): members idle past the timeout leave. */
 void collab_service_tick(collab_service *svc, uint64_t now_ms);
 
+/* The server's on_drained: joins parked while `conn` was over its output watermark go on. */
+void collab_service_conn_drained(collab_service *svc, rs_conn *conn);
+
 /* A connection is gone (after its streams ended): members whose session it was, or whose join
  * came through it and have no stream open, leave. */
 void collab_service_conn_gone(collab_service *svc, rs_conn *conn);

@@ -53,12 +53,7 @@ js() { # NAME SCRIPT ARGS...: each "ok"/"FAIL" line of the node client becomes a
   local name=$1 rc=0
   shift
   timeout 120 node "$@" > "$work/$name.log" 2>&1 || rc=$?
-  while read -r tag rest; do
-    case $tag in
-      ok) check "$name: $rest" ok ok ;;
-      FAIL) check "$name: ${rest%%:*}" ok "$rest" ;;
-    esac
-  done < "$work/$name.log"
+  checks_from "$work/$name.log" "$name: "
   check "$name: ran to its end (exit status; $(tail -c 300 "$work/$name.log"))" 0 "$rc"
 }
 exits_within() { # PID SECONDS → $exited: "0 STATUS" when it exited in time with STATUS
