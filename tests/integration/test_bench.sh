@@ -97,9 +97,13 @@ out=$("$bench" --json --no-progress --model board -c 6 -t 2 --boards 2 --rate 20
 check "board errors" 0 "$(field "$out" errors)"
 check "board first_error" undefined "$(field "$out" first_error)"
 check "board unit" deliveries "$(field "$out" unit)"
+# Each worker measures from the moment its own users are connected, and an op's deliveries are
+# counted by whichever worker its subscribers are on: an op sent just before its author's window
+# opened can be delivered inside another worker's, so the upper bound has room for that skew
+# (a repeated delivery is an error of its own: offsets must come without repeats).
 ops=$(field "$out" ops); got=$(field "$out" completed)
-[ "$ops" -gt 0 ] && [ "$got" -ge "$ops" ] && [ "$got" -le $((3 * ops)) ] && passes=$((passes + 1)) || {
-  fails=$((fails + 1)); echo "FAIL board: $ops edits, $got deliveries (1 to 3 each): $out"; }
+[ "$ops" -gt 0 ] && [ "$got" -ge "$ops" ] && [ "$got" -le $((4 * ops)) ] && passes=$((passes + 1)) || {
+  fails=$((fails + 1)); echo "FAIL board: $ops edits, $got deliveries (1 to 3 each, up to 4 at the window's edges): $out"; }
 check "board delivery latency samples" "$got" "$(field "$out" latency_us.samples)"
 check "board edit latency samples" "$ops" "$(field "$out" edit_latency_us.samples)"
 all=$(field "$out" everyone_latency_us.samples)
