@@ -590,7 +590,10 @@ static int join(rs_conn *c, const rs_request *r, void *user) {
   if (!in) return 0;
   const char *who = json_string_value(json_object_get(in, "name"));
   bool ok = who && *who && strlen(who) <= NAME_MAX_;
-  for (const char *p = who; ok && *p; p++) ok = (unsigned char)*p >= 0x20 && *p != 0x7f;
+  /* No C0 controls, DEL, or C1 controls (U+0080..U+009F: 0xC2 0x80..0x9F in UTF-8, which
+   * jansson has checked): a name is shown to every member of the board. */
+  for (const unsigned char *p = (const unsigned char *)who; ok && *p; p++)
+    ok = *p >= 0x20 && *p != 0x7f && !(p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F);
   if (!ok) {
     json_decref(in);
     return rs_service_errorf(

@@ -254,6 +254,12 @@ def main():
           err_of(r) == "not a member of board 'b1': board.join first (on the same session)", r)
     r = C.req("board.join", {"board": "b1", "name": ""})
     check("join with an empty name refused", err_of(r).startswith("bad request: 'name' must be"), r)
+    for bad in ("a\u0007b", "a\u007fb", "a\u0085b", "a\u009fb"):
+        r = C.req("board.join", {"board": "b1", "name": bad})
+        check("join with a control character in the name refused (%r)" % bad,
+              err_of(r).startswith("bad request: 'name' must be"), r)
+    r = C.req("board.join", {"board": "b1x", "name": "Zo\u00e9 \u00a0\u4e2d"})
+    check("a name with accents, a no-break space and CJK is accepted", r.get("type") == "cfm", r)
 
     # ops from an offset; HISTORY_GONE (--history 5)
     ob = B.sub("board.ops", {"board": "b1", "epoch": epoch, "from": 3})
