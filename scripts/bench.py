@@ -423,12 +423,31 @@ def start_haproxy(name, pin, be_port):
     return None
 
 
+def client_result(client, timeout, what):
+    """The JSON result line of a running rsocket-bench (killed after `timeout` s), or None; a
+    missing result or errors are reported on stderr as `what`."""
+    try:
+        out, err = client.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        client.kill()
+        out, err = client.communicate()
+    line = next((l for l in out.splitlines() if l.startswith("{")), None)
+    r = json.loads(line) if line else None
+    if r is None:
+        print(f"bench: {what}: no result (exit {client.returncode}): {err.strip()[:300]}",
+              file=sys.stderr)
+    elif r.get("errors") or r.get("first_error"):
+        print(f"bench: {what}: {r.get('errors', 0)} errors: {r.get('first_error', '')}",
+              file=sys.stderr)
+    return r
+
+
 def cpu_split(pid):
-    """(utime, stime) of a process in clock ticks, or None."""
+    """(utime, stime) of a process in clock ticks, or None when it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return int(fields[11]), int(fields[12])
+        return int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
     except (OSError, IndexError, ValueError):
         return None
 
@@ -450,17 +469,7 @@ def bench_cpu(label, pin, uri, pid, *extra):
     t1, c1 = time.time(), cpu_split(pid)
     time.sleep(max(SECONDS - 0.4, 0.1))
     t2, c2 = time.time(), cpu_split(pid)
-    try:
-        out, err = client.communicate(timeout=SECONDS + warmup + 60)
-    except subprocess.TimeoutExpired:
-        client.kill()
-        out, err = client.communicate()
-    line = next((l for l in out.splitlines() if l.startswith("{")), None)
-    r = json.loads(line) if line else None
-    if r is None or r.get("errors") or r.get("first_error"):
-        print(f"bench: {label or ' '.join(cmd)}: "
-              f"{(r or {}).get('first_error') or err.strip()[:300]}",
-              file=sys.stderr)
+    r = client_result(client, SECONDS + warmup + 60, label or " ".join(cmd))
     cpu = None
     if r and rate(r) and c1 and c2:
         hz = os.sysconf("SC_CLK_TCK")
@@ -689,12 +698,8 @@ def passthrough_doc(rows, res, m):
 
 def cpu_ticks(pid):
     """utime + stime of a process, in clock ticks (None when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
-    except (OSError, IndexError, ValueError):
-        return None
+    t = cpu_split(pid)
+    return sum(t) if t else None
 
 
 def run_board(uri, groups):
@@ -725,19 +730,7 @@ def run_board(uri, groups):
     time.sleep(max(BOARD_SECONDS - 0.4, 0.1))
     t2, c2 = time.time(), {k: ticks(p) for k, p in groups.items()}
     rss1 = {k: rss(p) for k, p in groups.items() if k != "client"}
-    try:
-        out, err = client.communicate(timeout=BOARD_SECONDS + warmup + 60)
-    except subprocess.TimeoutExpired:
-        client.kill()
-        out, err = client.communicate()
-    line = next((l for l in out.splitlines() if l.startswith("{")), None)
-    r = json.loads(line) if line else None
-    if r is None:
-        print(f"bench: board ({uri}): no result (exit {client.returncode}): {err.strip()[:300]}",
-              file=sys.stderr)
-    elif r.get("errors") or r.get("first_error"):
-        print(f"bench: board ({uri}): {r.get('errors', 0)} errors: {r.get('first_error', '')}",
-              file=sys.stderr)
+    r = client_result(client, BOARD_SECONDS + warmup + 60, f"board ({uri})")
     hz = os.sysconf("SC_CLK_TCK")
     cpu = {k: (c2[k] - c1[k]) / hz / (t2 - t1) * 100
            if c1[k] is not None and c2[k] is not None else None for k in groups}
